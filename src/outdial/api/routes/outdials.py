@@ -1,0 +1,115 @@
+"""Outdials and their targets: the seven outdial calls and the target calls of api.md."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from outdial.api.deps import Ctx, Paging, parse_id
+from outdial.api.schemas import PageOut
+from outdial.outdials.schemas import (
+    OutdialCampaignUpdate,
+    OutdialCreate,
+    OutdialDataUpdate,
+    OutdialOut,
+    OutdialUpdate,
+    TargetOut,
+    TargetWrite,
+)
+from outdial.outdials.service import OutdialService
+
+router = APIRouter(tags=["outdials"])
+
+
+def _service(ctx: Ctx) -> OutdialService:
+    return OutdialService(ctx.session, ctx.clock)
+
+
+@router.get("/outdials")
+async def list_outdials(ctx: Ctx, paging: Paging) -> PageOut[OutdialOut]:
+    return PageOut.of(await _service(ctx).list_outdials(ctx.principal, paging), OutdialOut.of)
+
+
+@router.post("/outdials")
+async def create_outdial(body: OutdialCreate, ctx: Ctx) -> OutdialOut:
+    outdial = await _service(ctx).create_outdial(ctx.principal, body)
+    await ctx.commit()
+    return OutdialOut.of(outdial)
+
+
+@router.get("/outdials/{outdial_id}")
+async def get_outdial(outdial_id: str, ctx: Ctx) -> OutdialOut:
+    return OutdialOut.of(await _service(ctx).get_outdial(ctx.principal, parse_id(outdial_id)))
+
+
+@router.put("/outdials/{outdial_id}")
+async def update_outdial(outdial_id: str, body: OutdialUpdate, ctx: Ctx) -> OutdialOut:
+    outdial = await _service(ctx).update_outdial(
+        ctx.principal, parse_id(outdial_id), body.name, body.detail
+    )
+    await ctx.commit()
+    return OutdialOut.of(outdial)
+
+
+@router.put("/outdials/{outdial_id}/campaign_id")
+async def update_outdial_campaign(outdial_id: str, body: OutdialCampaignUpdate, ctx: Ctx) -> OutdialOut:
+    outdial = await _service(ctx).set_campaign(ctx.principal, parse_id(outdial_id), body.campaign_id)
+    await ctx.commit()
+    return OutdialOut.of(outdial)
+
+
+@router.put("/outdials/{outdial_id}/data")
+async def update_outdial_data(outdial_id: str, body: OutdialDataUpdate, ctx: Ctx) -> OutdialOut:
+    outdial = await _service(ctx).set_data(ctx.principal, parse_id(outdial_id), body.data)
+    await ctx.commit()
+    return OutdialOut.of(outdial)
+
+
+@router.delete("/outdials/{outdial_id}")
+async def delete_outdial(outdial_id: str, ctx: Ctx) -> OutdialOut:
+    outdial = await _service(ctx).delete_outdial(ctx.principal, parse_id(outdial_id))
+    await ctx.commit()
+    return OutdialOut.of(outdial)
+
+
+@router.post("/outdials/{outdial_id}/targets")
+async def create_target(outdial_id: str, body: TargetWrite, ctx: Ctx) -> TargetOut:
+    target = await _service(ctx).create_target(ctx.principal, parse_id(outdial_id), body)
+    await ctx.commit()
+    return TargetOut.of(target)
+
+
+@router.get("/outdials/{outdial_id}/targets")
+async def list_targets(
+    outdial_id: str,
+    ctx: Ctx,
+    paging: Paging,
+    status: Annotated[Literal["idle", "progressing", "done"] | None, Query()] = None,
+) -> PageOut[TargetOut]:
+    page = await _service(ctx).list_targets(ctx.principal, parse_id(outdial_id), paging, status)
+    return PageOut.of(page, TargetOut.of)
+
+
+@router.get("/outdials/{outdial_id}/targets/{target_id}")
+async def get_target(outdial_id: str, target_id: str, ctx: Ctx) -> TargetOut:
+    target = await _service(ctx).get_target(
+        ctx.principal, parse_id(outdial_id, "outdial_id"), parse_id(target_id, "target_id")
+    )
+    return TargetOut.of(target)
+
+
+@router.put("/outdials/{outdial_id}/targets/{target_id}")
+async def update_target(outdial_id: str, target_id: str, body: TargetWrite, ctx: Ctx) -> TargetOut:
+    target = await _service(ctx).update_target(
+        ctx.principal, parse_id(outdial_id, "outdial_id"), parse_id(target_id, "target_id"), body
+    )
+    await ctx.commit()
+    return TargetOut.of(target)
+
+
+@router.delete("/outdials/{outdial_id}/targets/{target_id}")
+async def delete_target(outdial_id: str, target_id: str, ctx: Ctx) -> TargetOut:
+    target = await _service(ctx).delete_target(
+        ctx.principal, parse_id(outdial_id, "outdial_id"), parse_id(target_id, "target_id")
+    )
+    await ctx.commit()
+    return TargetOut.of(target)

@@ -1,0 +1,1 @@
+"""Customers, agents, access keys and the credentials that authenticate them."""

@@ -1,0 +1,67 @@
+"""Password hashing, login tokens (JWT) and access-key secrets."""
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so a miss costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+ACCESS_KEY_PREFIX = "odk_"
+JWT_ALGORITHM = "HS256"
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def issue_login_token(agent_id: uuid.UUID, secret: str, now: dt.datetime, lifetime_s: int) -> str:
+    claims = {
+        "sub": str(agent_id),
+        "iat": int(now.replace(tzinfo=dt.UTC).timestamp()),
+        "exp": int(now.replace(tzinfo=dt.UTC).timestamp()) + lifetime_s,
+    }
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+
+
+def read_login_token(token: str, secret: str, now: dt.datetime) -> uuid.UUID | None:
+    """The agent id a valid, unexpired token names; None for anything else."""
+    try:
+        # Expiry is checked against the injected clock below, not the wall clock inside PyJWT.
+        claims = jwt.decode(
+            token, secret, algorithms=[JWT_ALGORITHM],
+            options={"verify_exp": False, "require": ["sub", "exp"]},
+        )
+        if claims["exp"] <= now.replace(tzinfo=dt.UTC).timestamp():
+            return None
+        return uuid.UUID(claims["sub"])
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        return None
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2 and not token.startswith(ACCESS_KEY_PREFIX)
+
+
+def new_access_key_secret() -> str:
+    return ACCESS_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def access_key_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_random_password() -> str:
+    return secrets.token_urlsafe(18)

@@ -1,0 +1,1 @@
+"""The `outdial` command-line tool."""

@@ -1,0 +1,102 @@
+"""`outdial`: run the service and administer its database."""
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from outdial.auth.service import AuthService, Permission
+from outdial.clock import SystemClock
+from outdial.db import Database
+from outdial.errors import OutdialError
+from outdial.migrations import upgrade_database
+from outdial.settings import Settings
+
+app = typer.Typer(help="Outdial: outbound dialing lists and the campaigns that dial them.",
+                  no_args_is_help=True)
+db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
+customer_app = typer.Typer(help="Customers (tenants).", no_args_is_help=True)
+agent_app = typer.Typer(help="Agents (users who log in).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(customer_app, name="customer")
+app.add_typer(agent_app, name="agent")
+
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _run_with_database(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` against the configured database (migrated first), with errors made readable."""
+
+    async def main() -> T:
+        database = Database(Settings().database_url)
+        try:
+            await upgrade_database(database)
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except OutdialError as error:
+        err.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+) -> None:
+    """Migrate the database, create the first admin if needed, and serve the API."""
+    import uvicorn
+
+    from outdial.api import create_app
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
+                access_log=False)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+
+    async def noop(_: Database) -> None:
+        return None
+
+    _run_with_database(noop)
+    err.print("database is up to date")
+
+
+@customer_app.command("create")
+def customer_create(name: Annotated[str, typer.Option(help="the customer's name")]) -> None:
+    """Create a customer and print its id."""
+
+    async def work(database: Database) -> uuid.UUID:
+        async with database.transaction() as session:
+            return (await AuthService(session, SystemClock()).create_customer(name)).id
+
+    print(_run_with_database(work))
+
+
+@agent_app.command("create")
+def agent_create(
+    customer: Annotated[uuid.UUID, typer.Option(help="the customer's id")],
+    username: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option()],
+    permission: Annotated[Permission, typer.Option()] = Permission.AGENT,
+) -> None:
+    """Create an agent who can log in, and print its id."""
+
+    async def work(database: Database) -> uuid.UUID:
+        async with database.transaction() as session:
+            agent = await AuthService(session, SystemClock()).create_agent(
+                customer, username, password, permission
+            )
+            return agent.id
+
+    print(_run_with_database(work))

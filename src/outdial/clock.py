@@ -1,0 +1,52 @@
+"""Time as an object, so that retry intervals, leases and expiry are tested without sleeping."""
+
+import asyncio
+import datetime as dt
+from typing import Protocol
+
+
+def utcnow() -> dt.datetime:
+    """Now in UTC as a naive datetime: the form every timestamp is stored in."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return utcnow()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class FakeClock:
+    """A clock that moves only when told to; sleepers wake when it passes their deadline."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self._now = start or dt.datetime(2026, 1, 1, 12, 0, 0)
+        self._sleepers: list[tuple[dt.datetime, asyncio.Future[None]]] = []
+
+    def now(self) -> dt.datetime:
+        return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        deadline = self._now + dt.timedelta(seconds=seconds)
+        if deadline <= self._now:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((deadline, future))
+        await future
+
+    def advance(self, seconds: float = 0.0, *, ms: float = 0.0) -> None:
+        self._now += dt.timedelta(seconds=seconds, milliseconds=ms)
+        due = [s for s in self._sleepers if s[0] <= self._now]
+        self._sleepers = [s for s in self._sleepers if s[0] > self._now]
+        for _, future in due:
+            if not future.done():
+                future.set_result(None)

@@ -1,0 +1,5 @@
+"""Database engines and sessions for SQLite (the embedded default) and PostgreSQL."""
+
+from outdial.db.engine import Database, is_sqlite, normalize_url
+
+__all__ = ["Database", "is_sqlite", "normalize_url"]

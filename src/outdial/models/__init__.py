@@ -1,0 +1,11 @@
+"""ORM tables, one module per aggregate."""
+
+from outdial.models.auth import AccessKey, Agent, Customer, ServerSecret
+from outdial.models.base import Base
+from outdial.models.campaigns import Campaign, Campaigncall, Outplan
+from outdial.models.outdials import Outdial, OutdialTarget
+
+__all__ = [
+    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Customer", "Outdial",
+    "OutdialTarget", "Outplan", "ServerSecret",
+]

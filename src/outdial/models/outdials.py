@@ -1,0 +1,78 @@
+"""Outdials (dialing lists) and their targets."""
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from outdial.models.base import NIL_UUID, Base
+
+DESTINATION_SLOTS = 5
+
+
+class Outdial(Base):
+    __tablename__ = "outdials"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    campaign_id: Mapped[uuid.UUID] = mapped_column(default=NIL_UUID)
+    name: Mapped[str] = mapped_column(default="")
+    detail: Mapped[str] = mapped_column(default="")
+    data: Mapped[str] = mapped_column(default="")
+    tm_create: Mapped[dt.datetime]
+    tm_update: Mapped[dt.datetime | None]
+    tm_delete: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        # Keyset paging of a customer's live outdials, newest first.
+        Index(
+            "ix_outdials_live_page", "customer_id", "tm_create", "id",
+            sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
+        ),
+    )
+
+
+class OutdialTarget(Base):
+    __tablename__ = "outdial_targets"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    outdial_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outdials.id"))
+    name: Mapped[str] = mapped_column(default="")
+    detail: Mapped[str] = mapped_column(default="")
+    data: Mapped[str] = mapped_column(default="")
+    status: Mapped[str] = mapped_column(String(16), default="idle")
+    destination_0: Mapped[dict | None]
+    destination_1: Mapped[dict | None]
+    destination_2: Mapped[dict | None]
+    destination_3: Mapped[dict | None]
+    destination_4: Mapped[dict | None]
+    try_count_0: Mapped[int] = mapped_column(default=0)
+    try_count_1: Mapped[int] = mapped_column(default=0)
+    try_count_2: Mapped[int] = mapped_column(default=0)
+    try_count_3: Mapped[int] = mapped_column(default=0)
+    try_count_4: Mapped[int] = mapped_column(default=0)
+    # When the last attempt ended: the engine's retry interval runs from here.
+    tm_last_end: Mapped[dt.datetime | None]
+    tm_create: Mapped[dt.datetime]
+    tm_update: Mapped[dt.datetime | None]
+    tm_delete: Mapped[dt.datetime | None]
+
+    __table_args__ = (
+        Index(
+            "ix_outdial_targets_live_page", "outdial_id", "tm_create", "id",
+            sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
+        ),
+        # The engine's search for idle targets whose retry interval has passed.
+        Index(
+            "ix_outdial_targets_dialable", "outdial_id", "status", "tm_last_end",
+            sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
+        ),
+    )
+
+    def destination(self, slot: int) -> dict | None:
+        return getattr(self, f"destination_{slot}")
+
+    def try_count(self, slot: int) -> int:
+        return getattr(self, f"try_count_{slot}")

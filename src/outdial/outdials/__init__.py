@@ -1,0 +1,1 @@
+"""Outdials (dialing lists) and their targets."""

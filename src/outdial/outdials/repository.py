@@ -1,0 +1,48 @@
+"""SQL for outdials and targets."""
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from outdial.db.paging import Page, PageRequest, fetch_page
+from outdial.models import Outdial, OutdialTarget
+
+
+class OutdialRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get_outdial(self, customer_id: uuid.UUID, outdial_id: uuid.UUID) -> Outdial | None:
+        return await self.session.scalar(
+            select(Outdial).where(Outdial.id == outdial_id, Outdial.customer_id == customer_id)
+        )
+
+    async def list_outdials(self, customer_id: uuid.UUID, page: PageRequest) -> Page[Outdial]:
+        query = select(Outdial).where(Outdial.customer_id == customer_id, Outdial.tm_delete.is_(None))
+        return await fetch_page(self.session, query, Outdial, page)
+
+    async def get_target(
+        self, outdial_id: uuid.UUID, target_id: uuid.UUID, *, for_update: bool = False
+    ) -> OutdialTarget | None:
+        query = select(OutdialTarget).where(
+            OutdialTarget.id == target_id, OutdialTarget.outdial_id == outdial_id
+        )
+        # Locked when it is about to change, so the engine cannot claim it in between.
+        return await self.session.scalar(query.with_for_update() if for_update else query)
+
+    async def list_targets(
+        self, outdial_id: uuid.UUID, page: PageRequest, status: str | None = None
+    ) -> Page[OutdialTarget]:
+        query = select(OutdialTarget).where(
+            OutdialTarget.outdial_id == outdial_id, OutdialTarget.tm_delete.is_(None)
+        )
+        if status is not None:
+            query = query.where(OutdialTarget.status == status)
+        return await fetch_page(self.session, query, OutdialTarget, page)
+
+    def add(self, row: Outdial | OutdialTarget) -> None:
+        self.session.add(row)
+
+    async def flush(self) -> None:
+        await self.session.flush()

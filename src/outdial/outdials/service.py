@@ -1,0 +1,158 @@
+"""Rules of outdials and targets: tenancy, soft delete, destination validation."""
+
+import uuid
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from outdial.auth.service import Principal
+from outdial.clock import Clock
+from outdial.db.paging import Page, PageRequest
+from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
+from outdial.models import Campaign, Outdial, OutdialTarget
+from outdial.models.base import NIL_UUID
+from outdial.models.outdials import DESTINATION_SLOTS
+from outdial.outdials.destinations import validate_destination
+from outdial.outdials.repository import OutdialRepository
+from outdial.outdials.schemas import OutdialCreate, TargetWrite
+
+
+def validate_destinations(values: list[Any]) -> list[dict[str, str] | None]:
+    """Check all five slots; a target needs at least one destination."""
+    checked = [validate_destination(n, value) for n, value in enumerate(values)]
+    if all(d is None for d in checked):
+        raise InvalidArgument("destination_0", "a target needs at least one destination")
+    return checked
+
+
+class OutdialService:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self.repo = OutdialRepository(session)
+        self.session = session
+        self.clock = clock
+
+    # -- outdials ----------------------------------------------------------------------------
+
+    async def create_outdial(self, principal: Principal, body: OutdialCreate) -> Outdial:
+        campaign_id = body.campaign_id or NIL_UUID
+        await self._check_campaign(principal, campaign_id)
+        outdial = Outdial(
+            id=uuid.uuid4(), customer_id=principal.customer_id, campaign_id=campaign_id,
+            name=body.name, detail=body.detail, data=body.data, tm_create=self.clock.now(),
+        )
+        self.repo.add(outdial)
+        await self.repo.flush()
+        return outdial
+
+    async def list_outdials(self, principal: Principal, page: PageRequest) -> Page[Outdial]:
+        return await self.repo.list_outdials(principal.customer_id, page)
+
+    async def get_outdial(self, principal: Principal, outdial_id: uuid.UUID) -> Outdial:
+        """The outdial, deleted or not; another customer's is as missing as a made-up id."""
+        outdial = await self.repo.get_outdial(principal.customer_id, outdial_id)
+        if outdial is None:
+            raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
+        return outdial
+
+    async def live_outdial(self, principal: Principal, outdial_id: uuid.UUID) -> Outdial:
+        outdial = await self.get_outdial(principal, outdial_id)
+        if outdial.tm_delete is not None:
+            raise FailedPrecondition(f"outdial {outdial_id} is deleted", "OUTDIAL_DELETED")
+        return outdial
+
+    async def update_outdial(
+        self, principal: Principal, outdial_id: uuid.UUID, name: str, detail: str
+    ) -> Outdial:
+        outdial = await self.live_outdial(principal, outdial_id)
+        outdial.name, outdial.detail, outdial.tm_update = name, detail, self.clock.now()
+        return outdial
+
+    async def set_campaign(
+        self, principal: Principal, outdial_id: uuid.UUID, campaign_id: uuid.UUID
+    ) -> Outdial:
+        outdial = await self.live_outdial(principal, outdial_id)
+        await self._check_campaign(principal, campaign_id)
+        outdial.campaign_id, outdial.tm_update = campaign_id, self.clock.now()
+        return outdial
+
+    async def set_data(self, principal: Principal, outdial_id: uuid.UUID, data: str) -> Outdial:
+        outdial = await self.live_outdial(principal, outdial_id)
+        outdial.data, outdial.tm_update = data, self.clock.now()
+        return outdial
+
+    async def delete_outdial(self, principal: Principal, outdial_id: uuid.UUID) -> Outdial:
+        outdial = await self.get_outdial(principal, outdial_id)
+        if outdial.tm_delete is None:
+            outdial.tm_delete = outdial.tm_update = self.clock.now()
+        return outdial
+
+    async def _check_campaign(self, principal: Principal, campaign_id: uuid.UUID) -> None:
+        if campaign_id == NIL_UUID:
+            return
+        campaign = await self.session.get(Campaign, campaign_id)
+        if campaign is None or campaign.customer_id != principal.customer_id or campaign.tm_delete:
+            raise InvalidArgument("campaign_id", f"campaign {campaign_id} does not exist")
+
+    # -- targets -----------------------------------------------------------------------------
+
+    async def create_target(
+        self, principal: Principal, outdial_id: uuid.UUID, body: TargetWrite
+    ) -> OutdialTarget:
+        destinations = validate_destinations(body.destinations())
+        outdial = await self.live_outdial(principal, outdial_id)
+        now = self.clock.now()
+        target = OutdialTarget(
+            id=uuid.uuid4(), customer_id=outdial.customer_id, outdial_id=outdial.id,
+            name=body.name, detail=body.detail, data=body.data, status="idle",
+            tm_create=now, tm_update=now,
+            **{f"destination_{n}": d for n, d in enumerate(destinations)},
+            **{f"try_count_{n}": 0 for n in range(DESTINATION_SLOTS)},
+        )
+        self.repo.add(target)
+        await self.repo.flush()
+        return target
+
+    async def list_targets(
+        self, principal: Principal, outdial_id: uuid.UUID, page: PageRequest, status: str | None
+    ) -> Page[OutdialTarget]:
+        await self.get_outdial(principal, outdial_id)
+        return await self.repo.list_targets(outdial_id, page, status)
+
+    async def get_target(
+        self, principal: Principal, outdial_id: uuid.UUID, target_id: uuid.UUID,
+        *, for_update: bool = False,
+    ) -> OutdialTarget:
+        await self.get_outdial(principal, outdial_id)
+        target = await self.repo.get_target(outdial_id, target_id, for_update=for_update)
+        if target is None:
+            raise NotFound(
+                f"target {target_id} not found in outdial {outdial_id}", "OUTDIAL_TARGET_NOT_FOUND"
+            )
+        return target
+
+    async def update_target(
+        self, principal: Principal, outdial_id: uuid.UUID, target_id: uuid.UUID, body: TargetWrite
+    ) -> OutdialTarget:
+        destinations = validate_destinations(body.destinations())
+        await self.live_outdial(principal, outdial_id)
+        target = await self.get_target(principal, outdial_id, target_id, for_update=True)
+        if target.tm_delete is not None:
+            raise FailedPrecondition(f"target {target_id} is deleted", "OUTDIAL_TARGET_DELETED")
+        if target.status == "progressing":
+            raise FailedPrecondition(
+                f"target {target_id} is being dialed; change it when the attempt ends",
+                "OUTDIAL_TARGET_PROGRESSING",
+            )
+        target.name, target.detail, target.data = body.name, body.detail, body.data
+        for n, destination in enumerate(destinations):
+            setattr(target, f"destination_{n}", destination)
+        target.tm_update = self.clock.now()
+        return target
+
+    async def delete_target(
+        self, principal: Principal, outdial_id: uuid.UUID, target_id: uuid.UUID
+    ) -> OutdialTarget:
+        target = await self.get_target(principal, outdial_id, target_id, for_update=True)
+        if target.tm_delete is None:
+            target.tm_delete = target.tm_update = self.clock.now()
+        return target
