@@ -1,0 +1,149 @@
+"""Fixtures shared by every layer: databases (SQLite and PostgreSQL), a fake clock, the app."""
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from outdial.api import create_app
+from outdial.clock import FakeClock
+from outdial.settings import Settings
+from tests import databases
+
+ADMIN_USERNAME = "admin"
+ADMIN_PASSWORD = "admin-password-1"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """One PostgreSQL database for the whole run, created here and dropped at the end."""
+    try:
+        url = databases.create_postgres_database()
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
+        message = f"PostgreSQL is not reachable at {databases.POSTGRES_ADMIN_URL}: {error}"
+        if databases.in_ci():
+            pytest.fail(message)
+        pytest.skip(message + " (set OUTDIAL_TEST_POSTGRES_URL, or start PostgreSQL)")
+    yield url
+    databases.drop_postgres_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'outdial.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    await databases.truncate_postgres(url)
+    yield url
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url, admin_username=ADMIN_USERNAME, admin_password=ADMIN_PASSWORD,
+        secret_key="test-signing-key-that-is-long-enough-for-hs256",
+    )
+
+
+@dataclass
+class Api:
+    """An HTTP client on the app, logged in as the first admin unless told otherwise."""
+
+    http: httpx.AsyncClient
+    token: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
+        params = dict(kwargs.pop("params", {}) or {})
+        credential = self.token if token is None else token
+        if credential:
+            params.setdefault("token", credential)
+        return await self.http.request(method, path, params=params, **kwargs)
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.call("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.call("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.call("PUT", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.call("DELETE", path, **kwargs)
+
+    async def login(self, username: str, password: str) -> str:
+        response = await self.http.post("/auth/login", json={"username": username, "password": password})
+        assert response.status_code == 200, response.text
+        return response.json()["token"]
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[Any]:
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def api(app: Any) -> AsyncIterator[Api]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://outdial.test") as http:
+        client = Api(http)
+        client.token = await client.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+        yield client
+
+
+def pytest_report_header() -> str:
+    return f"PostgreSQL for tests: {databases.POSTGRES_ADMIN_URL} (CI={os.environ.get('CI', '')})"
+
+
+async def make_tenant(app: Any, clock: FakeClock, username: str, permission: str = "admin") -> str:
+    """A new customer with one agent of `permission`; returns that agent's login token."""
+    from outdial.auth.service import AuthService, Permission
+
+    async with app.state.database.transaction() as session:
+        service = AuthService(session, clock)
+        customer = await service.create_customer(f"customer of {username}")
+        await service.create_agent(customer.id, username, "password-123", Permission(permission))
+    return await Api(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")).login(
+        username, "password-123"
+    )
+
+
+async def add_agent(app: Any, clock: FakeClock, customer_id: str, username: str, permission: str) -> str:
+    """Another agent of an existing customer; returns its login token."""
+    import uuid as _uuid
+
+    from outdial.auth.service import AuthService, Permission
+
+    async with app.state.database.transaction() as session:
+        await AuthService(session, clock).create_agent(
+            _uuid.UUID(customer_id), username, "password-123", Permission(permission)
+        )
+    return await Api(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")).login(
+        username, "password-123"
+    )
+
+
+def assert_error(response: httpx.Response, http_status: int, reason: str) -> dict[str, Any]:
+    """The answer is the API's envelope with this status and reason, and carries its request id."""
+    assert response.status_code == http_status, response.text
+    body = response.json()
+    assert list(body) == ["error"]
+    error = body["error"]
+    assert list(error) == ["status", "reason", "message", "request_id"]
+    assert error["reason"] == reason, error
+    assert error["request_id"] == response.headers["x-request-id"]
+    assert error["message"]
+    return error

@@ -1,0 +1,62 @@
+"""Test databases: a SQLite file per test, and a PostgreSQL database of the suite's own."""
+
+import asyncio
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import asyncpg
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "OUTDIAL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+async def _run_admin(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _admin(statement: str) -> None:
+    """Run one statement on the server's admin database, from sync or async code alike."""
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _run_admin(statement)).result()
+
+
+def create_postgres_database() -> str:
+    """Create a fresh database and return its URL; raises OSError if the server is not there."""
+    name = f"outdial_test_{uuid.uuid4().hex[:12]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+    return f"{base}/{name}"
+
+
+def drop_postgres_database(url: str) -> None:
+    name = url.rpartition("/")[2]
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+TABLES = (
+    "campaigncalls", "campaigns", "outplans", "outdial_targets", "outdials", "accesskeys",
+    "agents", "server_secrets", "customers",
+)
+
+
+async def truncate_postgres(url: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        existing = {r["tablename"] for r in await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        )}
+        names = ", ".join(t for t in TABLES if t in existing)
+        if names:
+            await connection.execute(f"TRUNCATE {names} CASCADE")
+    finally:
+        await connection.close()
