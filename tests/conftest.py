@@ -1,15 +1,23 @@
 """Fixtures shared by every layer: databases (SQLite and PostgreSQL), a fake clock, the app."""
 
+import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from argon2 import PasswordHasher
+
 from outdial.api import create_app
+from outdial.auth import credentials
+from outdial.db import Database
+from outdial.migrations import upgrade_database
 from outdial.clock import FakeClock
 from outdial.settings import Settings
 from tests import databases
@@ -32,9 +40,32 @@ def postgres_url() -> Iterator[str]:
     databases.drop_postgres_database(url)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file built by the migrations once; each test gets a copy of it."""
+    path = tmp_path_factory.mktemp("template") / "outdial.db"
+
+    async def build() -> None:
+        database = Database(f"sqlite+aiosqlite:///{path}")
+        await upgrade_database(database)
+        await database.dispose()
+
+    asyncio.run(build())
+    return path
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 at production cost takes ~50 ms a hash; the suite logs in hundreds of times."""
+    monkeypatch.setattr(credentials, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[str]:
+async def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path
+) -> AsyncIterator[str]:
     if request.param == "sqlite":
+        shutil.copy(migrated_sqlite, tmp_path / "outdial.db")
         yield f"sqlite+aiosqlite:///{tmp_path / 'outdial.db'}"
         return
     url = request.getfixturevalue("postgres_url")
