@@ -29,11 +29,6 @@ HTTP_STATUS = {
 }
 
 
-class PayloadTooLarge(OutdialError):
-    status = "PAYLOAD_TOO_LARGE"
-    default_reason = "REQUEST_BODY_TOO_LARGE"
-
-
 def envelope(status: str, reason: str, message: str, request_id: str) -> JSONResponse:
     body = {"error": {"status": status, "reason": reason, "message": message, "request_id": request_id}}
     return JSONResponse(body, status_code=HTTP_STATUS[status], headers={"X-Request-Id": request_id})
@@ -130,15 +125,26 @@ class RequestEnvelopeMiddleware:
                 await _send_envelope(send, "PAYLOAD_TOO_LARGE", "REQUEST_BODY_TOO_LARGE", too_large, request_id)
                 return
 
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        # Bodies are small JSON documents: read one whole (up to the cap) before the app sees it,
+        # so an oversized body is refused here whatever the framework would make of it.
+        body, more = bytearray(), True
+        while more:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise PayloadTooLarge(too_large)
-            return message
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await _send_envelope(send, "PAYLOAD_TOO_LARGE", "REQUEST_BODY_TOO_LARGE", too_large, request_id)
+                return
+        replayed = False
+
+        async def replaying_receive() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
 
         started = False
 
@@ -151,7 +157,7 @@ class RequestEnvelopeMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tagging_send)
+            await self.app(scope, replaying_receive, tagging_send)
         except Exception:
             log.exception("request %s failed", request_id)
             if not started:
