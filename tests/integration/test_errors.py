@@ -27,6 +27,7 @@ async def test_non_json_content_type_is_named(api: Api) -> None:
     ({"data": {"a": 1}}, "data"),
     ({"campaign_id": "not-a-uuid"}, "campaign_id"),
     ({"campaign_id": 7}, "campaign_id"),
+    ({"name": "nul\u0000byte"}, "name"),
 ])
 async def test_wrong_json_types_name_the_field(api: Api, body: object, field: str) -> None:
     error = assert_error(await api.post("/v1.0/outdials", json=body), 400, "INVALID_ARGUMENT")

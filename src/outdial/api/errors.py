@@ -72,6 +72,8 @@ def _validation_response(request: Request, error: RequestValidationError) -> JSO
                         _request_id(request))
     if field == "body" and first["type"] == "missing":
         problem = "a JSON object is required"
+    elif first["type"] == "value_error":
+        problem = str(first["ctx"]["error"])
     else:
         problem = _PYDANTIC_WORDS.get(first["type"], first["msg"])
     return envelope("INVALID_ARGUMENT", "INVALID_ARGUMENT", f"{field}: {problem}", _request_id(request))

@@ -3,7 +3,7 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from outdial.models import Outdial, OutdialTarget
 from outdial.timestamps import format_timestamp
@@ -17,6 +17,14 @@ class Body(BaseModel):
     """A request body: JSON types are taken as they are (no "1" for 1), unknown keys ignored."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def no_nul_characters(cls, value: Any) -> Any:
+        # PostgreSQL cannot store U+0000 in text; refuse it on every database alike.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL (U+0000) characters")
+        return value
 
 
 class Address(Body):
