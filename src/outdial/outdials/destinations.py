@@ -34,7 +34,10 @@ def tel_problem(number: str, *, require_valid: bool = False) -> str | None:
     """Why `number` is not an acceptable E.164 phone number, or None when it is."""
     if not _E164.fullmatch(number):
         return f"{number!r} is not a valid E.164 phone number ('+' then 2 to 15 digits)"
-    parsed = phonenumbers.parse(number, None)
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return f"{number!r} is not a valid E.164 phone number: its country code does not exist"
     why = phonenumbers.is_possible_number_with_reason(parsed)
     if why not in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
         return f"{number!r} is not a valid E.164 phone number: {_NOT_POSSIBLE.get(why, 'impossible length')}"

@@ -1,0 +1,59 @@
+"""Destination rules without a database: E.164 via libphonenumber, SIP URIs, email syntax."""
+
+import pytest
+
+from outdial.errors import InvalidArgument
+from outdial.outdials.destinations import email_problem, sip_problem, tel_problem, validate_destination
+
+
+@pytest.mark.parametrize("number", ["+15559876543", "+442071838750", "+4915112345678", "+81312345678"])
+def test_possible_e164_numbers_pass(number: str) -> None:
+    assert tel_problem(number) is None
+
+
+@pytest.mark.parametrize("number, why", [
+    ("+1555", "too short"),
+    ("+1555987654321", "too long"),
+    ("5551234567", "'+' then 2 to 15 digits"),
+    ("+0123456789", "'+' then 2 to 15 digits"),
+    ("+1 555 987 6543", "'+' then 2 to 15 digits"),
+    ("+9991234567", "country code does not exist"),
+])
+def test_impossible_numbers_say_why(number: str, why: str) -> None:
+    problem = tel_problem(number)
+    assert problem is not None and why in problem
+
+
+def test_valid_mode_rejects_numbers_not_in_service() -> None:
+    assert tel_problem("+15559876543") is None
+    assert "not a phone number in service" in (tel_problem("+15559876543", require_valid=True) or "")
+    assert tel_problem("+442071838750", require_valid=True) is None
+
+
+@pytest.mark.parametrize("uri", ["sip:alice@example.com", "sips:alice@example.com:5061", "sip:example.com",
+                                 "sip:+15551234567@10.1.2.3;user=phone", "sip:bob@[2001:db8::1]"])
+def test_sip_uris_pass(uri: str) -> None:
+    assert sip_problem(uri) is None
+
+
+@pytest.mark.parametrize("uri", ["sip:", "sip:bob@", "http://example.com", "sip:bob@exa mple.com",
+                                 "sip:bob@host:99999", "sip:bob@[not-v6]", "alice@example.com"])
+def test_bad_sip_uris_fail(uri: str) -> None:
+    assert sip_problem(uri) is not None
+
+
+@pytest.mark.parametrize("address, ok", [("a@example.com", True), ("first.last+tag@sub.example.org", True),
+                                         ("a@", False), ("@example.com", False), ("a b@example.com", False)])
+def test_email_syntax(address: str, ok: bool) -> None:
+    assert (email_problem(address) is None) is ok
+
+
+def test_validate_destination_fills_every_key_and_drops_unknown_ones() -> None:
+    stored = validate_destination(3, {"type": "sip", "target": "sip:a@b.c", "extra": 1})
+    assert stored == {"type": "sip", "target": "sip:a@b.c", "target_name": "", "name": "", "detail": ""}
+
+
+def test_validate_destination_names_the_slot() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate_destination(4, {"type": "tel", "target": "+1555"})
+    assert caught.value.field == "destination_4.target"

@@ -1,0 +1,48 @@
+"""Wire timestamps and page tokens."""
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from outdial.db.paging import PageRequest
+from outdial.errors import InvalidArgument
+from outdial.timestamps import NEVER, format_page_token, format_timestamp, parse_page_token, parse_timestamp
+
+STAMP = dt.datetime(2022, 4, 28, 1, 41, 40, 503790)
+
+
+def test_format_has_six_fraction_digits_and_a_sentinel() -> None:
+    assert format_timestamp(STAMP) == "2022-04-28 01:41:40.503790"
+    assert format_timestamp(dt.datetime(2022, 4, 28)) == "2022-04-28 00:00:00.000000"
+    assert format_timestamp(None) == NEVER == "9999-01-01 00:00:00.000000"
+
+
+@pytest.mark.parametrize("text", ["2022-04-28 01:41:40.503790", "2022-04-28T01:41:40.503790Z",
+                                  "2022-04-28T03:41:40.503790+02:00"])
+def test_wire_and_rfc3339_parse_to_the_same_instant(text: str) -> None:
+    assert parse_timestamp(text) == STAMP
+
+
+@pytest.mark.parametrize("text", ["2022-04-28", "2022-04-28T01:41:40", "yesterday", ""])
+def test_other_text_is_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_timestamp(text)
+
+
+def test_page_token_carries_the_id_only_on_a_tie() -> None:
+    row_id = uuid.uuid4()
+    assert format_page_token(STAMP, None) == "2022-04-28 01:41:40.503790"
+    assert parse_page_token(format_page_token(STAMP, row_id)) == (STAMP, row_id)
+
+
+@pytest.mark.parametrize("size, expected", [(None, 100), ("", 100), ("1", 1), ("100", 100), ("0", 100),
+                                            ("-1", 100), ("101", 100)])
+def test_page_size_clamp(size: str | None, expected: int) -> None:
+    assert PageRequest.parse(size, None).size == expected
+
+
+def test_page_size_must_be_an_integer() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        PageRequest.parse("2.5", None)
+    assert caught.value.reason == "INVALID_REQUEST_PARAMETER"
