@@ -116,10 +116,12 @@ def resolve_connection(url: str | None, token: str | None) -> Connection:
 class ApiClient:
     """A thin synchronous client: JSON in and out, errors raised as ApiError/ServerUnreachable."""
 
-    def __init__(self, connection: Connection, timeout: float = 30.0) -> None:
+    def __init__(self, connection: Connection, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
         self.connection = connection
         headers = {"Authorization": f"Bearer {connection.token}"} if connection.token else {}
-        self.http = httpx.Client(base_url=connection.url, headers=headers, timeout=timeout)
+        self.http = httpx.Client(base_url=connection.url, headers=headers, timeout=timeout,
+                                 transport=transport)
 
     def close(self) -> None:
         self.http.close()

@@ -108,9 +108,9 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "outplan": [
         ("id", _field("id")), ("name", _field("name")), ("source", _field("source")),
-        ("dial timeout", lambda p: milliseconds(p.get("dial_timeout"))),
-        ("try interval", lambda p: milliseconds(p.get("try_interval"))),
-        ("max tries", lambda p: per_slot(p, "max_try_count")), ("created", _field("tm_create")),
+        ("timeout", lambda p: milliseconds(p.get("dial_timeout"))),
+        ("interval", lambda p: milliseconds(p.get("try_interval"))),
+        ("tries", lambda p: per_slot(p, "max_try_count")), ("created", _field("tm_create")),
     ],
     "campaign": [
         ("id", _field("id")), ("name", _field("name")), ("status", _field("status")),
@@ -123,14 +123,23 @@ COLUMNS: dict[str, list[Column]] = {
         ("try", _field("try_count")), ("status", _field("status")), ("result", _field("result")),
         ("outcome", _field("outcome")), ("created", _field("tm_create")),
     ],
+    # The live view has no room for two full ids per attempt: the target's prefix is enough
+    # to tell attempts apart, and `campaigns calls` lists them in full.
+    "campaigncall_brief": [
+        ("target", lambda c: ref(c.get("outdial_target_id"))[:8]),
+        ("destination", lambda c: address(c.get("destination"))),
+        ("try", _field("try_count")), ("status", _field("status")), ("result", _field("result")),
+        ("outcome", _field("outcome")), ("at", lambda c: stamp(c.get("tm_create"))[11:]),
+    ],
 }
+# Columns people copy or scan as a whole: never wrapped.
+UNBROKEN = {"id", "created", "at", "target"}
 
 
 def list_table(kind: str, items: list[dict[str, Any]], title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", header_style="bold")
     for header, _ in COLUMNS[kind]:
-        # Ids are what people copy into the next command: never cut or wrap them.
-        table.add_column(header, no_wrap=header == "id", overflow="fold")
+        table.add_column(header, no_wrap=header in UNBROKEN, overflow="fold")
     for item in items:
         table.add_row(*(render(item) for _, render in COLUMNS[kind]))
     return table

@@ -601,7 +601,11 @@ def import_file(
         with progress or _nothing():
             job = client.upload(path("outdials", outdial, "imports"), _file_chunks(file, progress),
                                 IMPORT_TYPES[kind], **params)
-        job = _follow_import(client, outdial, job, poll, as_json)
+        try:
+            job = _follow_import(client, outdial, job, poll, as_json)
+        except KeyboardInterrupt:
+            err_console.print(f"stopped following; import {job['id']} goes on on the server")
+            raise typer.Exit(130) from None
     if as_json:
         print_json(job)
     else:
@@ -716,7 +720,7 @@ def _watch_frame(state: dict[str, Any]) -> Group:
         parts.append(Text("statistics: not offered by this server", style="dim"))
     else:
         parts.append(flat_table(state["stats"], "outdial statistics"))
-    parts.append(list_table("campaigncall", state["campaigncalls"], "latest attempts"))
+    parts.append(list_table("campaigncall_brief", state["campaigncalls"], "latest attempts"))
     return Group(*parts)
 
 
