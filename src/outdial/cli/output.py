@@ -72,7 +72,8 @@ def cell(key: str, value: Any) -> str:
 
 
 def destinations(target: dict[str, Any]) -> str:
-    return ", ".join(address(target[f"destination_{n}"]) for n in range(5)
+    """One address per line: a table cell then wraps between addresses, not inside one."""
+    return "\n".join(address(target[f"destination_{n}"]) for n in range(5)
                      if target.get(f"destination_{n}"))
 
 
@@ -133,7 +134,7 @@ COLUMNS: dict[str, list[Column]] = {
     ],
 }
 # Columns people copy or scan as a whole: never wrapped.
-UNBROKEN = {"id", "created", "at", "target"}
+UNBROKEN = {"id", "created", "at", "target", "tries"}
 
 
 def list_table(kind: str, items: list[dict[str, Any]], title: str | None = None) -> Table:
