@@ -221,7 +221,7 @@ class DestinationOrderCommand(TyperCommand):
     """Remembers the order of --tel/--sip/--email on the command line: click gathers each option
     into its own list, but destination_0..4 follow the order in which they were written."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's click Context
         order = []
         for arg in args:
             if arg == "--":
@@ -434,6 +434,8 @@ DialRateOpt = Annotated[int | None, typer.Option(help="most new attempts per sec
 ActionsOpt = Annotated[str | None, typer.Option(
     "--actions-json", help='the dialer\'s actions, e.g. [{"type": "talk", "option": {}}]')]
 ServiceLevelOpt = Annotated[int | None, typer.Option()]
+CAMPAIGN_BASICS = ("type", "name", "detail", "end_handle", "concurrency", "dial_rate")
+CAMPAIGN_RESOURCES = ("outplan_id", "outdial_id", "queue_id", "next_campaign_id")
 
 
 @campaigns_app.command("list")
@@ -502,11 +504,12 @@ def campaigns_update(
         here = path("campaigns", campaign_id)
         answer = client.get(here)
         if basics:
-            keys = ("type", "name", "detail", "end_handle", "concurrency", "dial_rate")
-            answer = client.put(here, {**{k: answer[k] for k in keys if k in answer}, **basics})
+            # PUT replaces these together: send the current values of those not given.
+            current = {k: answer[k] for k in CAMPAIGN_BASICS if k in answer}
+            answer = client.put(here, {**current, **basics})
         if resources:
-            keys = ("outplan_id", "outdial_id", "queue_id", "next_campaign_id")
-            answer = client.put(f"{here}/resource_info", {**{k: answer[k] for k in keys}, **resources})
+            current = {k: answer[k] for k in CAMPAIGN_RESOURCES}
+            answer = client.put(f"{here}/resource_info", {**current, **resources})
         if actions is not None:
             answer = client.put(f"{here}/actions", {"actions": actions})
         if service_level is not None:
