@@ -1,0 +1,785 @@
+"""The client commands of `outdial`: login, outdials, targets, outplans, campaigns, import,
+export, stats and watch, each one or a few calls of the HTTP API (api.md, engine.md)."""
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand
+
+from outdial.cli.client import (
+    DEFAULT_URL,
+    ApiClient,
+    ApiError,
+    CliError,
+    load_config,
+    resolve_connection,
+    save_config,
+)
+from outdial.cli.output import (
+    Output,
+    console,
+    err_console,
+    flat_table,
+    item_table,
+    list_table,
+    print_error,
+    print_json,
+)
+
+# --- options every client command takes ---------------------------------------------------------
+
+UrlOpt = Annotated[str | None, typer.Option(
+    "--url", envvar="OUTDIAL_URL", show_default=False,
+    help=f"the server's address (default: the stored login's, else {DEFAULT_URL})")]
+TokenOpt = Annotated[str | None, typer.Option(
+    "--token", envvar="OUTDIAL_TOKEN", show_default=False,
+    help="a login token or access key (default: the stored login's)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the API's raw JSON")]
+LimitOpt = Annotated[int, typer.Option("--limit", min=0, help="most items to show; 0 for all")]
+OutdialOpt = Annotated[str, typer.Option("--outdial", help="the outdial's id")]
+
+
+def _hint(error: ApiError) -> str | None:
+    if error.reason == "AUTHENTICATION_REQUIRED":
+        return "log in with `outdial login`, or pass --token (OUTDIAL_TOKEN)"
+    if error.reason == "INVALID_CREDENTIALS":
+        return "the token is wrong, expired or revoked: run `outdial login` again"
+    if error.route_missing:
+        return "this server does not offer that call; is it an older version?"
+    return None
+
+
+@contextmanager
+def connect(url: str | None, token: str | None, *, hints: bool = True) -> Iterator[ApiClient]:
+    """An API client for the command's body; any failure becomes one error line and exit 1."""
+    try:
+        with ApiClient(resolve_connection(url, token)) as client:
+            yield client
+    except ApiError as error:
+        print_error(f"{error.message} ({error.reason})", _hint(error) if hints else None)
+        raise typer.Exit(1) from None
+    except CliError as error:
+        print_error(error.message)
+        raise typer.Exit(1) from None
+
+
+def path(*parts: str) -> str:
+    """/v1.0/… with every id quoted, so that no argument can reach another route."""
+    return "/v1.0/" + "/".join(quote(part, safe="") for part in parts)
+
+
+def _set(body: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """The body with the options the user gave (not None) written over it."""
+    return {**body, **{key: value for key, value in values.items() if value is not None}}
+
+
+def _json_option(text: str | None, option: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise typer.BadParameter(f"not valid JSON: {error}", param_hint=option) from None
+
+
+def infer_address(value: str, option: str) -> dict[str, str]:
+    """"+1555…" → tel, "sip:…"/"sips:…" → sip, "…@…" → email (the import's inference rules)."""
+    if value.startswith("+"):
+        return {"type": "tel", "target": value}
+    if value.startswith(("sip:", "sips:")):
+        return {"type": "sip", "target": value}
+    if "@" in value:
+        return {"type": "email", "target": value}
+    raise typer.BadParameter(
+        f"{value!r} is none of +E.164 number, sip: URI or email address", param_hint=option)
+
+
+# --- login -------------------------------------------------------------------------------------
+
+def login(
+    username: Annotated[str, typer.Option(prompt=True, help="the agent's username")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          help="asked for when not given")],
+    url: Annotated[str | None, typer.Option(
+        "--url", envvar="OUTDIAL_URL", show_default=False,
+        help=f"the server's address (default: {DEFAULT_URL})")] = None,
+) -> None:
+    """Log in and store the server's address and token for the next commands."""
+    server = (url or DEFAULT_URL).rstrip("/")
+    with connect(server, "", hints=False) as client:
+        token = client.login(username, password)
+    stored = save_config({"url": server, "username": username, "token": token})
+    err_console.print(f"logged in to {server} as {username}; saved in {stored}")
+
+
+def logout() -> None:
+    """Forget the stored token (the server's address is kept)."""
+    config = load_config()
+    if config.pop("token", None) is None:
+        err_console.print("not logged in")
+        return
+    save_config(config)
+    err_console.print(f"logged out of {config.get('url', '')}")
+
+
+# --- outdials ----------------------------------------------------------------------------------
+
+outdials_app = typer.Typer(help="Outdials: dialing lists.", no_args_is_help=True)
+
+
+@outdials_app.command("list")
+def outdials_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                  as_json: JsonOpt = False) -> None:
+    """List outdials, newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("outdial", *client.pages(path("outdials"), limit))
+
+
+@outdials_app.command("create")
+def outdials_create(
+    name: Annotated[str, typer.Option()] = "",
+    detail: Annotated[str, typer.Option()] = "",
+    data: Annotated[str, typer.Option(help="opaque text passed to whatever dials")] = "",
+    campaign: Annotated[str | None, typer.Option(help="the campaign using it")] = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create an outdial."""
+    body = _set({"name": name, "detail": detail, "data": data}, campaign_id=campaign)
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(path("outdials"), body))
+
+
+@outdials_app.command("get")
+def outdials_get(outdial_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one outdial."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.get(path("outdials", outdial_id)))
+
+
+@outdials_app.command("update")
+def outdials_update(
+    outdial_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option()] = None,
+    detail: Annotated[str | None, typer.Option()] = None,
+    data: Annotated[str | None, typer.Option()] = None,
+    campaign: Annotated[str | None, typer.Option(help="a campaign id, or the nil UUID for none")] = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Change an outdial's name, detail, data or campaign; fields not given are kept."""
+    if name is None and detail is None and data is None and campaign is None:
+        raise typer.BadParameter("give at least one of --name, --detail, --data, --campaign")
+    with connect(url, token) as client:
+        here = path("outdials", outdial_id)
+        answer = client.get(here)
+        if name is not None or detail is not None:
+            # PUT replaces both fields: send the current value of the one not given.
+            answer = client.put(here, _set({"name": answer["name"], "detail": answer["detail"]},
+                                           name=name, detail=detail))
+        if data is not None:
+            answer = client.put(f"{here}/data", {"data": data})
+        if campaign is not None:
+            answer = client.put(f"{here}/campaign_id", {"campaign_id": campaign})
+        Output(as_json).item(answer)
+
+
+@outdials_app.command("delete")
+def outdials_delete(outdial_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete an outdial (it stays readable, with tm_delete set)."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.delete(path("outdials", outdial_id)))
+
+
+# --- targets -----------------------------------------------------------------------------------
+
+targets_app = typer.Typer(help="Targets: the people an outdial holds.", no_args_is_help=True)
+DESTINATION_KINDS = ("tel", "sip", "email")
+
+
+class DestinationOrderCommand(TyperCommand):
+    """Remembers the order of --tel/--sip/--email on the command line: click gathers each option
+    into its own list, but destination_0..4 follow the order in which they were written."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # ctx: typer's click Context
+        order = []
+        for arg in args:
+            if arg == "--":
+                break
+            order += [kind for kind in DESTINATION_KINDS
+                      if arg == f"--{kind}" or arg.startswith(f"--{kind}=")]
+        ctx.meta["destination_order"] = order
+        return super().parse_args(ctx, args)
+
+
+TelOpt = Annotated[list[str] | None, typer.Option("--tel", help="an E.164 number (repeatable)")]
+SipOpt = Annotated[list[str] | None, typer.Option("--sip", help="a SIP URI (repeatable)")]
+EmailOpt = Annotated[list[str] | None, typer.Option("--email", help="an email address (repeatable)")]
+DestinationJsonOpt = Annotated[str | None, typer.Option(
+    "--destination-json",
+    help='addresses as JSON: one {"type", "target", ...} or a list of up to 5 (null allowed)')]
+
+
+def destinations_from_options(ctx: typer.Context, tel: list[str] | None, sip: list[str] | None,
+                              email: list[str] | None, as_json: str | None) -> list[Any] | None:
+    """destination_0..N from the options, in command-line order; None when none was given."""
+    given = {"tel": iter(tel or []), "sip": iter(sip or []), "email": iter(email or [])}
+    order = ctx.meta.get("destination_order", [])
+    addresses: list[Any] = [{"type": kind, "target": next(given[kind])} for kind in order]
+    if as_json is not None:
+        if addresses:
+            raise typer.BadParameter("use either --tel/--sip/--email or --destination-json")
+        parsed = _json_option(as_json, "--destination-json")
+        addresses = parsed if isinstance(parsed, list) else [parsed]
+    if not addresses:
+        return None
+    if len(addresses) > 5:
+        raise typer.BadParameter(f"a target has at most 5 destinations, not {len(addresses)}")
+    return addresses
+
+
+def _with_destinations(body: dict[str, Any], addresses: list[Any]) -> dict[str, Any]:
+    slots = {f"destination_{n}": addresses[n] if n < len(addresses) else None for n in range(5)}
+    return {**body, **slots}
+
+
+@targets_app.command("list")
+def targets_list(
+    outdial: OutdialOpt,
+    status: Annotated[Literal["idle", "progressing", "done"] | None, typer.Option()] = None,
+    limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """List an outdial's targets, newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("target", *client.pages(path("outdials", outdial, "targets"), limit,
+                                                      status=status))
+
+
+@targets_app.command("create", cls=DestinationOrderCommand)
+def targets_create(
+    ctx: typer.Context,
+    outdial: OutdialOpt,
+    name: Annotated[str, typer.Option()] = "",
+    detail: Annotated[str, typer.Option()] = "",
+    data: Annotated[str, typer.Option()] = "",
+    tel: TelOpt = None, sip: SipOpt = None, email: EmailOpt = None,
+    destination_json: DestinationJsonOpt = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Add a target; its destinations are the --tel/--sip/--email given, in that order."""
+    addresses = destinations_from_options(ctx, tel, sip, email, destination_json)
+    if addresses is None:
+        raise typer.BadParameter("give at least one --tel, --sip, --email or --destination-json")
+    body = _with_destinations({"name": name, "detail": detail, "data": data}, addresses)
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(path("outdials", outdial, "targets"), body))
+
+
+@targets_app.command("get")
+def targets_get(target_id: Annotated[str, typer.Argument(metavar="ID")], outdial: OutdialOpt,
+                url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one target."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.get(path("outdials", outdial, "targets", target_id)))
+
+
+@targets_app.command("update", cls=DestinationOrderCommand)
+def targets_update(
+    ctx: typer.Context,
+    target_id: Annotated[str, typer.Argument(metavar="ID")],
+    outdial: OutdialOpt,
+    name: Annotated[str | None, typer.Option()] = None,
+    detail: Annotated[str | None, typer.Option()] = None,
+    data: Annotated[str | None, typer.Option()] = None,
+    tel: TelOpt = None, sip: SipOpt = None, email: EmailOpt = None,
+    destination_json: DestinationJsonOpt = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Change a target; destinations given replace all of its destinations, the rest is kept."""
+    addresses = destinations_from_options(ctx, tel, sip, email, destination_json)
+    if addresses is None and name is None and detail is None and data is None:
+        raise typer.BadParameter("give at least one field to change")
+    with connect(url, token) as client:
+        here = path("outdials", outdial, "targets", target_id)
+        current = client.get(here)
+        body = _set({key: current[key] for key in ("name", "detail", "data")},
+                    name=name, detail=detail, data=data)
+        body = _with_destinations(body, addresses if addresses is not None else
+                                  [current[f"destination_{n}"] for n in range(5)])
+        Output(as_json).item(client.put(here, body))
+
+
+@targets_app.command("delete")
+def targets_delete(target_id: Annotated[str, typer.Argument(metavar="ID")], outdial: OutdialOpt,
+                   url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete a target."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.delete(path("outdials", outdial, "targets", target_id)))
+
+
+# --- outplans ----------------------------------------------------------------------------------
+
+outplans_app = typer.Typer(help="Outplans: how hard to try each target.", no_args_is_help=True)
+SourceOpt = Annotated[str | None, typer.Option(
+    help="caller id / sender: +E.164, sip: URI or email address")]
+DialTimeoutOpt = Annotated[int | None, typer.Option(help="ms to wait for an answer")]
+TryIntervalOpt = Annotated[int | None, typer.Option(help="ms between attempts of one target")]
+MaxTryOpt = Annotated[list[int] | None, typer.Option(
+    "--max-try-count", help="attempts on destination_0, then _1, … (repeat in slot order)")]
+
+
+def _dial_info(source: str | None, dial_timeout: int | None, try_interval: int | None,
+               max_try_count: list[int] | None) -> dict[str, Any]:
+    if max_try_count and len(max_try_count) > 5:
+        raise typer.BadParameter("at most 5 values (slots 0-4)", param_hint="--max-try-count")
+    info = _set({}, dial_timeout=dial_timeout, try_interval=try_interval,
+                source=None if source is None else infer_address(source, "--source"))
+    for slot, count in enumerate(max_try_count or []):
+        info[f"max_try_count_{slot}"] = count
+    return info
+
+
+@outplans_app.command("list")
+def outplans_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                  as_json: JsonOpt = False) -> None:
+    """List outplans, newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("outplan", *client.pages(path("outplans"), limit))
+
+
+@outplans_app.command("create")
+def outplans_create(
+    name: Annotated[str, typer.Option()] = "",
+    detail: Annotated[str, typer.Option()] = "",
+    source: SourceOpt = None, dial_timeout: DialTimeoutOpt = None,
+    try_interval: TryIntervalOpt = None, max_try_count: MaxTryOpt = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create an outplan; values not given take the server's defaults."""
+    body = {"name": name, "detail": detail,
+            **_dial_info(source, dial_timeout, try_interval, max_try_count)}
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(path("outplans"), body))
+
+
+@outplans_app.command("get")
+def outplans_get(outplan_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one outplan."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.get(path("outplans", outplan_id)))
+
+
+@outplans_app.command("update")
+def outplans_update(
+    outplan_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option()] = None,
+    detail: Annotated[str | None, typer.Option()] = None,
+    source: SourceOpt = None, dial_timeout: DialTimeoutOpt = None,
+    try_interval: TryIntervalOpt = None, max_try_count: MaxTryOpt = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Change an outplan; fields not given are kept."""
+    info = _dial_info(source, dial_timeout, try_interval, max_try_count)
+    if name is None and detail is None and not info:
+        raise typer.BadParameter("give at least one field to change")
+    with connect(url, token) as client:
+        here = path("outplans", outplan_id)
+        answer = client.get(here)
+        if name is not None or detail is not None:
+            answer = client.put(here, _set({"name": answer["name"], "detail": answer["detail"]},
+                                           name=name, detail=detail))
+        if info:
+            keys = ["source", "dial_timeout", "try_interval", *(f"max_try_count_{n}" for n in range(5))]
+            answer = client.put(f"{here}/dial_info", {**{k: answer.get(k) for k in keys}, **info})
+        Output(as_json).item(answer)
+
+
+@outplans_app.command("delete")
+def outplans_delete(outplan_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete an outplan."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.delete(path("outplans", outplan_id)))
+
+
+# --- campaigns ---------------------------------------------------------------------------------
+
+campaigns_app = typer.Typer(help="Campaigns: runs that dial an outdial by an outplan.",
+                            no_args_is_help=True)
+EndHandleOpt = Annotated[Literal["stop", "continue"] | None, typer.Option(
+    help="stop by itself when nothing is left to dial, or keep waiting for new targets")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(help="most attempts in flight at once")]
+DialRateOpt = Annotated[int | None, typer.Option(help="most new attempts per second")]
+ActionsOpt = Annotated[str | None, typer.Option(
+    "--actions-json", help='the dialer\'s actions, e.g. [{"type": "talk", "option": {}}]')]
+ServiceLevelOpt = Annotated[int | None, typer.Option()]
+CAMPAIGN_BASICS = ("type", "name", "detail", "end_handle", "concurrency", "dial_rate")
+CAMPAIGN_RESOURCES = ("outplan_id", "outdial_id", "queue_id", "next_campaign_id")
+
+
+@campaigns_app.command("list")
+def campaigns_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                   as_json: JsonOpt = False) -> None:
+    """List campaigns, newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("campaign", *client.pages(path("campaigns"), limit))
+
+
+@campaigns_app.command("create")
+def campaigns_create(
+    outdial: Annotated[str, typer.Option(help="the outdial to dial")],
+    outplan: Annotated[str, typer.Option(help="the outplan to dial it by")],
+    name: Annotated[str, typer.Option()] = "",
+    detail: Annotated[str, typer.Option()] = "",
+    campaign_type: Annotated[str, typer.Option("--type")] = "call",
+    end_handle: EndHandleOpt = None, concurrency: ConcurrencyOpt = None,
+    dial_rate: DialRateOpt = None, actions_json: ActionsOpt = None,
+    service_level: ServiceLevelOpt = None,
+    queue: Annotated[str | None, typer.Option(help="a queue id (kept for compatibility)")] = None,
+    next_campaign: Annotated[str | None, typer.Option(help="a campaign id")] = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create a campaign (status stop; start it with `campaigns run`)."""
+    body = _set({"type": campaign_type, "name": name, "detail": detail,
+                 "outdial_id": outdial, "outplan_id": outplan},
+                end_handle=end_handle, concurrency=concurrency, dial_rate=dial_rate,
+                service_level=service_level, queue_id=queue, next_campaign_id=next_campaign,
+                actions=_json_option(actions_json, "--actions-json"))
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(path("campaigns"), body))
+
+
+@campaigns_app.command("get")
+def campaigns_get(campaign_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one campaign."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.get(path("campaigns", campaign_id)))
+
+
+@campaigns_app.command("update")
+def campaigns_update(
+    campaign_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option()] = None,
+    detail: Annotated[str | None, typer.Option()] = None,
+    end_handle: EndHandleOpt = None, concurrency: ConcurrencyOpt = None,
+    dial_rate: DialRateOpt = None, actions_json: ActionsOpt = None,
+    service_level: ServiceLevelOpt = None,
+    outdial: Annotated[str | None, typer.Option()] = None,
+    outplan: Annotated[str | None, typer.Option()] = None,
+    queue: Annotated[str | None, typer.Option()] = None,
+    next_campaign: Annotated[str | None, typer.Option()] = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Change a campaign; fields not given are kept."""
+    basics = _set({}, name=name, detail=detail, end_handle=end_handle, concurrency=concurrency,
+                  dial_rate=dial_rate)
+    resources = _set({}, outdial_id=outdial, outplan_id=outplan, queue_id=queue,
+                     next_campaign_id=next_campaign)
+    actions = _json_option(actions_json, "--actions-json")
+    if not basics and not resources and actions is None and service_level is None:
+        raise typer.BadParameter("give at least one field to change")
+    with connect(url, token) as client:
+        here = path("campaigns", campaign_id)
+        answer = client.get(here)
+        if basics:
+            # PUT replaces these together: send the current values of those not given.
+            current = {k: answer[k] for k in CAMPAIGN_BASICS if k in answer}
+            answer = client.put(here, {**current, **basics})
+        if resources:
+            current = {k: answer[k] for k in CAMPAIGN_RESOURCES}
+            answer = client.put(f"{here}/resource_info", {**current, **resources})
+        if actions is not None:
+            answer = client.put(f"{here}/actions", {"actions": actions})
+        if service_level is not None:
+            answer = client.put(f"{here}/service_level", {"service_level": service_level})
+        Output(as_json).item(answer)
+
+
+@campaigns_app.command("delete")
+def campaigns_delete(campaign_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                     token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete a stopped campaign."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.delete(path("campaigns", campaign_id)))
+
+
+def _set_status(campaign_id: str, status: str, url: str | None, token: str | None,
+                as_json: bool) -> None:
+    with connect(url, token) as client:
+        Output(as_json).item(client.put(path("campaigns", campaign_id, "status"), {"status": status}))
+
+
+@campaigns_app.command("run")
+def campaigns_run(campaign_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Start dialing."""
+    _set_status(campaign_id, "run", url, token, as_json)
+
+
+@campaigns_app.command("stop")
+def campaigns_stop(campaign_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                   token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop dialing (status `stopping` until the attempts in flight end)."""
+    _set_status(campaign_id, "stop", url, token, as_json)
+
+
+@campaigns_app.command("calls")
+def campaigns_calls(campaign_id: Annotated[str, typer.Argument(metavar="ID")],
+                    limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                    as_json: JsonOpt = False) -> None:
+    """List a campaign's attempts (campaigncalls), newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("campaigncall",
+                              *client.pages(path("campaigns", campaign_id, "campaigncalls"), limit))
+
+
+# --- import, export, stats ---------------------------------------------------------------------
+
+IMPORT_TYPES = {"csv": "text/csv", "ndjson": "application/x-ndjson", "json": "application/json"}
+EXTENSIONS = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json"}
+CHUNK_BYTES = 256 * 1024
+
+
+def _file_chunks(file: Path, progress: Progress | None) -> Iterator[bytes]:
+    task = progress.add_task("uploading", total=file.stat().st_size) if progress else None
+    with file.open("rb") as source:
+        while chunk := source.read(CHUNK_BYTES):
+            if progress is not None and task is not None:
+                progress.advance(task, len(chunk))
+            yield chunk
+
+
+def _rows_done(job: dict[str, Any]) -> int:
+    return sum(int(job.get(key) or 0) for key in ("rows_imported", "rows_rejected", "rows_duplicate"))
+
+
+def import_file(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="a .csv, .ndjson/.jsonl or .json file")],
+    outdial: OutdialOpt,
+    region: Annotated[str | None, typer.Option(
+        help="country (ISO 3166, e.g. US) of numbers written without +country code")] = None,
+    dedupe: Annotated[bool, typer.Option(
+        help="skip rows whose first destination is already in the outdial or the file")] = False,
+    validation: Annotated[Literal["possible", "valid"] | None, typer.Option(
+        help="possible: plausible length; valid: also a range in service (default: possible)")] = None,
+    file_format: Annotated[Literal["csv", "ndjson", "json"] | None, typer.Option(
+        "--format", help="the file's format (default: from its extension)")] = None,
+    show_errors: Annotated[int, typer.Option("--errors", min=0, help="bad rows to show")] = 10,
+    poll: Annotated[float, typer.Option(min=0.05, help="seconds between progress checks")] = 0.5,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Import targets from a file, streamed, and follow the job until it ends."""
+    kind = file_format or EXTENSIONS.get(file.suffix.lower())
+    if kind is None:
+        raise typer.BadParameter(f"cannot tell the format of {file.name}; give --format",
+                                 param_hint="FILE")
+    params = {"default_region": region, "validation": validation, "dedupe": dedupe or None}
+    with connect(url, token) as client:
+        progress = None if as_json else Progress(
+            TextColumn("{task.description:>10}"), BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeElapsedColumn(), console=err_console)
+        with progress or _nothing():
+            job = client.upload(path("outdials", outdial, "imports"), _file_chunks(file, progress),
+                                IMPORT_TYPES[kind], **params)
+        try:
+            job = _follow_import(client, outdial, job, poll, as_json)
+        except KeyboardInterrupt:
+            err_console.print(f"stopped following; import {job['id']} goes on on the server")
+            raise typer.Exit(130) from None
+    if as_json:
+        print_json(job)
+    else:
+        _print_import(job, show_errors)
+    if job.get("status") == "failed":
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _follow_import(client: ApiClient, outdial: str, job: dict[str, Any], poll: float,
+                   quiet: bool) -> dict[str, Any]:
+    """Poll the job until it is no longer running, with a bar of rows processed."""
+    if job.get("status") != "running":
+        return job
+    here = path("outdials", outdial, "imports", str(job["id"]))
+    progress = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("rows"), TimeElapsedColumn(), console=err_console,
+                        disable=quiet)
+    with progress:
+        task = progress.add_task("importing", total=job.get("rows_total") or None)
+        while job.get("status") == "running":
+            progress.update(task, completed=_rows_done(job), total=job.get("rows_total") or None)
+            time.sleep(poll)
+            job = client.get(here)
+        progress.update(task, completed=_rows_done(job), total=job.get("rows_total") or _rows_done(job))
+    return job
+
+
+def _print_import(job: dict[str, Any], show_errors: int) -> None:
+    summary = {key: job.get(key) for key in ("id", "status", "rows_total", "rows_imported",
+                                             "rows_rejected", "rows_duplicate", "tm_create", "tm_end")}
+    console.print(item_table(summary, "import"))
+    errors = job.get("errors") or []
+    if errors and show_errors:
+        table = Table(title=f"bad rows (first {min(show_errors, len(errors))} of "
+                            f"{job.get('rows_rejected', len(errors))})", title_justify="left",
+                      header_style="bold")
+        for header in ("row", "field", "message"):
+            table.add_column(header, overflow="fold")
+        for error in errors[:show_errors]:
+            table.add_row(str(error.get("row", "")), str(error.get("field", "")),
+                          str(error.get("message", "")))
+        console.print(table)
+
+
+def export(
+    outdial: OutdialOpt,
+    export_format: Annotated[Literal["csv", "ndjson"], typer.Option("--format")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
+                                                help="write here instead of stdout")] = None,
+    url: UrlOpt = None, token: TokenOpt = None,
+) -> None:
+    """Export an outdial's targets (with status and try counts), streamed."""
+    with connect(url, token) as client:
+        chunks = client.download(path("outdials", outdial, "targets", "export"), format=export_format)
+        if output is None:
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        # Written beside the destination and renamed at the end: a failed export leaves no
+        # half file under the name the user asked for.
+        partial = output.with_name(output.name + ".part")
+        written = 0
+        try:
+            with partial.open("wb") as sink:
+                for chunk in chunks:
+                    written += sink.write(chunk)
+            partial.replace(output)
+        finally:
+            partial.unlink(missing_ok=True)
+        err_console.print(f"wrote {written} bytes to {output}")
+
+
+def stats(outdial: OutdialOpt, url: UrlOpt = None, token: TokenOpt = None,
+          as_json: JsonOpt = False) -> None:
+    """Show an outdial's live statistics: targets by status, attempts per slot, dialable now."""
+    with connect(url, token) as client:
+        Output(as_json).figures(client.get(path("outdials", outdial, "stats")), "statistics")
+
+
+# --- watch -------------------------------------------------------------------------------------
+
+WATCHED_CALLS = 10
+
+
+def _watch_state(client: ApiClient, campaign_id: str) -> dict[str, Any]:
+    """Everything one frame shows, as the API gave it."""
+    campaign = client.get(path("campaigns", campaign_id))
+    try:
+        outdial_stats = client.get(path("outdials", campaign["outdial_id"], "stats"))
+    except ApiError as error:
+        if not error.route_missing:
+            raise
+        outdial_stats = None  # an older server without statistics: show the rest
+    calls = client.get(path("campaigns", campaign_id, "campaigncalls"), page_size=WATCHED_CALLS)
+    return {"campaign": campaign, "stats": outdial_stats, "campaigncalls": calls.get("result") or []}
+
+
+def _watch_frame(state: dict[str, Any]) -> Group:
+    campaign = state["campaign"]
+    colour = {"run": "green", "stopping": "yellow"}.get(campaign["status"], "red")
+    head = Text.assemble(("campaign ", "bold"), (campaign.get("name") or campaign["id"], "bold"),
+                         "  ", (campaign["status"], f"bold {colour}"),
+                         f"  outdial {campaign['outdial_id']}  outplan {campaign['outplan_id']}")
+    parts: list[Any] = [head]
+    if state["stats"] is None:
+        parts.append(Text("statistics: not offered by this server", style="dim"))
+    else:
+        parts.append(flat_table(state["stats"], "outdial statistics"))
+    parts.append(list_table("campaigncall_brief", state["campaigncalls"], "latest attempts"))
+    return Group(*parts)
+
+
+def watch(
+    campaign_id: Annotated[str, typer.Argument(metavar="CAMPAIGN")],
+    once: Annotated[bool, typer.Option("--once", help="print one frame and exit")] = False,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 2.0,
+    url: UrlOpt = None, token: TokenOpt = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="one JSON object per refresh: campaign, stats, campaigncalls")] = False,
+) -> None:
+    """Follow a campaign live until it stops (Ctrl-C leaves it running and stops watching)."""
+    with connect(url, token) as client:
+        try:
+            _follow_campaign(client, campaign_id, once, interval, as_json)
+        except KeyboardInterrupt:
+            err_console.print("stopped watching; the campaign goes on")
+
+
+def _follow_campaign(client: ApiClient, campaign_id: str, once: bool, interval: float,
+                     as_json: bool) -> None:
+    state = _watch_state(client, campaign_id)
+    if once or as_json:
+        # Frames printed one after another: what a script or a log wants.
+        _watch_json_or_frame(state, as_json)
+        while not once and state["campaign"]["status"] != "stop":
+            time.sleep(interval)
+            state = _watch_state(client, campaign_id)
+            _watch_json_or_frame(state, as_json)
+        return
+    with Live(_watch_frame(state), console=console, auto_refresh=False) as live:
+        while state["campaign"]["status"] != "stop":
+            time.sleep(interval)
+            state = _watch_state(client, campaign_id)
+            live.update(_watch_frame(state), refresh=True)
+
+
+def _watch_json_or_frame(state: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(state, ensure_ascii=False), flush=True)
+    else:
+        console.print(_watch_frame(state))
+
+
+# --- registration ------------------------------------------------------------------------------
+
+def register(app: typer.Typer) -> None:
+    """Add the client commands to the `outdial` application."""
+    app.command()(login)
+    app.command()(logout)
+    app.add_typer(outdials_app, name="outdials")
+    app.add_typer(targets_app, name="targets")
+    app.add_typer(outplans_app, name="outplans")
+    app.add_typer(campaigns_app, name="campaigns")
+    app.command("import")(import_file)
+    app.command()(export)
+    app.command()(stats)
+    app.command()(watch)
+
