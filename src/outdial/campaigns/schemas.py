@@ -6,7 +6,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from outdial.models import Campaign, Campaigncall, Outplan
-from outdial.outdials.schemas import Address, AddressOut, Body
+from outdial.outdials.schemas import Address, AddressOut, Body, Id
 from outdial.timestamps import format_timestamp
 
 # -- outplans ---------------------------------------------------------------------------------
@@ -82,10 +82,10 @@ class Action(Body):
 class ResourceInfo(Body):
     """What a campaign dials (outdial), how (outplan), and what it hands over to."""
 
-    outplan_id: uuid.UUID | None = Field(None, description="required: a live outplan")
-    outdial_id: uuid.UUID | None = Field(None, description="required: a live outdial no other campaign uses")
-    queue_id: uuid.UUID | None = None
-    next_campaign_id: uuid.UUID | None = None
+    outplan_id: Id | None = Field(None, description="required: a live outplan")
+    outdial_id: Id | None = Field(None, description="required: a live outdial no other campaign uses")
+    queue_id: Id | None = None
+    next_campaign_id: Id | None = None
 
 
 class CampaignCreate(ResourceInfo):

@@ -1,14 +1,16 @@
 """Request and response shapes of outdials and targets, in the VoIPbin wire format."""
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from outdial.models import Outdial, OutdialTarget
 from outdial.timestamps import format_timestamp
 
 TargetStatus = Literal["idle", "progressing", "done"]
+# JSON has no UUID type: an id in a body arrives as a string, which strict mode would refuse.
+Id = Annotated[uuid.UUID, Strict(False)]
 
 
 class Body(BaseModel):
@@ -29,7 +31,7 @@ class OutdialCreate(Body):
     name: str = ""
     detail: str = ""
     data: str = ""
-    campaign_id: uuid.UUID | None = None
+    campaign_id: Id | None = None
 
 
 class OutdialUpdate(Body):
@@ -38,7 +40,7 @@ class OutdialUpdate(Body):
 
 
 class OutdialCampaignUpdate(Body):
-    campaign_id: uuid.UUID
+    campaign_id: Id
 
 
 class OutdialDataUpdate(Body):
