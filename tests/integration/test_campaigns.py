@@ -293,14 +293,15 @@ async def test_stop_waits_for_the_engine_holding_the_campaign_row(
         await engine_session.flush()
         stop_request = asyncio.create_task(set_status(api, campaign, "stop"))
         async with database.engine.connect() as probe:
-            for _ in range(500):  # until the request waits on the row lock (or 5 s)
+            for _ in range(2000):  # until the request waits on the row lock (or 20 s)
                 waiting = await probe.scalar(text(
                     "SELECT count(*) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND wait_event_type = 'Lock'"))
+                await probe.rollback()  # a transaction sees one snapshot of pg_stat_activity
                 if waiting or stop_request.done():
                     break
                 await asyncio.sleep(0.01)
-        assert waiting == 1 and not stop_request.done()
+        assert waiting == 1 and not stop_request.done(), "the stop request did not wait"
     response = await stop_request
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "stop"

@@ -34,7 +34,9 @@ class CampaignRepository:
         return await self.session.scalar(_locked(query, for_update))
 
     async def list_outplans(self, customer_id: uuid.UUID, page: PageRequest) -> Page[Outplan]:
-        query = select(Outplan).where(Outplan.customer_id == customer_id, Outplan.tm_delete.is_(None))
+        query = select(Outplan).where(
+            Outplan.customer_id == customer_id, Outplan.tm_delete.is_(None)
+        )
         return await fetch_page(self.session, query, Outplan, page)
 
     async def outplan_in_use(self, outplan_id: uuid.UUID) -> bool:

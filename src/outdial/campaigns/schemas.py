@@ -9,6 +9,11 @@ from outdial.models import Campaign, Campaigncall, Outplan
 from outdial.outdials.schemas import Address, AddressOut, Body, Id
 from outdial.timestamps import format_timestamp
 
+
+def _address(value: dict[str, Any] | None) -> AddressOut | None:
+    return None if value is None else AddressOut(**value)
+
+
 # -- outplans ---------------------------------------------------------------------------------
 
 
@@ -18,7 +23,9 @@ class DialInfo(Body):
 
     source: Address | None = Field(None, description="caller id / sender address, or null")
     dial_timeout: int = Field(30000, description="ms to wait for an answer (1000-600000)")
-    try_interval: int = Field(60000, description="ms between a failed attempt and the next (0-30 days)")
+    try_interval: int = Field(
+        60000, description="ms from the end of a failed attempt to the next (0-30 days)"
+    )
     max_try_count_0: int = Field(1, description="attempts allowed on destination_0 (0-100)")
     max_try_count_1: int = 0
     max_try_count_2: int = 0
@@ -60,7 +67,8 @@ class OutplanOut(BaseModel):
     def of(cls, row: Outplan) -> "OutplanOut":
         return cls(
             id=row.id, customer_id=row.customer_id, name=row.name, detail=row.detail,
-            source=row.source, dial_timeout=row.dial_timeout, try_interval=row.try_interval,
+            source=_address(row.source), dial_timeout=row.dial_timeout,
+            try_interval=row.try_interval,
             max_try_count_0=row.max_try_count_0, max_try_count_1=row.max_try_count_1,
             max_try_count_2=row.max_try_count_2, max_try_count_3=row.max_try_count_3,
             max_try_count_4=row.max_try_count_4,
@@ -83,7 +91,9 @@ class ResourceInfo(Body):
     """What a campaign dials (outdial), how (outplan), and what it hands over to."""
 
     outplan_id: Id | None = Field(None, description="required: a live outplan")
-    outdial_id: Id | None = Field(None, description="required: a live outdial no other campaign uses")
+    outdial_id: Id | None = Field(
+        None, description="required: a live outdial that no other campaign uses"
+    )
     queue_id: Id | None = None
     next_campaign_id: Id | None = None
 
@@ -193,8 +203,8 @@ class CampaigncallOut(BaseModel):
             outdial_target_id=row.outdial_target_id, queue_id=row.queue_id,
             activeflow_id=row.activeflow_id, flow_id=row.flow_id,
             reference_type=row.reference_type, reference_id=row.reference_id,
-            status=row.status, result=row.result, source=row.source,
-            destination=row.destination, destination_index=row.destination_index,
+            status=row.status, result=row.result, source=_address(row.source),
+            destination=_address(row.destination), destination_index=row.destination_index,
             try_count=row.try_count,
             tm_create=format_timestamp(row.tm_create), tm_update=format_timestamp(row.tm_update),
             tm_delete=format_timestamp(row.tm_delete),

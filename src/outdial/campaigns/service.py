@@ -85,7 +85,9 @@ class OutplanService:
         self, principal: Principal, outplan_id: uuid.UUID, *, for_update: bool = False
     ) -> Outplan:
         """The outplan, deleted or not; another customer's is as missing as a made-up id."""
-        outplan = await self.repo.get_outplan(principal.customer_id, outplan_id, for_update=for_update)
+        outplan = await self.repo.get_outplan(
+            principal.customer_id, outplan_id, for_update=for_update
+        )
         if outplan is None:
             raise NotFound(f"outplan {outplan_id} not found", "OUTPLAN_NOT_FOUND")
         return outplan
@@ -128,14 +130,17 @@ class OutplanService:
     @staticmethod
     def _apply_dial_info(outplan: Outplan, body: DialInfo) -> None:
         """Check every field of `body` before changing anything, then set them all."""
-        source = validate_address("source", None if body.source is None else body.source.model_dump())
+        source = validate_address(
+            "source", None if body.source is None else body.source.model_dump()
+        )
         dial_timeout = check_range("dial_timeout", body.dial_timeout, DIAL_TIMEOUT_MS, " ms")
         try_interval = check_range("try_interval", body.try_interval, TRY_INTERVAL_MS, " ms")
         max_try_counts = [
             check_range(f"max_try_count_{n}", count, MAX_TRY_COUNT)
             for n, count in enumerate(body.max_try_counts())
         ]
-        outplan.source, outplan.dial_timeout, outplan.try_interval = source, dial_timeout, try_interval
+        outplan.source = source
+        outplan.dial_timeout, outplan.try_interval = dial_timeout, try_interval
         for n in range(DESTINATION_SLOTS):
             setattr(outplan, f"max_try_count_{n}", max_try_counts[n])
 
@@ -205,7 +210,9 @@ class CampaignService:
         campaign.tm_update = self.clock.now()
         return campaign
 
-    async def set_status(self, principal: Principal, campaign_id: uuid.UUID, status: str) -> Campaign:
+    async def set_status(
+        self, principal: Principal, campaign_id: uuid.UUID, status: str
+    ) -> Campaign:
         check_one_of("status", status, REQUESTED_STATUSES)
         campaign = await self.live_campaign(principal, campaign_id)
         if status == "run":
@@ -298,7 +305,8 @@ class CampaignService:
             raise InvalidArgument("outdial_id", f"outdial {new_id} is deleted")
         if holder_id := await self._other_holder(principal, outdial, campaign):
             raise InvalidArgument(
-                "outdial_id", f"outdial {new_id} already serves campaign {holder_id}", "OUTDIAL_IN_USE"
+                "outdial_id", f"outdial {new_id} already serves campaign {holder_id}",
+                "OUTDIAL_IN_USE",
             )
 
         now = self.clock.now()
