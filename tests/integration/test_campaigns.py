@@ -157,6 +157,21 @@ async def test_an_outdial_serves_one_live_campaign_at_a_time(api: Api) -> None:
     assert await outdial_link(api, outdial) == second.json()["id"]
 
 
+async def test_campaigns_racing_for_one_outdial_one_wins(api: Api) -> None:
+    outdial = await new_outdial(api)
+    plans = [await new_outplan(api) for _ in range(4)]
+    responses = await asyncio.gather(*(
+        api.post("/v1.0/campaigns", json={"outplan_id": plan["id"], "outdial_id": outdial["id"]})
+        for plan in plans
+    ))
+    won = [r for r in responses if r.status_code == 200]
+    assert len(won) == 1, [r.text for r in responses]
+    for response in responses:
+        if response.status_code != 200:
+            assert_refused(response, "outdial_id", "OUTDIAL_IN_USE")
+    assert await outdial_link(api, outdial) == won[0].json()["id"]
+
+
 async def test_resource_info_moves_the_outdial_link(api: Api, clock: FakeClock) -> None:
     old_list, new_list, busy_list = [await new_outdial(api) for _ in range(3)]
     campaign = await new_campaign(api, outdial=old_list)
