@@ -94,6 +94,9 @@ async def test_campaign_refuses_bad_fields(api: Api) -> None:
         ({"dial_rate": 1001}, "dial_rate"),
         ({"dial_rate": "10"}, "dial_rate"),
         ({"service_level": "high"}, "service_level"),
+        ({"service_level": -1}, "service_level"),
+        ({"service_level": 2**31}, "service_level"),
+        ({"name": "spring\u0000sale"}, "name"),
         ({"outplan_id": None}, "outplan_id"),
         ({"outdial_id": NIL}, "outdial_id"),
         ({"outdial_id": "list-1"}, "outdial_id"),
@@ -339,7 +342,7 @@ async def test_update_campaign(api: Api, clock: FakeClock) -> None:
     assert updated["tm_update"] != NEVER
     for body, field in [({"type": "email"}, "type"), ({"end_handle": "loop"}, "end_handle"),
                         ({"concurrency": 0}, "concurrency"), ({"dial_rate": 5000}, "dial_rate"),
-                        ({"name": None}, "name")]:
+                        ({"name": None}, "name"), ({"service_level": -1}, "service_level")]:
         assert_refused(await api.put(path, json=body), field)
     assert (await api.get(path)).json() == updated
 
@@ -350,8 +353,9 @@ async def test_service_level_and_actions(api: Api) -> None:
     level = await api.put(f"{path}/service_level", json={"service_level": 90})
     assert level.status_code == 200, level.text
     assert level.json()["service_level"] == 90 and list(level.json()) == CAMPAIGN_FIELDS
-    assert_refused(await api.put(f"{path}/service_level", json={"service_level": "90"}),
-                   "service_level")
+    for bad in ("90", -5, 10**12):
+        assert_refused(await api.put(f"{path}/service_level", json={"service_level": bad}),
+                       "service_level")
     actions = [{"type": "play", "option": {"stream_urls": ["https://example.com/a.wav"]}}]
     changed = await api.put(f"{path}/actions", json={"actions": actions})
     assert changed.status_code == 200, changed.text

@@ -73,6 +73,7 @@ BAD_DIAL_INFO = [
     ({"source": {"type": "tel", "target": ""}}, "source.target"),
     ({"source": {"type": "tel"}}, "source.target"),
     ({"source": "+15559876543"}, "source"),
+    ({"source": {"type": "tel", "target": "+15559876543", "name": "a\u0000"}}, "source.name"),
 ]
 
 

@@ -33,6 +33,8 @@ TRY_INTERVAL_MS = (0, 30 * 24 * 3600 * 1000)
 MAX_TRY_COUNT = (0, 100)
 CONCURRENCY = (1, 1000)
 DIAL_RATE = (1, 1000)  # new attempts per second
+# Kept only for compatibility; any non-negative value a 32-bit column holds.
+SERVICE_LEVEL = (0, 2**31 - 1)
 CAMPAIGN_TYPES = ("call",)
 END_HANDLES = ("stop", "continue")
 REQUESTED_STATUSES = ("run", "stop")
@@ -158,6 +160,7 @@ class CampaignService:
         actions = check_actions(body.actions)
         check_range("concurrency", body.concurrency, CONCURRENCY)
         check_range("dial_rate", body.dial_rate, DIAL_RATE, " per second")
+        check_range("service_level", body.service_level, SERVICE_LEVEL)
         campaign = Campaign(
             id=uuid.uuid4(), customer_id=principal.customer_id, type=body.type, name=body.name,
             detail=body.detail, status="stop", service_level=body.service_level,
@@ -202,6 +205,8 @@ class CampaignService:
             check_range("concurrency", body.concurrency, CONCURRENCY)
         if body.dial_rate is not None:
             check_range("dial_rate", body.dial_rate, DIAL_RATE, " per second")
+        if body.service_level is not None:
+            check_range("service_level", body.service_level, SERVICE_LEVEL)
         campaign = await self.live_campaign(principal, campaign_id)
         campaign.name, campaign.detail = body.name, body.detail
         for field in ("type", "end_handle", "service_level", "concurrency", "dial_rate"):
@@ -228,6 +233,7 @@ class CampaignService:
     async def set_service_level(
         self, principal: Principal, campaign_id: uuid.UUID, service_level: int
     ) -> Campaign:
+        check_range("service_level", service_level, SERVICE_LEVEL)
         campaign = await self.live_campaign(principal, campaign_id)
         campaign.service_level, campaign.tm_update = service_level, self.clock.now()
         return campaign

@@ -3,7 +3,8 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic_core import PydanticCustomError
 
 from outdial.models import Outdial, OutdialTarget
 from outdial.timestamps import format_timestamp
@@ -17,6 +18,14 @@ class Body(BaseModel):
     """A request body: JSON types are taken as they are (no "1" for 1), unknown keys ignored."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul_character(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold U+0000; refused here as bad input rather than failing later.
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError("nul_character", "must not contain the NUL character (U+0000)")
+        return value
 
 
 class Address(Body):
