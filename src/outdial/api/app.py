@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from outdial import __version__
 from outdial.api.deps import authenticated
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
-from outdial.api.routes import auth, health, outdials
+from outdial.api.routes import auth, campaigncalls, campaigns, health, outdials, outplans
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
 from outdial.clock import Clock, SystemClock
@@ -63,6 +63,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     v1.include_router(auth.router)
     v1.include_router(outdials.router)
+    v1.include_router(outplans.router)
+    v1.include_router(campaigns.router)
+    v1.include_router(campaigncalls.router)
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)

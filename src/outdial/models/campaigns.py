@@ -3,7 +3,7 @@
 import datetime as dt
 import uuid
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outdial.models.base import NIL_UUID, Base
@@ -18,7 +18,8 @@ class Outplan(Base):
     detail: Mapped[str] = mapped_column(default="")
     source: Mapped[dict | None]
     dial_timeout: Mapped[int] = mapped_column(default=30000)  # ms
-    try_interval: Mapped[int] = mapped_column(default=60000)  # ms
+    # ms; up to 30 days, which is more than a 32-bit integer holds.
+    try_interval: Mapped[int] = mapped_column(BigInteger, default=60000)
     max_try_count_0: Mapped[int] = mapped_column(default=1)
     max_try_count_1: Mapped[int] = mapped_column(default=0)
     max_try_count_2: Mapped[int] = mapped_column(default=0)

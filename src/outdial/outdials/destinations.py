@@ -73,7 +73,12 @@ def email_problem(address: str) -> str | None:
 
 def validate_destination(slot: int, value: Any) -> dict[str, str] | None:
     """Check one destination_N value and return it in stored form (every key present)."""
-    field = f"destination_{slot}"
+    return validate_address(f"destination_{slot}", value)
+
+
+def validate_address(field: str, value: Any) -> dict[str, str] | None:
+    """Check an address (a target's destination, an outplan's source) named `field` in errors,
+    and return it in stored form (every key present), or None for null."""
     if value is None:
         return None
     if not isinstance(value, dict):

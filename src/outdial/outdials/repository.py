@@ -13,10 +13,14 @@ class OutdialRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_outdial(self, customer_id: uuid.UUID, outdial_id: uuid.UUID) -> Outdial | None:
-        return await self.session.scalar(
-            select(Outdial).where(Outdial.id == outdial_id, Outdial.customer_id == customer_id)
-        )
+    async def get_outdial(
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, *, for_update: bool = False
+    ) -> Outdial | None:
+        query = select(Outdial).where(Outdial.id == outdial_id, Outdial.customer_id == customer_id)
+        if for_update:
+            # Locked (and re-read) when its campaign link is about to change.
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return await self.session.scalar(query)
 
     async def list_outdials(self, customer_id: uuid.UUID, page: PageRequest) -> Page[Outdial]:
         query = select(Outdial).where(Outdial.customer_id == customer_id, Outdial.tm_delete.is_(None))

@@ -3,14 +3,15 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
+from pydantic_core import PydanticCustomError
 
 from outdial.models import Outdial, OutdialTarget
 from outdial.timestamps import format_timestamp
 
 TargetStatus = Literal["idle", "progressing", "done"]
-# JSON has no UUID type: an id in a body is a string, so this one field is read leniently.
-JsonUUID = Annotated[uuid.UUID, Field(strict=False)]
+# JSON has no UUID type: an id in a body arrives as a string, which strict mode would refuse.
+Id = Annotated[uuid.UUID, Strict(False)]
 
 
 class Body(BaseModel):
@@ -18,12 +19,12 @@ class Body(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    @field_validator("*", mode="after")
+    @field_validator("*")
     @classmethod
-    def no_nul_characters(cls, value: Any) -> Any:
-        # PostgreSQL cannot store U+0000 in text; refuse it on every database alike.
+    def _no_nul_character(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold U+0000; refused here as bad input rather than failing later.
         if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain NUL (U+0000) characters")
+            raise PydanticCustomError("nul_character", "must not contain the NUL character (U+0000)")
         return value
 
 
@@ -39,7 +40,7 @@ class OutdialCreate(Body):
     name: str = ""
     detail: str = ""
     data: str = ""
-    campaign_id: JsonUUID | None = None
+    campaign_id: Id | None = None
 
 
 class OutdialUpdate(Body):
@@ -48,7 +49,7 @@ class OutdialUpdate(Body):
 
 
 class OutdialCampaignUpdate(Body):
-    campaign_id: JsonUUID
+    campaign_id: Id
 
 
 class OutdialDataUpdate(Body):

@@ -114,7 +114,7 @@ def upgrade() -> None:
     sa.Column('detail', sa.String(), nullable=False),
     sa.Column('source', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('dial_timeout', sa.Integer(), nullable=False),
-    sa.Column('try_interval', sa.Integer(), nullable=False),
+    sa.Column('try_interval', sa.BigInteger(), nullable=False),
     sa.Column('max_try_count_0', sa.Integer(), nullable=False),
     sa.Column('max_try_count_1', sa.Integer(), nullable=False),
     sa.Column('max_try_count_2', sa.Integer(), nullable=False),

@@ -1,0 +1,54 @@
+"""Outplans, the retry plans campaigns follow: the outplan calls of engine.md."""
+
+from fastapi import APIRouter
+
+from outdial.api.deps import Ctx, Paging, parse_id
+from outdial.api.schemas import PageOut
+from outdial.campaigns.schemas import DialInfo, OutplanCreate, OutplanOut, OutplanUpdate
+from outdial.campaigns.service import OutplanService
+
+router = APIRouter(tags=["outplans"])
+
+
+def _service(ctx: Ctx) -> OutplanService:
+    return OutplanService(ctx.session, ctx.clock)
+
+
+@router.get("/outplans")
+async def list_outplans(ctx: Ctx, paging: Paging) -> PageOut[OutplanOut]:
+    return PageOut.of(await _service(ctx).list_outplans(ctx.principal, paging), OutplanOut.of)
+
+
+@router.post("/outplans")
+async def create_outplan(body: OutplanCreate, ctx: Ctx) -> OutplanOut:
+    outplan = await _service(ctx).create_outplan(ctx.principal, body)
+    await ctx.commit()
+    return OutplanOut.of(outplan)
+
+
+@router.get("/outplans/{outplan_id}")
+async def get_outplan(outplan_id: str, ctx: Ctx) -> OutplanOut:
+    return OutplanOut.of(await _service(ctx).get_outplan(ctx.principal, parse_id(outplan_id)))
+
+
+@router.put("/outplans/{outplan_id}")
+async def update_outplan(outplan_id: str, body: OutplanUpdate, ctx: Ctx) -> OutplanOut:
+    outplan = await _service(ctx).update_outplan(
+        ctx.principal, parse_id(outplan_id), body.name, body.detail
+    )
+    await ctx.commit()
+    return OutplanOut.of(outplan)
+
+
+@router.put("/outplans/{outplan_id}/dial_info")
+async def update_outplan_dial_info(outplan_id: str, body: DialInfo, ctx: Ctx) -> OutplanOut:
+    outplan = await _service(ctx).set_dial_info(ctx.principal, parse_id(outplan_id), body)
+    await ctx.commit()
+    return OutplanOut.of(outplan)
+
+
+@router.delete("/outplans/{outplan_id}")
+async def delete_outplan(outplan_id: str, ctx: Ctx) -> OutplanOut:
+    outplan = await _service(ctx).delete_outplan(ctx.principal, parse_id(outplan_id))
+    await ctx.commit()
+    return OutplanOut.of(outplan)

@@ -1,0 +1,1 @@
+"""Outplans, campaigns and campaigncalls: the resources a campaign run is made of."""

@@ -1,0 +1,414 @@
+"""Rules of outplans, campaigns and campaigncalls: ranges, references, status changes, deletes.
+
+The dialing engine owns the other half of a campaign's life: it moves `stopping` to `stop` when
+the last attempt ends, and `run` to `stop` when an `end_handle: stop` campaign has nothing left.
+Whoever changes a campaign's status holds its row lock, so the two never race.
+"""
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from outdial.auth.service import Principal
+from outdial.campaigns.repository import CampaignRepository
+from outdial.campaigns.schemas import (
+    Action,
+    CampaignCreate,
+    CampaignUpdate,
+    DialInfo,
+    OutplanCreate,
+    ResourceInfo,
+)
+from outdial.clock import Clock
+from outdial.db.paging import Page, PageRequest
+from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
+from outdial.models import Campaign, Campaigncall, Outdial, Outplan
+from outdial.models.base import NIL_UUID
+from outdial.models.outdials import DESTINATION_SLOTS
+from outdial.outdials.destinations import validate_address
+from outdial.outdials.repository import OutdialRepository
+
+DIAL_TIMEOUT_MS = (1_000, 600_000)
+TRY_INTERVAL_MS = (0, 30 * 24 * 3600 * 1000)
+MAX_TRY_COUNT = (0, 100)
+CONCURRENCY = (1, 1000)
+DIAL_RATE = (1, 1000)  # new attempts per second
+# Kept only for compatibility; any non-negative value a 32-bit column holds.
+SERVICE_LEVEL = (0, 2**31 - 1)
+CAMPAIGN_TYPES = ("call",)
+END_HANDLES = ("stop", "continue")
+REQUESTED_STATUSES = ("run", "stop")
+
+
+def check_range(field: str, value: int, bounds: tuple[int, int], unit: str = "") -> int:
+    low, high = bounds
+    if not low <= value <= high:
+        raise InvalidArgument(field, f"{value} is outside {low}-{high}{unit}")
+    return value
+
+
+def check_one_of(field: str, value: str, accepted: tuple[str, ...]) -> str:
+    if value not in accepted:
+        raise InvalidArgument(field, f"{value!r} is not accepted (one of: {', '.join(accepted)})")
+    return value
+
+
+def check_actions(actions: list[Action]) -> list[dict[str, object]]:
+    """The shape was checked on the way in; an action also needs a type to mean anything."""
+    for index, action in enumerate(actions):
+        if not action.type:
+            raise InvalidArgument(f"actions.{index}.type", "must not be empty")
+    return [{"type": action.type, "option": action.option} for action in actions]
+
+
+def _campaign_deleted(campaign: Campaign) -> FailedPrecondition:
+    return FailedPrecondition(f"campaign {campaign.id} is deleted", "CAMPAIGN_DELETED")
+
+
+class OutplanService:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self.repo = CampaignRepository(session)
+        self.clock = clock
+
+    async def create_outplan(self, principal: Principal, body: OutplanCreate) -> Outplan:
+        outplan = Outplan(
+            id=uuid.uuid4(), customer_id=principal.customer_id, name=body.name,
+            detail=body.detail, tm_create=self.clock.now(),
+        )
+        self._apply_dial_info(outplan, body)
+        self.repo.add(outplan)
+        await self.repo.flush()
+        return outplan
+
+    async def list_outplans(self, principal: Principal, page: PageRequest) -> Page[Outplan]:
+        return await self.repo.list_outplans(principal.customer_id, page)
+
+    async def get_outplan(
+        self, principal: Principal, outplan_id: uuid.UUID, *, for_update: bool = False
+    ) -> Outplan:
+        """The outplan, deleted or not; another customer's is as missing as a made-up id."""
+        outplan = await self.repo.get_outplan(
+            principal.customer_id, outplan_id, for_update=for_update
+        )
+        if outplan is None:
+            raise NotFound(f"outplan {outplan_id} not found", "OUTPLAN_NOT_FOUND")
+        return outplan
+
+    async def live_outplan(self, principal: Principal, outplan_id: uuid.UUID) -> Outplan:
+        outplan = await self.get_outplan(principal, outplan_id)
+        if outplan.tm_delete is not None:
+            raise FailedPrecondition(f"outplan {outplan_id} is deleted", "OUTPLAN_DELETED")
+        return outplan
+
+    async def update_outplan(
+        self, principal: Principal, outplan_id: uuid.UUID, name: str, detail: str
+    ) -> Outplan:
+        outplan = await self.live_outplan(principal, outplan_id)
+        outplan.name, outplan.detail, outplan.tm_update = name, detail, self.clock.now()
+        return outplan
+
+    async def set_dial_info(
+        self, principal: Principal, outplan_id: uuid.UUID, body: DialInfo
+    ) -> Outplan:
+        outplan = await self.live_outplan(principal, outplan_id)
+        self._apply_dial_info(outplan, body)
+        outplan.tm_update = self.clock.now()
+        return outplan
+
+    async def delete_outplan(self, principal: Principal, outplan_id: uuid.UUID) -> Outplan:
+        # The lock makes a campaign being started on this outplan either finish first (and be
+        # seen below) or wait and then find the outplan deleted.
+        outplan = await self.get_outplan(principal, outplan_id, for_update=True)
+        if outplan.tm_delete is not None:
+            return outplan
+        if await self.repo.outplan_in_use(outplan.id):
+            raise FailedPrecondition(
+                f"outplan {outplan_id} is used by a running campaign; stop the campaign first",
+                "OUTPLAN_IN_USE",
+            )
+        outplan.tm_delete = outplan.tm_update = self.clock.now()
+        return outplan
+
+    @staticmethod
+    def _apply_dial_info(outplan: Outplan, body: DialInfo) -> None:
+        """Check every field of `body` before changing anything, then set them all."""
+        source = validate_address(
+            "source", None if body.source is None else body.source.model_dump()
+        )
+        dial_timeout = check_range("dial_timeout", body.dial_timeout, DIAL_TIMEOUT_MS, " ms")
+        try_interval = check_range("try_interval", body.try_interval, TRY_INTERVAL_MS, " ms")
+        max_try_counts = [
+            check_range(f"max_try_count_{n}", count, MAX_TRY_COUNT)
+            for n, count in enumerate(body.max_try_counts())
+        ]
+        outplan.source = source
+        outplan.dial_timeout, outplan.try_interval = dial_timeout, try_interval
+        for n in range(DESTINATION_SLOTS):
+            setattr(outplan, f"max_try_count_{n}", max_try_counts[n])
+
+
+class CampaignService:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self.repo = CampaignRepository(session)
+        self.outdials = OutdialRepository(session)
+        self.session = session
+        self.clock = clock
+
+    async def create_campaign(self, principal: Principal, body: CampaignCreate) -> Campaign:
+        check_one_of("type", body.type, CAMPAIGN_TYPES)
+        check_one_of("end_handle", body.end_handle, END_HANDLES)
+        actions = check_actions(body.actions)
+        check_range("concurrency", body.concurrency, CONCURRENCY)
+        check_range("dial_rate", body.dial_rate, DIAL_RATE, " per second")
+        check_range("service_level", body.service_level, SERVICE_LEVEL)
+        campaign = Campaign(
+            id=uuid.uuid4(), customer_id=principal.customer_id, type=body.type, name=body.name,
+            detail=body.detail, status="stop", service_level=body.service_level,
+            end_handle=body.end_handle, actions=actions, concurrency=body.concurrency,
+            dial_rate=body.dial_rate, outplan_id=NIL_UUID, outdial_id=NIL_UUID,
+            queue_id=NIL_UUID, next_campaign_id=NIL_UUID, tm_create=self.clock.now(),
+        )
+        await self._apply_resource_info(principal, campaign, body)
+        self.repo.add(campaign)
+        await self.repo.flush()
+        return campaign
+
+    async def list_campaigns(self, principal: Principal, page: PageRequest) -> Page[Campaign]:
+        return await self.repo.list_campaigns(principal.customer_id, page)
+
+    async def get_campaign(
+        self, principal: Principal, campaign_id: uuid.UUID, *, for_update: bool = False
+    ) -> Campaign:
+        """The campaign, deleted or not; another customer's is as missing as a made-up id."""
+        campaign = await self.repo.get_campaign(
+            principal.customer_id, campaign_id, for_update=for_update
+        )
+        if campaign is None:
+            raise NotFound(f"campaign {campaign_id} not found", "CAMPAIGN_NOT_FOUND")
+        return campaign
+
+    async def live_campaign(self, principal: Principal, campaign_id: uuid.UUID) -> Campaign:
+        """A campaign about to change: locked, so that the engine's status changes wait for us."""
+        campaign = await self.get_campaign(principal, campaign_id, for_update=True)
+        if campaign.tm_delete is not None:
+            raise _campaign_deleted(campaign)
+        return campaign
+
+    async def update_campaign(
+        self, principal: Principal, campaign_id: uuid.UUID, body: CampaignUpdate
+    ) -> Campaign:
+        if body.type is not None:
+            check_one_of("type", body.type, CAMPAIGN_TYPES)
+        if body.end_handle is not None:
+            check_one_of("end_handle", body.end_handle, END_HANDLES)
+        if body.concurrency is not None:
+            check_range("concurrency", body.concurrency, CONCURRENCY)
+        if body.dial_rate is not None:
+            check_range("dial_rate", body.dial_rate, DIAL_RATE, " per second")
+        if body.service_level is not None:
+            check_range("service_level", body.service_level, SERVICE_LEVEL)
+        campaign = await self.live_campaign(principal, campaign_id)
+        campaign.name, campaign.detail = body.name, body.detail
+        for field in ("type", "end_handle", "service_level", "concurrency", "dial_rate"):
+            if (value := getattr(body, field)) is not None:
+                setattr(campaign, field, value)
+        campaign.tm_update = self.clock.now()
+        return campaign
+
+    async def set_status(
+        self, principal: Principal, campaign_id: uuid.UUID, status: str
+    ) -> Campaign:
+        check_one_of("status", status, REQUESTED_STATUSES)
+        campaign = await self.live_campaign(principal, campaign_id)
+        if status == "run":
+            await self._ready_to_run(principal, campaign)
+            campaign.status = "run"
+        elif campaign.status != "stop":
+            # Attempts in flight finish first; the engine moves `stopping` on to `stop`.
+            in_flight = await self.repo.has_calls_in_flight(campaign.id)
+            campaign.status = "stopping" if in_flight else "stop"
+        campaign.tm_update = self.clock.now()
+        return campaign
+
+    async def set_service_level(
+        self, principal: Principal, campaign_id: uuid.UUID, service_level: int
+    ) -> Campaign:
+        check_range("service_level", service_level, SERVICE_LEVEL)
+        campaign = await self.live_campaign(principal, campaign_id)
+        campaign.service_level, campaign.tm_update = service_level, self.clock.now()
+        return campaign
+
+    async def set_actions(
+        self, principal: Principal, campaign_id: uuid.UUID, actions: list[Action]
+    ) -> Campaign:
+        checked = check_actions(actions)
+        campaign = await self.live_campaign(principal, campaign_id)
+        campaign.actions, campaign.tm_update = checked, self.clock.now()
+        return campaign
+
+    async def set_resource_info(
+        self, principal: Principal, campaign_id: uuid.UUID, body: ResourceInfo
+    ) -> Campaign:
+        campaign = await self.live_campaign(principal, campaign_id)
+        await self._apply_resource_info(principal, campaign, body)
+        campaign.tm_update = self.clock.now()
+        return campaign
+
+    async def delete_campaign(self, principal: Principal, campaign_id: uuid.UUID) -> Campaign:
+        campaign = await self.get_campaign(principal, campaign_id, for_update=True)
+        if campaign.tm_delete is not None:
+            return campaign
+        if campaign.status != "stop":
+            raise FailedPrecondition(
+                f"campaign {campaign_id} is {campaign.status}; stop it before deleting it",
+                "CAMPAIGN_NOT_STOPPED",
+            )
+        now = self.clock.now()
+        outdial = await self.outdials.get_outdial(
+            principal.customer_id, campaign.outdial_id, for_update=True
+        )
+        if outdial is not None and outdial.campaign_id == campaign.id:
+            outdial.campaign_id, outdial.tm_update = NIL_UUID, now
+        campaign.tm_delete = campaign.tm_update = now
+        return campaign
+
+    async def list_campaigncalls(
+        self, principal: Principal, campaign_id: uuid.UUID, page: PageRequest
+    ) -> Page[Campaigncall]:
+        await self.get_campaign(principal, campaign_id)
+        return await self.repo.list_campaigncalls(principal.customer_id, page, campaign_id)
+
+    # -- references --------------------------------------------------------------------------
+
+    async def _apply_resource_info(
+        self, principal: Principal, campaign: Campaign, body: ResourceInfo
+    ) -> None:
+        """Point the campaign at its outplan and outdial (both required and live) and move the
+        outdial's link: an outdial serves one campaign at a time."""
+        if body.outplan_id is None or body.outplan_id == NIL_UUID:
+            raise InvalidArgument("outplan_id", "is required: the outplan the campaign follows")
+        if body.outdial_id is None or body.outdial_id == NIL_UUID:
+            raise InvalidArgument("outdial_id", "is required: the outdial the campaign dials")
+        next_campaign_id = body.next_campaign_id or NIL_UUID
+        if next_campaign_id != NIL_UUID:
+            if next_campaign_id == campaign.id:
+                raise InvalidArgument("next_campaign_id", "a campaign cannot follow itself")
+            await self._referenced_campaign(principal, next_campaign_id)
+        await self._referenced_outplan(principal, body.outplan_id)
+
+        # Both outdials (the old and the new) are locked, in id order so that two campaigns
+        # swapping outdials cannot deadlock.
+        old_id, new_id = campaign.outdial_id, body.outdial_id
+        locked: dict[uuid.UUID, Outdial | None] = {}
+        for outdial_id in sorted({old_id, new_id} - {NIL_UUID}):
+            locked[outdial_id] = await self.outdials.get_outdial(
+                principal.customer_id, outdial_id, for_update=True
+            )
+        outdial = locked[new_id]
+        if outdial is None:
+            raise InvalidArgument("outdial_id", f"outdial {new_id} does not exist")
+        if outdial.tm_delete is not None:
+            raise InvalidArgument("outdial_id", f"outdial {new_id} is deleted")
+        if holder_id := await self._other_holder(principal, outdial, campaign):
+            raise InvalidArgument(
+                "outdial_id", f"outdial {new_id} already serves campaign {holder_id}",
+                "OUTDIAL_IN_USE",
+            )
+
+        now = self.clock.now()
+        previous = locked.get(old_id)
+        if previous is not None and previous.id != new_id and previous.campaign_id == campaign.id:
+            previous.campaign_id, previous.tm_update = NIL_UUID, now
+        if outdial.campaign_id != campaign.id:
+            outdial.campaign_id, outdial.tm_update = campaign.id, now
+        campaign.outplan_id, campaign.outdial_id = body.outplan_id, new_id
+        campaign.queue_id = body.queue_id or NIL_UUID
+        campaign.next_campaign_id = next_campaign_id
+
+    async def _referenced_outplan(self, principal: Principal, outplan_id: uuid.UUID) -> Outplan:
+        # Locked so that the outplan cannot be deleted while this campaign starts using it.
+        outplan = await self.repo.get_outplan(principal.customer_id, outplan_id, for_update=True)
+        if outplan is None:
+            raise InvalidArgument("outplan_id", f"outplan {outplan_id} does not exist")
+        if outplan.tm_delete is not None:
+            raise InvalidArgument("outplan_id", f"outplan {outplan_id} is deleted")
+        return outplan
+
+    async def _referenced_campaign(self, principal: Principal, campaign_id: uuid.UUID) -> None:
+        other = await self.repo.get_campaign(principal.customer_id, campaign_id)
+        if other is None or other.tm_delete is not None:
+            raise InvalidArgument("next_campaign_id", f"campaign {campaign_id} does not exist")
+
+    async def _other_holder(
+        self, principal: Principal, outdial: Outdial, campaign: Campaign
+    ) -> uuid.UUID | None:
+        """The live campaign other than `campaign` that the outdial serves, if any; a link to a
+        deleted or missing campaign is stale and does not count."""
+        holder_id = outdial.campaign_id
+        if holder_id in (NIL_UUID, campaign.id):
+            return None
+        holder = await self.repo.get_campaign(principal.customer_id, holder_id)
+        return holder_id if holder is not None and holder.tm_delete is None else None
+
+    async def _ready_to_run(self, principal: Principal, campaign: Campaign) -> None:
+        """A campaign runs only on a live outplan and a live outdial that it holds."""
+        outplan = await self.repo.get_outplan(
+            principal.customer_id, campaign.outplan_id, for_update=True
+        )
+        if outplan is None or outplan.tm_delete is not None:
+            raise FailedPrecondition(
+                f"campaign {campaign.id} cannot run: its outplan {campaign.outplan_id} is deleted",
+                "OUTPLAN_DELETED",
+            )
+        outdial = await self.outdials.get_outdial(
+            principal.customer_id, campaign.outdial_id, for_update=True
+        )
+        if outdial is None or outdial.tm_delete is not None:
+            raise FailedPrecondition(
+                f"campaign {campaign.id} cannot run: its outdial {campaign.outdial_id} is deleted",
+                "OUTDIAL_DELETED",
+            )
+        if holder_id := await self._other_holder(principal, outdial, campaign):
+            raise FailedPrecondition(
+                f"campaign {campaign.id} cannot run: its outdial {outdial.id} now serves "
+                f"campaign {holder_id}", "OUTDIAL_IN_USE",
+            )
+        if outdial.campaign_id != campaign.id:
+            # Linked again if someone pointed the outdial elsewhere (or nowhere) meanwhile.
+            outdial.campaign_id, outdial.tm_update = campaign.id, self.clock.now()
+
+
+class CampaigncallService:
+    def __init__(self, session: AsyncSession, clock: Clock) -> None:
+        self.repo = CampaignRepository(session)
+        self.clock = clock
+
+    async def list_campaigncalls(
+        self, principal: Principal, page: PageRequest
+    ) -> Page[Campaigncall]:
+        return await self.repo.list_campaigncalls(principal.customer_id, page)
+
+    async def get_campaigncall(
+        self, principal: Principal, campaigncall_id: uuid.UUID, *, for_update: bool = False
+    ) -> Campaigncall:
+        call = await self.repo.get_campaigncall(
+            principal.customer_id, campaigncall_id, for_update=for_update
+        )
+        if call is None:
+            raise NotFound(f"campaigncall {campaigncall_id} not found", "CAMPAIGNCALL_NOT_FOUND")
+        return call
+
+    async def delete_campaigncall(
+        self, principal: Principal, campaigncall_id: uuid.UUID
+    ) -> Campaigncall:
+        # Locked: the engine may be recording this attempt's outcome right now.
+        call = await self.get_campaigncall(principal, campaigncall_id, for_update=True)
+        if call.tm_delete is not None:
+            return call
+        if call.status != "done":
+            raise FailedPrecondition(
+                f"campaigncall {campaigncall_id} is {call.status}; it can be deleted once done",
+                "CAMPAIGNCALL_IN_PROGRESS",
+            )
+        call.tm_delete = call.tm_update = self.clock.now()
+        return call
