@@ -3,24 +3,11 @@
 import uuid
 from typing import Any
 
-import pytest
-from argon2 import PasswordHasher
-
-from outdial.auth import credentials
 from outdial.clock import FakeClock
 from outdial.models import Campaigncall
 from tests.conftest import Api
 
 NIL = "00000000-0000-0000-0000-000000000000"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests log in a lot and test no password: the smallest argon2 cost keeps each
-    login from taking most of a test's time. (Autouse in the modules that import it.)"""
-    monkeypatch.setattr(
-        credentials, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
 
 
 async def new_outplan(api: Api, **fields: Any) -> dict[str, Any]:

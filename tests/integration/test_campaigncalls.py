@@ -7,7 +7,6 @@ from outdial.clock import FakeClock
 from tests.conftest import Api, assert_error, make_tenant
 from tests.integration.campaign_setup import (
     NIL,
-    cheap_password_hashing,  # noqa: F401  (autouse)
     finish_campaigncall,
     insert_campaigncall,
     new_campaign,

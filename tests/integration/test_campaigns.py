@@ -12,7 +12,6 @@ from outdial.models import Campaign, Campaigncall
 from tests.conftest import Api, add_agent, assert_error, make_tenant
 from tests.integration.campaign_setup import (
     NIL,
-    cheap_password_hashing,  # noqa: F401  (autouse)
     finish_campaigncall,
     insert_campaigncall,
     new_campaign,

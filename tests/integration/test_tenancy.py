@@ -7,13 +7,15 @@ import pytest
 
 from outdial.clock import FakeClock
 from tests.conftest import Api, add_agent, assert_error, make_tenant
+from tests.integration.campaign_setup import insert_campaigncall, new_campaign
 
 TEL = {"type": "tel", "target": "+15559876543"}
 NIL = "00000000-0000-0000-0000-000000000000"
 # One body valid for every route that takes one (each reads its own keys), so that the answer
 # depends on whose id is in the path, not on the body.
 VALID_BODY = {"destination_0": TEL, "campaign_id": NIL, "name": "n", "detail": "d", "data": "x",
-              "expire": 3600, "status": "stop"}
+              "expire": 3600, "status": "stop", "actions": [], "service_level": 0,
+              "outplan_id": NIL, "outdial_id": NIL, "queue_id": NIL, "next_campaign_id": NIL}
 
 
 def v1_routes(app: Any) -> list[tuple[str, str]]:
@@ -25,12 +27,16 @@ def v1_routes(app: Any) -> list[tuple[str, str]]:
     )
 
 
-async def owned_ids(api: Api) -> dict[str, str]:
+async def owned_ids(api: Api, app: Any, clock: FakeClock) -> dict[str, str]:
     """One of each resource owned by the logged-in customer, by path parameter name."""
     outdial = (await api.post("/v1.0/outdials", json={})).json()
     target = (await api.post(f"/v1.0/outdials/{outdial['id']}/targets", json={"destination_0": TEL})).json()
     key = (await api.post("/v1.0/accesskeys", json={"expire": 3600})).json()
-    return {"outdial_id": outdial["id"], "target_id": target["id"], "key_id": key["id"]}
+    campaign = await new_campaign(api)
+    call_id = await insert_campaigncall(app, clock, campaign, target, status="done")
+    return {"outdial_id": outdial["id"], "target_id": target["id"], "key_id": key["id"],
+            "outplan_id": campaign["outplan_id"], "campaign_id": campaign["id"],
+            "campaigncall_id": call_id}
 
 
 def fill(path: str, ids: dict[str, str]) -> str:
@@ -38,7 +44,7 @@ def fill(path: str, ids: dict[str, str]) -> str:
 
 
 async def test_another_customers_ids_answer_404_on_every_route(api: Api, app: Any, clock: FakeClock) -> None:
-    theirs = await owned_ids(api)
+    theirs = await owned_ids(api, app, clock)
     intruder = await make_tenant(app, clock, "intruder")
     checked = 0
     for method, path in v1_routes(app):
@@ -55,11 +61,11 @@ async def test_another_customers_ids_answer_404_on_every_route(api: Api, app: An
 
 
 async def test_plain_agent_gets_403_on_every_route(api: Api, app: Any, clock: FakeClock) -> None:
-    ids = await owned_ids(api)
+    ids = await owned_ids(api, app, clock)
     customer_id = (await api.get(f"/v1.0/outdials/{ids['outdial_id']}")).json()["customer_id"]
     agent = await add_agent(app, clock, customer_id, "plain", "agent")
     routes = v1_routes(app)
-    assert len(routes) >= 17
+    assert len(routes) >= 35
     for method, path in routes:
         response = await api.call(method, fill(path, ids), token=agent, json={})
         assert_error(response, 403, "PERMISSION_DENIED")
@@ -69,7 +75,7 @@ async def test_plain_agent_gets_403_on_every_route(api: Api, app: Any, clock: Fa
 async def test_admin_and_manager_of_the_same_customer_share_its_resources(
     api: Api, app: Any, clock: FakeClock, permission: str
 ) -> None:
-    ids = await owned_ids(api)
+    ids = await owned_ids(api, app, clock)
     customer_id = (await api.get(f"/v1.0/outdials/{ids['outdial_id']}")).json()["customer_id"]
     colleague = await add_agent(app, clock, customer_id, f"colleague-{permission}", permission)
     response = await api.get(f"/v1.0/outdials/{ids['outdial_id']}/targets/{ids['target_id']}", token=colleague)
