@@ -5,7 +5,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.errors import InvalidArgument
@@ -60,10 +60,10 @@ async def fetch_page(session: AsyncSession, query: Select[Any], model: Any, page
         if page.before_id is None:
             query = query.where(model.tm_create < page.before)
         else:
-            query = query.where(or_(
-                model.tm_create < page.before,
-                and_(model.tm_create == page.before, model.id < page.before_id),
-            ))
+            # A row-value comparison, not the equivalent OR: both databases then seek the
+            # (tm_create, id) index to the page, where the OR made them scan every row before it.
+            seek = tuple_(model.tm_create, model.id) < tuple_(page.before, page.before_id)
+            query = query.where(seek)
     query = query.order_by(model.tm_create.desc(), model.id.desc()).limit(page.size + 1)
     rows = list((await session.scalars(query)).all())
     more, rows = rows[page.size:], rows[: page.size]
