@@ -27,6 +27,7 @@ class InvalidArgument(OutdialError):
     def __init__(self, field: str, problem: str, reason: str | None = None) -> None:
         super().__init__(f"{field}: {problem}" if field else problem, reason)
         self.field = field
+        self.problem = problem
 
 
 class Unauthenticated(OutdialError):

@@ -11,11 +11,12 @@ from fastapi.openapi.utils import get_openapi
 from outdial import __version__
 from outdial.api.deps import authenticated
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
-from outdial.api.routes import auth, campaigncalls, campaigns, health, outdials, outplans
+from outdial.api.routes import auth, campaigncalls, campaigns, health, imports, outdials, outplans
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database
+from outdial.imports.service import ImportRunner, recover_abandoned_imports
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
 
@@ -44,9 +45,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         database = Database(settings.database_url)
         app.state.database = database
         app.state.signing_secret = await prepare_database(database, settings, clock)
+        await recover_abandoned_imports(database, clock)
+        app.state.imports = ImportRunner(database, clock, settings.import_workers)
         try:
             yield
         finally:
+            app.state.imports.close()
             await database.dispose()
 
     app = FastAPI(
@@ -62,6 +66,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         responses=error_responses(*AUTHENTICATED_ERRORS),
     )
     v1.include_router(auth.router)
+    # Before the outdials router: /targets/export must not be read as /targets/{target_id}.
+    v1.include_router(imports.router)
     v1.include_router(outdials.router)
     v1.include_router(outplans.router)
     v1.include_router(campaigns.router)
@@ -71,7 +77,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(v1)
 
     install_error_handlers(app)
-    app.add_middleware(RequestEnvelopeMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestEnvelopeMiddleware, max_body_bytes=settings.max_body_bytes,
+        larger_bodies=[("POST", imports.IMPORT_PATH, settings.max_import_bytes)],
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

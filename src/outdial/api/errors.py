@@ -1,7 +1,9 @@
 """The one mapping from errors to the API's envelope, and the middleware that guarantees it."""
 
 import logging
+import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -110,9 +112,21 @@ class RequestEnvelopeMiddleware:
     """Gives every request an id (X-Request-Id), caps the body size, and turns any escaped
     exception into the envelope: no stack trace or bare framework body ever leaves."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int,
+        larger_bodies: Sequence[tuple[str, str, int]] = (),
+    ) -> None:
+        """`larger_bodies`: (method, path regex, limit) of the few routes that stream a body
+        larger than `max_body_bytes` (imports); every other request keeps the cap."""
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger_bodies = [(m, re.compile(p), limit) for m, p, limit in larger_bodies]
+
+    def _limit(self, scope: Scope) -> int:
+        for method, path, limit in self.larger_bodies:
+            if scope["method"] == method and path.fullmatch(scope["path"]):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,7 +134,7 @@ class RequestEnvelopeMiddleware:
             return
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
-        limit = self.max_body_bytes
+        limit = self._limit(scope)
         too_large = f"the request body is larger than {limit} bytes"
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:

@@ -3,9 +3,10 @@
 from outdial.models.auth import AccessKey, Agent, Customer, ServerSecret
 from outdial.models.base import Base
 from outdial.models.campaigns import Campaign, Campaigncall, Outplan
+from outdial.models.imports import ImportJob, ImportRowError, ImportRowTarget
 from outdial.models.outdials import Outdial, OutdialTarget
 
 __all__ = [
-    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Customer", "Outdial",
-    "OutdialTarget", "Outplan", "ServerSecret",
+    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Customer", "ImportJob",
+    "ImportRowError", "ImportRowTarget", "Outdial", "OutdialTarget", "Outplan", "ServerSecret",
 ]

@@ -116,3 +116,10 @@ class Campaigncall(Base):
             sqlite_where=text("status <> 'done'"), postgresql_where=text("status <> 'done'"),
         ),
     )
+
+
+# Outdial statistics count answered targets: attempts that succeeded, by outdial.
+Index(
+    "ix_campaigncalls_answered", Campaigncall.outdial_id, Campaigncall.outdial_target_id,
+    sqlite_where=text("result = 'success'"), postgresql_where=text("result = 'success'"),
+)

@@ -1,12 +1,15 @@
 """What a destination may be: an E.164 phone number, a SIP URI or an email address."""
 
+import functools
 import ipaddress
+import json
 import re
 from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from phonenumbers import ValidationResult
+from phonenumbers import PhoneMetadata, ValidationResult
+from phonenumbers import phonenumberutil as _pnu
 
 from outdial.errors import InvalidArgument
 
@@ -30,16 +33,62 @@ _HOSTNAME = re.compile(
 )
 
 
+# Parsing "+<digits>" is most of libphonenumber's cost (~15 µs). For that one shape, parse_e164
+# takes the same steps as phonenumbers.parse (country code by the same rule, national prefix
+# stripped by the same helper), and the "possible" verdict — a function of the country code and
+# the length of the national significant number alone — is memoised per (country code, length).
+# tests/unit/test_destinations.py checks the result against phonenumbers.parse on many numbers.
+_POSSIBLE = (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
+
+
+@functools.cache
+def _metadata(country_code: int) -> Any:
+    region = phonenumbers.region_code_for_country_code(country_code)
+    return PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+
+
+def parse_e164(number: str) -> phonenumbers.PhoneNumber | int:
+    """`number` ('+' then digits) as phonenumbers.parse(number, None) reads it, or the
+    ValidationResult code saying why parse would refuse it (INVALID_COUNTRY_CODE or TOO_SHORT)."""
+    digits = number[1:]
+    if len(digits) <= _pnu._MIN_LENGTH_FOR_NSN:
+        return ValidationResult.TOO_SHORT
+    country_code, national = _pnu._extract_country_code(digits)
+    if country_code == 0:
+        return ValidationResult.INVALID_COUNTRY_CODE
+    if len(national) < _pnu._MIN_LENGTH_FOR_NSN:
+        return ValidationResult.TOO_SHORT
+    metadata = _metadata(country_code)
+    _, stripped, _ = _pnu._maybe_strip_national_prefix_carrier_code(national, metadata)
+    if _pnu._test_number_length(stripped, metadata) not in (
+        ValidationResult.TOO_SHORT, ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
+        ValidationResult.INVALID_LENGTH,
+    ):
+        national = stripped
+    parsed = phonenumbers.PhoneNumber(country_code=country_code)
+    _pnu._set_italian_leading_zeros_for_phone_number(national, parsed)
+    parsed.national_number = int(national)
+    return parsed
+
+
+@functools.cache
+def _possible_by_length(country_code: int, national_length: int) -> int:
+    """is_possible_number_with_reason reads only the country code and the national length."""
+    sample = phonenumbers.PhoneNumber(country_code=country_code, national_number=int("1" * national_length))
+    return phonenumbers.is_possible_number_with_reason(sample)
+
+
 def tel_problem(number: str, *, require_valid: bool = False) -> str | None:
     """Why `number` is not an acceptable E.164 phone number, or None when it is."""
     if not _E164.fullmatch(number):
         return f"{number!r} is not a valid E.164 phone number ('+' then 2 to 15 digits)"
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return f"{number!r} is not a valid E.164 phone number: its country code does not exist"
-    why = phonenumbers.is_possible_number_with_reason(parsed)
-    if why not in (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY):
+    parsed = parse_e164(number)
+    if isinstance(parsed, int):
+        why = parsed
+    else:
+        national_length = len(phonenumbers.national_significant_number(parsed))
+        why = _possible_by_length(parsed.country_code, national_length)
+    if why not in _POSSIBLE:
         return f"{number!r} is not a valid E.164 phone number: {_NOT_POSSIBLE.get(why, 'impossible length')}"
     if require_valid and not phonenumbers.is_valid_number(parsed):
         return f"{number!r} is not a phone number in service in any numbering plan"
@@ -71,16 +120,60 @@ def email_problem(address: str) -> str | None:
     return None
 
 
-def validate_destination(slot: int, value: Any) -> dict[str, str] | None:
+def infer_type(value: str) -> str | None:
+    """The destination type a bare value names: '+…' tel, 'sip:'/'sips:' sip, '…@…' email."""
+    if value.startswith("+"):
+        return "tel"
+    if value[:4].lower() == "sip:" or value[:5].lower() == "sips:":
+        return "sip"
+    if "@" in value:
+        return "email"
+    return None
+
+
+# How people write phone numbers: digits with spaces, dots, dashes, slashes and parentheses.
+_WRITTEN_NUMBER = re.compile(r"\+?[0-9(][0-9()\-./ ]*")
+
+
+def normalise_tel(number: str, default_region: str | None) -> str:
+    """`number` in E.164; a national number is read as one of `default_region`. A string that
+    cannot be read as a number is returned as it is, for tel_problem to say what is wrong."""
+    if _E164.fullmatch(number) or not _WRITTEN_NUMBER.fullmatch(number):
+        return number
+    if not number.startswith("+") and default_region is None:
+        return number
+    try:
+        parsed = phonenumbers.parse(number, None if number.startswith("+") else default_region)
+    except phonenumbers.NumberParseException:
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def validate_destination(
+    slot: int, value: Any, *, from_import: bool = False, default_region: str | None = None,
+    require_valid: bool = False,
+) -> dict[str, str] | None:
     """Check one destination_N value and return it in stored form (every key present)."""
-    return validate_address(f"destination_{slot}", value)
+    return validate_address(f"destination_{slot}", value, from_import=from_import,
+                            default_region=default_region, require_valid=require_valid)
 
 
-def validate_address(field: str, value: Any) -> dict[str, str] | None:
+def validate_address(
+    field: str, value: Any, *, from_import: bool = False, default_region: str | None = None,
+    require_valid: bool = False,
+) -> dict[str, str] | None:
     """Check an address (a target's destination, an outplan's source) named `field` in errors,
-    and return it in stored form (every key present), or None for null."""
+    and return it in stored form (every key present), or None for null.
+
+    The API passes an address object holding an E.164 number. An import (`from_import`) may
+    also pass a bare string whose type is inferred, and numbers written with spaces or dashes,
+    or national ones read as numbers of `default_region`; all are stored in E.164."""
     if value is None:
         return None
+    if from_import and isinstance(value, str):
+        value = _bare_address(field, value)
+        if value is None:
+            return None
     if not isinstance(value, dict):
         raise InvalidArgument(field, "must be an address object or null")
     address: dict[str, str] = {}
@@ -96,7 +189,48 @@ def validate_address(field: str, value: Any) -> dict[str, str] | None:
         )
     if not target:
         raise InvalidArgument(f"{field}.target", "must not be empty")
-    problem = {"tel": tel_problem, "sip": sip_problem, "email": email_problem}[kind](target)
+    if kind == "tel":
+        if from_import:
+            target = address["target"] = normalise_tel(target, default_region)
+        problem = tel_problem(target, require_valid=require_valid)
+        if problem and from_import and not target.startswith("+") and default_region is None:
+            problem += "; a national number needs default_region"
+    else:
+        problem = {"sip": sip_problem, "email": email_problem}[kind](target)
     if problem:
         raise InvalidArgument(f"{field}.target", problem)
     return address
+
+
+def _bare_address(field: str, value: str) -> dict[str, str] | None:
+    """An import cell: empty, an address object in JSON, or a bare target of inferred type."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.startswith("{"):
+        try:
+            address = json.loads(value)
+        except ValueError:
+            raise InvalidArgument(field, "starts with '{' but is not a JSON address object") from None
+        if not isinstance(address, dict):
+            raise InvalidArgument(field, "must be an address object or null")
+        return address
+    kind = infer_type(value)
+    if kind is None:
+        if _WRITTEN_NUMBER.fullmatch(value):
+            kind = "tel"
+        else:
+            raise InvalidArgument(
+                field, f"{value!r} is not a phone number ('+…'), SIP URI ('sip:…') or email address"
+            )
+    return {"type": kind, "target": value}
+
+
+def bare_target(address: dict[str, str]) -> str | None:
+    """The address as the bare value an import reads back to it, when there is one."""
+    if any(address.get(key) for key in ("target_name", "name", "detail")):
+        return None
+    target = address["target"]
+    if infer_type(target) != address["type"] or target != target.strip() or target.startswith("{"):
+        return None
+    return target

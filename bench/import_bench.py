@@ -1,0 +1,185 @@
+"""Import, export and stats at a million targets, against a real `outdial serve`.
+
+    .venv/bin/python bench/import_bench.py --database postgresql --rows 1000000
+    .venv/bin/python bench/import_bench.py --database sqlite --rows 1000000
+
+Prints wall time, rows/s and the server's peak memory (the serving process plus its checking
+workers, VmHWM from /proc), beside PostgreSQL's own COPY of the same rows already validated and
+beside one POST per target (10,000 POSTs, extrapolated).
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests import databases  # noqa: E402
+
+ADMIN = {"username": "admin", "password": "admin-password-1"}
+# Numbers of several countries, as people write them: most in E.164, some national (US).
+COUNTRIES = [("+1555", 7), ("+4420", 8), ("+336", 8), ("+4930", 8), ("+8190", 8), ("+6141", 7)]
+
+
+def make_file(path: Path, rows: int) -> None:
+    rng = random.Random(4)
+    with path.open("w") as out:
+        out.write("name,detail,data,destination_0,destination_1,destination_2\n")
+        for i in range(rows):
+            cells = []
+            for _ in range(rng.choice((1, 2, 3))):
+                if rng.random() < 0.1:
+                    cells.append(f"(212) 555-{rng.randrange(10000):04d}")  # national, region US
+                else:
+                    prefix, digits = rng.choice(COUNTRIES)
+                    cells.append(f"{prefix}{rng.randrange(10**digits):0{digits}d}")
+            cells += [""] * (3 - len(cells))
+            out.write(f"person {i},,{{\"id\": {i}}},{','.join(cells)}\n")
+
+
+def peak_kib(pid: int) -> int:
+    """VmHWM of a process and its children (the checking workers)."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    def __init__(self, url: str) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        env = {**os.environ, "OUTDIAL_DATABASE_URL": url, "OUTDIAL_ADMIN_USERNAME": ADMIN["username"],
+               "OUTDIAL_ADMIN_PASSWORD": ADMIN["password"], "OUTDIAL_SECRET_KEY": "bench-key-" * 4,
+               "OUTDIAL_LOG_LEVEL": "warning"}
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "outdial"), "serve", "--port", str(self.port)], env=env)
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=600)
+        for _ in range(600):
+            try:
+                if self.http.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.params = {"token": self.http.post("/auth/login", json=ADMIN).json()["token"]}
+        self.worker_peaks: dict[int, int] = {}
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+
+
+def stream_file(path: Path, server: Server, samples: list[int]) -> object:
+    with path.open("rb") as f:
+        while piece := f.read(1 << 20):
+            samples.append(peak_kib(server.process.pid))
+            yield piece
+
+
+async def pg_copy_baseline(url: str, outdial_id: str) -> float:
+    """PostgreSQL's own COPY of the imported (already validated) rows into a fresh table."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("DROP TABLE IF EXISTS bench_copy")
+        await connection.execute("CREATE TABLE bench_copy (LIKE outdial_targets INCLUDING ALL)")
+        path = Path(tempfile.mkstemp(suffix=".copy")[1])
+        await connection.copy_from_query(
+            "SELECT * FROM outdial_targets WHERE outdial_id = $1", outdial_id, output=str(path))
+        started = time.perf_counter()
+        await connection.copy_to_table("bench_copy", source=str(path))
+        elapsed = time.perf_counter() - started
+        await connection.execute("DROP TABLE bench_copy")
+        path.unlink()
+        return elapsed
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--posts", type=int, default=10_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="outdial-bench-"))
+    url = (databases.create_postgres_database() if args.database == "postgresql"
+           else f"sqlite+aiosqlite:///{work / 'bench.db'}")
+    upload = work / "targets.csv"
+    make_file(upload, args.rows)
+    print(f"{args.database}: {args.rows:,} rows, {upload.stat().st_size / 1e6:.0f} MB of CSV")
+    server = Server(url)
+    try:
+        http, params = server.http, server.params
+        outdial = http.post("/v1.0/outdials", json={}, params=params).json()["id"]
+        samples: list[int] = []
+        started = time.perf_counter()
+        response = http.post(f"/v1.0/outdials/{outdial}/imports", params={**params, "default_region": "US"},
+                             content=stream_file(upload, server, samples), headers={"Content-Type": "text/csv"})
+        elapsed = time.perf_counter() - started
+        job = response.json()
+        peak = max(samples + [peak_kib(server.process.pid)]) / 1024
+        print(f"import: {elapsed:.1f} s, {args.rows / elapsed:,.0f} rows/s, status {job['status']}, "
+              f"imported {job['rows_imported']:,}, rejected {job['rows_rejected']:,}, "
+              f"peak RSS (server + workers) {peak:.0f} MB")
+        if args.database == "postgresql":
+            copy = asyncio.run(pg_copy_baseline(url, outdial))
+            print(f"PostgreSQL COPY of the same validated rows: {copy:.1f} s "
+                  f"({args.rows / copy:,.0f} rows/s); import / COPY = {elapsed / copy:.1f}x")
+
+        started = time.perf_counter()
+        size = 0
+        with http.stream("GET", f"/v1.0/outdials/{outdial}/targets/export", params=params) as r:
+            for piece in r.iter_bytes():
+                size += len(piece)
+        export = time.perf_counter() - started
+        print(f"export (csv): {export:.1f} s, {job['rows_imported'] / export:,.0f} rows/s, "
+              f"{size / 1e6:.0f} MB, server peak RSS so far {peak_kib(server.process.pid) / 1024:.0f} MB")
+
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            http.get(f"/v1.0/outdials/{outdial}/stats", params=params).raise_for_status()
+            timings.append(time.perf_counter() - started)
+        print(f"stats at {job['rows_imported']:,} targets: best {min(timings) * 1000:.0f} ms, "
+              f"median {sorted(timings)[2] * 1000:.0f} ms")
+
+        other = http.post("/v1.0/outdials", json={}, params=params).json()["id"]
+        started = time.perf_counter()
+        for i in range(args.posts):
+            body = {"name": f"p{i}", "destination_0": {"type": "tel", "target": f"+1555{i:07d}"}}
+            http.post(f"/v1.0/outdials/{other}/targets", json=body, params=params).raise_for_status()
+        posts = time.perf_counter() - started
+        per_million = posts / args.posts * 1_000_000
+        print(f"one POST per target: {args.posts:,} in {posts:.1f} s ({args.posts / posts:,.0f}/s); "
+              f"a million would take ~{per_million / 60:.0f} min ({per_million / elapsed:.0f}x the import)")
+    finally:
+        server.stop()
+        if args.database == "postgresql":
+            databases.drop_postgres_database(url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Bulk calls on an outdial: import jobs, export of its targets, and live statistics."""
+
+import csv
+import io
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from outdial.api.deps import Ctx, parse_id
+from outdial.errors import InvalidArgument
+from outdial.imports.reading import media_format
+from outdial.imports.repository import batches
+from outdial.imports.schemas import ImportJobOut
+from outdial.imports.service import ImportOptions, ImportRunner, find_job
+from outdial.outdials.export import EXPORT_FORMATS, export_targets
+from outdial.outdials.service import OutdialService
+from outdial.outdials.stats import OutdialStats, outdial_stats
+
+router = APIRouter(tags=["imports"])
+# The one route allowed a body larger than the API's cap (see RequestEnvelopeMiddleware).
+IMPORT_PATH = r"/v1\.0/outdials/[^/]+/imports"
+
+
+@router.post("/outdials/{outdial_id}/imports")
+async def create_import(
+    outdial_id: str,
+    request: Request,
+    ctx: Ctx,
+    default_region: Annotated[str | None, Query(description="region of national numbers, e.g. US")] = None,
+    validation: Annotated[str | None, Query(description="possible (default) or valid")] = None,
+    dedupe: Annotated[str | None, Query(description="skip rows whose first destination exists")] = None,
+) -> ImportJobOut:
+    """Import a CSV, NDJSON or JSON-array upload (by Content-Type), read as it streams in."""
+    target = parse_id(outdial_id)
+    format = media_format(request.headers.get("content-type", ""))
+    options = ImportOptions.parse(default_region, validation, dedupe)
+    # The import works in transactions of its own; end this one now, or on SQLite it would
+    # hold the single writer for the whole upload.
+    await ctx.commit()
+    runner: ImportRunner = request.app.state.imports
+    job = await runner.run(ctx.principal, target, format, options, request.stream())
+    return ImportJobOut.of(job)
+
+
+@router.get("/outdials/{outdial_id}/imports/{import_id}")
+async def get_import(outdial_id: str, import_id: str, ctx: Ctx) -> ImportJobOut:
+    job = await find_job(ctx.session, ctx.clock, ctx.principal, parse_id(outdial_id, "outdial_id"),
+                         parse_id(import_id, "import_id"))
+    return ImportJobOut.of(job)
+
+
+def _csv_stream(header: Iterable[str], chunks: AsyncIterator[list[Any]],
+                render: Callable[[Any], Iterable[Any]]) -> AsyncIterator[bytes]:
+    async def stream() -> AsyncIterator[bytes]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        async for rows in chunks:
+            writer.writerows(render(row) for row in rows)
+            yield buffer.getvalue().encode()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue().encode()
+
+    return stream()
+
+
+@router.get("/outdials/{outdial_id}/imports/{import_id}/errors",
+            response_class=StreamingResponse, responses={200: {"content": {"text/csv": {}}}})
+async def get_import_errors(outdial_id: str, import_id: str, request: Request, ctx: Ctx) -> StreamingResponse:
+    """Every rejected row of the job, as CSV: row,field,message."""
+    job = await find_job(ctx.session, ctx.clock, ctx.principal, parse_id(outdial_id, "outdial_id"),
+                         parse_id(import_id, "import_id"))
+    await ctx.commit()  # the stream reads in sessions of its own; free SQLite's writer now
+    chunks = batches(request.app.state.database,
+                     lambda repo, after: repo.error_batch(job.id, after, 5000), (0, ""),
+                     lambda e: (e.row, e.field))
+    return StreamingResponse(
+        _csv_stream(("row", "field", "message"), chunks, lambda e: (e.row, e.field, e.message)),
+        media_type="text/csv; charset=utf-8",
+    )
+
+
+@router.get("/outdials/{outdial_id}/imports/{import_id}/mapping",
+            response_class=StreamingResponse, responses={200: {"content": {"text/csv": {}}}})
+async def get_import_mapping(outdial_id: str, import_id: str, request: Request, ctx: Ctx) -> StreamingResponse:
+    """Which target each imported row became, as CSV: row,target_id (rows in file order)."""
+    job = await find_job(ctx.session, ctx.clock, ctx.principal, parse_id(outdial_id, "outdial_id"),
+                         parse_id(import_id, "import_id"))
+    await ctx.commit()  # the stream reads in sessions of its own; free SQLite's writer now
+    chunks = batches(request.app.state.database,
+                     lambda repo, after: repo.mapping_batch(job.id, after, 10_000), 0,
+                     lambda m: m.row)
+    return StreamingResponse(
+        _csv_stream(("row", "target_id"), chunks, lambda m: (m.row, m.target_id)),
+        media_type="text/csv; charset=utf-8",
+    )
+
+
+@router.get("/outdials/{outdial_id}/targets/export", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
+async def export_outdial_targets(
+    outdial_id: str, request: Request, ctx: Ctx,
+    format: Annotated[str, Query(description="csv or ndjson")] = "csv",
+) -> StreamingResponse:
+    """Every live target with its status and try counts, oldest first; imports back unchanged."""
+    if format not in EXPORT_FORMATS:
+        raise InvalidArgument("format", f"{format!r} is not one of: csv, ndjson",
+                              "INVALID_REQUEST_PARAMETER")
+    outdial = await OutdialService(ctx.session, ctx.clock).get_outdial(ctx.principal, parse_id(outdial_id))
+    await ctx.commit()  # the stream reads in sessions of its own; free SQLite's writer now
+    return StreamingResponse(
+        export_targets(request.app.state.database, outdial.id, format),
+        media_type=EXPORT_FORMATS[format],
+        headers={"Content-Disposition": f'attachment; filename="outdial-{outdial.id}.{format}"'},
+    )
+
+
+@router.get("/outdials/{outdial_id}/stats")
+async def get_outdial_stats(outdial_id: str, ctx: Ctx) -> OutdialStats:
+    outdial = await OutdialService(ctx.session, ctx.clock).get_outdial(ctx.principal, parse_id(outdial_id))
+    return await outdial_stats(ctx.session, outdial, ctx.clock.now())
+
+
+__all__ = ["IMPORT_PATH", "router"]

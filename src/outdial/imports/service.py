@@ -1,0 +1,229 @@
+"""Import jobs: stream an upload through the checkers (both cores) into one all-or-nothing write."""
+
+import asyncio
+import multiprocessing
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from outdial.auth.service import Principal
+from outdial.clock import Clock
+from outdial.db import Database
+from outdial.errors import InvalidArgument, NotFound, OutdialError
+from outdial.imports.checking import CheckedChunk, RowRules, check_chunk
+from outdial.imports.reading import Chunk, read_chunks
+from outdial.imports.repository import ImportRepository, mark_done, sink_for
+from outdial.models import ImportJob
+from outdial.models.imports import JOB_ERRORS_SHOWN
+from outdial.outdials.service import OutdialService
+
+VALIDATIONS = ("possible", "valid")
+# Progress is written to the job row about this often (in rows), for GET …/imports/{id}.
+PROGRESS_EVERY_ROWS = 20_000
+ABANDONED = "the server stopped during the import; no row was imported"
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    default_region: str | None = None
+    validation: str = "possible"
+    dedupe: bool = False
+
+    @classmethod
+    def parse(cls, default_region: str | None, validation: str | None, dedupe: str | None) -> "ImportOptions":
+        region = (default_region or "").strip().upper() or None
+        if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+            raise InvalidArgument("default_region", f"{default_region!r} is not a region code "
+                                  "(ISO 3166 alpha-2, such as US or GB)", "INVALID_REQUEST_PARAMETER")
+        validation = validation or "possible"
+        if validation not in VALIDATIONS:
+            raise InvalidArgument("validation", f"{validation!r} is not one of: possible, valid",
+                                  "INVALID_REQUEST_PARAMETER")
+        flags = {"": False, "false": False, "0": False, "true": True, "1": True}
+        if (dedupe or "").lower() not in flags:
+            raise InvalidArgument("dedupe", f"{dedupe!r} is not true or false", "INVALID_REQUEST_PARAMETER")
+        return cls(region, validation, flags[(dedupe or "").lower()])
+
+
+class _Tally:
+    """Counts and the first errors of a running job."""
+
+    def __init__(self) -> None:
+        self.rows_total = self.rows_imported = self.rows_rejected = self.rows_duplicate = 0
+        self.errors: list[dict[str, Any]] = []
+
+    def counts(self) -> dict[str, int]:
+        return {"rows_total": self.rows_total, "rows_imported": self.rows_imported,
+                "rows_rejected": self.rows_rejected, "rows_duplicate": self.rows_duplicate}
+
+    def note_errors(self, errors: list[tuple[int, str, str]]) -> None:
+        room = JOB_ERRORS_SHOWN - len(self.errors)
+        self.errors += [{"row": r, "field": f, "message": m} for r, f, m in errors[:max(room, 0)]]
+
+
+class ImportRunner:
+    """Owns the checking processes; one per application."""
+
+    def __init__(self, database: Database, clock: Clock, workers: int) -> None:
+        self.database, self.clock, self.workers = database, clock, workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _check(self, chunk: Chunk, rules: RowRules) -> Awaitable[CheckedChunk]:
+        if self.workers <= 0:
+            future: asyncio.Future[CheckedChunk] = asyncio.get_running_loop().create_future()
+            future.set_result(check_chunk(chunk, rules))
+            return future
+        if self._pool is None:
+            # Spawned, not forked: a fork would copy the event loop and open connections.
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        return asyncio.get_running_loop().run_in_executor(self._pool, check_chunk, chunk, rules)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    async def run(
+        self, principal: Principal, outdial_id: uuid.UUID, format: str, options: ImportOptions,
+        upload: AsyncIterator[bytes],
+    ) -> ImportJob:
+        """Import the upload into the outdial and return the finished job (done or failed)."""
+        async with self.database.transaction() as session:
+            outdial = await OutdialService(session, self.clock).live_outdial(principal, outdial_id)
+            job = ImportJob(
+                id=uuid.uuid4(), customer_id=outdial.customer_id, outdial_id=outdial.id,
+                status="running", format=format, default_region=options.default_region or "",
+                validation=options.validation, dedupe=options.dedupe, rows_total=0,
+                rows_imported=0, rows_rejected=0, rows_duplicate=0, errors=[],
+                tm_create=self.clock.now(),
+            )
+            session.add(job)
+        tally = _Tally()
+        sink = sink_for(self.database, job.id)
+        pending: deque[Awaitable[CheckedChunk]] = deque()
+        try:
+            await sink.open()
+            seen: set[Any] = set()
+            if options.dedupe:
+                async with self.database.sessions() as session:
+                    seen = await ImportRepository(session).existing_keys(outdial.id)
+            rules = RowRules(
+                import_id=job.id, customer_id=outdial.customer_id, outdial_id=outdial.id,
+                tm_create=job.tm_create, default_region=options.default_region,
+                require_valid=options.validation == "valid", dedupe=options.dedupe,
+                encoding="rows" if self.database.is_sqlite else "copy",
+            )
+            saved_at = 0
+            async for chunk in read_chunks(format, upload):
+                pending.append(self._check(chunk, rules))
+                # Two chunks per worker in flight keep both cores busy while rows are written.
+                while len(pending) > max(self.workers, 1) * 2:
+                    await self._land(await pending.popleft(), tally, seen, sink)
+                if tally.rows_total - saved_at >= PROGRESS_EVERY_ROWS:
+                    saved_at = tally.rows_total
+                    await self._save_progress(job.id, tally)
+            while pending:
+                await self._land(await pending.popleft(), tally, seen, sink)
+            now = self.clock.now()
+
+            async def finish(connection: AsyncConnection) -> bool:
+                return await mark_done(connection, job.id, tally.counts(), tally.errors, now)
+
+            if not await sink.commit(finish):
+                tally.rows_imported = 0
+                raise _Abandoned()
+        except BaseException as error:
+            for future in pending:
+                if isinstance(future, asyncio.Future):
+                    future.cancel()
+            await sink.close()
+            await asyncio.shield(self._fail(job.id, tally, error))
+            if isinstance(error, (OutdialError, _Abandoned)):
+                return await self._reload_or_raise(job, error)
+            raise
+        await sink.close()
+        return await self.get_job(job.outdial_id, job.id)
+
+    async def _land(self, checked: CheckedChunk, tally: _Tally, seen: set[Any], sink: Any) -> None:
+        targets, mappings = [], []
+        for _, key, target, mapping in checked.accepted:
+            if key is not None:
+                if key in seen:
+                    tally.rows_duplicate += 1
+                    continue
+                seen.add(key)
+            targets.append(target)
+            mappings.append(mapping)
+        tally.rows_total += len(checked.accepted) + checked.rejected
+        tally.rows_imported += len(targets)
+        tally.rows_rejected += checked.rejected
+        tally.note_errors(checked.errors)
+        await sink.write(targets, mappings, checked.errors)
+
+    async def _save_progress(self, job_id: uuid.UUID, tally: _Tally) -> None:
+        async with self.database.transaction() as session:
+            await ImportRepository(session).save_progress(job_id, tally.counts(), tally.errors)
+
+    async def _fail(self, job_id: uuid.UUID, tally: _Tally, error: BaseException) -> None:
+        if isinstance(error, _Abandoned):
+            return  # already failed by the server that found it abandoned
+        if isinstance(error, InvalidArgument):
+            message = error.problem
+        elif isinstance(error, OutdialError):
+            message = error.message
+        else:
+            message = "the upload was interrupted or the server failed; no row was imported"
+        errors = [*tally.errors, {"row": 0, "field": "", "message": message}]
+        async with self.database.transaction() as session:
+            await ImportRepository(session).fail(job_id, tally.counts(), errors, self.clock.now())
+
+    async def _reload_or_raise(self, job: ImportJob, error: BaseException) -> ImportJob:
+        if isinstance(error, OutdialError):
+            # Bad upload as a whole (not UTF-8, broken JSON, no header, too large): answer 400
+            # and name the job, which stays as failed for the record.
+            error.message = f"{error.message} (import {job.id} failed; no row was imported)"
+            raise error
+        return await self.get_job(job.outdial_id, job.id)
+
+    async def get_job(self, outdial_id: uuid.UUID, import_id: uuid.UUID) -> ImportJob:
+        async with self.database.sessions() as session:
+            job = await ImportRepository(session).get_job(outdial_id, import_id)
+        if job is None:
+            raise NotFound(f"import {import_id} not found in outdial {outdial_id}", "IMPORT_NOT_FOUND")
+        return job
+
+
+class _Abandoned(Exception):
+    """The job was declared failed by a restarted server while this process still ran it."""
+
+
+async def find_job(session: AsyncSession, clock: Clock, principal: Principal,
+                   outdial_id: uuid.UUID, import_id: uuid.UUID) -> ImportJob:
+    await OutdialService(session, clock).get_outdial(principal, outdial_id)
+    job = await ImportRepository(session).get_job(outdial_id, import_id)
+    if job is None:
+        raise NotFound(f"import {import_id} not found in outdial {outdial_id}", "IMPORT_NOT_FOUND")
+    return job
+
+
+async def recover_abandoned_imports(database: Database, clock: Clock) -> int:
+    """At start-up: jobs left running by a process that died are failed (their rows were never
+    committed). On PostgreSQL a job whose importing transaction is alive is left alone."""
+    failed = 0
+    async with database.transaction() as session:
+        repo = ImportRepository(session)
+        for job in await repo.running_jobs():
+            if not database.is_sqlite and await repo.is_held_by_live_process(job.id):
+                continue
+            errors = [*job.errors, {"row": 0, "field": "", "message": ABANDONED}]
+            counts = {"rows_total": job.rows_total, "rows_rejected": job.rows_rejected,
+                      "rows_duplicate": job.rows_duplicate}
+            await repo.fail(job.id, counts, errors, clock.now())
+            failed += 1
+    return failed
