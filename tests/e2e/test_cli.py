@@ -1,9 +1,4 @@
-"""The real `outdial` command, run as a process, against a real `outdial serve` process.
-
-Commands whose server routes may not exist yet (outplans, campaigns, import, export, stats,
-watch) probe the server first and are skipped only when it has no such route; once the route
-lands they run.
-"""
+"""The real `outdial` command, run as a process, against a real `outdial serve` process."""
 
 import json
 import os
@@ -63,11 +58,6 @@ class Server:
         return self.create(f"/v1.0/outdials/{outdial_id}/targets",
                            {"name": name, "destination_0": {"type": "tel", "target": number}})
 
-    def require_route(self, method: str, path: str) -> None:
-        """Skip the test when the server has no route for this call (not merged yet)."""
-        response = self.call(method, path)
-        if response.status_code == 404 and response.json()["error"]["reason"] == "ROUTE_NOT_FOUND":
-            pytest.skip(f"this server has no route {method} {path} yet")
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +376,6 @@ def test_usage_errors_exit_2_before_any_request(anonymous: Cli, args: list[str])
 # --- outplans and campaigns (engine.md §1) -------------------------------------------------------
 
 def test_outplans_crud(server: Server, cli: Cli) -> None:
-    server.require_route("GET", "/v1.0/outplans")
 
     created = cli.json("outplans", "create", "--name", "twice", "--source", "+15550001111",
                        "--dial-timeout", "20000", "--try-interval", "600000",
@@ -405,8 +394,6 @@ def test_outplans_crud(server: Server, cli: Cli) -> None:
 
 
 def make_campaign(server: Server, cli: Cli, targets: int = 0) -> dict[str, Any]:
-    server.require_route("GET", "/v1.0/outplans")
-    server.require_route("GET", "/v1.0/campaigns")
     outdial_id = server.outdial("campaign list")
     for n in range(targets):
         server.target(outdial_id, f"+1555123{n:04d}")
@@ -443,8 +430,6 @@ def test_campaigns_crud_run_and_stop(server: Server, cli: Cli) -> None:
 
 
 def test_a_campaign_on_an_unknown_outdial_is_refused(server: Server, cli: Cli) -> None:
-    server.require_route("GET", "/v1.0/outplans")
-    server.require_route("GET", "/v1.0/campaigns")
     outplan = cli.json("outplans", "create", "--name", "p")
 
     result = cli("campaigns", "create", "--outdial", str(uuid.uuid4()), "--outplan", outplan["id"])
@@ -455,14 +440,9 @@ def test_a_campaign_on_an_unknown_outdial_is_refused(server: Server, cli: Cli) -
 
 # --- import, export, stats -----------------------------------------------------------------------
 
-def require_imports(server: Server, outdial_id: str) -> None:
-    server.require_route("GET", f"/v1.0/outdials/{outdial_id}/imports/{uuid.uuid4()}")
-
-
 def test_import_a_csv_reports_imported_rejected_and_duplicate_rows(
         server: Server, cli: Cli, tmp_path: Path) -> None:
     outdial_id = server.outdial("imported")
-    require_imports(server, outdial_id)
     rows = tmp_path / "people.csv"
     rows.write_text("name,destination_0,destination_1\n"
                     "alice,+15559876543,alice@example.com\n"
@@ -483,7 +463,6 @@ def test_import_a_csv_reports_imported_rejected_and_duplicate_rows(
 
 def test_import_shows_a_summary_and_the_bad_rows(server: Server, cli: Cli, tmp_path: Path) -> None:
     outdial_id = server.outdial("imported ndjson")
-    require_imports(server, outdial_id)
     rows = tmp_path / "people.ndjson"
     rows.write_text(json.dumps({"name": "dan", "destination_0": "+15559876543"}) + "\n"
                     + json.dumps({"name": "eve", "destination_0": "not a number"}) + "\n")
@@ -501,20 +480,9 @@ def test_import_of_an_unknown_format_is_a_usage_error(cli: Cli, tmp_path: Path) 
     assert cli("import", str(rows), "--outdial", str(uuid.uuid4())).code == 2
 
 
-def require_export(server: Server, outdial_id: str) -> None:
-    path = f"/v1.0/outdials/{outdial_id}/targets/export"
-    server.require_route("GET", path)
-    # Without its own route, ".../targets/export" lands on GET .../targets/{target_id}, which
-    # refuses "export" as a target id: that too means the export route is not there yet.
-    answer = server.call("GET", path)
-    if answer.status_code == 400 and answer.json()["error"]["reason"] == "INVALID_ID":
-        pytest.skip(f"this server has no route GET {path} yet")
-
-
 def test_export_streams_ndjson_and_csv_that_import_back(
         server: Server, cli: Cli, tmp_path: Path) -> None:
     outdial_id = server.outdial("exported")
-    require_export(server, outdial_id)
     server.target(outdial_id, "+15559876543", "frank")
     server.target(outdial_id, "+442071838750", "grace")
 
@@ -526,13 +494,11 @@ def test_export_streams_ndjson_and_csv_that_import_back(
     assert f"to {saved}" in result.stderr and "destination_0" in saved.read_text().splitlines()[0]
 
     copy_id = server.outdial("copy")
-    require_imports(server, copy_id)
     job = cli.json("import", str(saved), "--outdial", copy_id)
     assert job["rows_imported"] == 2
 
 
 def test_export_of_an_unknown_outdial_writes_no_file(server: Server, cli: Cli, tmp_path: Path) -> None:
-    require_export(server, server.outdial())
     saved = tmp_path / "out.csv"
 
     result = cli("export", "--outdial", str(uuid.uuid4()), "-o", str(saved))
@@ -543,7 +509,6 @@ def test_export_of_an_unknown_outdial_writes_no_file(server: Server, cli: Cli, t
 
 def test_stats_counts_the_targets(server: Server, cli: Cli) -> None:
     outdial_id = server.outdial("counted")
-    server.require_route("GET", f"/v1.0/outdials/{outdial_id}/stats")
     for n in range(3):
         server.target(outdial_id, f"+1555987{n:04d}")
 
@@ -593,7 +558,6 @@ def test_watch_follows_a_campaign_until_it_stops(server: Server, cli: Cli) -> No
 
 
 def test_watch_of_an_unknown_campaign_exits_1(server: Server, cli: Cli) -> None:
-    server.require_route("GET", "/v1.0/campaigns")
 
     result = cli("watch", str(uuid.uuid4()), "--once")
 
