@@ -37,7 +37,7 @@ _HOSTNAME = re.compile(
 # takes the same steps as phonenumbers.parse (country code by the same rule, national prefix
 # stripped by the same helper), and the "possible" verdict — a function of the country code and
 # the length of the national significant number alone — is memoised per (country code, length).
-# tests/unit/test_destinations.py checks the result against phonenumbers.parse on many numbers.
+# tests/unit/test_e164_fast_path.py checks both against phonenumbers.parse on many numbers.
 _POSSIBLE = (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
 
 
@@ -78,19 +78,48 @@ def _possible_by_length(country_code: int, national_length: int) -> int:
     return phonenumbers.is_possible_number_with_reason(sample)
 
 
+@functools.cache
+def _country_of(first_digits: str) -> tuple[int, int, re.Pattern[str] | None]:
+    """(country code, its number of digits, national prefix pattern or None) of E.164 digits
+    starting with `first_digits` (3 digits: _extract_country_code reads no further)."""
+    country_code, rest = _pnu._extract_country_code(first_digits)
+    if country_code == 0:
+        return 0, 0, None
+    prefix = _metadata(country_code).national_prefix_for_parsing
+    return country_code, len(first_digits) - len(rest), re.compile(prefix) if prefix else None
+
+
+def possible_e164(number: str) -> int:
+    """The "possible" verdict (a ValidationResult) on `number`, '+' then digits, as
+    is_possible_number_with_reason(phonenumbers.parse(number)) gives it.
+
+    Without a national prefix to strip, parse keeps the digits after the country code as they
+    are, so the verdict is that of (country code, their count), memoised; a number that may
+    start with a national prefix takes the full path (parse_e164)."""
+    digits = number[1:]
+    if len(digits) <= _pnu._MIN_LENGTH_FOR_NSN:
+        return ValidationResult.TOO_SHORT
+    country_code, code_digits, national_prefix = _country_of(digits[:3])
+    if country_code == 0:
+        return ValidationResult.INVALID_COUNTRY_CODE
+    national = digits[code_digits:]
+    if len(national) < _pnu._MIN_LENGTH_FOR_NSN:
+        return ValidationResult.TOO_SHORT
+    if national_prefix is None or not national_prefix.match(national):
+        return _possible_by_length(country_code, len(national))
+    parsed = parse_e164(number)
+    assert not isinstance(parsed, int)  # the checks above are those of parse_e164
+    return _possible_by_length(country_code, len(phonenumbers.national_significant_number(parsed)))
+
+
 def tel_problem(number: str, *, require_valid: bool = False) -> str | None:
     """Why `number` is not an acceptable E.164 phone number, or None when it is."""
     if not _E164.fullmatch(number):
         return f"{number!r} is not a valid E.164 phone number ('+' then 2 to 15 digits)"
-    parsed = parse_e164(number)
-    if isinstance(parsed, int):
-        why = parsed
-    else:
-        national_length = len(phonenumbers.national_significant_number(parsed))
-        why = _possible_by_length(parsed.country_code, national_length)
+    why = possible_e164(number)
     if why not in _POSSIBLE:
         return f"{number!r} is not a valid E.164 phone number: {_NOT_POSSIBLE.get(why, 'impossible length')}"
-    if require_valid and not phonenumbers.is_valid_number(parsed):
+    if require_valid and not phonenumbers.is_valid_number(parse_e164(number)):
         return f"{number!r} is not a phone number in service in any numbering plan"
     return None
 
