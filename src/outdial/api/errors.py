@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from outdial.errors import OutdialError
+from outdial.errors import OutdialError, PayloadTooLarge
 
 log = logging.getLogger("outdial.api")
 
@@ -117,16 +117,17 @@ class RequestEnvelopeMiddleware:
         larger_bodies: Sequence[tuple[str, str, int]] = (),
     ) -> None:
         """`larger_bodies`: (method, path regex, limit) of the few routes that stream a body
-        larger than `max_body_bytes` (imports); every other request keeps the cap."""
+        larger than `max_body_bytes` (imports): their body reaches the app as it arrives,
+        counted against their own limit. Every other request keeps the cap."""
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.larger_bodies = [(m, re.compile(p), limit) for m, p, limit in larger_bodies]
 
-    def _limit(self, scope: Scope) -> int:
+    def _streamed_limit(self, scope: Scope) -> int | None:
         for method, path, limit in self.larger_bodies:
             if scope["method"] == method and path.fullmatch(scope["path"]):
                 return limit
-        return self.max_body_bytes
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -134,12 +135,16 @@ class RequestEnvelopeMiddleware:
             return
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
-        limit = self._limit(scope)
+        streamed_limit = self._streamed_limit(scope)
+        limit = self.max_body_bytes if streamed_limit is None else streamed_limit
         too_large = f"the request body is larger than {limit} bytes"
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _send_envelope(send, "PAYLOAD_TOO_LARGE", "REQUEST_BODY_TOO_LARGE", too_large, request_id)
                 return
+        if streamed_limit is not None:
+            await self._call(scope, _counting(receive, limit, too_large), send, request_id)
+            return
 
         # Bodies are small JSON documents: read one whole (up to the cap) before the app sees it,
         # so an oversized body is refused here whatever the framework would make of it.
@@ -162,6 +167,9 @@ class RequestEnvelopeMiddleware:
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
             return await receive()
 
+        await self._call(scope, replaying_receive, send, request_id)
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = False
 
         async def tagging_send(message: Message) -> None:
@@ -173,12 +181,28 @@ class RequestEnvelopeMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, replaying_receive, tagging_send)
+            await self.app(scope, receive, tagging_send)
         except Exception:
             log.exception("request %s failed", request_id)
             if not started:
                 await _send_envelope(send, "INTERNAL", "INTERNAL",
                                      "the server failed; quote the request id when reporting it", request_id)
+
+
+def _counting(receive: Receive, limit: int, too_large: str) -> Receive:
+    """`receive` that raises PayloadTooLarge once the body passes `limit` bytes; the route
+    reading the stream fails as for any other domain error (an import fails its job)."""
+    seen = 0
+
+    async def counting_receive() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise PayloadTooLarge(too_large)
+        return message
+
+    return counting_receive
 
 
 async def _send_envelope(send: Send, status: str, reason: str, message: str, request_id: str) -> None:

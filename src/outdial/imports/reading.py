@@ -1,7 +1,10 @@
 """Reading an upload while it arrives: CSV, NDJSON or a JSON array, cut into chunks of rows.
 
-Only a chunk of rows and one partial record are held at a time, however large the upload.
-Rows are numbered from 1 in file order (a CSV header and blank lines are not rows).
+Only a chunk and one partial record are held at a time, however large the upload. CSV and
+NDJSON are cut into blocks of whole records without being parsed here: the checking workers
+decode and parse them (reading a CSV record costs more than cutting a block), so the serving
+process does little per row. Rows are numbered from 1 in file order (a CSV header and blank
+lines are not rows); a chunk's rows are numbered by its worker and offset when it lands.
 """
 
 import codecs
@@ -16,21 +19,27 @@ from typing import Any
 from outdial.errors import InvalidArgument
 
 MEDIA_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/json": "json"}
-CHUNK_ROWS = 5000
+# About 9,000 rows of CSV: big enough that handing a chunk to a worker costs little beside
+# checking it, small enough that the few chunks in flight stay a few MB.
+CHUNK_BYTES = 512 * 1024
+CHUNK_ROWS = 5000  # JSON array elements per chunk (they arrive decoded)
 # A single CSV record, NDJSON line or array element longer than this is refused: it bounds the
 # memory one unterminated quote or bracket can make the reader hold.
 MAX_RECORD_CHARS = 4 * 1024 * 1024
 ROW_FIELDS = ("name", "detail", "data") + tuple(f"destination_{n}" for n in range(5))
 MALFORMED = "INVALID_IMPORT_FILE"
+_BOM = codecs.BOM_UTF8
 
 
 @dataclass
 class Chunk:
-    """Rows not yet checked: CSV cells (with the header), NDJSON lines, or decoded objects."""
+    """Rows not yet checked: the bytes of whole CSV records (with the header) or NDJSON lines,
+    or decoded JSON array elements. `start` is the byte position of `data` in the upload."""
 
     format: str
-    rows: list[tuple[int, Any]]
+    data: Any
     header: list[str] | None = None
+    start: int = 0
 
 
 def media_format(content_type: str) -> str:
@@ -71,45 +80,80 @@ async def _text(stream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bool]]
         raise malformed(0, f"the file is not UTF-8 ({error.reason} at byte {error.start})") from None
 
 
+async def _blocks(stream: AsyncIterator[bytes], record_end: Any) -> AsyncIterator[tuple[bytes, int]]:
+    """(block, its byte position): the upload cut into blocks of about CHUNK_BYTES that end
+    where `record_end(data)` says the last whole record ends; the last block is the rest."""
+    carry = b""
+    position = 0
+    async for data in stream:
+        carry += data
+        if len(carry) < CHUNK_BYTES:
+            continue
+        cut = record_end(carry)
+        if cut == 0:
+            if len(carry) > MAX_RECORD_CHARS:
+                raise malformed(0, f"the record at byte {position} is longer than {MAX_RECORD_CHARS} "
+                                   "bytes (or a quoted field is never closed)")
+            continue
+        yield carry[:cut], position
+        carry, position = carry[cut:], position + cut
+    if carry:
+        yield carry, position
+
+
+def _csv_record_end(data: bytes) -> int:
+    """After the last newline that ends a CSV record: RFC 4180 doubles quotes inside quoted
+    fields, so a record ends where the count of quotes so far is even."""
+    cut = data.rfind(b"\n") + 1
+    quotes = data.count(b'"', 0, cut)
+    while cut and quotes % 2:
+        previous = data.rfind(b"\n", 0, cut - 1) + 1
+        quotes -= data.count(b'"', previous, cut)
+        cut = previous
+    return cut
+
+
+def _line_end(data: bytes) -> int:
+    return data.rfind(b"\n") + 1
+
+
 # -- CSV --------------------------------------------------------------------------------------
 
 async def _csv_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
     header: list[str] | None = None
-    carry = ""
-    row = 0
-    rows: list[tuple[int, Any]] = []
-    async for piece, final in _text(stream):
-        text = carry + piece
-        if final:
-            block, carry = text, ""
-        else:
-            # Cut after the last newline that ends a record: RFC 4180 doubles quotes inside
-            # quoted fields, so a record ends where the count of quotes so far is even.
-            cut = text.rfind("\n") + 1
-            block, carry = text[:cut], text[cut:]
-            if block.count('"') % 2:
-                block, carry = "", text
-            if len(carry) > MAX_RECORD_CHARS:
-                raise malformed(row + 1, f"a record is longer than {MAX_RECORD_CHARS} characters "
-                                         "(or a quoted field is never closed)")
-        if not block:
-            continue
+    async for block, position in _blocks(stream, _csv_record_end):
+        if position == 0 and block.startswith(_BOM):
+            block, position = block[len(_BOM):], len(_BOM)
+        if header is None:
+            header, rows_at = _take_header(block, position)
+            block, position = block[rows_at:], position + rows_at
+        if block:
+            yield Chunk("csv", block, header, position)
+
+
+def _take_header(block: bytes, position: int) -> tuple[list[str] | None, int]:
+    """The header record at the start of `block` (blank lines before it skipped) and where the
+    rows after it begin; (None, len(block)) if the block holds blank lines only."""
+    start = 0
+    while start < len(block):
+        end = block.find(b"\n", start)
+        quotes = block.count(b'"', start, len(block) if end == -1 else end)
+        while end != -1 and quotes % 2:  # a newline inside a quoted name
+            following = block.find(b"\n", end + 1)
+            quotes += block.count(b'"', end, len(block) if following == -1 else following)
+            end = following
+        end = len(block) if end == -1 else end + 1
         try:
-            for record in csv.reader(io.StringIO(block), strict=True):
-                if not record or record == [""]:
-                    continue
-                if header is None:
-                    header = _csv_header(record)
-                    continue
-                row += 1
-                rows.append((row, record))
-                if len(rows) >= CHUNK_ROWS:
-                    yield Chunk("csv", rows, header)
-                    rows = []
+            record = next(csv.reader(io.StringIO(block[start:end].decode()), strict=True), [])
+        except UnicodeDecodeError as error:
+            raise malformed(0, f"the file is not UTF-8 ({error.reason} at byte "
+                               f"{position + start + error.start})") from None
         except csv.Error as error:
-            raise malformed(row + 1, f"not valid CSV: {error}") from None
-    if rows:
-        yield Chunk("csv", rows, header)
+            raise malformed(0, f"the CSV header is not valid CSV: {error}") from None
+        if record and record != [""]:
+            return _csv_header(record), end
+        start = end
+    return None, len(block)
 
 
 def _csv_header(record: list[str]) -> list[str]:
@@ -123,27 +167,9 @@ def _csv_header(record: list[str]) -> list[str]:
 # -- NDJSON -----------------------------------------------------------------------------------
 
 async def _ndjson_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
-    """Lines are handed on undecoded: the checking workers decode them, off this process."""
-    carry = b""
-    row = 0
-    rows: list[tuple[int, Any]] = []
-    async for data in stream:
-        lines = (carry + data).split(b"\n")
-        carry = lines.pop()
-        if len(carry) > MAX_RECORD_CHARS:
-            raise malformed(row + 1, f"a line is longer than {MAX_RECORD_CHARS} bytes")
-        for line in lines:
-            if line.strip():
-                row += 1
-                rows.append((row, line))
-        if len(rows) >= CHUNK_ROWS:
-            yield Chunk("ndjson", rows)
-            rows = []
-    if carry.strip():
-        row += 1
-        rows.append((row, carry))
-    if rows:
-        yield Chunk("ndjson", rows)
+    """Lines are handed on undecoded: the checking workers split and decode them."""
+    async for block, position in _blocks(stream, _line_end):
+        yield Chunk("ndjson", block, None, position)
 
 
 # -- JSON array -------------------------------------------------------------------------------
@@ -156,7 +182,7 @@ async def _json_array_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chun
     buffer, position = "", 0
     state = "start"  # start → first → element ⇄ after → end
     row = 0
-    rows: list[tuple[int, Any]] = []
+    rows: list[Any] = []
     async for piece, final in _text(stream):
         buffer = buffer[position:] + piece
         position = 0
@@ -185,7 +211,7 @@ async def _json_array_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chun
                 if end == len(buffer) and not final:
                     break  # a number at the very end may yet have more digits
                 row += 1
-                rows.append((row, value))
+                rows.append(value)
                 position, state = end, "after"
                 if len(rows) >= CHUNK_ROWS:
                     yield Chunk("json", rows)

@@ -115,7 +115,10 @@ class TargetSink:
 
     async def open(self) -> None: ...
 
-    async def write(self, targets: list[Any], mappings: list[Any], errors: list[RowError]) -> None: ...
+    async def write(
+        self, targets: list[Any], rows: list[int], target_ids: list[str], errors: list[RowError]
+    ) -> None:
+        """Encoded target rows, with the file row and target id of each, and rejected rows."""
 
     async def commit(self, finish: Any) -> bool:
         """Write what is held, then run `finish(connection)`; commit only if it returns True."""
@@ -139,14 +142,18 @@ class PostgresSink(TargetSink):
         raw = await self.connection.get_raw_connection()
         self.driver = raw.driver_connection
 
-    async def write(self, targets: list[Any], mappings: list[Any], errors: list[RowError]) -> None:
+    async def write(
+        self, targets: list[bytes], rows: list[int], target_ids: list[str], errors: list[RowError]
+    ) -> None:
         if targets:
             await self.driver.copy_to_table(
-                "outdial_targets", source=io.BytesIO("".join(targets).encode()), columns=TARGET_COLUMNS,
+                "outdial_targets", source=io.BytesIO(b"".join(targets)), columns=TARGET_COLUMNS,
                 format="text",
             )
+            job = self.job_id.hex
+            mapping = "".join([f"{job}\t{row}\t{target}\n" for row, target in zip(rows, target_ids)])
             await self.driver.copy_to_table(
-                "import_row_targets", source=io.BytesIO("".join(mappings).encode()), columns=MAPPING_COLUMNS,
+                "import_row_targets", source=io.BytesIO(mapping.encode()), columns=MAPPING_COLUMNS,
                 format="text",
             )
         if errors:
@@ -184,8 +191,10 @@ class SqliteSink(TargetSink):
     async def open(self) -> None:
         self.spool = tempfile.TemporaryFile()
 
-    async def write(self, targets: list[Any], mappings: list[Any], errors: list[RowError]) -> None:
-        pickle.dump((targets, mappings, errors), self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+    async def write(
+        self, targets: list[tuple[Any, ...]], rows: list[int], target_ids: list[str], errors: list[RowError]
+    ) -> None:
+        pickle.dump((targets, rows, target_ids, errors), self.spool, protocol=pickle.HIGHEST_PROTOCOL)
 
     async def commit(self, finish: Any) -> bool:
         self.spool.seek(0)
@@ -194,11 +203,12 @@ class SqliteSink(TargetSink):
             await connection.begin()
             while True:
                 try:
-                    targets, mappings, errors = pickle.load(self.spool)
+                    targets, rows, target_ids, errors = pickle.load(self.spool)
                 except EOFError:
                     break
                 await _executemany(connection, _INSERT_TARGET, targets)
-                await _executemany(connection, _INSERT_MAPPING, mappings)
+                await _executemany(connection, _INSERT_MAPPING,
+                                   [(job, row, target) for row, target in zip(rows, target_ids)])
                 await _executemany(connection, _INSERT_ERROR, [(job, *e) for e in errors])
             if not await finish(connection):
                 await connection.rollback()

@@ -3,7 +3,6 @@
 import asyncio
 import multiprocessing
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from outdial.clock import Clock
 from outdial.db import Database
 from outdial.errors import InvalidArgument, NotFound, OutdialError
 from outdial.imports.checking import CheckedChunk, RowRules, check_chunk
-from outdial.imports.reading import Chunk, read_chunks
+from outdial.imports.reading import Chunk, malformed, read_chunks
 from outdial.imports.repository import ImportRepository, mark_done, sink_for
 from outdial.models import ImportJob
 from outdial.models.imports import JOB_ERRORS_SHOWN
@@ -106,7 +105,10 @@ class ImportRunner:
             session.add(job)
         tally = _Tally()
         sink = sink_for(self.database, job.id)
-        pending: deque[Awaitable[CheckedChunk]] = deque()
+        # Chunks being checked, in file order. A bounded queue: two per worker keep both cores
+        # busy while rows are written, and cap what the upload can make the server hold.
+        pending: asyncio.Queue[Awaitable[CheckedChunk] | None] = asyncio.Queue(max(self.workers, 1) * 2)
+        lander: asyncio.Task[None] | None = None
         try:
             await sink.open()
             seen: set[Any] = set()
@@ -119,17 +121,13 @@ class ImportRunner:
                 require_valid=options.validation == "valid", dedupe=options.dedupe,
                 encoding="rows" if self.database.is_sqlite else "copy",
             )
-            saved_at = 0
+            # Checked chunks are written as they come, not when the next one is read: a slow
+            # or stalled upload still writes (and reports progress on) what has arrived.
+            lander = asyncio.create_task(self._land_all(job.id, pending, tally, seen, sink))
             async for chunk in read_chunks(format, upload):
-                pending.append(self._check(chunk, rules))
-                # Two chunks per worker in flight keep both cores busy while rows are written.
-                while len(pending) > max(self.workers, 1) * 2:
-                    await self._land(await pending.popleft(), tally, seen, sink)
-                if tally.rows_total - saved_at >= PROGRESS_EVERY_ROWS:
-                    saved_at = tally.rows_total
-                    await self._save_progress(job.id, tally)
-            while pending:
-                await self._land(await pending.popleft(), tally, seen, sink)
+                await _put_unless_done(pending, self._check(chunk, rules), lander)
+            await _put_unless_done(pending, None, lander)
+            await lander
             now = self.clock.now()
 
             async def finish(connection: AsyncConnection) -> bool:
@@ -139,7 +137,10 @@ class ImportRunner:
                 tally.rows_imported = 0
                 raise _Abandoned()
         except BaseException as error:
-            for future in pending:
+            if lander is not None:
+                lander.cancel()
+            while not pending.empty():
+                future = pending.get_nowait()
                 if isinstance(future, asyncio.Future):
                     future.cancel()
             await sink.close()
@@ -150,21 +151,41 @@ class ImportRunner:
         await sink.close()
         return await self.get_job(job.outdial_id, job.id)
 
+    async def _land_all(
+        self, job_id: uuid.UUID, pending: "asyncio.Queue[Awaitable[CheckedChunk] | None]",
+        tally: _Tally, seen: set[Any], sink: Any,
+    ) -> None:
+        saved_at = 0
+        while (checking := await pending.get()) is not None:
+            await self._land(await checking, tally, seen, sink)
+            if tally.rows_total - saved_at >= PROGRESS_EVERY_ROWS:
+                saved_at = tally.rows_total
+                await self._save_progress(job_id, tally)
+
     async def _land(self, checked: CheckedChunk, tally: _Tally, seen: set[Any], sink: Any) -> None:
-        targets, mappings = [], []
-        for _, key, target, mapping in checked.accepted:
-            if key is not None:
+        """Write a checked chunk; chunks land in file order, so the rows before it are counted."""
+        before = tally.rows_total
+        if checked.malformed is not None:
+            number, problem = checked.malformed
+            raise malformed(before + number if number else 0, problem)
+        targets, numbers, target_ids = checked.targets, checked.numbers, checked.target_ids
+        if checked.keys:
+            keep = []
+            for index, key in enumerate(checked.keys):
                 if key in seen:
                     tally.rows_duplicate += 1
-                    continue
-                seen.add(key)
-            targets.append(target)
-            mappings.append(mapping)
-        tally.rows_total += len(checked.accepted) + checked.rejected
+                else:
+                    seen.add(key)
+                    keep.append(index)
+            targets = [targets[i] for i in keep]
+            numbers = [numbers[i] for i in keep]
+            target_ids = [target_ids[i] for i in keep]
+        errors = [(before + number, name, message) for number, name, message in checked.errors]
+        tally.rows_total += checked.rows
         tally.rows_imported += len(targets)
         tally.rows_rejected += checked.rejected
-        tally.note_errors(checked.errors)
-        await sink.write(targets, mappings, checked.errors)
+        tally.note_errors(errors)
+        await sink.write(targets, [before + number for number in numbers], target_ids, errors)
 
     async def _save_progress(self, job_id: uuid.UUID, tally: _Tally) -> None:
         async with self.database.transaction() as session:
@@ -197,6 +218,18 @@ class ImportRunner:
         if job is None:
             raise NotFound(f"import {import_id} not found in outdial {outdial_id}", "IMPORT_NOT_FOUND")
         return job
+
+
+async def _put_unless_done(queue: asyncio.Queue[Any], item: Any, consumer: asyncio.Task[None]) -> None:
+    """queue.put(item), unless the consumer stops first (its error is raised then)."""
+    putting = asyncio.ensure_future(queue.put(item))
+    await asyncio.wait((putting, consumer), return_when=asyncio.FIRST_COMPLETED)
+    if not putting.done():
+        putting.cancel()
+        if isinstance(item, asyncio.Future):
+            item.cancel()
+        consumer.result()  # raises why the consumer stopped
+        raise RuntimeError("the import stopped writing rows")
 
 
 class _Abandoned(Exception):

@@ -16,7 +16,7 @@ from outdial.errors import InvalidArgument
 DESTINATION_TYPES = ("tel", "sip", "email")
 ADDRESS_FIELDS = ("type", "target", "target_name", "name", "detail")
 
-_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _NOT_POSSIBLE = {
     ValidationResult.INVALID_COUNTRY_CODE: "its country code does not exist",
     ValidationResult.TOO_SHORT: "it is too short for its country code",
@@ -114,7 +114,7 @@ def possible_e164(number: str) -> int:
 
 def tel_problem(number: str, *, require_valid: bool = False) -> str | None:
     """Why `number` is not an acceptable E.164 phone number, or None when it is."""
-    if not _E164.fullmatch(number):
+    if not E164.fullmatch(number):
         return f"{number!r} is not a valid E.164 phone number ('+' then 2 to 15 digits)"
     why = possible_e164(number)
     if why not in _POSSIBLE:
@@ -167,7 +167,7 @@ _WRITTEN_NUMBER = re.compile(r"\+?[0-9(][0-9()\-./ ]*")
 def normalise_tel(number: str, default_region: str | None) -> str:
     """`number` in E.164; a national number is read as one of `default_region`. A string that
     cannot be read as a number is returned as it is, for tel_problem to say what is wrong."""
-    if _E164.fullmatch(number) or not _WRITTEN_NUMBER.fullmatch(number):
+    if E164.fullmatch(number) or not _WRITTEN_NUMBER.fullmatch(number):
         return number
     if not number.startswith("+") and default_region is None:
         return number
