@@ -47,23 +47,56 @@ def make_file(path: Path, rows: int) -> None:
             out.write(f"person {i},,{{\"id\": {i}}},{','.join(cells)}\n")
 
 
-def peak_kib(pid: int) -> int:
-    """VmHWM of a process and its children (the checking workers)."""
-    total = 0
-    pids = [pid]
+def family(pid: int) -> list[int]:
+    """A process and its children (the checking workers)."""
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
+        return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
     except OSError:
-        pass
-    for p in pids:
+        return [pid]
+
+
+def peaks_kib(pid: int) -> dict[int, int]:
+    """VmHWM (peak resident memory) of a process and of each of its children."""
+    peaks = {}
+    for p in family(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
+                    peaks[p] = int(line.split()[1])
         except OSError:
             pass
-    return total
+    return peaks
+
+
+def peak_kib(pid: int) -> int:
+    """VmHWM of a process and its children, summed."""
+    return sum(peaks_kib(pid).values())
+
+
+def backend_cpu(url: str) -> dict[int, float]:
+    """CPU time so far of the PostgreSQL backends serving the bench database (same machine)."""
+    async def pids() -> list[int]:
+        connection = await asyncpg.connect(url)
+        try:
+            return [r["pid"] for r in await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        finally:
+            await connection.close()
+
+    return cpu_seconds(0, asyncio.run(pids()))
+
+
+def cpu_seconds(pid: int, pids: list[int] | None = None) -> dict[int, float]:
+    """User + system CPU time of a process and each of its children so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    times = {}
+    for p in family(pid) if pids is None else pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            times[p] = (int(fields[11]) + int(fields[12])) / ticks
+        except OSError:
+            pass
+    return times
 
 
 class Server:
@@ -123,6 +156,7 @@ def main() -> None:
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--posts", type=int, default=10_000)
+    parser.add_argument("--skip-posts", action="store_true", help="skip the one-POST-per-target run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="outdial-bench-"))
     url = (databases.create_postgres_database() if args.database == "postgresql"
@@ -135,15 +169,29 @@ def main() -> None:
         http, params = server.http, server.params
         outdial = http.post("/v1.0/outdials", json={}, params=params).json()["id"]
         samples: list[int] = []
+        cpu_before = cpu_seconds(server.process.pid)
+        database_before = backend_cpu(url) if args.database == "postgresql" else {}
         started = time.perf_counter()
         response = http.post(f"/v1.0/outdials/{outdial}/imports", params={**params, "default_region": "US"},
                              content=stream_file(upload, server, samples), headers={"Content-Type": "text/csv"})
         elapsed = time.perf_counter() - started
         job = response.json()
         peak = max(samples + [peak_kib(server.process.pid)]) / 1024
+        cpu_after = cpu_seconds(server.process.pid)
+        cpu = {p: t - cpu_before.get(p, 0) for p, t in cpu_after.items()}
+        server_cpu = cpu.pop(server.process.pid)
         print(f"import: {elapsed:.1f} s, {args.rows / elapsed:,.0f} rows/s, status {job['status']}, "
               f"imported {job['rows_imported']:,}, rejected {job['rows_rejected']:,}, "
               f"peak RSS (server + workers) {peak:.0f} MB")
+        peaks = peaks_kib(server.process.pid)
+        print(f"peak RSS: server {peaks.pop(server.process.pid) / 1024:.0f} MB, children "
+              f"{' + '.join(f'{kib / 1024:.0f}' for kib in peaks.values())} MB")
+        print(f"CPU: server {server_cpu:.1f} s, workers {' + '.join(f'{t:.1f}' for t in cpu.values())} s, "
+              f"total {server_cpu + sum(cpu.values()):.1f} s "
+              f"({(server_cpu + sum(cpu.values())) / args.rows * 1e6:.1f} µs per row)")
+        if args.database == "postgresql":
+            database_cpu = sum(t - database_before.get(p, 0) for p, t in backend_cpu(url).items())
+            print(f"CPU of the PostgreSQL backends: {database_cpu:.1f} s (backends alive at the end)")
         if args.database == "postgresql":
             copy = asyncio.run(pg_copy_baseline(url, outdial))
             print(f"PostgreSQL COPY of the same validated rows: {copy:.1f} s "
@@ -166,6 +214,8 @@ def main() -> None:
         print(f"stats at {job['rows_imported']:,} targets: best {min(timings) * 1000:.0f} ms, "
               f"median {sorted(timings)[2] * 1000:.0f} ms")
 
+        if args.skip_posts:
+            return
         other = http.post("/v1.0/outdials", json={}, params=params).json()["id"]
         started = time.perf_counter()
         for i in range(args.posts):

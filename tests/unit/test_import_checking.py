@@ -11,7 +11,7 @@ import pytest
 
 from outdial.errors import InvalidArgument
 from outdial.imports import reading
-from outdial.imports.checking import TEL_JSON, RowRules, check_chunk, new_target_ids
+from outdial.imports.checking import TEL_JSON, RowRules, check_chunk, decode_targets, new_target_ids
 from outdial.imports.reading import Chunk, read_chunks
 from outdial.outdials.destinations import validate_destination
 
@@ -58,7 +58,7 @@ def test_csv_cut_anywhere_gives_the_same_rows_numbered_in_file_order(
         assert chunk.header == ["name", "destination_0"]
         checked = check_chunk(chunk, RULES)
         assert checked.malformed is None
-        names += [(rows + n, t[3]) for n, t in zip(checked.numbers, checked.targets)]
+        names += [(rows + n, t[3]) for n, t in zip(checked.numbers, decode_targets(checked.targets, "rows"))]
         errors += [(rows + n, field) for n, field, _ in checked.errors]
         rows += checked.rows
         assert chunk.start >= start

@@ -13,6 +13,7 @@ import datetime as dt
 import io
 import json
 import os
+import pickle
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,12 +58,14 @@ class RowRules:
 @dataclass
 class CheckedChunk:
     rows: int = 0  # rows read, good and bad
-    # For each good row, in file order: its number in the chunk, its target id, the encoded
-    # target row, and (with dedupe) the key of its first destination.
+    # For each good row, in file order: its number in the chunk, its target id, and (with
+    # dedupe) the key of its first destination.
     numbers: list[int] = field(default_factory=list)
     target_ids: list[str] = field(default_factory=list)
-    targets: list[Any] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)
+    # The good rows encoded as one blob (see encode_targets): one large object instead of one
+    # per row keeps the serving process's memory flat and its unpickling cheap.
+    targets: bytes = b""
     errors: list[tuple[int, str, str]] = field(default_factory=list)  # (number in chunk, field, message)
     rejected: int = 0
     # The file itself is broken here (the whole import fails): (number in chunk or 0, problem).
@@ -98,6 +101,7 @@ def check_chunk(chunk: Chunk, rules: RowRules) -> CheckedChunk:
         result.malformed = (0, f"the file is not UTF-8 ({error.reason} at byte {chunk.start + error.start})")
         return result
     encode = _Encoder(rules)
+    targets = []
     ids = new_target_ids(len(records))
     for (number, values, unreadable), target_id in zip(records, ids):
         if unreadable:
@@ -111,10 +115,23 @@ def check_chunk(chunk: Chunk, rules: RowRules) -> CheckedChunk:
             continue
         result.numbers.append(number)
         result.target_ids.append(target_id)
-        result.targets.append(encode(target_id, texts, destinations))
+        targets.append(encode(target_id, texts, destinations))
         if rules.dedupe:
             result.keys.append(key)
+    result.targets = encode_targets(targets, rules.encoding)
     return result
+
+
+def encode_targets(targets: list[Any], encoding: str) -> bytes:
+    """Encoded rows as one blob: COPY text lines as they are, executemany tuples pickled."""
+    return b"".join(targets) if encoding == "copy" else pickle.dumps(targets, pickle.HIGHEST_PROTOCOL)
+
+
+def decode_targets(blob: bytes, encoding: str) -> list[Any]:
+    """The rows of a blob, one item each (COPY lines keep their newline)."""
+    if encoding == "copy":
+        return [line + b"\n" for line in blob.split(b"\n")[:-1]]  # COPY text escapes newlines in values
+    return pickle.loads(blob)  # noqa: S301 - written by encode_targets, never from outside
 
 
 def _records(chunk: Chunk, result: CheckedChunk) -> Any:
@@ -188,6 +205,8 @@ def _check_values(
 
 def _destination(slot: int, value: Any, rules: RowRules) -> tuple[str | None, Any]:
     """One destination cell in stored form (JSON text) with its dedupe key, or (None, None)."""
+    if value is None or value == "":  # an empty cell or slot: no destination
+        return None, None
     if value.__class__ is str and E164.fullmatch(value):
         # Most cells: a bare number already in E.164. Same check as below, no address dict.
         problem = tel_problem(value, require_valid=rules.require_valid)

@@ -22,7 +22,7 @@ from sqlalchemy import JSON, func, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from outdial.db import Database
-from outdial.imports.checking import MAPPING_COLUMNS, TARGET_COLUMNS, dedupe_key
+from outdial.imports.checking import MAPPING_COLUMNS, TARGET_COLUMNS, decode_targets, dedupe_key
 from outdial.models import ImportJob, ImportRowError, ImportRowTarget, OutdialTarget
 
 RowError = tuple[int, str, str]
@@ -116,9 +116,10 @@ class TargetSink:
     async def open(self) -> None: ...
 
     async def write(
-        self, targets: list[Any], rows: list[int], target_ids: list[str], errors: list[RowError]
+        self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError]
     ) -> None:
-        """Encoded target rows, with the file row and target id of each, and rejected rows."""
+        """Encoded target rows (checking.encode_targets), with the file row and target id of
+        each, and rejected rows."""
 
     async def commit(self, finish: Any) -> bool:
         """Write what is held, then run `finish(connection)`; commit only if it returns True."""
@@ -143,11 +144,11 @@ class PostgresSink(TargetSink):
         self.driver = raw.driver_connection
 
     async def write(
-        self, targets: list[bytes], rows: list[int], target_ids: list[str], errors: list[RowError]
+        self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError]
     ) -> None:
-        if targets:
+        if rows:
             await self.driver.copy_to_table(
-                "outdial_targets", source=io.BytesIO(b"".join(targets)), columns=TARGET_COLUMNS,
+                "outdial_targets", source=io.BytesIO(targets), columns=TARGET_COLUMNS,
                 format="text",
             )
             job = self.job_id.hex
@@ -192,7 +193,7 @@ class SqliteSink(TargetSink):
         self.spool = tempfile.TemporaryFile()
 
     async def write(
-        self, targets: list[tuple[Any, ...]], rows: list[int], target_ids: list[str], errors: list[RowError]
+        self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError]
     ) -> None:
         pickle.dump((targets, rows, target_ids, errors), self.spool, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -206,7 +207,7 @@ class SqliteSink(TargetSink):
                     targets, rows, target_ids, errors = pickle.load(self.spool)
                 except EOFError:
                     break
-                await _executemany(connection, _INSERT_TARGET, targets)
+                await _executemany(connection, _INSERT_TARGET, decode_targets(targets, "rows"))
                 await _executemany(connection, _INSERT_MAPPING,
                                    [(job, row, target) for row, target in zip(rows, target_ids)])
                 await _executemany(connection, _INSERT_ERROR, [(job, *e) for e in errors])

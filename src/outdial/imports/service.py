@@ -15,7 +15,7 @@ from outdial.auth.service import Principal
 from outdial.clock import Clock
 from outdial.db import Database
 from outdial.errors import InvalidArgument, NotFound, OutdialError
-from outdial.imports.checking import CheckedChunk, RowRules, check_chunk
+from outdial.imports.checking import CheckedChunk, RowRules, check_chunk, decode_targets, encode_targets
 from outdial.imports.reading import Chunk, malformed, read_chunks
 from outdial.imports.repository import ImportRepository, mark_done, sink_for
 from outdial.models import ImportJob
@@ -72,6 +72,7 @@ class ImportRunner:
     def __init__(self, database: Database, clock: Clock, workers: int) -> None:
         self.database, self.clock, self.workers = database, clock, workers
         self._pool: ProcessPoolExecutor | None = None
+        self._encoding = "rows" if database.is_sqlite else "copy"
 
     def _check(self, chunk: Chunk, rules: RowRules) -> Awaitable[CheckedChunk]:
         if self.workers <= 0:
@@ -119,7 +120,7 @@ class ImportRunner:
                 import_id=job.id, customer_id=outdial.customer_id, outdial_id=outdial.id,
                 tm_create=job.tm_create, default_region=options.default_region,
                 require_valid=options.validation == "valid", dedupe=options.dedupe,
-                encoding="rows" if self.database.is_sqlite else "copy",
+                encoding=self._encoding,
             )
             # Checked chunks are written as they come, not when the next one is read: a slow
             # or stalled upload still writes (and reports progress on) what has arrived.
@@ -177,12 +178,13 @@ class ImportRunner:
                 else:
                     seen.add(key)
                     keep.append(index)
-            targets = [targets[i] for i in keep]
+            rows = decode_targets(targets, self._encoding)
+            targets = encode_targets([rows[i] for i in keep], self._encoding)
             numbers = [numbers[i] for i in keep]
             target_ids = [target_ids[i] for i in keep]
         errors = [(before + number, name, message) for number, name, message in checked.errors]
         tally.rows_total += checked.rows
-        tally.rows_imported += len(targets)
+        tally.rows_imported += len(numbers)
         tally.rows_rejected += checked.rejected
         tally.note_errors(errors)
         await sink.write(targets, [before + number for number in numbers], target_ids, errors)
