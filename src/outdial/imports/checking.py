@@ -20,8 +20,7 @@ from typing import Any
 
 from outdial.errors import InvalidArgument
 from outdial.imports.reading import Chunk
-from outdial.models.outdials import DESTINATION_SLOTS
-from outdial.outdials.destinations import E164, tel_problem, validate_destination
+from outdial.outdials.destinations import DESTINATION_SLOTS, E164, tel_problem, validate_destination
 from outdial.timestamps import WIRE_FORMAT
 
 TEXT_FIELDS = ("name", "detail", "data")

@@ -7,8 +7,7 @@ from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outdial.models.base import NIL_UUID, Base
-
-DESTINATION_SLOTS = 5
+from outdial.outdials.destinations import DESTINATION_SLOTS  # noqa: F401 - re-exported
 
 
 class Outdial(Base):

@@ -14,6 +14,9 @@ from phonenumbers import phonenumberutil as _pnu
 from outdial.errors import InvalidArgument
 
 DESTINATION_TYPES = ("tel", "sip", "email")
+# How many destinations a target has (destination_0..4). Defined here, not with the tables, so
+# the import's checking workers need not load the ORM.
+DESTINATION_SLOTS = 5
 ADDRESS_FIELDS = ("type", "target", "target_name", "name", "detail")
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
