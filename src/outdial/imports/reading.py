@@ -19,9 +19,9 @@ from typing import Any
 from outdial.errors import InvalidArgument
 
 MEDIA_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/json": "json"}
-# About 9,000 rows of CSV: big enough that handing a chunk to a worker costs little beside
+# About 4,500 rows of CSV: big enough that handing a chunk to a worker costs little beside
 # checking it, small enough that the few chunks in flight stay a few MB.
-CHUNK_BYTES = 512 * 1024
+CHUNK_BYTES = 256 * 1024
 CHUNK_ROWS = 5000  # JSON array elements per chunk (they arrive decoded)
 # A single CSV record, NDJSON line or array element longer than this is refused: it bounds the
 # memory one unterminated quote or bracket can make the reader hold.

@@ -11,7 +11,6 @@ the job done, so a crash at any point leaves either every accepted row or none:
 """
 
 import datetime as dt
-import io
 import pickle
 import tempfile
 import uuid
@@ -148,13 +147,13 @@ class PostgresSink(TargetSink):
     ) -> None:
         if rows:
             await self.driver.copy_to_table(
-                "outdial_targets", source=io.BytesIO(targets), columns=TARGET_COLUMNS,
+                "outdial_targets", source=_once(targets), columns=TARGET_COLUMNS,
                 format="text",
             )
             job = self.job_id.hex
             mapping = "".join([f"{job}\t{row}\t{target}\n" for row, target in zip(rows, target_ids)])
             await self.driver.copy_to_table(
-                "import_row_targets", source=io.BytesIO(mapping.encode()), columns=MAPPING_COLUMNS,
+                "import_row_targets", source=_once(mapping.encode()), columns=MAPPING_COLUMNS,
                 format="text",
             )
         if errors:
@@ -182,6 +181,13 @@ _INSERT_TARGET = (
 )
 _INSERT_MAPPING = "INSERT INTO import_row_targets (import_id, row, target_id) VALUES (?, ?, ?)"
 _INSERT_ERROR = "INSERT INTO import_row_errors (import_id, row, field, message) VALUES (?, ?, ?, ?)"
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    """COPY data for asyncpg as an async iterable. A file object would be read in a thread,
+    and asyncpg keeps it in a reference cycle: the blobs of a whole import piled up until a
+    full garbage collection (~150 MB more resident memory on a million rows)."""
+    yield data
 
 
 class SqliteSink(TargetSink):
