@@ -52,6 +52,7 @@ def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url, admin_username=ADMIN_USERNAME, admin_password=ADMIN_PASSWORD,
         secret_key="test-signing-key-that-is-long-enough-for-hs256",
+        engine_in_process=False,  # a test that wants the engine runs one itself
     )
 
 

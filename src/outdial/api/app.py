@@ -16,6 +16,7 @@ from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database
+from outdial.engine import BackgroundEngine
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
 
@@ -44,9 +45,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         database = Database(settings.database_url)
         app.state.database = database
         app.state.signing_secret = await prepare_database(database, settings, clock)
+        engine = None
+        if settings.engine_in_process:
+            engine = BackgroundEngine.start(database, settings, clock)
         try:
             yield
         finally:
+            if engine is not None:
+                await engine.stop()
             await database.dispose()
 
     app = FastAPI(
