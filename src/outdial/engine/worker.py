@@ -120,7 +120,7 @@ class Engine:
                     session, [a for a in answered if a not in ending], self.worker_id, now
                 )
                 written = await repo.record_outcomes(session, closings, self.worker_id, now)
-        except Exception:
+        except BaseException:  # cancelled mid-write too: nothing may be forgotten
             # Kept for the next try; the leases keep these attempts ours meanwhile.
             self._finished[:0] = closings
             self._answered[:0] = answered
