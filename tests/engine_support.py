@@ -39,16 +39,20 @@ class Scenario:
     campaign_id: uuid.UUID
     target_ids: list[uuid.UUID] = field(default_factory=list)
 
-    async def add_target(self, *destinations: dict[str, Any] | None, data: str = "") -> uuid.UUID:
+    def new_target(self, *destinations: dict[str, Any] | None, data: str = "") -> OutdialTarget:
         now = self.clock.now()
         target = OutdialTarget(
             id=uuid.uuid4(), customer_id=self.customer_id, outdial_id=self.outdial_id,
             name="", detail="", data=data, status="idle", tm_create=now, tm_update=now,
             **{f"destination_{n}": d for n, d in enumerate(destinations)},
         )
+        self.target_ids.append(target.id)
+        return target
+
+    async def add_target(self, *destinations: dict[str, Any] | None, data: str = "") -> uuid.UUID:
+        target = self.new_target(*destinations, data=data)
         async with self.database.transaction() as session:
             session.add(target)
-        self.target_ids.append(target.id)
         return target.id
 
     async def target(self, target_id: uuid.UUID) -> OutdialTarget:
@@ -102,13 +106,15 @@ async def make_campaign(
         concurrency=concurrency, dial_rate=dial_rate, tm_create=now, tm_update=now,
     )
     outdial.campaign_id = campaign.id
+    scenario = Scenario(database, clock, customer.id, outplan.id, outdial.id, campaign.id)
+    # One transaction, so that an engine already running never sees the campaign without targets.
     async with database.transaction() as session:
         session.add(customer)
         await session.flush()
-        session.add_all([outplan, outdial, campaign])
-    scenario = Scenario(database, clock, customer.id, outplan.id, outdial.id, campaign.id)
-    for destinations in targets:
-        await scenario.add_target(*destinations)
+        session.add_all([outplan, outdial])
+        await session.flush()
+        session.add_all([scenario.new_target(*d) for d in targets])
+        session.add(campaign)
     return scenario
 
 
