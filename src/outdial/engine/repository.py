@@ -207,33 +207,33 @@ async def _claim_targets(
     return claimed
 
 
-async def mark_answered(
-    session: AsyncSession, ids: Sequence[uuid.UUID], worker_id: str, now: dt.datetime
-) -> None:
-    """dialing → progressing for the attempts this worker still holds."""
-    for chunk in _chunks(ids):
-        await session.execute(
-            update(CALLS)
-            .where(CALLS.c.id.in_(chunk), CALLS.c.status == "dialing", CALLS.c.worker_id == worker_id)
-            .values(status="progressing", tm_update=now)
-        )
-
-
 async def record_outcomes(
-    session: AsyncSession, closings: Sequence[Closing], worker_id: str, now: dt.datetime
+    session: AsyncSession, closings: Sequence[Closing], answered: Sequence[uuid.UUID],
+    worker_id: str, now: dt.datetime,
 ) -> int:
-    """Write down ended attempts that this worker still holds; returns how many were written.
+    """Write down answers (dialing → progressing) and ended attempts this worker still holds.
 
-    An attempt whose lease expired has been closed by a reaper already: its late outcome is
-    dropped, so no attempt is ever closed twice.
+    Returns how many ended attempts were written. An attempt whose lease expired has been
+    closed by a reaper already: its late outcome is dropped, so none is ever closed twice.
+    Rows are locked in id order, the order the heartbeat locks them in, so the two never
+    deadlock.
     """
+    ending = {c.campaigncall_id for c in closings}
     held: set[uuid.UUID] = set()
-    for chunk in _chunks([c.campaigncall_id for c in closings]):
+    for chunk in _chunks(sorted(ending | set(answered))):
         held.update(await session.scalars(
             select(CALLS.c.id)
             .where(CALLS.c.id.in_(chunk), CALLS.c.worker_id == worker_id, IN_FLIGHT)
+            .order_by(CALLS.c.id)
             .with_for_update()
         ))
+    talking = [a for a in answered if a in held and a not in ending]
+    for chunk in _chunks(talking):
+        await session.execute(
+            update(CALLS)
+            .where(CALLS.c.id.in_(chunk), CALLS.c.status == "dialing")
+            .values(status="progressing", tm_update=now)
+        )
     mine = [c for c in closings if c.campaigncall_id in held]
     await _close_attempts(session, mine, now)
     return len(mine)
@@ -244,6 +244,7 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
     rows = (await session.execute(
         select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id)
         .where(IN_FLIGHT, CALLS.c.tm_lease_expire < now)
+        .order_by(CALLS.c.id)
         .limit(most)
         .with_for_update(skip_locked=True)
     )).all()
@@ -300,9 +301,14 @@ async def renew_leases(
     session: AsyncSession, worker_id: str, now: dt.datetime, lease_seconds: float
 ) -> set[uuid.UUID]:
     """Extend every lease this worker holds; returns the attempts it still holds."""
+    # Locked in id order first, as record_outcomes does, so the two never deadlock.
+    mine = (
+        select(CALLS.c.id).where(CALLS.c.worker_id == worker_id, IN_FLIGHT)
+        .order_by(CALLS.c.id).with_for_update()
+    )
     rows = await session.scalars(
         update(CALLS)
-        .where(CALLS.c.worker_id == worker_id, IN_FLIGHT)
+        .where(CALLS.c.id.in_(mine.scalar_subquery()))
         .values(tm_lease_expire=now + dt.timedelta(seconds=lease_seconds))
         .returning(CALLS.c.id)
     )

@@ -112,14 +112,11 @@ class Engine:
             return 0
         closings, self._finished = self._finished, []
         answered, self._answered = self._answered, []
-        ending = {c.campaigncall_id for c in closings}
         try:
             async with self.database.transaction() as session:
-                now = self.clock.now()
-                await repo.mark_answered(
-                    session, [a for a in answered if a not in ending], self.worker_id, now
+                written = await repo.record_outcomes(
+                    session, closings, answered, self.worker_id, self.clock.now()
                 )
-                written = await repo.record_outcomes(session, closings, self.worker_id, now)
         except BaseException:  # cancelled mid-write too: nothing may be forgotten
             # Kept for the next try; the leases keep these attempts ours meanwhile.
             self._finished[:0] = closings
