@@ -14,6 +14,9 @@ from outdial.clock import FakeClock
 from outdial.settings import Settings
 from tests import databases
 
+# Fixtures of the engine tests (a migrated `database`).
+pytest_plugins = ["tests.engine_support"]
+
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-1"
 

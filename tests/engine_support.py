@@ -42,8 +42,15 @@ class Scenario:
     def new_target(self, *destinations: dict[str, Any] | None, data: str = "") -> OutdialTarget:
         now = self.clock.now()
         target = OutdialTarget(
-            id=uuid.uuid4(), customer_id=self.customer_id, outdial_id=self.outdial_id,
-            name="", detail="", data=data, status="idle", tm_create=now, tm_update=now,
+            id=uuid.uuid4(),
+            customer_id=self.customer_id,
+            outdial_id=self.outdial_id,
+            name="",
+            detail="",
+            data=data,
+            status="idle",
+            tm_create=now,
+            tm_update=now,
             **{f"destination_{n}": d for n, d in enumerate(destinations)},
         )
         self.target_ids.append(target.id)
@@ -85,25 +92,49 @@ class Scenario:
 
 
 async def make_campaign(
-    database: Database, clock: FakeClock, *, targets: Sequence[Sequence[dict[str, Any] | None]] = (),
-    max_try_counts: Sequence[int] = (1, 0, 0, 0, 0), try_interval: int = 60000,
-    dial_timeout: int = 30000, concurrency: int = 10, dial_rate: int = 10,
-    end_handle: str = "stop", status: str = "run", actions: list[Any] | None = None,
-    outdial_data: str = "", source: dict[str, Any] | None = None,
+    database: Database,
+    clock: FakeClock,
+    *,
+    targets: Sequence[Sequence[dict[str, Any] | None]] = (),
+    max_try_counts: Sequence[int] = (1, 0, 0, 0, 0),
+    try_interval: int = 60000,
+    dial_timeout: int = 30000,
+    concurrency: int = 10,
+    dial_rate: int = 10,
+    end_handle: str = "stop",
+    status: str = "run",
+    actions: list[Any] | None = None,
+    outdial_data: str = "",
+    source: dict[str, Any] | None = None,
 ) -> Scenario:
     now = clock.now()
     customer = Customer(id=uuid.uuid4(), name="acme", detail="", tm_create=now)
     outplan = Outplan(
-        id=uuid.uuid4(), customer_id=customer.id, source=source or tel("+15550000000"),
-        dial_timeout=dial_timeout, try_interval=try_interval, tm_create=now, tm_update=now,
+        id=uuid.uuid4(),
+        customer_id=customer.id,
+        source=source or tel("+15550000000"),
+        dial_timeout=dial_timeout,
+        try_interval=try_interval,
+        tm_create=now,
+        tm_update=now,
         **{f"max_try_count_{n}": m for n, m in enumerate(max_try_counts)},
     )
-    outdial = Outdial(id=uuid.uuid4(), customer_id=customer.id, data=outdial_data,
-                      tm_create=now, tm_update=now)
+    outdial = Outdial(
+        id=uuid.uuid4(), customer_id=customer.id, data=outdial_data, tm_create=now, tm_update=now
+    )
     campaign = Campaign(
-        id=uuid.uuid4(), customer_id=customer.id, type="call", status=status,
-        end_handle=end_handle, actions=actions or [], outplan_id=outplan.id, outdial_id=outdial.id,
-        concurrency=concurrency, dial_rate=dial_rate, tm_create=now, tm_update=now,
+        id=uuid.uuid4(),
+        customer_id=customer.id,
+        type="call",
+        status=status,
+        end_handle=end_handle,
+        actions=actions or [],
+        outplan_id=outplan.id,
+        outdial_id=outdial.id,
+        concurrency=concurrency,
+        dial_rate=dial_rate,
+        tm_create=now,
+        tm_update=now,
     )
     outdial.campaign_id = campaign.id
     scenario = Scenario(database, clock, customer.id, outplan.id, outdial.id, campaign.id)

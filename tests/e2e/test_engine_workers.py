@@ -43,10 +43,16 @@ class Workers:
 
     def __init__(self, url: str, logs: Path, **settings: Any) -> None:
         self.env = {
-            **os.environ, "OUTDIAL_DATABASE_URL": url, "OUTDIAL_LOG_LEVEL": "warning",
-            "OUTDIAL_ENGINE_LEASE_SECONDS": str(LEASE_SECONDS), "OUTDIAL_ENGINE_POLL_SECONDS": "0.05",
-            "OUTDIAL_SIM_SEED": "7", "OUTDIAL_SIM_RING_MIN_MS": "0", "OUTDIAL_SIM_RING_MAX_MS": "40",
-            "OUTDIAL_SIM_TALK_MIN_MS": "0", "OUTDIAL_SIM_TALK_MAX_MS": "40",
+            **os.environ,
+            "OUTDIAL_DATABASE_URL": url,
+            "OUTDIAL_LOG_LEVEL": "warning",
+            "OUTDIAL_ENGINE_LEASE_SECONDS": str(LEASE_SECONDS),
+            "OUTDIAL_ENGINE_POLL_SECONDS": "0.05",
+            "OUTDIAL_SIM_SEED": "7",
+            "OUTDIAL_SIM_RING_MIN_MS": "0",
+            "OUTDIAL_SIM_RING_MAX_MS": "40",
+            "OUTDIAL_SIM_TALK_MIN_MS": "0",
+            "OUTDIAL_SIM_TALK_MAX_MS": "40",
             **{f"OUTDIAL_{k.upper()}": str(v) for k, v in settings.items()},
         }
         self.logs = logs
@@ -93,12 +99,24 @@ async def seed_campaign(database: Database, targets: int, **options: Any) -> Any
     rows = []
     for n in range(targets):
         count = draw.randint(1, 3)
-        rows.append({
-            "id": uuid.uuid4(), "customer_id": scenario.customer_id, "outdial_id": scenario.outdial_id,
-            "name": "", "detail": "", "data": f"row {n}", "status": "idle", "tm_create": now,
-            "tm_update": now, **{f"try_count_{s}": 0 for s in range(5)},
-            **{f"destination_{s}": tel(f"+1555{n:06d}{s}") if s < count else None for s in range(5)},
-        })
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "customer_id": scenario.customer_id,
+                "outdial_id": scenario.outdial_id,
+                "name": "",
+                "detail": "",
+                "data": f"row {n}",
+                "status": "idle",
+                "tm_create": now,
+                "tm_update": now,
+                **{f"try_count_{s}": 0 for s in range(5)},
+                **{
+                    f"destination_{s}": tel(f"+1555{n:06d}{s}") if s < count else None
+                    for s in range(5)
+                },
+            }
+        )
     async with database.transaction() as session:
         await session.execute(insert(OutdialTarget.__table__), rows)
     return scenario
@@ -117,11 +135,19 @@ async def campaign_stopped(database: Database, campaign_id: uuid.UUID) -> bool:
         return (await session.get(Campaign, campaign_id)).status == "stop"  # type: ignore[union-attr]
 
 
-PLAN = {"max_try_counts": (2, 1, 1, 0, 0), "try_interval": 100, "dial_timeout": 1000,
-        "concurrency": 150, "dial_rate": 2000, "end_handle": "stop"}
+PLAN = {
+    "max_try_counts": (2, 1, 1, 0, 0),
+    "try_interval": 100,
+    "dial_timeout": 1000,
+    "concurrency": 150,
+    "dial_rate": 2000,
+    "end_handle": "stop",
+}
 
 
-async def test_four_workers_dial_every_target_exactly_as_planned(database: Database, workers: Any) -> None:
+async def test_four_workers_dial_every_target_exactly_as_planned(
+    database: Database, workers: Any
+) -> None:
     scenario = await seed_campaign(database, 1000, **PLAN)
     group = workers()
     for _ in range(4):
@@ -139,7 +165,9 @@ async def test_four_workers_dial_every_target_exactly_as_planned(database: Datab
     assert [p.returncode for p in group.processes] == [0, 0, 0, 0]  # SIGTERM is a clean exit
 
 
-async def test_a_killed_workers_attempts_are_taken_over_after_their_lease(database: Database, workers: Any) -> None:
+async def test_a_killed_workers_attempts_are_taken_over_after_their_lease(
+    database: Database, workers: Any
+) -> None:
     scenario = await seed_campaign(database, 600, **PLAN)
     # Only a reaper writes `failed`, so the dead worker's attempts are easy to tell apart.
     group = workers(sim_p_failed=0)
@@ -149,9 +177,14 @@ async def test_a_killed_workers_attempts_are_taken_over_after_their_lease(databa
 
     async def under_way() -> bool:
         async with database.transaction() as session:
-            return (await session.scalar(
-                select(func.count()).select_from(Campaigncall).where(Campaigncall.status == "done")
-            ) or 0) >= 200
+            return (
+                await session.scalar(
+                    select(func.count())
+                    .select_from(Campaigncall)
+                    .where(Campaigncall.status == "done")
+                )
+                or 0
+            ) >= 200
 
     await wait_for(under_way, 120)
     victim.send_signal(signal.SIGKILL)
@@ -162,11 +195,19 @@ async def test_a_killed_workers_attempts_are_taken_over_after_their_lease(databa
     await wait_for(lambda: campaign_stopped(database, scenario.campaign_id), 180)
     async with database.transaction() as session:
         assert await audit_campaign(session, scenario.campaign_id) == []
-        victim_ids = {w for w in await session.scalars(select(Campaigncall.worker_id).distinct())
-                      if w.split(":")[1] == str(victim.pid)}
+        victim_ids = {
+            w
+            for w in await session.scalars(select(Campaigncall.worker_id).distinct())
+            if w.split(":")[1] == str(victim.pid)
+        }
         assert len(victim_ids) == 1
-        taken_over = list(await session.scalars(select(Campaigncall).where(
-            Campaigncall.worker_id.in_(victim_ids), Campaigncall.outcome == "failed")))
+        taken_over = list(
+            await session.scalars(
+                select(Campaigncall).where(
+                    Campaigncall.worker_id.in_(victim_ids), Campaigncall.outcome == "failed"
+                )
+            )
+        )
     assert taken_over, "the killed worker had attempts in flight"
     # Its last renewal was at most a heartbeat before the kill; nobody moved before the lease ran out.
     earliest = killed_at + dt.timedelta(seconds=LEASE_SECONDS - LEASE_SECONDS / 3 - 0.2)

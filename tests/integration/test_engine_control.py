@@ -3,10 +3,23 @@
 import asyncio
 import datetime as dt
 
-from outdial.dialers import Attempt, DialerUnavailable, InvalidDestination, MockDialer, Outcome, OutcomeKind
-from tests.engine_support import (  # noqa: F401  (database is a fixture)
-    HangingDialer, advance, database, eventually, make_campaign, make_engine, run_round,
-    scripted_dialer, tel,
+from outdial.dialers import (
+    Attempt,
+    DialerUnavailable,
+    InvalidDestination,
+    MockDialer,
+    Outcome,
+    OutcomeKind,
+)
+from tests.engine_support import (
+    HangingDialer,
+    advance,
+    eventually,
+    make_campaign,
+    make_engine,
+    run_round,
+    scripted_dialer,
+    tel,
 )
 
 A, B = tel("+15550000001"), tel("+15550000002")
@@ -17,6 +30,7 @@ def many(count: int) -> list[list[dict]]:
 
 
 # -- pacing ------------------------------------------------------------------------------------
+
 
 async def test_concurrency_caps_attempts_in_flight_across_every_worker(database, clock) -> None:
     scenario = await make_campaign(database, clock, targets=many(10), concurrency=3, dial_rate=100)
@@ -63,6 +77,7 @@ async def test_claim_batch_and_max_in_flight_bound_one_worker(database, clock) -
 
 # -- dial_timeout ------------------------------------------------------------------------------
 
+
 async def test_dial_timeout_is_enforced_on_a_dialer_that_hangs(database, clock) -> None:
     scenario = await make_campaign(database, clock, targets=[[A]], dial_timeout=5000)
     engine = make_engine(database, HangingDialer(), clock, lease_seconds=60)
@@ -108,9 +123,18 @@ async def test_an_answer_stops_the_dial_timeout(database, clock) -> None:
 
 # -- leases ------------------------------------------------------------------------------------
 
-async def test_expired_lease_closes_the_attempt_as_failed_and_frees_the_target(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=[[A]], max_try_counts=(2, 0, 0, 0, 0),
-                                   try_interval=60000, dial_timeout=600000)
+
+async def test_expired_lease_closes_the_attempt_as_failed_and_frees_the_target(
+    database, clock
+) -> None:
+    scenario = await make_campaign(
+        database,
+        clock,
+        targets=[[A]],
+        max_try_counts=(2, 0, 0, 0, 0),
+        try_interval=60000,
+        dial_timeout=600000,
+    )
     dead = make_engine(database, HangingDialer(), clock, lease_seconds=30)
     assert await dead.step() == 1  # …and this worker never renews its lease again
 
@@ -122,7 +146,12 @@ async def test_expired_lease_closes_the_attempt_as_failed_and_frees_the_target(d
     clock.advance(8)  # past the lease, and a quarter lease after the survivor last looked
     assert await survivor.step() == 0  # reaped now; the retry interval runs from the reaping
     [call] = await scenario.calls()
-    assert (call.status, call.result, call.outcome, call.tm_end) == ("done", "fail", "failed", clock.now())
+    assert (call.status, call.result, call.outcome, call.tm_end) == (
+        "done",
+        "fail",
+        "failed",
+        clock.now(),
+    )
     target = await scenario.target(scenario.target_ids[0])
     assert (target.status, target.try_count_0, target.tm_last_end) == ("idle", 1, clock.now())
 
@@ -141,8 +170,9 @@ async def test_expired_lease_of_an_exhausted_target_makes_it_done(database, cloc
 
 
 async def test_a_late_outcome_after_the_lease_was_taken_over_is_dropped(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=[[A]], max_try_counts=(2, 0, 0, 0, 0),
-                                   dial_timeout=600000)
+    scenario = await make_campaign(
+        database, clock, targets=[[A]], max_try_counts=(2, 0, 0, 0, 0), dial_timeout=600000
+    )
     dialer = HangingDialer()
     slow = make_engine(database, dialer, clock, lease_seconds=30)
     await slow.step()
@@ -184,6 +214,7 @@ async def test_a_worker_that_lost_its_lease_hangs_up(database, clock) -> None:
 
 # -- stop, stopping, end_handle ------------------------------------------------------------------
 
+
 async def test_a_stopped_campaign_is_not_dialed(database, clock) -> None:
     scenario = await make_campaign(database, clock, targets=[[A]], status="stop")
     assert await run_round(make_engine(database, scripted_dialer(), clock)) == 0
@@ -191,8 +222,9 @@ async def test_a_stopped_campaign_is_not_dialed(database, clock) -> None:
 
 
 async def test_stopping_finishes_attempts_in_flight_then_stops(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=many(4), concurrency=2,
-                                   end_handle="continue")
+    scenario = await make_campaign(
+        database, clock, targets=many(4), concurrency=2, end_handle="continue"
+    )
     dialer = HangingDialer()
     engine = make_engine(database, dialer, clock)
     assert await engine.step() == 2
@@ -242,9 +274,17 @@ async def test_end_handle_stop_never_stops_with_an_attempt_in_flight(database, c
     assert (await scenario.campaign()).status == "stop"
 
 
-async def test_end_handle_stop_waits_for_targets_waiting_out_their_interval(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=[[A]], end_handle="stop",
-                                   max_try_counts=(2, 0, 0, 0, 0), try_interval=600000)
+async def test_end_handle_stop_waits_for_targets_waiting_out_their_interval(
+    database, clock
+) -> None:
+    scenario = await make_campaign(
+        database,
+        clock,
+        targets=[[A]],
+        end_handle="stop",
+        max_try_counts=(2, 0, 0, 0, 0),
+        try_interval=600000,
+    )
     engine = make_engine(database, scripted_dialer({A["target"]: [OutcomeKind.BUSY]}), clock)
     await run_round(engine)
     assert await run_round(engine) == 0
@@ -262,7 +302,9 @@ async def test_end_handle_stop_with_nothing_to_dial_stops(database, clock) -> No
     assert (await scenario.campaign()).status == "stop"
 
 
-async def test_end_handle_continue_keeps_running_and_dials_targets_added_later(database, clock) -> None:
+async def test_end_handle_continue_keeps_running_and_dials_targets_added_later(
+    database, clock
+) -> None:
     scenario = await make_campaign(database, clock, targets=[[A]], end_handle="continue")
     engine = make_engine(database, scripted_dialer(), clock)
     await run_round(engine)
@@ -276,9 +318,16 @@ async def test_end_handle_continue_keeps_running_and_dials_targets_added_later(d
 
 # -- failures ----------------------------------------------------------------------------------
 
+
 async def test_one_failed_attempt_never_stops_the_campaign(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=[[A], [B]], end_handle="continue",
-                                   max_try_counts=(2, 0, 0, 0, 0), try_interval=0)
+    scenario = await make_campaign(
+        database,
+        clock,
+        targets=[[A], [B]],
+        end_handle="continue",
+        max_try_counts=(2, 0, 0, 0, 0),
+        try_interval=0,
+    )
 
     def handle(attempt: Attempt) -> Outcome:
         if attempt.destination == A and attempt.try_count == 1:
@@ -309,6 +358,7 @@ async def test_dialer_errors_map_to_outcomes(database, clock) -> None:
 
 # -- running as a service ------------------------------------------------------------------------
 
+
 async def test_shutdown_lets_attempts_end_within_the_grace_period(database, clock) -> None:
     scenario = await make_campaign(database, clock, targets=[[A]], end_handle="continue")
     dialer = HangingDialer()
@@ -324,9 +374,17 @@ async def test_shutdown_lets_attempts_end_within_the_grace_period(database, cloc
     assert (call.status, call.outcome) == ("done", "answered")
 
 
-async def test_shutdown_cancels_attempts_still_running_after_the_grace_period(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=[[A]], end_handle="continue",
-                                   max_try_counts=(2, 0, 0, 0, 0), dial_timeout=600000)
+async def test_shutdown_cancels_attempts_still_running_after_the_grace_period(
+    database, clock
+) -> None:
+    scenario = await make_campaign(
+        database,
+        clock,
+        targets=[[A]],
+        end_handle="continue",
+        max_try_counts=(2, 0, 0, 0, 0),
+        dial_timeout=600000,
+    )
     engine = make_engine(database, HangingDialer(), clock, shutdown_grace_seconds=10)
     stop = asyncio.Event()
     running = asyncio.create_task(engine.run(stop))
@@ -344,8 +402,9 @@ async def test_shutdown_cancels_attempts_still_running_after_the_grace_period(da
 
 
 async def test_run_dials_until_stopped(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=many(25), end_handle="stop",
-                                   concurrency=5, dial_rate=1000)
+    scenario = await make_campaign(
+        database, clock, targets=many(25), end_handle="stop", concurrency=5, dial_rate=1000
+    )
     engine = make_engine(database, scripted_dialer(), clock)
     stop = asyncio.Event()
     running = asyncio.create_task(engine.run(stop))

@@ -4,8 +4,14 @@ import datetime as dt
 
 from outdial.dialers import MockDialer, Outcome, OutcomeKind
 from outdial.models import OutdialTarget
-from tests.engine_support import (  # noqa: F401  (database is a fixture)
-    HangingDialer, advance, database, make_campaign, make_engine, run_round, scripted_dialer, tel,
+from tests.engine_support import (
+    HangingDialer,
+    advance,
+    make_campaign,
+    make_engine,
+    run_round,
+    scripted_dialer,
+    tel,
 )
 
 A, B, C = tel("+15550000001"), tel("+15550000002"), tel("+15550000003")
@@ -60,7 +66,11 @@ async def test_exhausted_target_becomes_done(database, clock) -> None:
 
 async def test_worked_example_of_the_spec(database, clock) -> None:
     scenario = await make_campaign(
-        database, clock, targets=[[A, B]], max_try_counts=(2, 1, 0, 0, 0), try_interval=600000,
+        database,
+        clock,
+        targets=[[A, B]],
+        max_try_counts=(2, 1, 0, 0, 0),
+        try_interval=600000,
         end_handle="continue",
     )
     engine = make_engine(database, scripted_dialer({A["target"]: [BUSY, NO_ANSWER]}), clock)
@@ -83,13 +93,21 @@ async def test_worked_example_of_the_spec(database, clock) -> None:
     assert (target.status, target.try_count_0, target.try_count_1) == ("done", 2, 1)
     calls = await scenario.calls(target_id)
     assert [(c.destination_index, c.try_count, c.outcome, c.result) for c in calls] == [
-        (0, 1, "busy", "fail"), (0, 2, "no_answer", "fail"), (1, 1, "answered", "success"),
+        (0, 1, "busy", "fail"),
+        (0, 2, "no_answer", "fail"),
+        (1, 1, "answered", "success"),
     ]
 
 
-async def test_worked_example_with_b_failing_ends_done_with_every_slot_exhausted(database, clock) -> None:
+async def test_worked_example_with_b_failing_ends_done_with_every_slot_exhausted(
+    database, clock
+) -> None:
     scenario = await make_campaign(
-        database, clock, targets=[[A, B]], max_try_counts=(2, 1, 0, 0, 0), try_interval=600000,
+        database,
+        clock,
+        targets=[[A, B]],
+        max_try_counts=(2, 1, 0, 0, 0),
+        try_interval=600000,
     )
     dialer = scripted_dialer({A["target"]: [BUSY, NO_ANSWER], B["target"]: [BUSY]})
     engine = make_engine(database, dialer, clock)
@@ -102,7 +120,9 @@ async def test_worked_example_with_b_failing_ends_done_with_every_slot_exhausted
 
 
 async def test_a_slot_without_destination_is_skipped(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=[[None, B]], max_try_counts=(3, 1, 0, 0, 0))
+    scenario = await make_campaign(
+        database, clock, targets=[[None, B]], max_try_counts=(3, 1, 0, 0, 0)
+    )
     dialer = scripted_dialer()
     await run_round(make_engine(database, dialer, clock))
 
@@ -111,16 +131,25 @@ async def test_a_slot_without_destination_is_skipped(database, clock) -> None:
     assert (target.status, target.try_count_0, target.try_count_1) == ("done", 0, 1)
 
 
-async def test_target_with_no_destination_allowed_by_the_plan_is_never_dialed(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=[[None, B]], max_try_counts=(1, 0, 0, 0, 0),
-                                   end_handle="continue")
+async def test_target_with_no_destination_allowed_by_the_plan_is_never_dialed(
+    database, clock
+) -> None:
+    scenario = await make_campaign(
+        database, clock, targets=[[None, B]], max_try_counts=(1, 0, 0, 0, 0), end_handle="continue"
+    )
     assert await run_round(make_engine(database, scripted_dialer(), clock)) == 0
     assert (await scenario.target(scenario.target_ids[0])).status == "idle"
 
 
 async def test_try_interval_runs_from_the_end_of_the_last_attempt(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=[[A]], max_try_counts=(2, 0, 0, 0, 0),
-                                   try_interval=600000, dial_timeout=600000)
+    scenario = await make_campaign(
+        database,
+        clock,
+        targets=[[A]],
+        max_try_counts=(2, 0, 0, 0, 0),
+        try_interval=600000,
+        dial_timeout=600000,
+    )
 
     async def rings_long_then_busy(_):
         await clock.sleep(100)
@@ -143,9 +172,17 @@ async def test_try_interval_runs_from_the_end_of_the_last_attempt(database, cloc
 
 
 async def test_a_target_waiting_out_its_interval_never_blocks_others(database, clock) -> None:
-    scenario = await make_campaign(database, clock, targets=[[A], [B]], concurrency=1,
-                                   max_try_counts=(2, 0, 0, 0, 0), try_interval=600000)
-    engine = make_engine(database, scripted_dialer({A["target"]: [BUSY], B["target"]: [BUSY]}), clock)
+    scenario = await make_campaign(
+        database,
+        clock,
+        targets=[[A], [B]],
+        concurrency=1,
+        max_try_counts=(2, 0, 0, 0, 0),
+        try_interval=600000,
+    )
+    engine = make_engine(
+        database, scripted_dialer({A["target"]: [BUSY], B["target"]: [BUSY]}), clock
+    )
 
     assert await run_round(engine) == 1  # one target busy, now waiting 10 minutes
     assert await run_round(engine) == 1  # the other is dialed at once, no waiting behind it
@@ -155,8 +192,9 @@ async def test_a_target_waiting_out_its_interval_never_blocks_others(database, c
 
 async def test_outdial_and_target_data_and_actions_reach_the_dialer(database, clock) -> None:
     actions = [{"type": "talk", "option": {"text": "hello"}}]
-    scenario = await make_campaign(database, clock, actions=actions, outdial_data="list data",
-                                   dial_timeout=12000)
+    scenario = await make_campaign(
+        database, clock, actions=actions, outdial_data="list data", dial_timeout=12000
+    )
     target_id = await scenario.add_target(A, data="target data")
     dialer = scripted_dialer()
     await run_round(make_engine(database, dialer, clock))
@@ -164,7 +202,11 @@ async def test_outdial_and_target_data_and_actions_reach_the_dialer(database, cl
     [attempt] = dialer.attempts
     assert attempt.actions == actions
     assert (attempt.outdial_data, attempt.target_data) == ("list data", "target data")
-    assert (attempt.destination, attempt.source, attempt.dial_timeout) == (A, tel("+15550000000"), 12000)
+    assert (attempt.destination, attempt.source, attempt.dial_timeout) == (
+        A,
+        tel("+15550000000"),
+        12000,
+    )
     assert (attempt.target_id, attempt.destination_index, attempt.try_count) == (target_id, 0, 1)
 
 

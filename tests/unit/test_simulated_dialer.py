@@ -23,9 +23,17 @@ class InstantClock(FakeClock):
 
 def attempt(dial_timeout: int = 30000, try_count: int = 1, **extra) -> Attempt:
     return Attempt(
-        campaigncall_id=uuid.uuid4(), target_id=uuid.UUID(int=7), destination={"type": "tel", "target": "+1"},
-        destination_index=0, try_count=try_count, source=None, dial_timeout=dial_timeout, actions=[],
-        outdial_data="", target_data="", **extra,
+        campaigncall_id=uuid.uuid4(),
+        target_id=uuid.UUID(int=7),
+        destination={"type": "tel", "target": "+1"},
+        destination_index=0,
+        try_count=try_count,
+        source=None,
+        dial_timeout=dial_timeout,
+        actions=[],
+        outdial_data="",
+        target_data="",
+        **extra,
     )
 
 
@@ -49,7 +57,9 @@ async def test_answered_call_rings_answers_then_talks() -> None:
     clock = FakeClock()
     answers = []
     dialer = SimulatedDialer(plan(OutcomeKind.ANSWERED), clock)
-    outcome, elapsed = await run_on(clock, dialer, attempt(answered=lambda: answers.append(clock.now())), 6)
+    outcome, elapsed = await run_on(
+        clock, dialer, attempt(answered=lambda: answers.append(clock.now())), 6
+    )
     assert (outcome.kind, outcome.ring_ms, outcome.talk_ms) == (OutcomeKind.ANSWERED, 1000, 5000)
     assert len(answers) == 1
     assert 6 <= elapsed <= 7
@@ -65,14 +75,16 @@ async def test_a_ring_longer_than_dial_timeout_is_no_answer_at_dial_timeout() ->
 
 async def test_no_answer_rings_until_dial_timeout() -> None:
     clock = FakeClock()
-    outcome, elapsed = await run_on(clock, SimulatedDialer(plan(OutcomeKind.NO_ANSWER), clock),
-                                    attempt(dial_timeout=4000), 4)
+    outcome, elapsed = await run_on(
+        clock, SimulatedDialer(plan(OutcomeKind.NO_ANSWER), clock), attempt(dial_timeout=4000), 4
+    )
     assert outcome.kind is OutcomeKind.NO_ANSWER
     assert 4 <= elapsed <= 5
 
 
-@pytest.mark.parametrize("kind", [OutcomeKind.BUSY, OutcomeKind.REJECTED, OutcomeKind.FAILED,
-                                  OutcomeKind.UNREACHABLE])
+@pytest.mark.parametrize(
+    "kind", [OutcomeKind.BUSY, OutcomeKind.REJECTED, OutcomeKind.FAILED, OutcomeKind.UNREACHABLE]
+)
 async def test_other_outcomes_end_after_ringing(kind: OutcomeKind) -> None:
     clock = FakeClock()
     outcome, _ = await run_on(clock, SimulatedDialer(plan(kind), clock), attempt(), 1)
@@ -80,8 +92,12 @@ async def test_other_outcomes_end_after_ringing(kind: OutcomeKind) -> None:
 
 
 def draws(seed: int | None, tries: int = 200) -> list[tuple[OutcomeKind, int]]:
-    plan_ = SimulationPlan(weights={OutcomeKind.ANSWERED: 1, OutcomeKind.BUSY: 1},
-                           ring_ms=(0, 0), talk_ms=(0, 1000), seed=seed)
+    plan_ = SimulationPlan(
+        weights={OutcomeKind.ANSWERED: 1, OutcomeKind.BUSY: 1},
+        ring_ms=(0, 0),
+        talk_ms=(0, 1000),
+        seed=seed,
+    )
     dialer = SimulatedDialer(plan_, InstantClock())
 
     async def one(n: int):
@@ -103,8 +119,12 @@ def test_a_seed_makes_runs_reproducible_and_weights_are_honoured() -> None:
 
 
 def test_seeded_draws_do_not_depend_on_order() -> None:
-    plan_ = SimulationPlan(weights={OutcomeKind.ANSWERED: 1, OutcomeKind.BUSY: 1},
-                           ring_ms=(0, 100), talk_ms=(0, 0), seed=5)
+    plan_ = SimulationPlan(
+        weights={OutcomeKind.ANSWERED: 1, OutcomeKind.BUSY: 1},
+        ring_ms=(0, 100),
+        talk_ms=(0, 0),
+        seed=5,
+    )
 
     async def both_orders():
         dialer = SimulatedDialer(plan_, InstantClock())
@@ -118,9 +138,17 @@ def test_seeded_draws_do_not_depend_on_order() -> None:
 
 
 def test_the_dialer_is_built_from_settings() -> None:
-    settings = Settings(sim_seed=3, sim_p_answered=0, sim_p_busy=1, sim_p_no_answer=0,
-                        sim_p_rejected=0, sim_p_failed=0, sim_p_unreachable=0, sim_ring_min_ms=0,
-                        sim_ring_max_ms=0)
+    settings = Settings(
+        sim_seed=3,
+        sim_p_answered=0,
+        sim_p_busy=1,
+        sim_p_no_answer=0,
+        sim_p_rejected=0,
+        sim_p_failed=0,
+        sim_p_unreachable=0,
+        sim_ring_min_ms=0,
+        sim_ring_max_ms=0,
+    )
     dialer = build_dialer(settings, FakeClock())
     assert isinstance(dialer, SimulatedDialer)
     assert asyncio.run(dialer.dial(attempt())).kind is OutcomeKind.BUSY

@@ -90,4 +90,4 @@ class Dialer(abc.ABC):
 
     async def aclose(self) -> None:
         """Release the channel's resources."""
-        return None
+        return

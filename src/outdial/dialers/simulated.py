@@ -28,8 +28,14 @@ class SimulationPlan:
                 OutcomeKind.FAILED: settings.sim_p_failed,
                 OutcomeKind.UNREACHABLE: settings.sim_p_unreachable,
             },
-            ring_ms=(settings.sim_ring_min_ms, max(settings.sim_ring_min_ms, settings.sim_ring_max_ms)),
-            talk_ms=(settings.sim_talk_min_ms, max(settings.sim_talk_min_ms, settings.sim_talk_max_ms)),
+            ring_ms=(
+                settings.sim_ring_min_ms,
+                max(settings.sim_ring_min_ms, settings.sim_ring_max_ms),
+            ),
+            talk_ms=(
+                settings.sim_talk_min_ms,
+                max(settings.sim_talk_min_ms, settings.sim_talk_max_ms),
+            ),
             seed=settings.sim_seed,
         )
 
@@ -43,7 +49,9 @@ class SimulatedDialer(Dialer):
 
     def __init__(self, plan: SimulationPlan, clock: Clock) -> None:
         if sum(plan.weights.values()) <= 0:
-            raise ValueError("the simulated dialer needs at least one outcome with a weight above 0")
+            raise ValueError(
+                "the simulated dialer needs at least one outcome with a weight above 0"
+            )
         self.plan = plan
         self.clock = clock
         self._kinds = list(plan.weights)

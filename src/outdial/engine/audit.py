@@ -3,6 +3,7 @@
 import datetime as dt
 import uuid
 from collections import defaultdict
+from itertools import pairwise
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,12 +26,15 @@ async def audit_campaign(
     outplan = await session.get(Outplan, campaign.outplan_id)
     assert outplan is not None
     interval = dt.timedelta(milliseconds=outplan.try_interval)
-    targets = list(await session.scalars(
-        select(OutdialTarget).where(OutdialTarget.outdial_id == campaign.outdial_id)
-    ))
+    targets = list(
+        await session.scalars(
+            select(OutdialTarget).where(OutdialTarget.outdial_id == campaign.outdial_id)
+        )
+    )
     calls: dict[uuid.UUID, list[Campaigncall]] = defaultdict(list)
     for call in await session.scalars(
-        select(Campaigncall).where(Campaigncall.campaign_id == campaign_id)
+        select(Campaigncall)
+        .where(Campaigncall.campaign_id == campaign_id)
         .order_by(Campaigncall.tm_create, Campaigncall.id)
     ):
         calls[call.outdial_target_id].append(call)
@@ -43,19 +47,25 @@ async def audit_campaign(
         for n in SLOTS:
             numbers = [c.try_count for c in mine if c.destination_index == n]
             if len(numbers) != target.try_count(n):
-                problems.append(f"target {target.id} slot {n}: {len(numbers)} attempts recorded, "
-                                f"try_count_{n} is {target.try_count(n)}")
+                problems.append(
+                    f"target {target.id} slot {n}: {len(numbers)} attempts recorded, "
+                    f"try_count_{n} is {target.try_count(n)}"
+                )
             if target.try_count(n) > outplan.max_try_count(n):
-                problems.append(f"target {target.id} slot {n}: try_count {target.try_count(n)} "
-                                f"over max {outplan.max_try_count(n)}")
+                problems.append(
+                    f"target {target.id} slot {n}: try_count {target.try_count(n)} "
+                    f"over max {outplan.max_try_count(n)}"
+                )
             if sorted(numbers) != list(range(1, len(numbers) + 1)):
                 problems.append(f"target {target.id} slot {n}: attempts numbered {numbers}")
-        for before, after in zip(mine, mine[1:], strict=False):
+        for before, after in pairwise(mine):
             if before.tm_end is None or after.tm_create < before.tm_end:
                 problems.append(f"target {target.id}: attempts {before.id} and {after.id} overlap")
             elif after.tm_create - before.tm_end < interval:
-                problems.append(f"target {target.id}: attempt {after.id} began "
-                                f"{after.tm_create - before.tm_end} after the previous ended")
+                problems.append(
+                    f"target {target.id}: attempt {after.id} began "
+                    f"{after.tm_create - before.tm_end} after the previous ended"
+                )
         if finished:
             problems.extend(f"attempt {c.id} is {c.status}" for c in mine if c.status != "done")
     return problems

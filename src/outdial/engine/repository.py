@@ -8,8 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    Boolean, ColumnElement, Integer, and_, bindparam, case, exists, false, func, insert, or_,
-    select, update,
+    Boolean,
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,8 +95,13 @@ async def active_campaign_ids(session: AsyncSession) -> list[uuid.UUID]:
 
 
 async def take_turn(
-    session: AsyncSession, campaign_id: uuid.UUID, *, worker_id: str, now: dt.datetime,
-    lease_seconds: float, most: int,
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    *,
+    worker_id: str,
+    now: dt.datetime,
+    lease_seconds: float,
+    most: int,
 ) -> list[Claimed]:
     """Settle a campaign's status and claim up to `most` of its dialable targets.
 
@@ -95,15 +111,23 @@ async def take_turn(
     """
     campaign = await session.scalar(
         select(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.tm_delete.is_(None),
-               Campaign.status.in_(("run", "stopping")))
+        .where(
+            Campaign.id == campaign_id,
+            Campaign.tm_delete.is_(None),
+            Campaign.status.in_(("run", "stopping")),
+        )
         .with_for_update(skip_locked=True, key_share=True)
     )
     if campaign is None:
         return []
-    in_flight = await session.scalar(
-        select(func.count()).select_from(CALLS).where(CALLS.c.campaign_id == campaign.id, IN_FLIGHT)
-    ) or 0
+    in_flight = (
+        await session.scalar(
+            select(func.count())
+            .select_from(CALLS)
+            .where(CALLS.c.campaign_id == campaign.id, IN_FLIGHT)
+        )
+        or 0
+    )
     if campaign.status == "stopping":
         if in_flight == 0:
             _set_status(campaign, "stop", now)
@@ -114,19 +138,29 @@ async def take_turn(
     limits = limits_of(outplan)
     claimed: list[Claimed] = []
     if outplan is not None and outdial is not None and outdial.tm_delete is None:
-        started = await session.scalar(
-            select(func.count()).select_from(CALLS).where(
-                CALLS.c.campaign_id == campaign.id, CALLS.c.tm_create > now - dt.timedelta(seconds=1)
+        started = (
+            await session.scalar(
+                select(func.count())
+                .select_from(CALLS)
+                .where(
+                    CALLS.c.campaign_id == campaign.id,
+                    CALLS.c.tm_create > now - dt.timedelta(seconds=1),
+                )
             )
-        ) or 0
+            or 0
+        )
         room = min(most, campaign.concurrency - in_flight, campaign.dial_rate - started)
         if room > 0:
             claimed = await _claim_targets(
                 session, campaign, outplan, outdial, limits, room, worker_id, now, lease_seconds
             )
 
-    if (not claimed and in_flight == 0 and campaign.end_handle == "stop"
-            and not await _has_pending_targets(session, campaign.outdial_id, limits)):
+    if (
+        not claimed
+        and in_flight == 0
+        and campaign.end_handle == "stop"
+        and not await _has_pending_targets(session, campaign.outdial_id, limits)
+    ):
         _set_status(campaign, "stop", now)
     return claimed
 
@@ -136,35 +170,57 @@ def _set_status(campaign: Campaign, status: str, now: dt.datetime) -> None:
     campaign.tm_update = now
 
 
-async def _has_pending_targets(session: AsyncSession, outdial_id: uuid.UUID, limits: Limits) -> bool:
+async def _has_pending_targets(
+    session: AsyncSession, outdial_id: uuid.UUID, limits: Limits
+) -> bool:
     """Whether any live target is being dialed or still has tries left (now or after its wait)."""
-    return bool(await session.scalar(select(exists().where(
-        TARGETS.c.outdial_id == outdial_id, TARGETS.c.tm_delete.is_(None),
-        or_(TARGETS.c.status == "progressing",
-            and_(TARGETS.c.status == "idle", tries_left(limits))),
-    ))))
+    return bool(
+        await session.scalar(
+            select(
+                exists().where(
+                    TARGETS.c.outdial_id == outdial_id,
+                    TARGETS.c.tm_delete.is_(None),
+                    or_(
+                        TARGETS.c.status == "progressing",
+                        and_(TARGETS.c.status == "idle", tries_left(limits)),
+                    ),
+                )
+            )
+        )
+    )
 
 
 async def _claim_targets(
-    session: AsyncSession, campaign: Campaign, outplan: Outplan, outdial: Outdial, limits: Limits,
-    room: int, worker_id: str, now: dt.datetime, lease_seconds: float,
+    session: AsyncSession,
+    campaign: Campaign,
+    outplan: Outplan,
+    outdial: Outdial,
+    limits: Limits,
+    room: int,
+    worker_id: str,
+    now: dt.datetime,
+    lease_seconds: float,
 ) -> list[Claimed]:
     slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
     count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
-    rows = (await session.execute(
-        select(TARGETS.c.id, TARGETS.c.data, *slot_columns, *count_columns)
-        .where(
-            TARGETS.c.outdial_id == outdial.id,
-            TARGETS.c.tm_delete.is_(None),
-            TARGETS.c.status == "idle",
-            or_(TARGETS.c.tm_last_end.is_(None),
-                TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=outplan.try_interval)),
-            tries_left(limits),
+    rows = (
+        await session.execute(
+            select(TARGETS.c.id, TARGETS.c.data, *slot_columns, *count_columns)
+            .where(
+                TARGETS.c.outdial_id == outdial.id,
+                TARGETS.c.tm_delete.is_(None),
+                TARGETS.c.status == "idle",
+                or_(
+                    TARGETS.c.tm_last_end.is_(None),
+                    TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=outplan.try_interval),
+                ),
+                tries_left(limits),
+            )
+            .limit(room)
+            # PostgreSQL: rows another claimer holds are passed over, never waited for.
+            .with_for_update(skip_locked=True)
         )
-        .limit(room)
-        # PostgreSQL: rows another claimer holds are passed over, never waited for.
-        .with_for_update(skip_locked=True)
-    )).all()
+    ).all()
     if not rows:
         return []
 
@@ -172,17 +228,27 @@ async def _claim_targets(
     claimed: list[Claimed] = []
     width = len(SLOTS)
     for row in rows:
-        destinations, counts = row[2:2 + width], row[2 + width:2 + 2 * width]
+        destinations, counts = row[2 : 2 + width], row[2 + width : 2 + 2 * width]
         slot = choose_destination(destinations, counts, limits)
         if slot is None:  # the SQL filter and the rule disagree: never claim on a doubt
             continue
         by_slot[slot].append(row.id)
-        claimed.append(Claimed(
-            campaigncall_id=uuid.uuid4(), campaign_id=campaign.id, target_id=row.id,
-            destination=destinations[slot], destination_index=slot, try_count=counts[slot] + 1,
-            source=outplan.source, dial_timeout=outplan.dial_timeout, actions=campaign.actions or [],
-            outdial_data=outdial.data, target_data=row.data, limits=limits,
-        ))
+        claimed.append(
+            Claimed(
+                campaigncall_id=uuid.uuid4(),
+                campaign_id=campaign.id,
+                target_id=row.id,
+                destination=destinations[slot],
+                destination_index=slot,
+                try_count=counts[slot] + 1,
+                source=outplan.source,
+                dial_timeout=outplan.dial_timeout,
+                actions=campaign.actions or [],
+                outdial_data=outdial.data,
+                target_data=row.data,
+                limits=limits,
+            )
+        )
     for slot, ids in by_slot.items():
         column = TARGETS.c[f"try_count_{slot}"]
         await session.execute(
@@ -191,25 +257,47 @@ async def _claim_targets(
             .values({column: column + 1, TARGETS.c.status: "progressing", TARGETS.c.tm_update: now})
         )
     lease_expire = now + dt.timedelta(seconds=lease_seconds)
-    await session.execute(insert(CALLS), [
-        {
-            "id": c.campaigncall_id, "customer_id": campaign.customer_id, "campaign_id": campaign.id,
-            "outplan_id": outplan.id, "outdial_id": outdial.id, "outdial_target_id": c.target_id,
-            "queue_id": campaign.queue_id, "activeflow_id": NIL_UUID, "flow_id": NIL_UUID,
-            "reference_type": "call", "reference_id": NIL_UUID, "status": "dialing", "result": "",
-            "outcome": "", "source": c.source, "destination": c.destination,
-            "destination_index": c.destination_index, "try_count": c.try_count,
-            "worker_id": worker_id, "tm_lease_expire": lease_expire, "tm_end": None,
-            "tm_create": now, "tm_update": now, "tm_delete": None,
-        }
-        for c in claimed
-    ])
+    await session.execute(
+        insert(CALLS),
+        [
+            {
+                "id": c.campaigncall_id,
+                "customer_id": campaign.customer_id,
+                "campaign_id": campaign.id,
+                "outplan_id": outplan.id,
+                "outdial_id": outdial.id,
+                "outdial_target_id": c.target_id,
+                "queue_id": campaign.queue_id,
+                "activeflow_id": NIL_UUID,
+                "flow_id": NIL_UUID,
+                "reference_type": "call",
+                "reference_id": NIL_UUID,
+                "status": "dialing",
+                "result": "",
+                "outcome": "",
+                "source": c.source,
+                "destination": c.destination,
+                "destination_index": c.destination_index,
+                "try_count": c.try_count,
+                "worker_id": worker_id,
+                "tm_lease_expire": lease_expire,
+                "tm_end": None,
+                "tm_create": now,
+                "tm_update": now,
+                "tm_delete": None,
+            }
+            for c in claimed
+        ],
+    )
     return claimed
 
 
 async def record_outcomes(
-    session: AsyncSession, closings: Sequence[Closing], answered: Sequence[uuid.UUID],
-    worker_id: str, now: dt.datetime,
+    session: AsyncSession,
+    closings: Sequence[Closing],
+    answered: Sequence[uuid.UUID],
+    worker_id: str,
+    now: dt.datetime,
 ) -> int:
     """Write down answers (dialing → progressing) and ended attempts this worker still holds.
 
@@ -221,12 +309,14 @@ async def record_outcomes(
     ending = {c.campaigncall_id for c in closings}
     held: set[uuid.UUID] = set()
     for chunk in _chunks(sorted(ending | set(answered))):
-        held.update(await session.scalars(
-            select(CALLS.c.id)
-            .where(CALLS.c.id.in_(chunk), CALLS.c.worker_id == worker_id, IN_FLIGHT)
-            .order_by(CALLS.c.id)
-            .with_for_update()
-        ))
+        held.update(
+            await session.scalars(
+                select(CALLS.c.id)
+                .where(CALLS.c.id.in_(chunk), CALLS.c.worker_id == worker_id, IN_FLIGHT)
+                .order_by(CALLS.c.id)
+                .with_for_update()
+            )
+        )
     talking = [a for a in answered if a in held and a not in ending]
     for chunk in _chunks(talking):
         await session.execute(
@@ -241,39 +331,64 @@ async def record_outcomes(
 
 async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUNK) -> int:
     """Close attempts whose lease ran out (their worker died) as `failed`, freeing their targets."""
-    rows = (await session.execute(
-        select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id)
-        .where(IN_FLIGHT, CALLS.c.tm_lease_expire < now)
-        .order_by(CALLS.c.id)
-        .limit(most)
-        .with_for_update(skip_locked=True)
-    )).all()
+    rows = (
+        await session.execute(
+            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id)
+            .where(IN_FLIGHT, CALLS.c.tm_lease_expire < now)
+            .order_by(CALLS.c.id)
+            .limit(most)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
     if not rows:
         return 0
     outplans = {
-        p.id: p for p in await session.scalars(
+        p.id: p
+        for p in await session.scalars(
             select(Outplan).where(Outplan.id.in_({r.outplan_id for r in rows}))
         )
     }
-    await _close_attempts(session, [
-        Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplans.get(r.outplan_id)))
-        for r in rows
-    ], now)
+    await _close_attempts(
+        session,
+        [
+            Closing(
+                r.id,
+                r.outdial_target_id,
+                OutcomeKind.FAILED,
+                now,
+                limits_of(outplans.get(r.outplan_id)),
+            )
+            for r in rows
+        ],
+        now,
+    )
     return len(rows)
 
 
-async def _close_attempts(session: AsyncSession, closings: Sequence[Closing], now: dt.datetime) -> None:
+async def _close_attempts(
+    session: AsyncSession, closings: Sequence[Closing], now: dt.datetime
+) -> None:
     """Attempt → done with its result; target → done if answered or exhausted, else idle."""
     if not closings:
         return
     await session.execute(
         update(CALLS)
         .where(CALLS.c.id == bindparam("b_id"))
-        .values(status="done", result=bindparam("b_result"), outcome=bindparam("b_outcome"),
-                tm_end=bindparam("b_tm_end"), tm_update=now, tm_lease_expire=None),
+        .values(
+            status="done",
+            result=bindparam("b_result"),
+            outcome=bindparam("b_outcome"),
+            tm_end=bindparam("b_tm_end"),
+            tm_update=now,
+            tm_lease_expire=None,
+        ),
         [
-            {"b_id": c.campaigncall_id, "b_result": call_result(c.outcome),
-             "b_outcome": c.outcome.value, "b_tm_end": c.tm_end}
+            {
+                "b_id": c.campaigncall_id,
+                "b_result": call_result(c.outcome),
+                "b_outcome": c.outcome.value,
+                "b_tm_end": c.tm_end,
+            }
             for c in closings
         ],
     )
@@ -287,11 +402,16 @@ async def _close_attempts(session: AsyncSession, closings: Sequence[Closing], no
                 (tries_left(limit_params), "idle"),
                 else_="done",
             ),
-            tm_last_end=bindparam("b_tm_end"), tm_update=now,
+            tm_last_end=bindparam("b_tm_end"),
+            tm_update=now,
         ),
         [
-            {"b_id": c.target_id, "b_answered": c.outcome is OutcomeKind.ANSWERED,
-             "b_tm_end": c.tm_end, **{f"b_max_{n}": c.limits[n] for n in SLOTS}}
+            {
+                "b_id": c.target_id,
+                "b_answered": c.outcome is OutcomeKind.ANSWERED,
+                "b_tm_end": c.tm_end,
+                **{f"b_max_{n}": c.limits[n] for n in SLOTS},
+            }
             for c in closings
         ],
     )
@@ -303,8 +423,10 @@ async def renew_leases(
     """Extend every lease this worker holds; returns the attempts it still holds."""
     # Locked in id order first, as record_outcomes does, so the two never deadlock.
     mine = (
-        select(CALLS.c.id).where(CALLS.c.worker_id == worker_id, IN_FLIGHT)
-        .order_by(CALLS.c.id).with_for_update()
+        select(CALLS.c.id)
+        .where(CALLS.c.worker_id == worker_id, IN_FLIGHT)
+        .order_by(CALLS.c.id)
+        .with_for_update()
     )
     rows = await session.scalars(
         update(CALLS)
@@ -316,4 +438,4 @@ async def renew_leases(
 
 
 def _chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:
-    return [ids[i:i + CHUNK] for i in range(0, len(ids), CHUNK)]
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]

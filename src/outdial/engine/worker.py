@@ -56,8 +56,13 @@ class Engine:
     """Dials every running campaign of one database, alongside any number of other engines."""
 
     def __init__(
-        self, database: Database, dialer: Dialer, clock: Clock,
-        config: EngineConfig | None = None, *, worker_id: str | None = None,
+        self,
+        database: Database,
+        dialer: Dialer,
+        clock: Clock,
+        config: EngineConfig | None = None,
+        *,
+        worker_id: str | None = None,
     ) -> None:
         self.database = database
         self.dialer = dialer
@@ -93,7 +98,10 @@ class Engine:
             try:
                 async with self.database.transaction() as session:
                     claimed = await repo.take_turn(
-                        session, campaign_id, worker_id=self.worker_id, now=self.clock.now(),
+                        session,
+                        campaign_id,
+                        worker_id=self.worker_id,
+                        now=self.clock.now(),
                         lease_seconds=self.config.lease_seconds,
                         most=max(0, min(room, self.config.claim_batch)),
                     )
@@ -123,8 +131,10 @@ class Engine:
             self._answered[:0] = answered
             raise
         if written < len(closings):
-            log.warning("%d attempts had lost their lease; their outcome was dropped",
-                        len(closings) - written)
+            log.warning(
+                "%d attempts had lost their lease; their outcome was dropped",
+                len(closings) - written,
+            )
         self._recorded.set()
         return written
 
@@ -167,7 +177,9 @@ class Engine:
     # -- attempts ----------------------------------------------------------------------------
 
     def _launch(self, claimed: Claimed) -> None:
-        task = asyncio.create_task(self._attempt(claimed), name=f"attempt {claimed.campaigncall_id}")
+        task = asyncio.create_task(
+            self._attempt(claimed), name=f"attempt {claimed.campaigncall_id}"
+        )
         self._tasks[claimed.campaigncall_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(claimed.campaigncall_id, None))
 
@@ -185,11 +197,17 @@ class Engine:
                 self._ended.set()
 
         attempt = Attempt(
-            campaigncall_id=claimed.campaigncall_id, target_id=claimed.target_id,
-            destination=claimed.destination, destination_index=claimed.destination_index,
-            try_count=claimed.try_count, source=claimed.source, dial_timeout=claimed.dial_timeout,
-            actions=claimed.actions, outdial_data=claimed.outdial_data,
-            target_data=claimed.target_data, answered=on_answer,
+            campaigncall_id=claimed.campaigncall_id,
+            target_id=claimed.target_id,
+            destination=claimed.destination,
+            destination_index=claimed.destination_index,
+            try_count=claimed.try_count,
+            source=claimed.source,
+            dial_timeout=claimed.dial_timeout,
+            actions=claimed.actions,
+            outdial_data=claimed.outdial_data,
+            target_data=claimed.target_data,
+            answered=on_answer,
         )
         dial = asyncio.ensure_future(self._dial(attempt))
         try:
@@ -223,9 +241,15 @@ class Engine:
             return OutcomeKind.FAILED
 
     def _finish(self, claimed: Claimed, outcome: OutcomeKind) -> None:
-        self._finished.append(Closing(
-            claimed.campaigncall_id, claimed.target_id, outcome, self.clock.now(), claimed.limits
-        ))
+        self._finished.append(
+            Closing(
+                claimed.campaigncall_id,
+                claimed.target_id,
+                outcome,
+                self.clock.now(),
+                claimed.limits,
+            )
+        )
         self._ended.set()
 
     # -- the long-running loop ---------------------------------------------------------------
@@ -242,8 +266,11 @@ class Engine:
                     log.exception("engine round failed; retrying")
                     started = 0
                 if started == 0:
-                    await self._first_of(stop.wait(), self._recorded.wait(),
-                                         self.clock.sleep(self.config.poll_seconds))
+                    await self._first_of(
+                        stop.wait(),
+                        self._recorded.wait(),
+                        self.clock.sleep(self.config.poll_seconds),
+                    )
                     self._recorded.clear()
         finally:
             await self._drain()
@@ -261,8 +288,9 @@ class Engine:
         if not self._tasks:
             return
         log.info("waiting for %d attempts in flight", len(self._tasks))
-        await self._first_of(self.wait_dials(),
-                             self.clock.sleep(self.config.shutdown_grace_seconds))
+        await self._first_of(
+            self.wait_dials(), self.clock.sleep(self.config.shutdown_grace_seconds)
+        )
         if self._tasks:
             self._releasing = True
             for task in list(self._tasks.values()):
