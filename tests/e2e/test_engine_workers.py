@@ -64,6 +64,12 @@ class Workers:
         self.processes.append(process)
         return process
 
+    def assert_running(self) -> None:
+        for index, process in enumerate(self.processes):
+            if process.poll() is not None and process.returncode != -signal.SIGKILL:
+                log = (self.logs / f"worker-{index}.log").read_text()
+                raise AssertionError(f"worker {index} exited with {process.returncode}:\n{log}")
+
     def stop_all(self) -> None:
         for process in self.processes:
             if process.poll() is None:
@@ -122,10 +128,12 @@ async def seed_campaign(database: Database, targets: int, **options: Any) -> Any
     return scenario
 
 
-async def wait_for(check: Any, seconds: float) -> None:
-    """Bounded polling of the workers' progress in the database."""
+async def wait_for(check: Any, seconds: float, group: "Workers") -> None:
+    """Bounded polling of the workers' progress in the database; a worker that died of itself
+    fails the test at once, with its log."""
     deadline = asyncio.get_running_loop().time() + seconds
     while not await check():
+        group.assert_running()
         assert asyncio.get_running_loop().time() < deadline, "the workers did not get there in time"
         await asyncio.sleep(0.2)
 
@@ -154,7 +162,7 @@ async def test_four_workers_dial_every_target_exactly_as_planned(
         group.start()
     await scenario.set_status("run")
 
-    await wait_for(lambda: campaign_stopped(database, scenario.campaign_id), 180)
+    await wait_for(lambda: campaign_stopped(database, scenario.campaign_id), 180, group)
     async with database.transaction() as session:
         assert await audit_campaign(session, scenario.campaign_id) == []
         by_worker = await session.execute(
@@ -186,13 +194,13 @@ async def test_a_killed_workers_attempts_are_taken_over_after_their_lease(
                 or 0
             ) >= 200
 
-    await wait_for(under_way, 120)
+    await wait_for(under_way, 120, group)
     victim.send_signal(signal.SIGKILL)
     killed_at = utcnow()
     victim.wait()
     group.start()
 
-    await wait_for(lambda: campaign_stopped(database, scenario.campaign_id), 180)
+    await wait_for(lambda: campaign_stopped(database, scenario.campaign_id), 180, group)
     async with database.transaction() as session:
         assert await audit_campaign(session, scenario.campaign_id) == []
         victim_ids = {

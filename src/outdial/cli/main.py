@@ -74,6 +74,7 @@ def worker() -> None:
     import logging
 
     from outdial.engine import run_worker
+    from outdial.settings import Settings
 
     settings = Settings()
     logging.basicConfig(level=settings.log_level.upper(),
