@@ -31,6 +31,11 @@ HTTP_STATUS = {
 }
 
 
+class PayloadTooLarge(OutdialError):
+    status = "PAYLOAD_TOO_LARGE"
+    default_reason = "REQUEST_BODY_TOO_LARGE"
+
+
 def envelope(status: str, reason: str, message: str, request_id: str) -> JSONResponse:
     body = {"error": {"status": status, "reason": reason, "message": message, "request_id": request_id}}
     return JSONResponse(body, status_code=HTTP_STATUS[status], headers={"X-Request-Id": request_id})
@@ -141,26 +146,13 @@ class RequestEnvelopeMiddleware:
                 await _send_envelope(send, "PAYLOAD_TOO_LARGE", "REQUEST_BODY_TOO_LARGE", too_large, request_id)
                 return
 
-        # Bodies are small JSON documents: read one whole (up to the cap) before the app sees it,
-        # so an oversized body is refused here whatever the framework would make of it.
-        body, more = bytearray(), True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
+        if limit == self.max_body_bytes:
+            body_receive = await _read_whole_body(receive, limit)
+            if body_receive is None:
                 await _send_envelope(send, "PAYLOAD_TOO_LARGE", "REQUEST_BODY_TOO_LARGE", too_large, request_id)
                 return
-        replayed = False
-
-        async def replaying_receive() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
+        else:
+            body_receive = _counting(receive, limit, too_large)
 
         started = False
 
@@ -173,12 +165,52 @@ class RequestEnvelopeMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, replaying_receive, tagging_send)
+            await self.app(scope, body_receive, tagging_send)
         except Exception:
             log.exception("request %s failed", request_id)
             if not started:
                 await _send_envelope(send, "INTERNAL", "INTERNAL",
                                      "the server failed; quote the request id when reporting it", request_id)
+
+
+async def _read_whole_body(receive: Receive, limit: int) -> Receive | None:
+    """JSON bodies are small: read one whole, up to `limit`, before the app sees it, so an
+    oversized body is refused here whatever the framework would make of it. None: too large."""
+    body, more = bytearray(), True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > limit:
+            return None
+    replayed = False
+
+    async def replaying_receive() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+        return await receive()
+
+    return replaying_receive
+
+
+def _counting(receive: Receive, limit: int, too_large: str) -> Receive:
+    """A streamed body (an import) passes through as it comes, counted against its own limit;
+    the route reading it gets PayloadTooLarge past the limit."""
+    received = 0
+
+    async def counting_receive() -> Message:
+        nonlocal received
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise PayloadTooLarge(too_large)
+        return message
+
+    return counting_receive
 
 
 async def _send_envelope(send: Send, status: str, reason: str, message: str, request_id: str) -> None:
