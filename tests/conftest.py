@@ -22,6 +22,9 @@ from outdial.clock import FakeClock
 from outdial.settings import Settings
 from tests import databases
 
+# Fixtures of the engine tests (a migrated `database`).
+pytest_plugins = ["tests.engine_support"]
+
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -83,6 +86,7 @@ def settings(database_url: str) -> Settings:
     return Settings(
         database_url=database_url, admin_username=ADMIN_USERNAME, admin_password=ADMIN_PASSWORD,
         secret_key="test-signing-key-that-is-long-enough-for-hs256",
+        engine_in_process=False,  # a test that wants the engine runs one itself
     )
 
 

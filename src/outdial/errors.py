@@ -53,8 +53,3 @@ class AlreadyExists(OutdialError):
 class FailedPrecondition(OutdialError):
     status = "FAILED_PRECONDITION"
     default_reason = "FAILED_PRECONDITION"
-
-
-class PayloadTooLarge(OutdialError):
-    status = "PAYLOAD_TOO_LARGE"
-    default_reason = "REQUEST_BODY_TOO_LARGE"

@@ -24,3 +24,31 @@ class Settings(BaseSettings):
     # Processes that check imported rows; 0 checks them in the serving process.
     import_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     log_level: str = "info"
+
+    # -- the dialing engine ------------------------------------------------------------------
+    # `outdial serve` runs the engine beside the API unless this is off (then run `outdial worker`).
+    engine_in_process: bool = True
+    dialer: str = "simulated"
+    # How long a claim stays good without a heartbeat; a dead worker's attempts come back after it.
+    engine_lease_seconds: float = Field(default=30.0, gt=0)
+    # How often an idle engine looks for work (it looks again at once after finding some).
+    engine_poll_seconds: float = Field(default=0.2, gt=0)
+    # Most targets claimed per campaign in one claim transaction.
+    engine_claim_batch: int = Field(default=200, gt=0)
+    # Most attempts one engine process holds in flight, over all campaigns.
+    engine_max_in_flight: int = Field(default=10000, gt=0)
+    # On SIGTERM, how long in-flight attempts may run on before they are ended as `canceled`.
+    engine_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+
+    # -- the simulated dialer: outcome weights (normalized), durations, and a seed ----------
+    sim_seed: int | None = None
+    sim_p_answered: float = Field(default=0.55, ge=0)
+    sim_p_busy: float = Field(default=0.15, ge=0)
+    sim_p_no_answer: float = Field(default=0.15, ge=0)
+    sim_p_rejected: float = Field(default=0.05, ge=0)
+    sim_p_failed: float = Field(default=0.05, ge=0)
+    sim_p_unreachable: float = Field(default=0.05, ge=0)
+    sim_ring_min_ms: int = Field(default=2000, ge=0)
+    sim_ring_max_ms: int = Field(default=15000, ge=0)
+    sim_talk_min_ms: int = Field(default=5000, ge=0)
+    sim_talk_max_ms: int = Field(default=60000, ge=0)

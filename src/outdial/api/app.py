@@ -16,6 +16,7 @@ from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database
+from outdial.engine import BackgroundEngine
 from outdial.imports.service import ImportRunner, recover_abandoned_imports
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
@@ -47,9 +48,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.state.signing_secret = await prepare_database(database, settings, clock)
         await recover_abandoned_imports(database, clock)
         app.state.imports = ImportRunner(database, clock, settings.import_workers)
+        engine = BackgroundEngine.start(database, settings, clock) if settings.engine_in_process else None
         try:
             yield
         finally:
+            if engine is not None:
+                await engine.stop()
             app.state.imports.close()
             await database.dispose()
 

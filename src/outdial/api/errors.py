@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from outdial.errors import OutdialError, PayloadTooLarge
+from outdial.errors import OutdialError
 
 log = logging.getLogger("outdial.api")
 
@@ -29,6 +29,11 @@ HTTP_STATUS = {
     "INTERNAL": 500,
     "UNAVAILABLE": 503,
 }
+
+
+class PayloadTooLarge(OutdialError):
+    status = "PAYLOAD_TOO_LARGE"
+    default_reason = "REQUEST_BODY_TOO_LARGE"
 
 
 def envelope(status: str, reason: str, message: str, request_id: str) -> JSONResponse:
@@ -117,17 +122,16 @@ class RequestEnvelopeMiddleware:
         larger_bodies: Sequence[tuple[str, str, int]] = (),
     ) -> None:
         """`larger_bodies`: (method, path regex, limit) of the few routes that stream a body
-        larger than `max_body_bytes` (imports): their body reaches the app as it arrives,
-        counted against their own limit. Every other request keeps the cap."""
+        larger than `max_body_bytes` (imports); every other request keeps the cap."""
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.larger_bodies = [(m, re.compile(p), limit) for m, p, limit in larger_bodies]
 
-    def _streamed_limit(self, scope: Scope) -> int | None:
+    def _limit(self, scope: Scope) -> int:
         for method, path, limit in self.larger_bodies:
             if scope["method"] == method and path.fullmatch(scope["path"]):
                 return limit
-        return None
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -135,41 +139,21 @@ class RequestEnvelopeMiddleware:
             return
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
-        streamed_limit = self._streamed_limit(scope)
-        limit = self.max_body_bytes if streamed_limit is None else streamed_limit
+        limit = self._limit(scope)
         too_large = f"the request body is larger than {limit} bytes"
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _send_envelope(send, "PAYLOAD_TOO_LARGE", "REQUEST_BODY_TOO_LARGE", too_large, request_id)
                 return
-        if streamed_limit is not None:
-            await self._call(scope, _counting(receive, limit, too_large), send, request_id)
-            return
 
-        # Bodies are small JSON documents: read one whole (up to the cap) before the app sees it,
-        # so an oversized body is refused here whatever the framework would make of it.
-        body, more = bytearray(), True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
+        if limit == self.max_body_bytes:
+            body_receive = await _read_whole_body(receive, limit)
+            if body_receive is None:
                 await _send_envelope(send, "PAYLOAD_TOO_LARGE", "REQUEST_BODY_TOO_LARGE", too_large, request_id)
                 return
-        replayed = False
+        else:
+            body_receive = _counting(receive, limit, too_large)
 
-        async def replaying_receive() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
-
-        await self._call(scope, replaying_receive, send, request_id)
-
-    async def _call(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = False
 
         async def tagging_send(message: Message) -> None:
@@ -181,7 +165,7 @@ class RequestEnvelopeMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, tagging_send)
+            await self.app(scope, body_receive, tagging_send)
         except Exception:
             log.exception("request %s failed", request_id)
             if not started:
@@ -189,16 +173,40 @@ class RequestEnvelopeMiddleware:
                                      "the server failed; quote the request id when reporting it", request_id)
 
 
+async def _read_whole_body(receive: Receive, limit: int) -> Receive | None:
+    """JSON bodies are small: read one whole, up to `limit`, before the app sees it, so an
+    oversized body is refused here whatever the framework would make of it. None: too large."""
+    body, more = bytearray(), True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > limit:
+            return None
+    replayed = False
+
+    async def replaying_receive() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+        return await receive()
+
+    return replaying_receive
+
+
 def _counting(receive: Receive, limit: int, too_large: str) -> Receive:
-    """`receive` that raises PayloadTooLarge once the body passes `limit` bytes; the route
-    reading the stream fails as for any other domain error (an import fails its job)."""
-    seen = 0
+    """A streamed body (an import) passes through as it comes, counted against its own limit;
+    the route reading it gets PayloadTooLarge past the limit."""
+    received = 0
 
     async def counting_receive() -> Message:
-        nonlocal seen
+        nonlocal received
         message = await receive()
-        seen += len(message.get("body", b""))
-        if seen > limit:
+        received += len(message.get("body", b""))
+        if received > limit:
             raise PayloadTooLarge(too_large)
         return message
 

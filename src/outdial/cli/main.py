@@ -68,6 +68,20 @@ def serve(
                 access_log=False)
 
 
+@app.command()
+def worker() -> None:
+    """Run the dialing engine alone (any number of workers may share one PostgreSQL database)."""
+    import logging
+
+    from outdial.engine import run_worker
+    from outdial.settings import Settings
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker(settings))
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""

@@ -13,6 +13,9 @@ NIL_UUID = "00000000-0000-0000-0000-000000000000"
 NEVER = "9999-01-01 00:00:00.000000"
 
 console = Console(highlight=False)
+if not console.is_terminal:
+    # Piped tables are read by people in logs and pagers, not an 80-column screen; scripts use --json.
+    console = Console(highlight=False, width=160)
 err_console = Console(stderr=True, highlight=False)
 
 
@@ -135,14 +138,21 @@ COLUMNS: dict[str, list[Column]] = {
 }
 # Columns people copy or scan as a whole: never wrapped.
 UNBROKEN = {"id", "created", "at", "target", "tries"}
+# Left out on a narrow terminal, so that the ids and what matters most keep their room; every
+# field is still there in `get` and in --json.
+SECONDARY = {"created", "detail", "campaign", "outdial", "outplan", "source", "end", "target"}
+NARROW = 120
 
 
 def list_table(kind: str, items: list[dict[str, Any]], title: str | None = None) -> Table:
+    columns = COLUMNS[kind]
+    if console.width < NARROW and kind != "campaigncall_brief":
+        columns = [c for c in columns if c[0] not in SECONDARY]
     table = Table(title=title, title_justify="left", header_style="bold")
-    for header, _ in COLUMNS[kind]:
+    for header, _ in columns:
         table.add_column(header, no_wrap=header in UNBROKEN, overflow="fold")
     for item in items:
-        table.add_row(*(render(item) for _, render in COLUMNS[kind]))
+        table.add_row(*(render(item) for _, render in columns))
     return table
 
 

@@ -1,0 +1,441 @@
+"""All SQL of the engine: take a campaign's turn (settle + claim), close attempts, leases."""
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from outdial.dialers.base import OutcomeKind
+from outdial.engine.rules import SLOTS, call_result, choose_destination
+from outdial.models import Campaign, Campaigncall, Outdial, OutdialTarget, Outplan
+from outdial.models.base import NIL_UUID
+
+TARGETS = OutdialTarget.__table__
+CALLS = Campaigncall.__table__
+IN_FLIGHT = CALLS.c.status != "done"
+# SQLite and PostgreSQL both cap the parameters of one statement; stay well under.
+CHUNK = 500
+
+Limits = tuple[int, ...]
+
+
+def tries_left(max_try_counts: Sequence[Any]) -> ColumnElement[bool]:
+    """SQL for "some slot has a destination and tries left" (see rules.choose_destination)."""
+    terms = [
+        and_(TARGETS.c[f"destination_{n}"].is_not(None), TARGETS.c[f"try_count_{n}"] < limit)
+        for n, limit in zip(SLOTS, max_try_counts, strict=True)
+        if not isinstance(limit, int) or limit > 0
+    ]
+    return or_(*terms) if terms else false()
+
+
+def limits_of(outplan: Outplan | None) -> Limits:
+    """An outplan's max_try_count_0..4; a missing outplan allows nothing."""
+    if outplan is None:
+        return tuple(0 for _ in SLOTS)
+    return tuple(outplan.max_try_count(n) for n in SLOTS)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """One claimed attempt, with everything the dialer and the recorder will need."""
+
+    campaigncall_id: uuid.UUID
+    campaign_id: uuid.UUID
+    target_id: uuid.UUID
+    destination: dict[str, Any]
+    destination_index: int
+    try_count: int
+    source: dict[str, Any] | None
+    dial_timeout: int
+    actions: list[Any]
+    outdial_data: str
+    target_data: str
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class Closing:
+    """An attempt that has ended, to be written down."""
+
+    campaigncall_id: uuid.UUID
+    target_id: uuid.UUID
+    outcome: OutcomeKind
+    tm_end: dt.datetime
+    limits: Limits
+
+
+async def active_campaign_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """Campaigns the engine has work in: running ones, and stopping ones to settle."""
+    rows = await session.scalars(
+        select(Campaign.id)
+        .where(Campaign.status.in_(("run", "stopping")), Campaign.tm_delete.is_(None))
+        .order_by(Campaign.tm_create, Campaign.id)
+    )
+    return list(rows)
+
+
+async def take_turn(
+    session: AsyncSession,
+    campaign_id: uuid.UUID,
+    *,
+    worker_id: str,
+    now: dt.datetime,
+    lease_seconds: float,
+    most: int,
+) -> list[Claimed]:
+    """Settle a campaign's status and claim up to `most` of its dialable targets.
+
+    Everything happens under the campaign's row lock, so the concurrency and dial_rate counts
+    read here hold until commit whichever worker reads them. A worker that finds the row locked
+    skips the campaign this round instead of queueing behind the claimer.
+    """
+    campaign = await session.scalar(
+        select(Campaign)
+        .where(
+            Campaign.id == campaign_id,
+            Campaign.tm_delete.is_(None),
+            Campaign.status.in_(("run", "stopping")),
+        )
+        .with_for_update(skip_locked=True, key_share=True)
+    )
+    if campaign is None:
+        return []
+    in_flight = (
+        await session.scalar(
+            select(func.count())
+            .select_from(CALLS)
+            .where(CALLS.c.campaign_id == campaign.id, IN_FLIGHT)
+        )
+        or 0
+    )
+    if campaign.status == "stopping":
+        if in_flight == 0:
+            _set_status(campaign, "stop", now)
+        return []
+
+    outplan = await session.get(Outplan, campaign.outplan_id)
+    outdial = await session.get(Outdial, campaign.outdial_id)
+    limits = limits_of(outplan)
+    claimed: list[Claimed] = []
+    if outplan is not None and outdial is not None and outdial.tm_delete is None:
+        started = (
+            await session.scalar(
+                select(func.count())
+                .select_from(CALLS)
+                .where(
+                    CALLS.c.campaign_id == campaign.id,
+                    CALLS.c.tm_create > now - dt.timedelta(seconds=1),
+                )
+            )
+            or 0
+        )
+        room = min(most, campaign.concurrency - in_flight, campaign.dial_rate - started)
+        if room > 0:
+            claimed = await _claim_targets(
+                session, campaign, outplan, outdial, limits, room, worker_id, now, lease_seconds
+            )
+
+    if (
+        not claimed
+        and in_flight == 0
+        and campaign.end_handle == "stop"
+        and not await _has_pending_targets(session, campaign.outdial_id, limits)
+    ):
+        _set_status(campaign, "stop", now)
+    return claimed
+
+
+def _set_status(campaign: Campaign, status: str, now: dt.datetime) -> None:
+    campaign.status = status
+    campaign.tm_update = now
+
+
+async def _has_pending_targets(
+    session: AsyncSession, outdial_id: uuid.UUID, limits: Limits
+) -> bool:
+    """Whether any live target is being dialed or still has tries left (now or after its wait)."""
+    return bool(
+        await session.scalar(
+            select(
+                exists().where(
+                    TARGETS.c.outdial_id == outdial_id,
+                    TARGETS.c.tm_delete.is_(None),
+                    or_(
+                        TARGETS.c.status == "progressing",
+                        and_(TARGETS.c.status == "idle", tries_left(limits)),
+                    ),
+                )
+            )
+        )
+    )
+
+
+async def _claim_targets(
+    session: AsyncSession,
+    campaign: Campaign,
+    outplan: Outplan,
+    outdial: Outdial,
+    limits: Limits,
+    room: int,
+    worker_id: str,
+    now: dt.datetime,
+    lease_seconds: float,
+) -> list[Claimed]:
+    slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
+    count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
+    rows = (
+        await session.execute(
+            select(TARGETS.c.id, TARGETS.c.data, *slot_columns, *count_columns)
+            .where(
+                TARGETS.c.outdial_id == outdial.id,
+                TARGETS.c.tm_delete.is_(None),
+                TARGETS.c.status == "idle",
+                or_(
+                    TARGETS.c.tm_last_end.is_(None),
+                    TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=outplan.try_interval),
+                ),
+                tries_left(limits),
+            )
+            .limit(room)
+            # PostgreSQL: rows another claimer holds are passed over, never waited for.
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not rows:
+        return []
+
+    by_slot: dict[int, list[uuid.UUID]] = defaultdict(list)
+    claimed: list[Claimed] = []
+    width = len(SLOTS)
+    for row in rows:
+        destinations, counts = row[2 : 2 + width], row[2 + width : 2 + 2 * width]
+        slot = choose_destination(destinations, counts, limits)
+        if slot is None:  # the SQL filter and the rule disagree: never claim on a doubt
+            continue
+        by_slot[slot].append(row.id)
+        claimed.append(
+            Claimed(
+                campaigncall_id=uuid.uuid4(),
+                campaign_id=campaign.id,
+                target_id=row.id,
+                destination=destinations[slot],
+                destination_index=slot,
+                try_count=counts[slot] + 1,
+                source=outplan.source,
+                dial_timeout=outplan.dial_timeout,
+                actions=campaign.actions or [],
+                outdial_data=outdial.data,
+                target_data=row.data,
+                limits=limits,
+            )
+        )
+    for slot, ids in by_slot.items():
+        column = TARGETS.c[f"try_count_{slot}"]
+        await session.execute(
+            update(TARGETS)
+            .where(TARGETS.c.id.in_(ids), TARGETS.c.status == "idle")
+            .values({column: column + 1, TARGETS.c.status: "progressing", TARGETS.c.tm_update: now})
+        )
+    lease_expire = now + dt.timedelta(seconds=lease_seconds)
+    await session.execute(
+        insert(CALLS),
+        [
+            {
+                "id": c.campaigncall_id,
+                "customer_id": campaign.customer_id,
+                "campaign_id": campaign.id,
+                "outplan_id": outplan.id,
+                "outdial_id": outdial.id,
+                "outdial_target_id": c.target_id,
+                "queue_id": campaign.queue_id,
+                "activeflow_id": NIL_UUID,
+                "flow_id": NIL_UUID,
+                "reference_type": "call",
+                "reference_id": NIL_UUID,
+                "status": "dialing",
+                "result": "",
+                "outcome": "",
+                "source": c.source,
+                "destination": c.destination,
+                "destination_index": c.destination_index,
+                "try_count": c.try_count,
+                "worker_id": worker_id,
+                "tm_lease_expire": lease_expire,
+                "tm_end": None,
+                "tm_create": now,
+                "tm_update": now,
+                "tm_delete": None,
+            }
+            for c in claimed
+        ],
+    )
+    return claimed
+
+
+async def record_outcomes(
+    session: AsyncSession,
+    closings: Sequence[Closing],
+    answered: Sequence[uuid.UUID],
+    worker_id: str,
+    now: dt.datetime,
+) -> int:
+    """Write down answers (dialing → progressing) and ended attempts this worker still holds.
+
+    Returns how many ended attempts were written. An attempt whose lease expired has been
+    closed by a reaper already: its late outcome is dropped, so none is ever closed twice.
+    Rows are locked in id order, the order the heartbeat locks them in, so the two never
+    deadlock.
+    """
+    ending = {c.campaigncall_id for c in closings}
+    held: set[uuid.UUID] = set()
+    for chunk in _chunks(sorted(ending | set(answered))):
+        held.update(
+            await session.scalars(
+                select(CALLS.c.id)
+                .where(CALLS.c.id.in_(chunk), CALLS.c.worker_id == worker_id, IN_FLIGHT)
+                .order_by(CALLS.c.id)
+                .with_for_update()
+            )
+        )
+    talking = [a for a in answered if a in held and a not in ending]
+    for chunk in _chunks(talking):
+        await session.execute(
+            update(CALLS)
+            .where(CALLS.c.id.in_(chunk), CALLS.c.status == "dialing")
+            .values(status="progressing", tm_update=now)
+        )
+    mine = [c for c in closings if c.campaigncall_id in held]
+    await _close_attempts(session, mine, now)
+    return len(mine)
+
+
+async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUNK) -> int:
+    """Close attempts whose lease ran out (their worker died) as `failed`, freeing their targets."""
+    rows = (
+        await session.execute(
+            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id)
+            .where(IN_FLIGHT, CALLS.c.tm_lease_expire < now)
+            .order_by(CALLS.c.id)
+            .limit(most)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not rows:
+        return 0
+    outplans = {
+        p.id: p
+        for p in await session.scalars(
+            select(Outplan).where(Outplan.id.in_({r.outplan_id for r in rows}))
+        )
+    }
+    await _close_attempts(
+        session,
+        [
+            Closing(
+                r.id,
+                r.outdial_target_id,
+                OutcomeKind.FAILED,
+                now,
+                limits_of(outplans.get(r.outplan_id)),
+            )
+            for r in rows
+        ],
+        now,
+    )
+    return len(rows)
+
+
+async def _close_attempts(
+    session: AsyncSession, closings: Sequence[Closing], now: dt.datetime
+) -> None:
+    """Attempt → done with its result; target → done if answered or exhausted, else idle."""
+    if not closings:
+        return
+    await session.execute(
+        update(CALLS)
+        .where(CALLS.c.id == bindparam("b_id"))
+        .values(
+            status="done",
+            result=bindparam("b_result"),
+            outcome=bindparam("b_outcome"),
+            tm_end=bindparam("b_tm_end"),
+            tm_update=now,
+            tm_lease_expire=None,
+        ),
+        [
+            {
+                "b_id": c.campaigncall_id,
+                "b_result": call_result(c.outcome),
+                "b_outcome": c.outcome.value,
+                "b_tm_end": c.tm_end,
+            }
+            for c in closings
+        ],
+    )
+    limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
+    await session.execute(
+        update(TARGETS)
+        .where(TARGETS.c.id == bindparam("b_id"))
+        .values(
+            status=case(
+                (bindparam("b_answered", type_=Boolean), "done"),
+                (tries_left(limit_params), "idle"),
+                else_="done",
+            ),
+            tm_last_end=bindparam("b_tm_end"),
+            tm_update=now,
+        ),
+        [
+            {
+                "b_id": c.target_id,
+                "b_answered": c.outcome is OutcomeKind.ANSWERED,
+                "b_tm_end": c.tm_end,
+                **{f"b_max_{n}": c.limits[n] for n in SLOTS},
+            }
+            for c in closings
+        ],
+    )
+
+
+async def renew_leases(
+    session: AsyncSession, worker_id: str, now: dt.datetime, lease_seconds: float
+) -> set[uuid.UUID]:
+    """Extend every lease this worker holds; returns the attempts it still holds."""
+    # Locked in id order first, as record_outcomes does, so the two never deadlock.
+    mine = (
+        select(CALLS.c.id)
+        .where(CALLS.c.worker_id == worker_id, IN_FLIGHT)
+        .order_by(CALLS.c.id)
+        .with_for_update()
+    )
+    rows = await session.scalars(
+        update(CALLS)
+        .where(CALLS.c.id.in_(mine.scalar_subquery()))
+        .values(tm_lease_expire=now + dt.timedelta(seconds=lease_seconds))
+        .returning(CALLS.c.id)
+    )
+    return set(rows)
+
+
+def _chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:
+    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]

@@ -1,0 +1,51 @@
+"""Starting and stopping an engine: as `outdial worker`, or inside `outdial serve`."""
+
+import asyncio
+import logging
+import signal
+
+from outdial.clock import Clock, SystemClock
+from outdial.db import Database
+from outdial.dialers import build_dialer
+from outdial.engine.worker import Engine, EngineConfig
+from outdial.migrations import upgrade_database
+from outdial.settings import Settings
+
+log = logging.getLogger("outdial.engine")
+
+
+class BackgroundEngine:
+    """An engine running as a task of an existing event loop (the API process's)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(engine.run(self._stop), name="outdial engine")
+
+    @classmethod
+    def start(cls, database: Database, settings: Settings, clock: Clock) -> "BackgroundEngine":
+        dialer = build_dialer(settings, clock)
+        return cls(Engine(database, dialer, clock, EngineConfig.from_settings(settings)))
+
+    async def stop(self) -> None:
+        """Stop claiming, let attempts in flight end (or cancel them after the grace period)."""
+        self._stop.set()
+        await self._task
+        await self.engine.dialer.aclose()
+
+
+async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
+    """`outdial worker`: the engine alone until SIGTERM or SIGINT, then a graceful stop."""
+    clock = clock or SystemClock()
+    database = Database(settings.database_url, pool_size=4)
+    dialer = build_dialer(settings, clock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await upgrade_database(database)
+        await Engine(database, dialer, clock, EngineConfig.from_settings(settings)).run(stop)
+    finally:
+        await dialer.aclose()
+        await database.dispose()

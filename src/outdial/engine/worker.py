@@ -1,0 +1,327 @@
+"""The engine of one process: claim targets, dial them, record outcomes, keep leases, reap.
+
+Each claimed attempt runs as its own asyncio task; outcomes are written in batches by a
+recorder task, leases are renewed by a heartbeat task, and attempts of dead workers are closed
+by whichever engine reaps first. Nothing here knows about HTTP.
+"""
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from outdial.clock import Clock
+from outdial.db import Database
+from outdial.dialers.base import Attempt, Dialer, DialerError, OutcomeKind
+from outdial.engine import repository as repo
+from outdial.engine.repository import Claimed, Closing
+from outdial.settings import Settings
+
+log = logging.getLogger("outdial.engine")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    lease_seconds: float = 30.0
+    poll_seconds: float = 0.2
+    claim_batch: int = 200
+    max_in_flight: int = 10000
+    shutdown_grace_seconds: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "EngineConfig":
+        return cls(
+            lease_seconds=settings.engine_lease_seconds,
+            poll_seconds=settings.engine_poll_seconds,
+            claim_batch=settings.engine_claim_batch,
+            max_in_flight=settings.engine_max_in_flight,
+            shutdown_grace_seconds=settings.engine_shutdown_grace_seconds,
+        )
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        # Three chances to renew before a lease runs out.
+        return self.lease_seconds / 3
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Engine:
+    """Dials every running campaign of one database, alongside any number of other engines."""
+
+    def __init__(
+        self,
+        database: Database,
+        dialer: Dialer,
+        clock: Clock,
+        config: EngineConfig | None = None,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        self.database = database
+        self.dialer = dialer
+        self.clock = clock
+        self.config = config or EngineConfig()
+        self.worker_id = worker_id or new_worker_id()
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._finished: list[Closing] = []
+        self._answered: list[uuid.UUID] = []
+        self._ended = asyncio.Event()  # an attempt ended or was answered: wakes the recorder
+        self._recorded = asyncio.Event()  # outcomes written, capacity freed: wakes the loop
+        self._next_reap: dt.datetime | None = None
+        self._releasing = False
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    # -- one round ---------------------------------------------------------------------------
+
+    async def step(self) -> int:
+        """Record what ended, reap expired leases, then give every active campaign its turn.
+
+        Returns how many attempts were started.
+        """
+        await self.record()
+        await self.reap_if_due()
+        async with self.database.transaction() as session:
+            campaign_ids = await repo.active_campaign_ids(session)
+        started = 0
+        for campaign_id in campaign_ids:
+            room = self.config.max_in_flight - len(self._tasks)
+            try:
+                async with self.database.transaction() as session:
+                    claimed = await repo.take_turn(
+                        session,
+                        campaign_id,
+                        worker_id=self.worker_id,
+                        now=self.clock.now(),
+                        lease_seconds=self.config.lease_seconds,
+                        most=max(0, min(room, self.config.claim_batch)),
+                    )
+            except Exception:
+                # One campaign's trouble must not hold up the others.
+                log.exception("claiming for campaign %s failed", campaign_id)
+                continue
+            for attempt in claimed:
+                self._launch(attempt)
+            started += len(claimed)
+        return started
+
+    async def record(self) -> int:
+        """Write down the attempts that ended (and answers) since the last call."""
+        if not self._finished and not self._answered:
+            return 0
+        closings, self._finished = self._finished, []
+        answered, self._answered = self._answered, []
+        try:
+            async with self.database.transaction() as session:
+                written = await repo.record_outcomes(
+                    session, closings, answered, self.worker_id, self.clock.now()
+                )
+        except BaseException:  # cancelled mid-write too: nothing may be forgotten
+            # Kept for the next try; the leases keep these attempts ours meanwhile.
+            self._finished[:0] = closings
+            self._answered[:0] = answered
+            raise
+        if written < len(closings):
+            log.warning(
+                "%d attempts had lost their lease; their outcome was dropped",
+                len(closings) - written,
+            )
+        self._recorded.set()
+        return written
+
+    async def reap_if_due(self) -> int:
+        """Close attempts whose lease expired, at most every quarter lease."""
+        now = self.clock.now()
+        if self._next_reap is not None and now < self._next_reap:
+            return 0
+        self._next_reap = now + dt.timedelta(seconds=self.config.lease_seconds / 4)
+        reaped = 0
+        while True:
+            async with self.database.transaction() as session:
+                batch = await repo.reap_expired(session, now)
+            reaped += batch
+            if batch < repo.CHUNK:
+                break
+        if reaped:
+            log.warning("closed %d attempts whose worker stopped renewing their lease", reaped)
+        return reaped
+
+    async def heartbeat(self) -> None:
+        """Renew this worker's leases; hang up attempts whose lease was taken over meanwhile."""
+        # Only attempts claimed before the renewal began can be judged by its answer.
+        known = set(self._tasks)
+        async with self.database.transaction() as session:
+            held = await repo.renew_leases(
+                session, self.worker_id, self.clock.now(), self.config.lease_seconds
+            )
+        for campaigncall_id in known - held:
+            task = self._tasks.get(campaigncall_id)
+            if task is not None and not task.done():
+                log.warning("lost the lease of attempt %s; hanging up", campaigncall_id)
+                task.cancel()
+
+    async def wait_dials(self) -> None:
+        """Wait until every attempt in flight has ended (its outcome waits for `record`)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+
+    # -- attempts ----------------------------------------------------------------------------
+
+    def _launch(self, claimed: Claimed) -> None:
+        task = asyncio.create_task(
+            self._attempt(claimed), name=f"attempt {claimed.campaigncall_id}"
+        )
+        self._tasks[claimed.campaigncall_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(claimed.campaigncall_id, None))
+
+    async def _attempt(self, claimed: Claimed) -> None:
+        """Dial once, with dial_timeout enforced here on the clock whatever the dialer does."""
+        timer = asyncio.ensure_future(self.clock.sleep(claimed.dial_timeout / 1000))
+        answered = False
+
+        def on_answer() -> None:
+            nonlocal answered
+            if not answered and not timer.done():  # an answer after the timeout is too late
+                answered = True
+                timer.cancel()
+                self._answered.append(claimed.campaigncall_id)
+                self._ended.set()
+
+        attempt = Attempt(
+            campaigncall_id=claimed.campaigncall_id,
+            target_id=claimed.target_id,
+            destination=claimed.destination,
+            destination_index=claimed.destination_index,
+            try_count=claimed.try_count,
+            source=claimed.source,
+            dial_timeout=claimed.dial_timeout,
+            actions=claimed.actions,
+            outdial_data=claimed.outdial_data,
+            target_data=claimed.target_data,
+            answered=on_answer,
+        )
+        dial = asyncio.ensure_future(self._dial(attempt))
+        try:
+            await asyncio.wait({dial, timer}, return_when=asyncio.FIRST_COMPLETED)
+            if dial.done():
+                outcome = dial.result()
+            elif answered:
+                outcome = await dial
+            else:
+                dial.cancel()
+                await asyncio.wait({dial})
+                outcome = OutcomeKind.NO_ANSWER
+        except asyncio.CancelledError:
+            dial.cancel()
+            if self._releasing:  # shutting down: hung up, and written down as such
+                self._finish(claimed, OutcomeKind.CANCELED)
+            raise
+        finally:
+            timer.cancel()
+        self._finish(claimed, outcome)
+
+    async def _dial(self, attempt: Attempt) -> OutcomeKind:
+        try:
+            return (await self.dialer.dial(attempt)).kind
+        except DialerError as error:
+            log.info("attempt %s: %s", attempt.campaigncall_id, error)
+            return error.outcome
+        except Exception:
+            # A broken dialer fails this attempt only, never the campaign.
+            log.exception("attempt %s: the dialer failed", attempt.campaigncall_id)
+            return OutcomeKind.FAILED
+
+    def _finish(self, claimed: Claimed, outcome: OutcomeKind) -> None:
+        self._finished.append(
+            Closing(
+                claimed.campaigncall_id,
+                claimed.target_id,
+                outcome,
+                self.clock.now(),
+                claimed.limits,
+            )
+        )
+        self._ended.set()
+
+    # -- the long-running loop ---------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set, then stop claiming and let in-flight attempts end."""
+        log.info("engine %s started", self.worker_id)
+        helpers = [asyncio.create_task(self._recorder()), asyncio.create_task(self._heartbeats())]
+        try:
+            while not stop.is_set():
+                try:
+                    started = await self.step()
+                except Exception:
+                    log.exception("engine round failed; retrying")
+                    started = 0
+                if started == 0:
+                    await self._first_of(
+                        stop.wait(),
+                        self._recorded.wait(),
+                        self.clock.sleep(self.config.poll_seconds),
+                    )
+                    self._recorded.clear()
+        finally:
+            await self._drain()
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            try:
+                await self.record()
+            except Exception:
+                log.exception("could not record the last outcomes; their leases will expire")
+            log.info("engine %s stopped", self.worker_id)
+
+    async def _drain(self) -> None:
+        """Let attempts in flight end within the grace period; hang up the rest as `canceled`."""
+        if not self._tasks:
+            return
+        log.info("waiting for %d attempts in flight", len(self._tasks))
+        await self._first_of(
+            self.wait_dials(), self.clock.sleep(self.config.shutdown_grace_seconds)
+        )
+        if self._tasks:
+            self._releasing = True
+            for task in list(self._tasks.values()):
+                task.cancel()
+            await asyncio.wait(list(self._tasks.values()))
+
+    async def _recorder(self) -> None:
+        while True:
+            await self._ended.wait()
+            self._ended.clear()
+            try:
+                await self.record()
+            except Exception:
+                log.exception("recording outcomes failed; retrying")
+                await self.clock.sleep(self.config.poll_seconds)
+                self._ended.set()
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.heartbeat_seconds)
+            try:
+                await self.heartbeat()
+            except Exception:
+                log.exception("renewing leases failed")
+
+    @staticmethod
+    async def _first_of(*waits: Any) -> None:
+        tasks = [asyncio.ensure_future(w) for w in waits]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
