@@ -24,7 +24,7 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests import databases  # noqa: E402
+from tests import databases
 
 ADMIN = {"username": "admin", "password": "admin-password-1"}
 # Numbers of several countries, as people write them: most in E.164, some national (US).

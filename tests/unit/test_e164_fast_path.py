@@ -5,7 +5,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers import ValidationResult
 
-from outdial.outdials.destinations import _possible_by_length, parse_e164, possible_e164, tel_problem
+from outdial.outdials.destinations import (
+    _possible_by_length,
+    parse_e164,
+    possible_e164,
+    tel_problem,
+)
 
 COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 e164 = st.builds(

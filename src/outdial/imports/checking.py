@@ -130,7 +130,7 @@ def decode_targets(blob: bytes, encoding: str) -> list[Any]:
     """The rows of a blob, one item each (COPY lines keep their newline)."""
     if encoding == "copy":
         return [line + b"\n" for line in blob.split(b"\n")[:-1]]  # COPY text escapes newlines in values
-    return pickle.loads(blob)  # noqa: S301 - written by encode_targets, never from outside
+    return pickle.loads(blob)
 
 
 def _records(chunk: Chunk, result: CheckedChunk) -> Any:

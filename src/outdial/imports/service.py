@@ -15,7 +15,13 @@ from outdial.auth.service import Principal
 from outdial.clock import Clock
 from outdial.db import Database
 from outdial.errors import InvalidArgument, NotFound, OutdialError
-from outdial.imports.checking import CheckedChunk, RowRules, check_chunk, decode_targets, encode_targets
+from outdial.imports.checking import (
+    CheckedChunk,
+    RowRules,
+    check_chunk,
+    decode_targets,
+    encode_targets,
+)
 from outdial.imports.reading import Chunk, malformed, read_chunks
 from outdial.imports.repository import ImportRepository, mark_done, sink_for
 from outdial.models import ImportJob
