@@ -14,6 +14,8 @@ import io
 import json
 import os
 import pickle
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +92,19 @@ def new_target_ids(count: int) -> list[str]:
         f"{digits[i:i + 12]}4{digits[i + 13:i + 16]}{_VARIANT[digits[i + 16]]}{digits[i + 17:i + 32]}"
         for i in range(0, 32 * count, 32)
     ]
+
+
+def exit_with_parent(parent: int) -> None:
+    """Pool initializer: the worker exits once the server that started it is gone. A server
+    killed with -9 never shuts its pool down, and the workers, holding both ends of the pool's
+    queue, would otherwise wait on it for ever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def check_chunk(chunk: Chunk, rules: RowRules) -> CheckedChunk:

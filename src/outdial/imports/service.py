@@ -2,6 +2,7 @@
 
 import asyncio
 import multiprocessing
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +22,7 @@ from outdial.imports.checking import (
     check_chunk,
     decode_targets,
     encode_targets,
+    exit_with_parent,
 )
 from outdial.imports.reading import Chunk, malformed, read_chunks
 from outdial.imports.repository import ImportRepository, mark_done, sink_for
@@ -87,7 +89,10 @@ class ImportRunner:
             return future
         if self._pool is None:
             # Spawned, not forked: a fork would copy the event loop and open connections.
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=exit_with_parent, initargs=(os.getpid(),),
+            )
         return asyncio.get_running_loop().run_in_executor(self._pool, check_chunk, chunk, rules)
 
     def close(self) -> None:
