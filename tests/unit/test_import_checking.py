@@ -2,16 +2,25 @@
 take must be exactly those of the general ones."""
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from outdial.errors import InvalidArgument
 from outdial.imports import reading
-from outdial.imports.checking import TEL_JSON, RowRules, check_chunk, decode_targets, new_target_ids
+from outdial.imports.checking import (
+    TEL_JSON,
+    RowRules,
+    _destination,
+    check_chunk,
+    decode_targets,
+    new_target_ids,
+)
 from outdial.imports.reading import Chunk, read_chunks
 from outdial.outdials.destinations import validate_destination
 
@@ -23,6 +32,27 @@ RULES = RowRules(import_id=uuid.uuid4(), customer_id=uuid.uuid4(), outdial_id=uu
 def test_bare_e164_cell_is_stored_as_the_general_path_stores_it() -> None:
     address = validate_destination(0, "+15559876543", from_import=True)
     assert TEL_JSON % "+15559876543" == json.dumps(address)
+
+
+@pytest.mark.parametrize("cell", [
+    "(212) 555-1234", "212.555.1234 ", "212 555 12", "(212) 555-12345678901", "1 (212) 555-1234",
+    "0212 555 1234", "011 44 20 7946 0958", "12",
+])
+@pytest.mark.parametrize("require_valid", [False, True])
+def test_national_cell_is_stored_or_refused_as_the_general_path_does(cell: str, require_valid: bool) -> None:
+    rules = dataclasses.replace(RULES, require_valid=require_valid)
+    try:
+        address = validate_destination(2, cell, from_import=True, default_region="US",
+                                       require_valid=require_valid)
+    except InvalidArgument as error:
+        expected: Any = (error.field, error.problem)
+    else:
+        expected = (json.dumps(address), int(address["target"][1:]))
+    try:
+        got: Any = _destination(2, cell, rules)
+    except InvalidArgument as error:
+        got = (error.field, error.problem)
+    assert got == expected
 
 
 def test_target_ids_are_random_version_4_uuids() -> None:

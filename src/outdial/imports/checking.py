@@ -22,7 +22,13 @@ from typing import Any
 
 from outdial.errors import InvalidArgument
 from outdial.imports.reading import Chunk
-from outdial.outdials.destinations import DESTINATION_SLOTS, E164, tel_problem, validate_destination
+from outdial.outdials.destinations import (
+    DESTINATION_SLOTS,
+    E164,
+    national_e164,
+    tel_problem,
+    validate_destination,
+)
 from outdial.timestamps import WIRE_FORMAT
 
 TEXT_FIELDS = ("name", "detail", "data")
@@ -221,12 +227,15 @@ def _destination(slot: int, value: Any, rules: RowRules) -> tuple[str | None, An
     """One destination cell in stored form (JSON text) with its dedupe key, or (None, None)."""
     if value is None or value == "":  # an empty cell or slot: no destination
         return None, None
-    if value.__class__ is str and E164.fullmatch(value):
-        # Most cells: a bare number already in E.164. Same check as below, no address dict.
-        problem = tel_problem(value, require_valid=rules.require_valid)
-        if problem:
-            raise InvalidArgument(f"destination_{slot}.target", problem)
-        return TEL_JSON % value, int(value[1:])
+    if value.__class__ is str:
+        # Most cells: a bare number already in E.164, or a national one that national_e164 reads
+        # as normalise_tel would. Same checks as below, no address dict.
+        number = value if E164.fullmatch(value) else national_e164(value, rules.default_region)
+        if number is not None:
+            problem = tel_problem(number, require_valid=rules.require_valid)
+            if problem:
+                raise InvalidArgument(f"destination_{slot}.target", problem)
+            return TEL_JSON % number, int(number[1:])
     address = validate_destination(slot, value, from_import=True, default_region=rules.default_region,
                                    require_valid=rules.require_valid)
     if address is None:
