@@ -77,7 +77,8 @@ written_national = st.builds(
     st.sampled_from(["", "", "0", "1", "00", "011", "010", "0015", "90", "44", "49", "33", "91",
                      "55", "81", "8", "810", "003768", "0002"]),
     st.lists(st.text("0123456789", min_size=0, max_size=5), min_size=1, max_size=6),
-    st.lists(st.sampled_from(["", " ", "-", ".", "/", ") ", " (", "  ", "--", "()"]), min_size=6, max_size=6),
+    st.lists(st.sampled_from(["", " ", "-", ".", "/", ") ", " (", "  ", "--", "()"]),
+             min_size=6, max_size=6),
     st.sampled_from(["", "", " ", ")", "-", "."]),
 )
 
@@ -92,7 +93,8 @@ def libphonenumber_reads(number: str, region: str) -> str:
 
 
 @settings(max_examples=4000, deadline=None)
-@given(written_national.filter(lambda n: bool(_WRITTEN_NUMBER.fullmatch(n))), st.sampled_from(REGIONS))
+@given(written_national.filter(lambda n: bool(_WRITTEN_NUMBER.fullmatch(n))),
+       st.sampled_from(REGIONS))
 def test_national_fast_path_agrees_with_phonenumbers(number: str, region: str) -> None:
     expected = libphonenumber_reads(number, region)
     fast = national_e164(number, region)
@@ -101,7 +103,8 @@ def test_national_fast_path_agrees_with_phonenumbers(number: str, region: str) -
 
 
 @settings(max_examples=1000, deadline=None)
-@given(st.text("0123456789()-./ ", min_size=1, max_size=30).filter(lambda n: bool(_WRITTEN_NUMBER.fullmatch(n))),
+@given(st.text("0123456789()-./ ", min_size=1, max_size=30)
+       .filter(lambda n: bool(_WRITTEN_NUMBER.fullmatch(n))),
        st.sampled_from(REGIONS))
 def test_any_written_number_agrees_with_phonenumbers(number: str, region: str) -> None:
     assert normalise_tel(number, region) == libphonenumber_reads(number, region)

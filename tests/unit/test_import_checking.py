@@ -39,7 +39,9 @@ def test_bare_e164_cell_is_stored_as_the_general_path_stores_it() -> None:
     "0212 555 1234", "011 44 20 7946 0958", "12",
 ])
 @pytest.mark.parametrize("require_valid", [False, True])
-def test_national_cell_is_stored_or_refused_as_the_general_path_does(cell: str, require_valid: bool) -> None:
+def test_national_cell_is_stored_or_refused_as_the_general_path_does(
+    cell: str, require_valid: bool
+) -> None:
     rules = dataclasses.replace(RULES, require_valid=require_valid)
     try:
         address = validate_destination(2, cell, from_import=True, default_region="US",

@@ -206,7 +206,8 @@ def _region_rules(region: str) -> tuple[str, re.Pattern[str], re.Pattern[str] | 
     metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
     if metadata is None:
         return None
-    prefix = re.compile(metadata.national_prefix_for_parsing) if metadata.national_prefix_for_parsing else None
+    pattern = metadata.national_prefix_for_parsing
+    prefix = re.compile(pattern) if pattern else None
     # A region without an IDD gets one that never matches, as in parse.
     idd = re.compile(metadata.international_prefix or "NonMatch")
     return str(metadata.country_code), idd, prefix
