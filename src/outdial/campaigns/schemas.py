@@ -6,7 +6,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from outdial.models import Campaign, Campaigncall, Outplan
-from outdial.outdials.schemas import Address, AddressOut, Body, Id
+from outdial.outdials.schemas import Address, AddressOut
+from outdial.schemas import Body, Id
 from outdial.timestamps import format_timestamp
 
 
@@ -37,11 +38,6 @@ class DialInfo(Body):
 
 
 class OutplanCreate(DialInfo):
-    name: str = ""
-    detail: str = ""
-
-
-class OutplanUpdate(Body):
     name: str = ""
     detail: str = ""
 

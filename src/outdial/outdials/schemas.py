@@ -1,31 +1,15 @@
 """Request and response shapes of outdials and targets, in the VoIPbin wire format."""
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field
 
 from outdial.models import Outdial, OutdialTarget
+from outdial.schemas import Body, Id
 from outdial.timestamps import format_timestamp
 
 TargetStatus = Literal["idle", "progressing", "done"]
-# JSON has no UUID type: an id in a body arrives as a string, which strict mode would refuse.
-Id = Annotated[uuid.UUID, Strict(False)]
-
-
-class Body(BaseModel):
-    """A request body: JSON types are taken as they are (no "1" for 1), unknown keys ignored."""
-
-    model_config = ConfigDict(strict=True, extra="ignore")
-
-    @field_validator("*")
-    @classmethod
-    def _no_nul_character(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold U+0000; refused here as bad input rather than failing later.
-        if isinstance(value, str) and "\x00" in value:
-            raise PydanticCustomError("nul_character", "must not contain the NUL character (U+0000)")
-        return value
 
 
 class Address(Body):
@@ -41,11 +25,6 @@ class OutdialCreate(Body):
     detail: str = ""
     data: str = ""
     campaign_id: Id | None = None
-
-
-class OutdialUpdate(Body):
-    name: str = ""
-    detail: str = ""
 
 
 class OutdialCampaignUpdate(Body):

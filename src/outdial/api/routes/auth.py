@@ -11,7 +11,7 @@ from outdial.api.deps import Ctx, Paging, open_session, parse_id
 from outdial.api.schemas import PageOut, error_responses
 from outdial.auth.service import AuthService
 from outdial.models import AccessKey
-from outdial.outdials.schemas import Body
+from outdial.schemas import Body, NameDetail
 from outdial.timestamps import format_timestamp
 
 login_router = APIRouter(tags=["auth"])
@@ -32,11 +32,6 @@ class AccessKeyCreate(Body):
     name: str = ""
     detail: str = ""
     expire: int = Field(default=365 * 24 * 3600, description="lifetime in seconds")
-
-
-class AccessKeyUpdate(Body):
-    name: str = ""
-    detail: str = ""
 
 
 class AccessKeyOut(BaseModel):
@@ -105,7 +100,7 @@ async def get_access_key(key_id: str, ctx: Ctx) -> AccessKeyOut:
 
 
 @router.put("/accesskeys/{key_id}")
-async def update_access_key(key_id: str, body: AccessKeyUpdate, ctx: Ctx) -> AccessKeyOut:
+async def update_access_key(key_id: str, body: NameDetail, ctx: Ctx) -> AccessKeyOut:
     key = await AuthService(ctx.session, ctx.clock).update_access_key(
         ctx.principal, parse_id(key_id), body.name, body.detail
     )

@@ -11,11 +11,11 @@ from outdial.outdials.schemas import (
     OutdialCreate,
     OutdialDataUpdate,
     OutdialOut,
-    OutdialUpdate,
     TargetOut,
     TargetWrite,
 )
 from outdial.outdials.service import OutdialService
+from outdial.schemas import NameDetail
 
 router = APIRouter(tags=["outdials"])
 
@@ -42,7 +42,7 @@ async def get_outdial(outdial_id: str, ctx: Ctx) -> OutdialOut:
 
 
 @router.put("/outdials/{outdial_id}")
-async def update_outdial(outdial_id: str, body: OutdialUpdate, ctx: Ctx) -> OutdialOut:
+async def update_outdial(outdial_id: str, body: NameDetail, ctx: Ctx) -> OutdialOut:
     outdial = await _service(ctx).update_outdial(
         ctx.principal, parse_id(outdial_id), body.name, body.detail
     )

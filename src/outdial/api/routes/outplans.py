@@ -4,8 +4,9 @@ from fastapi import APIRouter
 
 from outdial.api.deps import Ctx, Paging, parse_id
 from outdial.api.schemas import PageOut
-from outdial.campaigns.schemas import DialInfo, OutplanCreate, OutplanOut, OutplanUpdate
+from outdial.campaigns.schemas import DialInfo, OutplanCreate, OutplanOut
 from outdial.campaigns.service import OutplanService
+from outdial.schemas import NameDetail
 
 router = APIRouter(tags=["outplans"])
 
@@ -32,7 +33,7 @@ async def get_outplan(outplan_id: str, ctx: Ctx) -> OutplanOut:
 
 
 @router.put("/outplans/{outplan_id}")
-async def update_outplan(outplan_id: str, body: OutplanUpdate, ctx: Ctx) -> OutplanOut:
+async def update_outplan(outplan_id: str, body: NameDetail, ctx: Ctx) -> OutplanOut:
     outplan = await _service(ctx).update_outplan(
         ctx.principal, parse_id(outplan_id), body.name, body.detail
     )
