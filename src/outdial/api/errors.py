@@ -127,11 +127,12 @@ class RequestEnvelopeMiddleware:
         self.max_body_bytes = max_body_bytes
         self.larger_bodies = [(m, re.compile(p), limit) for m, p, limit in larger_bodies]
 
-    def _limit(self, scope: Scope) -> int:
+    def _streamed_limit(self, scope: Scope) -> int | None:
+        """The limit of a route that streams its body, or None for an ordinary JSON route."""
         for method, path, limit in self.larger_bodies:
             if scope["method"] == method and path.fullmatch(scope["path"]):
                 return limit
-        return self.max_body_bytes
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -139,14 +140,15 @@ class RequestEnvelopeMiddleware:
             return
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
-        limit = self._limit(scope)
+        streamed_limit = self._streamed_limit(scope)
+        limit = self.max_body_bytes if streamed_limit is None else streamed_limit
         too_large = f"the request body is larger than {limit} bytes"
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await _send_envelope(send, "PAYLOAD_TOO_LARGE", "REQUEST_BODY_TOO_LARGE", too_large, request_id)
                 return
 
-        if limit == self.max_body_bytes:
+        if streamed_limit is None:
             body_receive = await _read_whole_body(receive, limit)
             if body_receive is None:
                 await _send_envelope(send, "PAYLOAD_TOO_LARGE", "REQUEST_BODY_TOO_LARGE", too_large, request_id)
