@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.db.paging import Page, PageRequest, fetch_page
-from outdial.models import Outdial, OutdialTarget
+from outdial.models import Campaign, Outdial, OutdialTarget
 
 
 class OutdialRepository:
@@ -21,6 +21,12 @@ class OutdialRepository:
             # Locked (and re-read) when its campaign link is about to change.
             query = query.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(query)
+
+    async def get_campaign(self, customer_id: uuid.UUID, campaign_id: uuid.UUID) -> Campaign | None:
+        """The campaign an outdial may name: only one of the same customer."""
+        return await self.session.scalar(
+            select(Campaign).where(Campaign.id == campaign_id, Campaign.customer_id == customer_id)
+        )
 
     async def list_outdials(self, customer_id: uuid.UUID, page: PageRequest) -> Page[Outdial]:
         query = select(Outdial).where(Outdial.customer_id == customer_id, Outdial.tm_delete.is_(None))

@@ -9,7 +9,7 @@ from outdial.auth.service import Principal
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
-from outdial.models import Campaign, Outdial, OutdialTarget
+from outdial.models import Outdial, OutdialTarget
 from outdial.models.base import NIL_UUID
 from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.destinations import validate_destination
@@ -89,8 +89,8 @@ class OutdialService:
     async def _check_campaign(self, principal: Principal, campaign_id: uuid.UUID) -> None:
         if campaign_id == NIL_UUID:
             return
-        campaign = await self.session.get(Campaign, campaign_id)
-        if campaign is None or campaign.customer_id != principal.customer_id or campaign.tm_delete:
+        campaign = await self.repo.get_campaign(principal.customer_id, campaign_id)
+        if campaign is None or campaign.tm_delete is not None:
             raise InvalidArgument("campaign_id", f"campaign {campaign_id} does not exist")
 
     # -- targets -----------------------------------------------------------------------------
