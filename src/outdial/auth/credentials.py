@@ -1,6 +1,7 @@
 """Password hashing, login tokens (JWT) and access-key secrets."""
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 import uuid
@@ -10,8 +11,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so a miss costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so a miss costs as long as a wrong
+    password. Made on first need: hashing at import would slow every process that loads this."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 ACCESS_KEY_PREFIX = "odk_"
 JWT_ALGORITHM = "HS256"
 
@@ -22,7 +28,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
