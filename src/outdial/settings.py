@@ -25,6 +25,19 @@ class Settings(BaseSettings):
     import_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     log_level: str = "info"
 
+    # -- waiting on the database: every wait is bounded, and a request that runs out of patience
+    # answers 503 SERVICE_UNAVAILABLE (with Retry-After) instead of hanging --------------------
+    # How long a request waits for a free connection of its pool.
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
+    # How long a statement waits for a lock: a row lock on PostgreSQL (lock_timeout), the
+    # database's write lock on SQLite (busy_timeout).
+    db_lock_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Longest statement (PostgreSQL statement_timeout), for the API's and the engine's sessions.
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    # PostgreSQL: an engine session idle inside a transaction this long (its process hangs) is
+    # ended by the server, so the locks it held are freed for the other workers.
+    engine_idle_in_transaction_seconds: float = Field(default=10.0, gt=0)
+
     # -- the dialing engine ------------------------------------------------------------------
     # `outdial serve` runs the engine beside the API unless this is off (then run `outdial worker`).
     engine_in_process: bool = True

@@ -15,7 +15,7 @@ from outdial.api.routes import auth, campaigncalls, campaigns, health, imports, 
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
 from outdial.clock import Clock, SystemClock
-from outdial.db import Database
+from outdial.db import Database, Limits
 from outdial.engine import BackgroundEngine
 from outdial.imports.service import ImportRunner, recover_abandoned_imports
 from outdial.migrations import upgrade_database
@@ -43,12 +43,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, limits=Limits.for_api(settings), role="outdial api")
         app.state.database = database
         app.state.signing_secret = await prepare_database(database, settings, clock)
         await recover_abandoned_imports(database, clock)
         app.state.imports = ImportRunner(database, clock, settings.import_workers)
-        engine = BackgroundEngine.start(database, settings, clock) if settings.engine_in_process else None
+        engine = BackgroundEngine.start(settings, clock) if settings.engine_in_process else None
         try:
             yield
         finally:

@@ -248,6 +248,7 @@ class Engine:
                 outcome,
                 self.clock.now(),
                 claimed.limits,
+                claimed.try_interval,
             )
         )
         self._ended.set()

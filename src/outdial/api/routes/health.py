@@ -1,9 +1,11 @@
-"""Liveness that means something: 200 only when the database answers."""
+"""Liveness that means something: 200 only when the database answers, on a connection of its
+own (never queued behind the request pool) and within a second."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from outdial.api.errors import envelope
+from outdial.db.engine import PROBE_TIMEOUT_SECONDS
 
 router = APIRouter(tags=["health"])
 
@@ -13,6 +15,7 @@ async def health(request: Request) -> JSONResponse:
     try:
         await request.app.state.database.ping()
     except Exception as error:  # any database failure means "not healthy", never a 500
-        return envelope("UNAVAILABLE", "DATABASE_UNAVAILABLE", f"the database does not answer: {error}",
+        problem = str(error) or f"no answer within {PROBE_TIMEOUT_SECONDS:g} s"
+        return envelope("UNAVAILABLE", "DATABASE_UNAVAILABLE", f"the database does not answer: {problem}",
                         request.state.request_id)
     return JSONResponse({"status": "ok"})
