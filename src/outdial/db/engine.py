@@ -25,9 +25,13 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 # /health answers within this, whatever the database does.
 PROBE_TIMEOUT_SECONDS = 1.0
 
-# PostgreSQL errors that mean "busy, try again", not "broken": lock_timeout (55P03),
-# statement_timeout (57014), a deadlock broken by the server (40P01).
-_BUSY_SQLSTATES = {"55P03": "a lock", "57014": "a statement", "40P01": "a lock (deadlock)"}
+# PostgreSQL errors that mean "busy, try again", not "broken": lock_timeout, statement_timeout,
+# a deadlock the server broke.
+_BUSY_SQLSTATES = {
+    "55P03": "a lock it needs was held elsewhere past the lock timeout",
+    "57014": "a statement ran past the statement timeout",
+    "40P01": "it deadlocked with another request",
+}
 
 
 def normalize_url(url: str) -> str:
@@ -84,11 +88,11 @@ def busy_reason(error: BaseException) -> str | None:
         return "no database connection came free in time"
     if isinstance(error, exc.DBAPIError):
         original = error.orig
-        waited_for = _BUSY_SQLSTATES.get(getattr(original, "sqlstate", None) or "")
-        if waited_for:
-            return f"the database did not grant {waited_for} in time"
+        busy = _BUSY_SQLSTATES.get(getattr(original, "sqlstate", None) or "")
+        if busy:
+            return busy
         if isinstance(original, sqlite3.OperationalError) and "locked" in str(original):
-            return "the database stayed locked by another writer"
+            return "another writer held the database past the lock timeout"
     return None
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    Select,
     or_,
     select,
     update,
@@ -211,6 +212,35 @@ async def _has_pending_targets(
     )
 
 
+def claim_query(
+    outdial_id: uuid.UUID, limits: Limits, try_interval: int, now: dt.datetime, room: int
+) -> Select[Any]:
+    """Up to `room` dialable targets of the outdial, earliest due first: one query along
+    ix_outdial_targets_due, however long the list."""
+    slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
+    count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
+    return (
+        select(TARGETS.c.id, TARGETS.c.data, *slot_columns, *count_columns)
+        .where(
+            TARGETS.c.outdial_id == outdial_id,
+            TARGETS.c.tm_delete.is_(None),
+            TARGETS.c.status == "idle",
+            DUE <= now,
+            # Never sooner than the outplan's interval now, even if it grew since the
+            # target's next_attempt_at was set.
+            or_(
+                TARGETS.c.tm_last_end.is_(None),
+                TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=try_interval),
+            ),
+            tries_left(limits),
+        )
+        .order_by(DUE, TARGETS.c.id)
+        .limit(room)
+        # PostgreSQL: rows another claimer holds are passed over, never waited for.
+        .with_for_update(skip_locked=True)
+    )
+
+
 async def _claim_targets(
     session: AsyncSession,
     campaign: Campaign,
@@ -222,29 +252,8 @@ async def _claim_targets(
     now: dt.datetime,
     lease_seconds: float,
 ) -> list[Claimed]:
-    slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
-    count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
     rows = (
-        await session.execute(
-            select(TARGETS.c.id, TARGETS.c.data, *slot_columns, *count_columns)
-            .where(
-                TARGETS.c.outdial_id == outdial.id,
-                TARGETS.c.tm_delete.is_(None),
-                TARGETS.c.status == "idle",
-                DUE <= now,
-                # Never sooner than the outplan's interval now, even if it grew since the
-                # target's next_attempt_at was set.
-                or_(
-                    TARGETS.c.tm_last_end.is_(None),
-                    TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=outplan.try_interval),
-                ),
-                tries_left(limits),
-            )
-            .order_by(DUE, TARGETS.c.id)
-            .limit(room)
-            # PostgreSQL: rows another claimer holds are passed over, never waited for.
-            .with_for_update(skip_locked=True)
-        )
+        await session.execute(claim_query(outdial.id, limits, outplan.try_interval, now, room))
     ).all()
     if not rows:
         return []
