@@ -45,18 +45,23 @@ async def timed(call: Any, within: float) -> tuple[httpx.Response, float]:
     return response, time.perf_counter() - started
 
 
-async def test_a_starved_pool_answers_503_at_once_and_health_still_answers(api: Api) -> None:
-    database: Database = api.extra["app"].state.database
+@pytest.mark.parametrize("pool", ["read_database", "database"])
+async def test_a_starved_pool_answers_503_at_once_and_health_still_answers(
+    api: Api, pool: str
+) -> None:
+    database: Database = getattr(api.extra["app"].state, pool)
+    request = (api.get("/v1.0/outdials") if pool == "read_database"
+               else api.post("/v1.0/outdials", json={"name": "x"}))
     held = []
     try:
-        while True:  # every connection of the request pool, taken
+        while True:  # every connection of the pool (reads' or writes'), taken
             try:
                 held.append(await database.engine.connect())
             except exc.TimeoutError:
                 break
         assert held
 
-        response, took = await timed(api.get("/v1.0/outdials"), within=5)
+        response, took = await timed(request, within=5)
         error = assert_error(response, 503, "SERVICE_UNAVAILABLE")
         assert error["status"] == "UNAVAILABLE"
         assert "retry" in error["message"]

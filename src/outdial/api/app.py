@@ -43,8 +43,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings.database_url, limits=Limits.for_api(settings), role="outdial api")
+        limits = Limits.for_api(settings)
+        database = Database(settings.database_url, limits=limits, role="outdial api")
         app.state.database = database
+        # Reads have connections of their own: writes queued on a lock never starve them.
+        app.state.read_database = Database(settings.database_url, limits=limits,
+                                           role="outdial api reads")
         app.state.signing_secret = await prepare_database(database, settings, clock)
         await recover_abandoned_imports(database, clock)
         app.state.imports = ImportRunner(database, clock, settings.import_workers)
@@ -55,6 +59,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             if engine is not None:
                 await engine.stop()
             app.state.imports.close()
+            await app.state.read_database.dispose()
             await database.dispose()
 
     app = FastAPI(

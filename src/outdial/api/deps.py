@@ -27,8 +27,14 @@ class Context:
         await self.session.commit()
 
 
+READ_METHODS = ("GET", "HEAD")
+
+
 async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.database.sessions() as session:
+    """A session of the read pool for GET, else of the write pool (see app.create_app)."""
+    state = request.app.state
+    database = state.read_database if request.method in READ_METHODS else state.database
+    async with database.sessions() as session:
         yield session  # anything not committed by the route is rolled back on close
 
 
