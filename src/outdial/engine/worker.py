@@ -105,7 +105,7 @@ class Engine:
                         lease_seconds=self.config.lease_seconds,
                         most=max(0, min(room, self.config.claim_batch)),
                     )
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - logged, never lost
                 # One campaign's trouble must not hold up the others.
                 _log_failure(f"claiming for campaign {campaign_id}", error)
                 continue
@@ -263,7 +263,7 @@ class Engine:
             while not stop.is_set():
                 try:
                     started = await self.step()
-                except Exception as error:
+                except Exception as error:  # noqa: BLE001 - logged, never lost
                     _log_failure("an engine round (retrying)", error)
                     started = 0
                 if started == 0:
@@ -304,7 +304,7 @@ class Engine:
             self._ended.clear()
             try:
                 await self.record()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - logged, never lost
                 _log_failure("recording outcomes (retrying)", error)
                 await self.clock.sleep(self.config.poll_seconds)
                 self._ended.set()
@@ -314,7 +314,7 @@ class Engine:
             await self.clock.sleep(self.config.heartbeat_seconds)
             try:
                 await self.heartbeat()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - logged, never lost
                 _log_failure("renewing leases", error)
 
     @staticmethod
