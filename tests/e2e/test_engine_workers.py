@@ -382,8 +382,8 @@ async def frozen_worker_scenario(
             return response
 
         # Status changes wait for the campaign's lock, which the frozen worker holds until the
-        # server ends its session: they answer (200, or 503 to retry) within the pool and lock
-        # timeouts (3 s each by default), and never hold up the reads.
+        # server ends its session: they answer (200, or 503 to retry) instead of hanging, and
+        # never hold up the reads.
         changes = [
             asyncio.create_task(timed("PUT", f"{campaign}/status", json={"status": "run"}))
             for _ in range(25)
@@ -403,8 +403,11 @@ async def frozen_worker_scenario(
             assert change.status_code in (200, 503), change.text
             if change.status_code == 503:
                 assert change.json()["error"]["reason"] == "SERVICE_UNAVAILABLE"
-        assert slowest[f"{campaign}/status"] < 3 + 3 + 2
         assert all(slowest[path] < 1 for path in [*reads, "/health"]), slowest
+        # Bounded, if not by one lock timeout: 25 requests queue on one row, and PostgreSQL
+        # counts the lock timeout per wait (the row's queue, then its holder), for each of the
+        # three rows a `run` locks (campaign, outplan, outdial); plus the pool's 3 s.
+        assert slowest[f"{campaign}/status"] < 3 + 3 * 2 * 3 + 3
         # The server ended the frozen worker's transaction, and with it its locks.
         assert (await released - frozen_at).total_seconds() < IDLE_IN_TRANSACTION_SECONDS + 2
     finally:
