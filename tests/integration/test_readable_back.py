@@ -59,10 +59,10 @@ async def test_deeply_nested_action_option_is_refused_and_nothing_is_stored(api:
 
 
 @pytest.mark.parametrize("option, field, problem", [
-    ({"text": "a\x00b"}, "actions.0.option.text", "NUL"),
-    ({"say": ["ok", 2**63]}, "actions.0.option.say.1", "64-bit range"),
-    ({"rate": 1e400}, "actions.0.option.rate", "not a JSON number"),
-    ({"blob": "x" * 70_000}, "actions.0.option", "at most 65536"),
+    pytest.param({"text": "a\x00b"}, "actions.0.option.text", "NUL", id="NUL"),
+    pytest.param({"say": ["ok", 2**63]}, "actions.0.option.say.1", "64-bit range", id="2**63"),
+    pytest.param({"rate": 1e400}, "actions.0.option.rate", "not a JSON number", id="1e400"),
+    pytest.param({"blob": "x" * 70_000}, "actions.0.option", "at most 65536", id="70 kB"),
 ])
 async def test_free_json_breaking_a_rule_names_where(
     api: Api, option: dict[str, Any], field: str, problem: str
@@ -105,9 +105,11 @@ async def test_lone_surrogate_anywhere_a_body_stores_text_is_400(api: Api) -> No
 
 
 @pytest.mark.parametrize("body, problem", [
-    (b'{"name": ' + b"1" * 5000 + b"}", "a number written with 5000 characters"),
-    (b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nests deeper than"),
-    (b'{"name": NaN}', "NaN, which is not JSON"),
+    pytest.param(b'{"name": ' + b"1" * 5000 + b"}", "a number written with 5000 characters",
+                 id="5000 digits"),
+    pytest.param(b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nests deeper than",
+                 id="5000 levels"),
+    pytest.param(b'{"name": NaN}', "NaN, which is not JSON", id="NaN"),
 ])
 async def test_bodies_json_cannot_read_safely_are_invalid_json_body(api: Api, body: bytes, problem: str) -> None:
     error = assert_error(await raw_json(api, "POST", "/v1.0/outdials", body), 400, "INVALID_JSON_BODY")
