@@ -1,10 +1,13 @@
-"""Request-body conventions shared by every resource: strict JSON types, ids as strings, no NUL."""
+"""Request-body conventions shared by every resource: strict JSON types, ids as strings, and
+the value rules of outdial.validation on every field."""
 
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Strict, field_validator
+from pydantic import BaseModel, ConfigDict, Strict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+from outdial.validation import json_problem, text_problem
 
 # JSON has no UUID type: an id in a body arrives as a string, which strict mode would refuse.
 Id = Annotated[uuid.UUID, Strict(False)]
@@ -17,10 +20,18 @@ class Body(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _no_nul_character(cls, value: Any) -> Any:
-        # PostgreSQL text cannot hold U+0000; refused here as bad input rather than failing later.
-        if isinstance(value, str) and "\x00" in value:
-            raise PydanticCustomError("nul_character", "must not contain the NUL character (U+0000)")
+    def _storable(cls, value: Any, info: ValidationInfo) -> Any:
+        # What is accepted must be readable back: refused here, naming the field, rather than
+        # stored and failing every page that holds it.
+        if isinstance(value, str):
+            problem = text_problem(info.field_name or "", value)
+            if problem:
+                raise PydanticCustomError("unstorable_text", problem)
+        elif isinstance(value, dict):  # free JSON, such as an action's option
+            found = json_problem(value)
+            if found:
+                # ctx["field"]: where inside the field, appended to its name in the error.
+                raise PydanticCustomError("unstorable_json", found[1], {"field": found[0]})
         return value
 
 

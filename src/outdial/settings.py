@@ -5,6 +5,8 @@ import os
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from outdial.timestamps import TimeFormat
+
 
 class Settings(BaseSettings):
     """Everything a process needs to know; built once at start-up and passed down."""
@@ -24,6 +26,9 @@ class Settings(BaseSettings):
     # Processes that check imported rows; 0 checks them in the serving process.
     import_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     log_level: str = "info"
+    # How responses, page tokens and exports write times: VoIPbin's original form (the
+    # tutorial's) or its current RFC 3339 with null for unset times.
+    time_format: TimeFormat = "tutorial"
 
     # -- waiting on the database: every wait is bounded, and a request that runs out of patience
     # answers 503 SERVICE_UNAVAILABLE (with Retry-After) instead of hanging --------------------

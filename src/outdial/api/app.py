@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outdial import __version__
 from outdial.api.deps import authenticated
@@ -20,6 +21,7 @@ from outdial.engine import BackgroundEngine
 from outdial.imports.service import ImportRunner, recover_abandoned_imports
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
+from outdial.timestamps import TimeFormat, use_time_format
 
 
 async def prepare_database(database: Database, settings: Settings, clock: Clock) -> str:
@@ -90,8 +92,21 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         RequestEnvelopeMiddleware, max_body_bytes=settings.max_body_bytes,
         larger_bodies=[("POST", imports.IMPORT_PATH, settings.max_import_bytes)],
     )
+    app.add_middleware(TimeFormatMiddleware, time_format=settings.time_format)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class TimeFormatMiddleware:
+    """Every request is answered with the app's OUTDIAL_TIME_FORMAT, streamed bodies included."""
+
+    def __init__(self, app: ASGIApp, time_format: TimeFormat) -> None:
+        self.app = app
+        self.time_format = time_format
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with use_time_format(self.time_format):
+            await self.app(scope, receive, send)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -78,6 +78,7 @@ _PYDANTIC_WORDS = {
     "uuid_type": "must be a UUID string",
     "uuid_parsing": "must be a UUID string",
     "bool_type": "must be true or false",
+    "extra_forbidden": "is not an accepted field",
 }
 
 
@@ -87,7 +88,9 @@ def _validation_response(request: Request, error: RequestValidationError) -> JSO
         return envelope("INVALID_ARGUMENT", "INVALID_JSON_BODY",
                         f"the body is not valid JSON: {first.get('ctx', {}).get('error', 'parse error')}",
                         _request_id(request))
-    field = _field_of(tuple(first["loc"])) or "body"
+    # A validator may say where inside its field (or, for the whole body, which key) it means.
+    inside = first.get("ctx", {}).get("field", "")
+    field = ".".join(part for part in (_field_of(tuple(first["loc"])), inside) if part) or "body"
     content_type = request.headers.get("content-type", "")
     if field == "body" and content_type and "json" not in content_type:
         return envelope("INVALID_ARGUMENT", "INVALID_JSON_BODY",

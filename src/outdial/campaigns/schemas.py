@@ -56,8 +56,8 @@ class OutplanOut(BaseModel):
     max_try_count_3: int
     max_try_count_4: int
     tm_create: str
-    tm_update: str
-    tm_delete: str
+    tm_update: str | None
+    tm_delete: str | None
 
     @classmethod
     def of(cls, row: Outplan) -> "OutplanOut":
@@ -145,8 +145,8 @@ class CampaignOut(BaseModel):
     queue_id: uuid.UUID
     next_campaign_id: uuid.UUID
     tm_create: str
-    tm_update: str
-    tm_delete: str
+    tm_update: str | None
+    tm_delete: str | None
     concurrency: int
     dial_rate: int
 
@@ -186,10 +186,10 @@ class CampaigncallOut(BaseModel):
     destination_index: int
     try_count: int
     tm_create: str
-    tm_update: str
-    tm_delete: str
+    tm_update: str | None
+    tm_delete: str | None
     outcome: str
-    tm_end: str
+    tm_end: str | None
 
     @classmethod
     def of(cls, row: Campaigncall) -> "CampaigncallOut":

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outdial.errors import InvalidArgument
+from outdial.validation import Refused, decode_json_at, end_of_json_value
 
 MEDIA_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/json": "json"}
 # About 4,500 rows of CSV: big enough that handing a chunk to a worker costs little beside
@@ -178,7 +179,6 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 
 
 async def _json_array_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
-    decoder = json.JSONDecoder()
     buffer, position = "", 0
     state = "start"  # start → first → element ⇄ after → end
     row = 0
@@ -203,7 +203,16 @@ async def _json_array_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chun
                 position, state = position + 1, "element"
             elif state in ("first", "element"):
                 try:
-                    value, end = decoder.raw_decode(buffer, position)
+                    value, end = decode_json_at(buffer, position)
+                except Refused as refused:
+                    # JSON the value rules refuse to read (a 5,000-digit number, nesting
+                    # deeper than Python recurses): that row is rejected, the file goes on.
+                    skipped = end_of_json_value(buffer, position)
+                    if skipped is None:
+                        if final:
+                            raise malformed(row + 1, "the JSON array is not closed with ']'") from None
+                        break
+                    value, end = refused, skipped
                 except json.JSONDecodeError as error:
                     if final:
                         raise malformed(row + 1, f"not valid JSON: {error.msg}") from None

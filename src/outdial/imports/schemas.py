@@ -25,7 +25,7 @@ class ImportJobOut(BaseModel):
     rows_duplicate: int
     errors: list[RowErrorOut]
     tm_create: str
-    tm_end: str
+    tm_end: str | None
 
     @classmethod
     def of(cls, job: ImportJob) -> "ImportJobOut":

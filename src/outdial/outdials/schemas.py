@@ -3,16 +3,20 @@
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from outdial.models import Outdial, OutdialTarget
+from outdial.outdials.destinations import unknown_destination_keys
 from outdial.schemas import Body, Id
 from outdial.timestamps import format_timestamp
+from outdial.validation import key_text
 
 TargetStatus = Literal["idle", "progressing", "done"]
 
 
 class Address(Body):
+    model_config = ConfigDict(strict=True, extra="forbid")  # a misspelt key is not dropped
     type: str = Field(description="tel, sip or email")
     target: str = Field(description="E.164 number, SIP URI or email address")
     target_name: str = ""
@@ -45,6 +49,16 @@ class TargetWrite(Body):
     destination_3: Address | None = None
     destination_4: Address | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_destination(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (unknown := unknown_destination_keys(data)):
+            raise PydanticCustomError(
+                "unknown_destination", "is not a destination (a target has destination_0 to "
+                "destination_4)", {"field": key_text(unknown[0])},
+            )
+        return data
+
     def destinations(self) -> list[dict[str, Any] | None]:
         return [
             None if (a := getattr(self, f"destination_{n}")) is None else a.model_dump()
@@ -60,8 +74,8 @@ class OutdialOut(BaseModel):
     detail: str
     data: str
     tm_create: str
-    tm_update: str
-    tm_delete: str
+    tm_update: str | None
+    tm_delete: str | None
 
     @classmethod
     def of(cls, row: Outdial) -> "OutdialOut":
@@ -98,8 +112,8 @@ class TargetOut(BaseModel):
     try_count_3: int
     try_count_4: int
     tm_create: str
-    tm_update: str
-    tm_delete: str
+    tm_update: str | None
+    tm_delete: str | None
 
     @classmethod
     def of(cls, row: OutdialTarget) -> "TargetOut":

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.api.bodies import JsonRulesRoute
 from outdial.api.deps import Ctx, Paging, open_session, parse_id
 from outdial.api.schemas import PageOut, error_responses
 from outdial.auth.service import AuthService
@@ -14,8 +15,8 @@ from outdial.models import AccessKey
 from outdial.schemas import Body, NameDetail
 from outdial.timestamps import format_timestamp
 
-login_router = APIRouter(tags=["auth"])
-router = APIRouter(tags=["accesskeys"])
+login_router = APIRouter(tags=["auth"], route_class=JsonRulesRoute)
+router = APIRouter(tags=["accesskeys"], route_class=JsonRulesRoute)
 
 
 class LoginBody(Body):
@@ -41,8 +42,8 @@ class AccessKeyOut(BaseModel):
     detail: str
     tm_expire: str
     tm_create: str
-    tm_update: str
-    tm_delete: str
+    tm_update: str | None
+    tm_delete: str | None
 
     @classmethod
     def of(cls, key: AccessKey) -> "AccessKeyOut":
@@ -63,8 +64,8 @@ class AccessKeyCreated(BaseModel):
     token: str
     tm_expire: str
     tm_create: str
-    tm_update: str
-    tm_delete: str
+    tm_update: str | None
+    tm_delete: str | None
 
 
 @login_router.post("/auth/login", responses=error_responses(400, 401, 413))

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 
+from outdial.api.bodies import JsonRulesRoute
 from outdial.api.deps import Ctx, Paging, parse_id
 from outdial.api.schemas import PageOut
 from outdial.campaigns.schemas import (
@@ -16,7 +17,7 @@ from outdial.campaigns.schemas import (
 )
 from outdial.campaigns.service import CampaignService
 
-router = APIRouter(tags=["campaigns"])
+router = APIRouter(tags=["campaigns"], route_class=JsonRulesRoute)
 
 
 def _service(ctx: Ctx) -> CampaignService:

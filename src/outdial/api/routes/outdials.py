@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
+from outdial.api.bodies import JsonRulesRoute
 from outdial.api.deps import Ctx, Paging, parse_id
 from outdial.api.schemas import PageOut
 from outdial.outdials.schemas import (
@@ -17,7 +18,7 @@ from outdial.outdials.schemas import (
 from outdial.outdials.service import OutdialService
 from outdial.schemas import NameDetail
 
-router = APIRouter(tags=["outdials"])
+router = APIRouter(tags=["outdials"], route_class=JsonRulesRoute)
 
 
 def _service(ctx: Ctx) -> OutdialService:

@@ -2,13 +2,14 @@
 
 from fastapi import APIRouter
 
+from outdial.api.bodies import JsonRulesRoute
 from outdial.api.deps import Ctx, Paging, parse_id
 from outdial.api.schemas import PageOut
 from outdial.campaigns.schemas import DialInfo, OutplanCreate, OutplanOut
 from outdial.campaigns.service import OutplanService
 from outdial.schemas import NameDetail
 
-router = APIRouter(tags=["outplans"])
+router = APIRouter(tags=["outplans"], route_class=JsonRulesRoute)
 
 
 def _service(ctx: Ctx) -> OutplanService:
