@@ -17,7 +17,7 @@ from outdial.auth.service import AuthService
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database
 from outdial.engine import BackgroundEngine
-from outdial.imports.service import ImportRunner, recover_abandoned_imports
+from outdial.imports.service import ImportRunner
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
 
@@ -46,15 +46,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         database = Database(settings.database_url)
         app.state.database = database
         app.state.signing_secret = await prepare_database(database, settings, clock)
-        await recover_abandoned_imports(database, clock)
-        app.state.imports = ImportRunner(database, clock, settings.import_workers)
+        app.state.imports = ImportRunner(database, clock, settings)
+        await app.state.imports.start()
         engine = BackgroundEngine.start(database, settings, clock) if settings.engine_in_process else None
         try:
             yield
         finally:
             if engine is not None:
                 await engine.stop()
-            app.state.imports.close()
+            await app.state.imports.close()
             await database.dispose()
 
     app = FastAPI(
