@@ -271,6 +271,8 @@ async def _json_array_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chun
                 raise malformed(row, "data after the end of the array")
         if len(buffer) - position > MAX_RECORD_CHARS:
             raise malformed(row + 1, f"an element is longer than {MAX_RECORD_CHARS} characters")
+    if state == "start":
+        raise no_rows("json")  # nothing but white space
     if state != "end":
         raise malformed(row + 1 if row else 0, "the JSON array is not closed with ']'")
     if rows:
