@@ -162,3 +162,40 @@ def test_kill_mid_import_leaves_nothing_then_a_full_import_lands_everything(
         http.close()
     finally:
         server.stop()
+
+
+def test_a_second_server_on_the_same_database_leaves_a_running_import_alone(
+    database_url: str, tmp_path: Path,
+) -> None:
+    first, second = Server(database_url, tmp_path), Server(database_url, tmp_path)
+    first.start()
+    try:
+        http = httpx.Client(base_url=first.url, timeout=120)
+        params = {"token": http.post("/auth/login", json=ADMIN).json()["token"]}
+        outdial = http.post("/v1.0/outdials", json={"name": "two servers"}, params=params).json()["id"]
+        stalled, resume = threading.Event(), threading.Event()
+        answer: list[httpx.Response] = []
+
+        def stalling_upload() -> Iterator[bytes]:
+            for n, piece in enumerate(upload_lines()):
+                if n == 10:
+                    stalled.set()
+                    resume.wait(60)  # while the second server starts
+                yield piece
+
+        sender = threading.Thread(target=lambda: answer.append(http.post(
+            f"/v1.0/outdials/{outdial}/imports", content=stalling_upload(), params=params,
+            headers={"Content-Type": "text/csv"})))
+        sender.start()
+        assert stalled.wait(60)
+        second.start()  # fails, at start-up, the jobs whose lease has expired: not this one
+        assert [status for status, _ in job_rows(database_url)] == ["running"]
+        resume.set()
+        sender.join(120)
+        job = answer[0].json()
+        assert (job["status"], job["rows_imported"]) == ("done", ROWS), job
+        http.close()
+    finally:
+        resume.set()
+        first.stop()
+        second.stop()

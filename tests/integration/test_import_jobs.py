@@ -285,3 +285,67 @@ async def test_an_unknown_destination_key_rejects_the_row(api: Api) -> None:
     assert "'destination_5'" in job["errors"][0]["message"]
 
 
+
+
+# -- a client that goes away -------------------------------------------------------------------
+
+@pytest.fixture
+async def served(app: Any) -> AsyncIterator[str]:
+    """The app behind a real socket (uvicorn in this process), for what only a real
+    connection does: go away in the middle of a request."""
+    import socket
+
+    import uvicorn
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    await eventually(lambda: _now(server.started), "uvicorn is up")
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    server.should_exit = True
+    await asyncio.wait_for(serving, 10)
+
+
+async def _now(value: bool) -> bool:
+    return value
+
+
+async def test_a_client_that_disconnects_mid_upload_fails_the_job_at_once_leaving_nothing(
+    api: Api, app: Any, served: str,
+) -> None:
+    outdial = await new_outdial(api)
+    job_id = str(uuid.uuid4())
+    host, port = served.split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write((
+        f"POST /v1.0/outdials/{outdial}/imports?id={job_id}&token={api.token} HTTP/1.1\r\n"
+        f"Host: {served}\r\nContent-Type: text/csv\r\nContent-Length: {100 * 1024 * 1024}\r\n\r\n"
+    ).encode())
+    writer.write(b"name,destination_0\n")
+    # Good rows and bad ones, past a progress write, so that targets, the row mapping and
+    # error rows are all being written when the client goes.
+    for start in range(0, 60_000, 1000):
+        writer.write("".join(f"r{i},+1555{i:07d}\nbad{i},+1\n" for i in range(start, start + 1000)).encode())
+        await writer.drain()
+
+    async def progressed() -> bool:
+        async with app.state.database.sessions() as session:
+            job = await session.get(ImportJob, uuid.UUID(job_id))
+        return job is not None and job.rows_total > 0
+
+    await eventually(progressed, "the job has reported progress")
+    writer.transport.abort()  # the client is gone, mid-body
+
+    async def failed() -> bool:
+        return (await job_row(app, job_id)).status == "failed"
+
+    await eventually(failed, "the job is failed", seconds=10)
+    job = await job_row(app, job_id)
+    assert "client disconnected" in job.errors[-1]["message"], job.errors[-1]
+    async with app.state.database.sessions() as session:
+        for model in (OutdialTarget, ImportRowError, ImportRowTarget):
+            assert await session.scalar(select(func.count()).select_from(model)) == 0, model
+    # The server is fine: the next import of the same outdial lands.
+    job = (await upload(api, outdial, "destination_0\n+15559876543\n", CSV)).json()
+    assert (job["status"], job["rows_imported"]) == ("done", 1)
