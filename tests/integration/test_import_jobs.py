@@ -137,7 +137,8 @@ async def test_a_job_whose_owner_stopped_renewing_fails_after_its_lease(
     outdial = await new_outdial(api)
     now = clock.now()
     jobs = {"alive": now + dt.timedelta(seconds=LEASE), "expired": now - dt.timedelta(seconds=1),
-            "no lease": None}
+            "no lease": None, "this server's": now - dt.timedelta(seconds=1)}
+    this_server = app.state.imports.owner
     ids = {name: uuid.uuid4() for name in jobs}
     async with app.state.database.transaction() as session:
         owner_customer = (await api.get(f"/v1.0/outdials/{outdial}")).json()["customer_id"]
@@ -146,10 +147,12 @@ async def test_a_job_whose_owner_stopped_renewing_fails_after_its_lease(
                 id=ids[name], customer_id=uuid.UUID(owner_customer), outdial_id=uuid.UUID(outdial),
                 status="running", format="csv", default_region="", validation="possible",
                 dedupe=False, rows_total=5, rows_imported=0, rows_rejected=0, rows_duplicate=0,
-                errors=[], tm_create=now, owner="another-host/1234/abc", tm_lease_expire=expire))
-    assert await fail_expired_imports(app.state.database, clock) == 2
+                errors=[], tm_create=now, tm_lease_expire=expire,
+                owner=this_server if name == "this server's" else "another-host/1234/abc"))
+    assert await fail_expired_imports(app.state.database, clock, this_server) == 2
     statuses = {name: (await job_row(app, str(ids[name]))).status for name in jobs}
-    assert statuses == {"alive": "running", "expired": "failed", "no lease": "failed"}
+    assert statuses == {"alive": "running", "expired": "failed", "no lease": "failed",
+                        "this server's": "running"}
     # The server's own reaper fails the last one once its lease has run out.
     clock.advance(LEASE + 1)
 
@@ -160,6 +163,9 @@ async def test_a_job_whose_owner_stopped_renewing_fails_after_its_lease(
     job = (await api.get(f"/v1.0/outdials/{outdial}/imports/{ids['alive']}")).json()
     assert job["errors"][-1] == {"row": 0, "field": "", "message": ABANDONED}
     assert job["rows_imported"] == 0 and job["tm_end"] != "9999-01-01 00:00:00.000000"
+    # A server never fails its own jobs (they are alive while it is); another one does.
+    assert (await job_row(app, str(ids["this server's"]))).status == "running"
+    assert await fail_expired_imports(app.state.database, clock, "another server") == 1
 
 
 # -- bounded error reports ---------------------------------------------------------------------

@@ -66,10 +66,12 @@ class ImportRepository:
         )
         return result.rowcount  # type: ignore[attr-defined, no-any-return]
 
-    async def expired_jobs(self, now: dt.datetime) -> list[ImportJob]:
-        """Running jobs whose owner stopped renewing the lease (none: a job of an older version)."""
+    async def expired_jobs(self, now: dt.datetime, spare: str = "") -> list[ImportJob]:
+        """Running jobs whose owner stopped renewing the lease (none: a job of an older
+        version), but those of the owner `spare`."""
         return list((await self.session.scalars(
-            select(ImportJob).where(ImportJob.status == "running", _lease_expired(now))
+            select(ImportJob).where(ImportJob.status == "running", _lease_expired(now),
+                                    ImportJob.owner != spare)
         )).all())
 
     async def renew_lease(self, job_id: uuid.UUID, owner: str, now: dt.datetime, seconds: float) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from outdial.auth.service import Principal
@@ -111,14 +111,14 @@ class ImportRunner:
 
     async def start(self) -> None:
         """Fail the jobs whose owner stopped renewing their lease, now and from time to time."""
-        await fail_expired_imports(self.database, self.clock)
+        await fail_expired_imports(self.database, self.clock, self.owner)
         self._reaper = asyncio.create_task(self._reap_forever())
 
     async def _reap_forever(self) -> None:
         while True:
             await self.clock.sleep(self.lease_seconds)
             try:
-                await fail_expired_imports(self.database, self.clock)
+                await fail_expired_imports(self.database, self.clock, self.owner)
             except Exception:
                 log.exception("could not fail the import jobs whose lease expired")
 
@@ -252,9 +252,8 @@ class ImportRunner:
                 log.exception("could not renew the lease of import %s", job_id)
                 continue
             if not held:
-                # Declared failed elsewhere (this server was frozen past the lease): the
-                # commit will find it so and roll back.
-                log.warning("import %s lost its lease; its rows will not be committed", job_id)
+                # Ended meanwhile, or declared failed elsewhere (this server was frozen past
+                # the lease), in which case the commit finds it so and rolls back.
                 return
 
     async def _take_dedupe_turn(self, job: ImportJob) -> None:
@@ -264,9 +263,15 @@ class ImportRunner:
         deadline = self.clock.now() + dt.timedelta(seconds=self.dedupe_wait_seconds)
         while True:
             self._turn_freed.clear()
-            async with self.database.transaction() as session:
-                holder = await ImportRepository(session).take_dedupe_turn(
-                    job.id, job.outdial_id, self.clock.now(), self.database.is_sqlite)
+            holder: uuid.UUID | str | None
+            try:
+                async with self.database.transaction() as session:
+                    holder = await ImportRepository(session).take_dedupe_turn(
+                        job.id, job.outdial_id, self.clock.now(), self.database.is_sqlite)
+            except OperationalError:
+                # The database is busy past its lock wait, as it is on SQLite while another
+                # import writes its rows: that import still holds the turn.
+                holder = "another import"
             if holder is None:
                 return
             if self.clock.now() >= deadline:
@@ -386,14 +391,16 @@ async def list_jobs(session: AsyncSession, clock: Clock, principal: Principal,
     return await ImportRepository(session).list_jobs(outdial_id, page)
 
 
-async def fail_expired_imports(database: Database, clock: Clock) -> int:
+async def fail_expired_imports(database: Database, clock: Clock, alive_owner: str = "") -> int:
     """Jobs whose owner stopped renewing their lease (the process died or froze) are failed;
-    their rows were never committed. A job whose owner is alive is never touched."""
+    their rows were never committed. A job whose owner is alive is never touched, and the
+    jobs of `alive_owner` (the calling server) are not even looked at: they are alive, though
+    on SQLite another import's long final write may have kept their lease from renewal."""
     failed = 0
     now = clock.now()
     async with database.transaction() as session:
         repo = ImportRepository(session)
-        for job in await repo.expired_jobs(now):
+        for job in await repo.expired_jobs(now, spare=alive_owner):
             errors = [*job.errors, {"row": 0, "field": "", "message": ABANDONED}]
             counts = {"rows_total": job.rows_total, "rows_rejected": job.rows_rejected,
                       "rows_duplicate": job.rows_duplicate}
