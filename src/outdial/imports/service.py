@@ -248,8 +248,8 @@ class ImportRunner:
                 async with self.database.transaction() as session:
                     held = await ImportRepository(session).renew_lease(
                         job_id, self.owner, self.clock.now(), self.lease_seconds)
-            except Exception:
-                log.exception("could not renew the lease of import %s", job_id)
+            except Exception as error:  # noqa: BLE001 - tried again at the next beat
+                log.warning("could not renew the lease of import %s: %s", job_id, error)
                 continue
             if not held:
                 # Ended meanwhile, or declared failed elsewhere (this server was frozen past
