@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(default=2 * 1024**3, gt=0)
     # Processes that check imported rows; 0 checks them in the serving process.
     import_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
+    # An import job's lease: renewed while it runs; a job whose lease ran out is declared failed.
+    import_lease_seconds: float = Field(default=30.0, gt=0)
+    # How long a deduping import waits for another deduping import into the same outdial to end.
+    import_dedupe_wait_seconds: float = Field(default=300.0, ge=0)
+    # Rejected rows kept in a job's full report (…/errors); further ones are only counted.
+    import_error_rows: int = Field(default=100_000, ge=0)
     log_level: str = "info"
     # How responses, page tokens and exports write times: VoIPbin's original form (the
     # tutorial's) or its current RFC 3339 with null for unset times.

@@ -18,7 +18,7 @@ from outdial.auth.service import AuthService
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database, Limits
 from outdial.engine import BackgroundEngine
-from outdial.imports.service import ImportRunner, recover_abandoned_imports
+from outdial.imports.service import ImportRunner
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
 from outdial.timestamps import TimeFormat, use_time_format
@@ -52,15 +52,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.state.read_database = Database(settings.database_url, limits=limits,
                                            role="outdial api reads")
         app.state.signing_secret = await prepare_database(database, settings, clock)
-        await recover_abandoned_imports(database, clock)
-        app.state.imports = ImportRunner(database, clock, settings.import_workers)
+        app.state.imports = ImportRunner(database, clock, settings)
+        await app.state.imports.start()
         engine = BackgroundEngine.start(settings, clock) if settings.engine_in_process else None
         try:
             yield
         finally:
             if engine is not None:
                 await engine.stop()
-            app.state.imports.close()
+            await app.state.imports.close()
             await app.state.read_database.dispose()
             await database.dispose()
 

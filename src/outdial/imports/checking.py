@@ -164,7 +164,10 @@ def _records(chunk: Chunk, result: CheckedChunk) -> Any:
         yield from _csv_records(chunk, result)
         return
     if chunk.format == "ndjson":
-        objects: Any = (line for line in chunk.data.split(b"\n") if line.strip())
+        # Decoded strictly first: json.loads would guess UTF-16/32 from bytes and read binary
+        # data as rows of garbage instead of refusing the file.
+        text = chunk.data.decode("utf-8-sig" if chunk.start == 0 else "utf-8")
+        objects: Any = (line for line in text.split("\n") if line.strip())
     else:
         objects = chunk.data
     for number, raw in enumerate(objects, 1):
@@ -188,6 +191,10 @@ def _records(chunk: Chunk, result: CheckedChunk) -> Any:
             yield number, None, (key_text(unknown[0]),
                                  "is not a destination (a target has destination_0 to destination_4)")
             continue
+        unknown = [key for key in raw if key.startswith("destination_") and key not in DESTINATION_FIELDS]
+        if unknown:
+            yield number, None, f"has an unknown key {unknown[0]!r}; destinations are destination_0..destination_4"
+            continue
         yield number, [*(raw.get(name, "") for name in TEXT_FIELDS),
                        *(raw.get(name) for name in DESTINATION_FIELDS)], None
 
@@ -200,7 +207,7 @@ def _csv_records(chunk: Chunk, result: CheckedChunk) -> Any:
     defaults = ["", "", "", None, None, None, None, None]
     number = 0
     try:
-        for record in csv.reader(io.StringIO(chunk.data.decode()), strict=True):
+        for record in csv.reader(io.StringIO(chunk.data.decode()), delimiter=chunk.delimiter, strict=True):
             if not record or record == [""]:
                 continue
             number = result.rows = number + 1

@@ -2,18 +2,21 @@
 
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 
-from outdial.api.deps import Ctx, parse_id
+from outdial.api.deps import Ctx, Paging, parse_id
+from outdial.api.schemas import PageOut
 from outdial.errors import InvalidArgument
-from outdial.imports.reading import media_format
+from outdial.imports.reading import UploadInterrupted, media_format
 from outdial.imports.repository import batches
 from outdial.imports.schemas import ImportJobOut
-from outdial.imports.service import ImportOptions, ImportRunner, find_job
+from outdial.imports.service import ImportOptions, ImportRunner, find_job, list_jobs
 from outdial.outdials.export import EXPORT_FORMATS, export_targets
 from outdial.outdials.service import OutdialService
 from outdial.outdials.stats import OutdialStats, outdial_stats
@@ -31,17 +34,45 @@ async def create_import(
     default_region: Annotated[str | None, Query(description="region of national numbers, e.g. US")] = None,
     validation: Annotated[str | None, Query(description="possible (default) or valid")] = None,
     dedupe: Annotated[str | None, Query(description="skip rows whose first destination exists")] = None,
+    id: Annotated[str | None, Query(description="the job's id, chosen by the client (a UUIDv4) "
+                                                "to follow the job while it uploads")] = None,
 ) -> ImportJobOut:
     """Import a CSV, NDJSON or JSON-array upload (by Content-Type), read as it streams in."""
     target = parse_id(outdial_id)
+    job_id = _client_job_id(id)
     format = media_format(request.headers.get("content-type", ""))
     options = ImportOptions.parse(default_region, validation, dedupe)
     # The import works in transactions of its own; end this one now, or on SQLite it would
     # hold the single writer for the whole upload.
     await ctx.commit()
     runner: ImportRunner = request.app.state.imports
-    job = await runner.run(ctx.principal, target, format, options, request.stream())
+    job = await runner.run(ctx.principal, target, format, options, _upload(request), job_id)
     return ImportJobOut.of(job)
+
+
+def _client_job_id(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    job_id = parse_id(value, "id")
+    if job_id.version != 4:
+        raise InvalidArgument("id", f"{value!r} is not a version 4 UUID", "INVALID_ID")
+    return job_id
+
+
+async def _upload(request: Request) -> AsyncIterator[bytes]:
+    """The body as it arrives; a client that goes away fails the import at once."""
+    try:
+        async for data in request.stream():
+            yield data
+    except ClientDisconnect:
+        raise UploadInterrupted() from None
+
+
+@router.get("/outdials/{outdial_id}/imports")
+async def list_imports(outdial_id: str, ctx: Ctx, paging: Paging) -> PageOut[ImportJobOut]:
+    """The outdial's import jobs, newest first (deleted outdials' too)."""
+    page = await list_jobs(ctx.session, ctx.clock, ctx.principal, parse_id(outdial_id), paging)
+    return PageOut.of(page, ImportJobOut.of)
 
 
 @router.get("/outdials/{outdial_id}/imports/{import_id}")
