@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outdial import __version__
 from outdial.api.deps import authenticated
@@ -85,8 +86,24 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         RequestEnvelopeMiddleware, max_body_bytes=settings.max_body_bytes,
         larger_bodies=[("POST", imports.IMPORT_PATH, settings.max_import_bytes)],
     )
+    app.add_middleware(TrailingSlashMiddleware)  # outermost: every layer sees the one path
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+class TrailingSlashMiddleware:
+    """`/v1.0/outdials/` is served as `/v1.0/outdials`: Starlette would answer 307 with an empty
+    body, which clients that do not follow redirects (or drop the body on them) cannot read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            raw_path = scope.get("raw_path") or path.encode()
+            scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": raw_path.rstrip(b"/") or b"/"}
+        await self.app(scope, receive, send)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
+import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -30,6 +31,12 @@ def print_error(message: str, hint: str | None = None) -> None:
     err_console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     if hint:
         err_console.print(Text.assemble(("hint:", "bold"), " ", hint), soft_wrap=True)
+
+
+def fail(message: str) -> NoReturn:
+    """One line saying what is wrong and how to fix it, and exit 1: never a traceback."""
+    print_error(message)
+    raise typer.Exit(1)
 
 
 # --- cell formatting ---------------------------------------------------------------------------
