@@ -727,15 +727,23 @@ def _watch_state(client: ApiClient, campaign_id: str) -> dict[str, Any]:
     return {"campaign": campaign, "stats": outdial_stats, "campaigncalls": calls.get("result") or []}
 
 
-def _figures(stats: dict[str, Any]) -> Text:
-    """The outdial's counts on a line or two (every figure is in `outdial stats`)."""
-    shown = [(key, value) for key, value in stats.items()
+def _figures(stats: dict[str, Any], width: int) -> Text:
+    """The outdial's counts, `name value` pairs laid out in lines of `width` without splitting a
+    pair (every figure is in `outdial stats`)."""
+    pairs = [(key.replace("_", " "), str(value)) for key, value in stats.items()
              if isinstance(value, int) and not key.startswith("attempts_")]
-    text = Text()
-    for index, (key, value) in enumerate(shown):
-        text.append("   " if index else "")
-        text.append(key.replace("_", " "), style="dim")
-        text.append(f"\u00a0{value}")  # a figure never leaves its name's line
+    text, line_length = Text(), 0
+    for name, value in pairs:
+        length = len(name) + 1 + len(value)
+        if line_length and line_length + 3 + length > width:
+            text.append("\n")
+            line_length = 0
+        elif line_length:
+            text.append("   ")
+            line_length += 3
+        text.append(name, style="dim")
+        text.append(f" {value}")
+        line_length += length
     return text
 
 
@@ -746,14 +754,13 @@ def _watch_frame(state: dict[str, Any], width: int | None = None, height: int | 
     campaign = state["campaign"]
     colour = {"run": "green", "stopping": "yellow"}.get(campaign["status"], "red")
     head = Text.assemble(("campaign ", "bold"), (campaign.get("name") or campaign["id"], "bold"),
-                         "  ", (campaign["status"], f"bold {colour}"), "\n",
-                         # Non-breaking: an id never leaves its label's line, nor splits.
-                         f"outdial\u00a0{campaign['outdial_id']}   outplan\u00a0{campaign['outplan_id']}")
+                         "  ", (campaign["status"], f"bold {colour}"),
+                         f"\noutdial {campaign['outdial_id']}\noutplan {campaign['outplan_id']}")
     parts: list[Any] = [head]
     if state["stats"] is None:
         parts.append(Text("statistics: not offered by this server", style="dim"))
     else:
-        parts.append(_figures(state["stats"]))
+        parts.append(_figures(state["stats"], width))
     options = console.options.update(width=width)
     used = sum(len(console.render_lines(part, options, pad=False)) for part in parts)
     frame = len(console.render_lines(
