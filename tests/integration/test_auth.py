@@ -171,8 +171,9 @@ async def test_an_access_key_is_refused_once_its_agent_is_deleted(
         assert_error(await api.get("/v1.0/outdials", token=credential), 401, "INVALID_CREDENTIALS")
         assert_error(await api.get("/v1.0/outdials", params={"accesskey": credential}, token=""),
                      401, "INVALID_CREDENTIALS")
-    # The admin's own credentials are untouched.
+    # The admin's own credentials are untouched, and the key list no longer shows the dead keys.
     assert (await api.get("/v1.0/outdials")).status_code == 200
+    assert (await api.get("/v1.0/accesskeys")).json()["result"] == []
 
 
 async def test_an_access_key_acts_with_its_agents_permission_of_the_moment(
@@ -238,3 +239,18 @@ async def test_a_token_whose_exp_is_not_a_finite_number_is_refused(
     assert (await api.get("/v1.0/outdials", token=good)).status_code == 200
     forged = _signed(f'{{"sub":"{admin.id}","exp":{exp}}}', secret)
     assert_error(await api.get("/v1.0/outdials", token=forged), 401, "INVALID_CREDENTIALS")
+
+
+async def test_an_agent_deleted_by_other_means_takes_its_keys_too(
+    api: Api, app: object, clock: FakeClock
+) -> None:
+    """Authentication looks at the agent itself, not only at the keys deleted with it."""
+    me = (await api.post("/v1.0/outdials", json={})).json()["customer_id"]
+    key = (await _key_of(api, await add_agent(app, clock, me, "gone", "manager")))["token"]
+    from sqlalchemy import update
+
+    from outdial.models import Agent
+
+    async with app.state.database.transaction() as session:  # type: ignore[attr-defined]
+        await session.execute(update(Agent).where(Agent.username == "gone").values(tm_delete=clock.now()))
+    assert_error(await api.get("/v1.0/outdials", token=key), 401, "INVALID_CREDENTIALS")

@@ -14,7 +14,13 @@ from outdial.auth import credentials
 from outdial.auth.repository import AuthRepository
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
-from outdial.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from outdial.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from outdial.models import AccessKey, Agent, Customer, ServerSecret
 
 JWT_SECRET_NAME = "jwt_signing_key"
@@ -119,11 +125,14 @@ class AuthService:
         return agent
 
     async def delete_agent(self, username: str) -> Agent:
-        """Soft-delete an agent: its login tokens and access keys are refused from now on."""
+        """Soft-delete an agent and its access keys: its login tokens and keys are refused from
+        now on."""
         agent = await self.repo.find_agent(username)
         if agent is None:
             raise NotFound(f"no agent is named {username!r}", "AGENT_NOT_FOUND")
         agent.tm_delete = agent.tm_update = self.clock.now()
+        # Authentication refuses them anyway; deleting them too keeps the key list truthful.
+        await self.repo.delete_access_keys_of(agent.id, agent.tm_delete)
         return agent
 
     # -- credentials -------------------------------------------------------------------------
