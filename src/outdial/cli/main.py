@@ -44,8 +44,12 @@ def load_settings() -> "Settings":
         return Settings()
     except ValidationError as error:
         first = error.errors()[0]
-        variable = "OUTDIAL_" + str(first["loc"][0]).upper() if first["loc"] else "a setting"
-        fail(f"{variable}: {first['msg']} (got {first.get('input')!r})")
+        name = str(first["loc"][0]) if first["loc"] else ""
+        variable = f"OUTDIAL_{name.upper()}" if name else "a setting"
+        # A secret's value is never echoed, even a wrong one.
+        secret = any(word in name for word in ("password", "secret", "url"))
+        shown = "" if secret else f" (got {first.get('input')!r})"
+        fail(f"{variable}: {first['msg']}{shown}")
 
 
 def say_database(url: str) -> None:
