@@ -93,6 +93,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         larger_bodies=[("POST", imports.IMPORT_PATH, settings.max_import_bytes)],
     )
     app.add_middleware(TimeFormatMiddleware, time_format=settings.time_format)
+    app.add_middleware(TrailingSlashMiddleware)  # outermost: every layer sees the one path
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -107,6 +108,19 @@ class TimeFormatMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with use_time_format(self.time_format):
             await self.app(scope, receive, send)
+class TrailingSlashMiddleware:
+    """`/v1.0/outdials/` is served as `/v1.0/outdials`: Starlette would answer 307 with an empty
+    body, which clients that do not follow redirects (or drop the body on them) cannot read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            raw_path = scope.get("raw_path") or path.encode()
+            scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": raw_path.rstrip(b"/") or b"/"}
+        await self.app(scope, receive, send)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from outdial.cli.client import (
     DEFAULT_URL,
     ApiClient,
     ApiError,
+    BadServerUrl,
     CliError,
     load_config,
     resolve_connection,
@@ -39,7 +40,7 @@ from outdial.cli.output import (
     Output,
     console,
     err_console,
-    flat_table,
+    fail,
     item_table,
     list_table,
     print_error,
@@ -71,16 +72,29 @@ def _hint(error: ApiError) -> str | None:
 
 @contextmanager
 def connect(url: str | None, token: str | None, *, hints: bool = True) -> Iterator[ApiClient]:
-    """An API client for the command's body; any failure becomes one error line and exit 1."""
+    """An API client for the command's body; any failure becomes one error line and exit 1
+    (exit 2 for an address that is not a URL: nothing was sent)."""
     try:
-        with ApiClient(resolve_connection(url, token)) as client:
+        connection = resolve_connection(url, token)
+    except BadServerUrl as error:
+        raise typer.BadParameter(error.message, param_hint="'--url' / OUTDIAL_URL") from None
+    except CliError as error:
+        fail(error.message)
+    try:
+        with ApiClient(connection) as client:
             yield client
     except ApiError as error:
+        if error.reason == "AUTHENTICATION_REQUIRED" and connection.token_held_back_for:
+            print_error(
+                f"no token was sent to {connection.url}: the stored login is for "
+                f"{connection.token_held_back_for}, and its token goes only there",
+                f"log in to this server with `outdial login --url {connection.url}`, or pass "
+                "--token (OUTDIAL_TOKEN)")
+            raise typer.Exit(1) from None
         print_error(f"{error.message} ({error.reason})", _hint(error) if hints else None)
         raise typer.Exit(1) from None
     except CliError as error:
-        print_error(error.message)
-        raise typer.Exit(1) from None
+        fail(error.message)
 
 
 def path(*parts: str) -> str:
@@ -806,7 +820,8 @@ def stats(outdial: OutdialOpt, url: UrlOpt = None, token: TokenOpt = None,
 
 # --- watch -------------------------------------------------------------------------------------
 
-WATCHED_CALLS = 10
+# Attempts fetched per refresh: more than any terminal shows.
+WATCHED_CALLS = 100
 
 
 def _watch_state(client: ApiClient, campaign_id: str) -> dict[str, Any]:
@@ -822,18 +837,48 @@ def _watch_state(client: ApiClient, campaign_id: str) -> dict[str, Any]:
     return {"campaign": campaign, "stats": outdial_stats, "campaigncalls": calls.get("result") or []}
 
 
-def _watch_frame(state: dict[str, Any]) -> Group:
+def _figures(stats: dict[str, Any], width: int) -> Text:
+    """The outdial's counts, `name value` pairs laid out in lines of `width` without splitting a
+    pair (every figure is in `outdial stats`)."""
+    pairs = [(key.replace("_", " "), str(value)) for key, value in stats.items()
+             if isinstance(value, int) and not key.startswith("attempts_")]
+    text, line_length = Text(), 0
+    for name, value in pairs:
+        length = len(name) + 1 + len(value)
+        if line_length and line_length + 3 + length > width:
+            text.append("\n")
+            line_length = 0
+        elif line_length:
+            text.append("   ")
+            line_length += 3
+        text.append(name, style="dim")
+        text.append(f" {value}")
+        line_length += length
+    return text
+
+
+def _watch_frame(state: dict[str, Any], width: int | None = None, height: int | None = None) -> Group:
+    """One frame that fits the terminal: the campaign, its outdial's figures, then as many of
+    the latest attempts as there are lines left."""
+    width, height = width or console.width, height or console.height
     campaign = state["campaign"]
     colour = {"run": "green", "stopping": "yellow"}.get(campaign["status"], "red")
     head = Text.assemble(("campaign ", "bold"), (campaign.get("name") or campaign["id"], "bold"),
                          "  ", (campaign["status"], f"bold {colour}"),
-                         f"  outdial {campaign['outdial_id']}  outplan {campaign['outplan_id']}")
+                         f"\noutdial {campaign['outdial_id']}\noutplan {campaign['outplan_id']}")
     parts: list[Any] = [head]
     if state["stats"] is None:
         parts.append(Text("statistics: not offered by this server", style="dim"))
     else:
-        parts.append(flat_table(state["stats"], "outdial statistics"))
-    parts.append(list_table("campaigncall_brief", state["campaigncalls"], "latest attempts"))
+        parts.append(_figures(state["stats"], width))
+    options = console.options.update(width=width)
+    used = sum(len(console.render_lines(part, options, pad=False)) for part in parts)
+    frame = len(console.render_lines(
+        list_table("campaigncall_brief", [], "latest attempts", width=width), options, pad=False))
+    # One line spare: the cursor sits below a live frame.
+    room = max(1, height - used - frame - 1)
+    calls = state["campaigncalls"][:room]
+    parts.append(list_table("campaigncall_brief", calls, "latest attempts", width=width))
     return Group(*parts)
 
 
