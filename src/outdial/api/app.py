@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from outdial import __version__
 from outdial.api.deps import authenticated
@@ -38,6 +39,17 @@ async def prepare_database(database: Database, settings: Settings, clock: Clock)
     return secret
 
 
+API_DESCRIPTION = """Outbound dialing lists ("outdials" of targets) and the campaigns that dial them,
+in the VoIPbin wire format.
+
+**Credentials**, checked in this order: `?token=` (a login token from `POST /auth/login`, or an
+access key), `Authorization: Bearer …`, `?accesskey=`. Every `/v1.0` call needs one.
+
+**Errors** come in one envelope, `{"error": {"status", "reason", "message", "request_id"}}`,
+with the same id in the `X-Request-Id` header; a 400 names the field and the reason.
+"""
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
 
@@ -57,10 +69,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             app.state.imports.close()
             await database.dispose()
 
-    app = FastAPI(
-        title="Outdial", version=__version__, lifespan=lifespan,
-        description="Outbound dialing lists and the campaigns that dial them "
-                    "(VoIPbin-compatible wire format).",
+    # /docs (Swagger UI) and /redoc load their scripts from the fastapi-offline package, served
+    # by this app, so they work on a machine with no Internet access.
+    app = FastAPIOffline(
+        title="Outdial", version=__version__, lifespan=lifespan, description=API_DESCRIPTION,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -90,12 +102,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, less the 422 it adds by default: this API answers 400 instead."""
+    """FastAPI's document, less the 422 it adds by default (and its schemas): this API answers
+    400 in the error envelope instead."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes)
         for path in schema["paths"].values():
             for operation in path.values():
                 operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema
