@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi_offline import FastAPIOffline
 
 from outdial import __version__
 from outdial.api.deps import authenticated
+from outdial.api.docs import install_docs
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
 from outdial.api.routes import auth, campaigncalls, campaigns, health, imports, outdials, outplans
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
@@ -69,10 +69,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             app.state.imports.close()
             await database.dispose()
 
-    # /docs (Swagger UI) and /redoc load their scripts from the fastapi-offline package, served
-    # by this app, so they work on a machine with no Internet access.
-    app = FastAPIOffline(
+    app = FastAPI(
         title="Outdial", version=__version__, lifespan=lifespan, description=API_DESCRIPTION,
+        docs_url=None, redoc_url=None,  # see install_docs: served without a CDN
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -91,6 +90,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)
+    install_docs(app)
 
     install_error_handlers(app)
     app.add_middleware(
