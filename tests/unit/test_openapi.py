@@ -1,8 +1,10 @@
 """The OpenAPI document is complete enough for a client generator and for /docs to send requests."""
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from openapi_spec_validator import validate
 
@@ -15,9 +17,14 @@ CREDENTIALS = [{"token": []}, {"bearer": []}, {"accesskey": []}]
 
 
 @pytest.fixture(scope="module")
-def document() -> dict[str, Any]:
-    # Building the document touches no database: the app is never started.
-    return create_app(Settings(database_url="sqlite+aiosqlite:///unused.db")).openapi()
+def app() -> Any:
+    # Neither the document nor the docs pages touch the database: the app is never started.
+    return create_app(Settings(database_url="sqlite+aiosqlite:///unused.db"))
+
+
+@pytest.fixture(scope="module")
+def document(app: Any) -> dict[str, Any]:
+    return app.openapi()
 
 
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -121,3 +128,16 @@ def test_the_import_body_offers_the_three_formats_it_reads(document: dict[str, A
     for media in ("text/csv", "application/x-ndjson"):
         assert body["content"][media]["schema"]["contentMediaType"] == media
     assert body["content"]["application/json"]["schema"]["type"] == "array"
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_pages_link_only_to_this_server(app: Any, page: str) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://outdial") as http:
+        html = await http.get(page)
+        assert html.status_code == 200
+        assert "default-src 'self'" in html.headers["content-security-policy"]
+        links = re.findall(r"""(?:src|href)=["']([^"']+)""", html.text)
+        assert links and all(link.startswith("/") for link in links), links
+        for link in links:
+            asset = await http.get(link)
+            assert asset.status_code == 200 and len(asset.content) > 1000, link
