@@ -81,6 +81,12 @@ def test_every_authenticated_operation_requires_a_credential_and_no_other_does(d
     assert not parameters & {"token", "accesskey", "Authorization"}
 
 
+def test_operation_ids_are_unique_function_names(document: dict[str, Any]) -> None:
+    ids = [operation["operationId"] for _, _, operation in operations(document)]
+    assert len(set(ids)) == len(ids)
+    assert {"create_outdial", "create_import", "list_targets", "login"} <= set(ids)
+
+
 def test_every_operation_and_parameter_has_a_description(document: dict[str, Any]) -> None:
     for method, path, operation in operations(document):
         assert operation.get("summary") and operation.get("description"), (method, path)

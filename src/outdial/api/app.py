@@ -72,6 +72,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app = FastAPI(
         title="Outdial", version=__version__, lifespan=lifespan, description=API_DESCRIPTION,
         docs_url=None, redoc_url=None,  # see install_docs: served without a CDN
+        # Operation ids are the route functions' names (create_outdial, …): the method names
+        # of a generated client.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.clock = clock
