@@ -70,8 +70,12 @@ async def create_import(
     request: Request,
     ctx: Ctx,
     default_region: Annotated[str | None, Query(description="region of national numbers, e.g. US")] = None,
-    validation: Annotated[str | None, Query(description="possible (default) or valid")] = None,
-    dedupe: Annotated[str | None, Query(description="skip rows whose first destination exists")] = None,
+    validation: Annotated[str | None, Query(
+        description="possible (default): a number's length fits its country code; "
+                    "valid: it is also in a range in service")] = None,
+    dedupe: Annotated[str | None, Query(
+        description="true: skip rows whose first destination is already in the outdial or "
+                    "earlier in the file")] = None,
 ) -> ImportJobOut:
     """Import a CSV, NDJSON or JSON-array file (by Content-Type), read as it streams in; valid rows
     become targets, all at once when the whole file is read. Answers the finished job."""
