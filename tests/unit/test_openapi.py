@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_schema_validator import validate as validate_instance
 from openapi_spec_validator import validate
 
 from outdial.api import create_app
@@ -105,12 +106,15 @@ def test_every_schema_property_has_a_description(document: dict[str, Any]) -> No
     assert len([1 for n, s in schemas for _ in properties(n, s)]) >= 200
 
 
-def test_every_request_body_has_an_example(document: dict[str, Any]) -> None:
+def test_every_request_body_has_an_example_that_fits_its_schema(document: dict[str, Any]) -> None:
     bodies = 0
     for method, path, operation in operations(document):
         for media, content in operation.get("requestBody", {}).get("content", {}).items():
-            example = content.get("example") or resolve(document, content["schema"]).get("examples")
-            assert example, (method, path, media)
+            examples = ([content["example"]] if "example" in content
+                        else resolve(document, content["schema"]).get("examples"))
+            assert examples, (method, path, media)
+            for example in examples:  # raises ValidationError naming the misfit
+                validate_instance(example, {**content["schema"], "components": document["components"]})
             bodies += 1
     assert bodies >= 20
 
