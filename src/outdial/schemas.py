@@ -4,13 +4,22 @@ the value rules of outdial.validation on every field."""
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Strict, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from outdial.validation import json_problem, text_problem
 
 # JSON has no UUID type: an id in a body arrives as a string, which strict mode would refuse.
 Id = Annotated[uuid.UUID, Strict(False)]
+
+# Descriptions of the fields that many resources share, so the API document says them one way.
+ID = "the resource's id (a UUIDv4)"
+CUSTOMER_ID = "the customer (tenant) the resource belongs to"
+NAME = "a name for people; free text"
+DETAIL = "a longer description for people; free text"
+TM_CREATE = "when it was created, UTC (`YYYY-MM-DD HH:MM:SS.ffffff`)"
+TM_UPDATE = "when it was last changed, UTC; `9999-01-01 00:00:00.000000` if never"
+TM_DELETE = "when it was deleted, UTC; `9999-01-01 00:00:00.000000` while it is live"
 
 
 class Body(BaseModel):
@@ -38,5 +47,8 @@ class Body(BaseModel):
 class NameDetail(Body):
     """The body of every PUT that renames a resource: outdials, outplans, access keys."""
 
-    name: str = ""
-    detail: str = ""
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "summer list", "detail": ""}]})
+
+    name: str = Field("", description=NAME)
+    detail: str = Field("", description=DETAIL)
+

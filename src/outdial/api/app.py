@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outdial import __version__
 from outdial.api.deps import authenticated
+from outdial.api.docs import install_docs
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
 from outdial.api.routes import auth, campaigncalls, campaigns, health, imports, outdials, outplans
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
@@ -40,6 +41,17 @@ async def prepare_database(database: Database, settings: Settings, clock: Clock)
     return secret
 
 
+API_DESCRIPTION = """Outbound dialing lists ("outdials" of targets) and the campaigns that dial them,
+in the VoIPbin wire format.
+
+**Credentials**, checked in this order: `?token=` (a login token from `POST /auth/login`, or an
+access key), `Authorization: Bearer …`, `?accesskey=`. Every `/v1.0` call needs one.
+
+**Errors** come in one envelope, `{"error": {"status", "reason", "message", "request_id"}}`,
+with the same id in the `X-Request-Id` header; a 400 names the field and the reason.
+"""
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
 
@@ -65,9 +77,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
             await database.dispose()
 
     app = FastAPI(
-        title="Outdial", version=__version__, lifespan=lifespan,
-        description="Outbound dialing lists and the campaigns that dial them "
-                    "(VoIPbin-compatible wire format).",
+        title="Outdial", version=__version__, lifespan=lifespan, description=API_DESCRIPTION,
+        docs_url=None, redoc_url=None,  # see install_docs: served without a CDN
+        # Operation ids are the route functions' names (create_outdial, …): the method names
+        # of a generated client.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -86,6 +100,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)
+    install_docs(app)
 
     install_error_handlers(app)
     app.add_middleware(
@@ -124,12 +139,15 @@ class TrailingSlashMiddleware:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, less the 422 it adds by default: this API answers 400 instead."""
+    """FastAPI's document, less the 422 it adds by default (and its schemas): this API answers
+    400 in the error envelope instead."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes)
         for path in schema["paths"].values():
             for operation in path.values():
                 operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema
