@@ -115,7 +115,7 @@ async def _upload(request: Request) -> AsyncIterator[bytes]:
 
 
 @router.get("/outdials/{outdial_id}/imports")
-async def list_imports(outdial_id: str, ctx: Ctx, paging: Paging) -> PageOut[ImportJobOut]:
+async def list_imports(outdial_id: OutdialId, ctx: Ctx, paging: Paging) -> PageOut[ImportJobOut]:
     """The outdial's import jobs, newest first (deleted outdials' too)."""
     page = await list_jobs(ctx.session, ctx.clock, ctx.principal, parse_id(outdial_id), paging)
     return PageOut.of(page, ImportJobOut.of)
