@@ -65,6 +65,9 @@ def numbers(count: int, start: int = 0) -> str:
 
 # -- dedupe under concurrency ------------------------------------------------------------------
 
+# On SQLite a request waits for the single writer while an import writes its rows at its end;
+# here the requests must all get in, whatever the machine's speed.
+@pytest.mark.parametrize("settings", [{"db_lock_timeout_seconds": 60}], indirect=True, ids=["patient"])
 async def test_three_concurrent_deduping_imports_add_each_number_once(api: Api) -> None:
     outdial = await new_outdial(api)
     body = "destination_0\n" + numbers(20_000)
@@ -268,7 +271,8 @@ async def test_semicolon_and_tab_separated_files_are_read(api: Api, delimiter: s
     assert (target["name"], target["data"], target["destination_0"]["target"]) == ("Ann", "a,b", "+15559876543")
 
 
-@pytest.mark.parametrize("header", ["name,destination_0Ann", "destination_0,destination_5"])
+@pytest.mark.parametrize("header", ["name,destination_0Ann", "destination_0,destination_5",
+                                    "destination_0,destination"])
 async def test_an_unknown_destination_column_is_refused_by_name(api: Api, header: str) -> None:
     outdial = await new_outdial(api)
     error = assert_error(await upload(api, outdial, f"{header}\nx,+15559876543\n", CSV), 400, "INVALID_IMPORT_FILE")
@@ -281,16 +285,6 @@ async def test_a_header_naming_no_destination_says_which_separators_are_read(api
     error = assert_error(await upload(api, outdial, "name|destination_0\nx|+15559876543\n", CSV),
                          400, "INVALID_IMPORT_FILE")
     assert "names no destination column" in error["message"] and "semicolons or tabs" in error["message"]
-
-
-async def test_an_unknown_destination_key_rejects_the_row(api: Api) -> None:
-    outdial = await new_outdial(api)
-    body = '{"destination_0": "+15559876543"}\n{"destination_0": "+15559876544", "destination_5": "+15559876545"}\n'
-    job = (await upload(api, outdial, body, NDJSON)).json()
-    assert (job["rows_imported"], job["rows_rejected"]) == (1, 1)
-    assert "'destination_5'" in job["errors"][0]["message"]
-
-
 
 
 # -- a client that goes away -------------------------------------------------------------------

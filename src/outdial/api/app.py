@@ -64,7 +64,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.state.read_database = Database(settings.database_url, limits=limits,
                                            role="outdial api reads")
         app.state.signing_secret = await prepare_database(database, settings, clock)
-        app.state.imports = ImportRunner(database, clock, settings)
+        app.state.imports = ImportRunner(settings, clock)
         await app.state.imports.start()
         engine = BackgroundEngine.start(settings, clock) if settings.engine_in_process else None
         try:

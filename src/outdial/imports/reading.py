@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outdial.errors import InvalidArgument
+from outdial.outdials.destinations import unknown_destination_keys
 from outdial.validation import Refused, decode_json_at, end_of_json_value
 
 MEDIA_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/json": "json"}
@@ -204,10 +205,9 @@ def _known_destinations(header: list[str]) -> list[str]:
 def _checked_header(header: list[str], delimiter: str) -> list[str]:
     """Other columns (an export's status, try counts…) are ignored, but one that looks like a
     destination and is not one is refused: its numbers would be silently dropped."""
-    for name in header:
-        if name.startswith("destination_") and name not in DESTINATION_COLUMNS:
-            raise malformed(0, f"the CSV header has an unknown column {name!r}; destination "
-                               "columns are destination_0..destination_4")
+    if unknown := unknown_destination_keys(header):
+        raise malformed(0, f"the CSV header has an unknown column {unknown[0]!r}; destination "
+                           "columns are destination_0..destination_4")
     if not _known_destinations(header):
         raise malformed(0, f"the CSV header {','.join(header)[:200]!r} names no destination column; "
                            "the first line must name the columns, with at least one of "

@@ -30,7 +30,6 @@ from outdial.models import ImportJob, ImportRowError, ImportRowTarget, OutdialTa
 
 RowError = tuple[int, str, str]
 CLOSE_SECONDS = 5  # for a clean rollback before the connection is dropped instead
-LOCK_TIMEOUT = "10s"  # the most an import's statements wait for a lock another holds
 
 
 def outdial_lock_key(outdial_id: uuid.UUID) -> int:
@@ -90,7 +89,6 @@ class ImportRepository:
         the single writer (BEGIN IMMEDIATE); on PostgreSQL an advisory lock per outdial,
         held to the end of this short transaction, serialises it (bounded by lock_timeout)."""
         if not is_sqlite:
-            await self.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
             await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                        {"key": outdial_lock_key(outdial_id)})
         holder = await self.session.scalar(
@@ -183,10 +181,9 @@ class PostgresSink(TargetSink):
     async def open(self) -> None:
         self.connection = await self.database.engine.connect()
         await self.connection.begin()
-        # The driver's transaction begins with the first statement sent through SQLAlchemy (COPY
-        # goes to the driver directly and would otherwise commit on its own), and the locks
-        # COPY's foreign-key checks take are waited for a bounded time.
-        await self.connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        # The driver's transaction begins with the first statement sent through SQLAlchemy:
+        # COPY goes to the driver directly and would otherwise commit on its own.
+        await self.connection.execute(text("SELECT 1"))
         raw = await self.connection.get_raw_connection()
         self.driver = raw.driver_connection
 

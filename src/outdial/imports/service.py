@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from outdial.auth.service import Principal
 from outdial.clock import Clock
-from outdial.db import Database
+from outdial.db import Database, Limits
 from outdial.db.paging import Page, PageRequest
 from outdial.errors import (
     AlreadyExists,
@@ -92,11 +92,21 @@ class _Tally:
         self.errors += [{"row": r, "field": f, "message": m} for r, f, m in errors[:max(room, 0)]]
 
 
-class ImportRunner:
-    """Owns the checking processes and the leases of this server's jobs; one per application."""
+def import_database(settings: Settings) -> Database:
+    """Connections of the import jobs' own. Their steps wait for a lock as long as a lease: on
+    SQLite another import's final write holds the single writer for seconds, which an API
+    request waits for only OUTDIAL_DB_LOCK_TIMEOUT_SECONDS."""
+    limits = Limits(settings.db_pool_timeout_seconds, settings.import_lease_seconds,
+                    settings.db_statement_timeout_seconds)
+    return Database(settings.database_url, limits=limits, role="outdial imports")
 
-    def __init__(self, database: Database, clock: Clock, settings: Settings) -> None:
-        self.database, self.clock = database, clock
+
+class ImportRunner:
+    """Owns the checking processes, the connections and the leases of this server's jobs;
+    one per application."""
+
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self.database, self.clock = import_database(settings), clock
         self.workers = settings.import_workers
         self.lease_seconds = settings.import_lease_seconds
         self.dedupe_wait_seconds = settings.import_dedupe_wait_seconds
@@ -104,7 +114,7 @@ class ImportRunner:
         # Who runs this server's jobs, as recorded on them: host, process and a per-start id.
         self.owner = f"{socket.gethostname()[:30]}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self._pool: ProcessPoolExecutor | None = None
-        self._encoding = "rows" if database.is_sqlite else "copy"
+        self._encoding = "rows" if self.database.is_sqlite else "copy"
         self._reaper: asyncio.Task[None] | None = None
         # Set when a deduping job of this server ends: its outdial's waiters look again at once.
         self._turn_freed = asyncio.Event()
@@ -143,6 +153,7 @@ class ImportRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+        await self.database.dispose()
 
     async def _new_job(self, principal: Principal, outdial_id: uuid.UUID, format: str,
                        options: ImportOptions, job_id: uuid.UUID | None) -> ImportJob:
