@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.import_bench import make_file
+
 from outdial.imports.checking import RowRules, check_chunk
 from outdial.imports.reading import read_chunks
 

@@ -7,7 +7,14 @@ import pytest
 
 from outdial.db.paging import PageRequest
 from outdial.errors import InvalidArgument
-from outdial.timestamps import NEVER, format_page_token, format_timestamp, parse_page_token, parse_timestamp
+from outdial.timestamps import (
+    NEVER,
+    format_page_token,
+    format_timestamp,
+    parse_page_token,
+    parse_timestamp,
+    use_time_format,
+)
 
 STAMP = dt.datetime(2022, 4, 28, 1, 41, 40, 503790)
 
@@ -46,3 +53,17 @@ def test_page_size_must_be_an_integer() -> None:
     with pytest.raises(InvalidArgument) as caught:
         PageRequest.parse("2.5", None)
     assert caught.value.reason == "INVALID_REQUEST_PARAMETER"
+
+
+def test_rfc3339_form_writes_z_and_null_within_its_block_only() -> None:
+    with use_time_format("rfc3339"):
+        assert format_timestamp(STAMP) == "2022-04-28T01:41:40.503790Z"
+        assert format_timestamp(None) is None
+        assert parse_page_token(format_page_token(STAMP, None)) == (STAMP, None)
+    assert format_timestamp(None) == NEVER
+
+
+@pytest.mark.parametrize("text", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_times_outside_years_1_to_9999_in_utc_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="outside the years 1-9999"):
+        parse_timestamp(text)
