@@ -1,4 +1,4 @@
-"""Migration 0003_cli_accesskey_agent on a database that already holds access keys: they keep
+"""Migration 0005_accesskey_agent on a database that already holds access keys: they keep
 working, owned by no agent, and new keys get their maker."""
 
 import datetime as dt

@@ -1,7 +1,7 @@
 """access keys belong to the agent who made them
 
-Revision ID: 0003_cli_accesskey_agent
-Revises: 0002
+Revision ID: 0005_accesskey_agent
+Revises: 0004_imports_lease
 Create Date: 2026-11-27 17:40:00.000000
 
 Keys made before this revision have no known maker: they keep `agent_id` NULL and work as before
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_cli_accesskey_agent"
-down_revision: str | None = "0002"
+revision: str = "0005_accesskey_agent"
+down_revision: str | None = "0004_imports_lease"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
