@@ -15,6 +15,9 @@ class Settings(BaseSettings):
     # Signs login tokens. When unset, a secret is generated once and kept in the database so that
     # every API process sharing that database accepts the same tokens.
     secret_key: str | None = None
+    # Encrypts channel passwords at rest. When unset, a key is generated once and kept in the
+    # database (like secret_key); set it to keep the key apart from the data it protects.
+    channel_secret_key: str | None = None
     token_lifetime_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     admin_username: str | None = None
     admin_password: str | None = None

@@ -11,9 +11,19 @@ from fastapi.openapi.utils import get_openapi
 from outdial import __version__
 from outdial.api.deps import authenticated
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
-from outdial.api.routes import auth, campaigncalls, campaigns, health, imports, outdials, outplans
+from outdial.api.routes import (
+    auth,
+    campaigncalls,
+    campaigns,
+    channels,
+    health,
+    imports,
+    outdials,
+    outplans,
+)
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
+from outdial.channels.secrets import CHANNEL_KEY_NAME, SecretBox
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database
 from outdial.engine import BackgroundEngine
@@ -22,12 +32,16 @@ from outdial.migrations import upgrade_database
 from outdial.settings import Settings
 
 
-async def prepare_database(database: Database, settings: Settings, clock: Clock) -> str:
-    """Migrate, make the first admin if there is no user, and return the token-signing secret."""
+async def prepare_database(
+    database: Database, settings: Settings, clock: Clock
+) -> tuple[str, SecretBox]:
+    """Migrate, make the first admin if there is no user, and return the token-signing secret
+    and the box that keeps channel passwords."""
     await upgrade_database(database)
     async with database.transaction() as session:
         service = AuthService(session, clock)
         secret = await service.signing_secret(settings.secret_key)
+        channel_key = await service.server_secret(CHANNEL_KEY_NAME, settings.channel_secret_key)
         made = await service.bootstrap_admin(settings.admin_username, settings.admin_password)
     if made is not None and made.generated_password is not None:
         print(
@@ -35,7 +49,7 @@ async def prepare_database(database: Database, settings: Settings, clock: Clock)
             f"{made.generated_password!r} (shown once; set OUTDIAL_ADMIN_PASSWORD to choose it)",
             file=sys.stderr, flush=True,
         )
-    return secret
+    return secret, SecretBox(channel_key)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
@@ -45,10 +59,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.database_url)
         app.state.database = database
-        app.state.signing_secret = await prepare_database(database, settings, clock)
+        app.state.signing_secret, app.state.channel_secrets = await prepare_database(
+            database, settings, clock
+        )
         await recover_abandoned_imports(database, clock)
         app.state.imports = ImportRunner(database, clock, settings.import_workers)
-        engine = BackgroundEngine.start(database, settings, clock) if settings.engine_in_process else None
+        engine = (
+            BackgroundEngine.start(database, settings, clock, app.state.channel_secrets)
+            if settings.engine_in_process else None
+        )
         try:
             yield
         finally:
@@ -76,6 +95,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(outplans.router)
     v1.include_router(campaigns.router)
     v1.include_router(campaigncalls.router)
+    v1.include_router(channels.router)
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)

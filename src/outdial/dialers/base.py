@@ -49,16 +49,27 @@ class Attempt:
     target_data: str
     # Called by the dialer when the callee answers (stops the dial_timeout).
     answered: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
+    # The target's name and detail (message templates use them).
+    target_name: str = ""
+    target_detail: str = ""
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended, with how long it rang and how long it talked (ms)."""
+    """How an attempt ended, with how long it rang and how long it talked (ms), and what the
+    channel said (each recorded on the campaigncall under the same name)."""
 
     kind: OutcomeKind
     ring_ms: int = 0
     talk_ms: int = 0
     detail: str = ""
+    sip_code: int = 0  # the final SIP response code; 0: none came
+    sip_reason: str = ""
+    hangup_by: str = ""  # "callee" or "us" once a call was answered
+    digits: str = ""  # DTMF keys the callee pressed
+    smtp_code: int = 0  # the relay's last reply code; 0: none came
+    smtp_reply: str = ""  # the relay's text, or why it could not be reached
+    message_id: str = ""  # the Message-ID of an email the relay accepted
 
     @property
     def succeeded(self) -> bool:
@@ -81,12 +92,24 @@ class InvalidDestination(DialerError):
     outcome = OutcomeKind.INVALID_DESTINATION
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """What trying a channel now found: reachable and accepted (ok), and what happened."""
+
+    ok: bool
+    detail: str
+
+
 class Dialer(abc.ABC):
     """Places attempts. One instance serves every attempt of an engine, concurrently."""
 
     @abc.abstractmethod
     async def dial(self, attempt: Attempt) -> Outcome:
         """Place the attempt and return when it has ended (cancellation hangs it up)."""
+
+    async def check(self) -> CheckResult:
+        """Try the channel now (connect, authenticate) without placing an attempt."""
+        return CheckResult(True, "nothing to check: this channel has no peer")
 
     async def aclose(self) -> None:
         """Release the channel's resources."""

@@ -4,6 +4,9 @@ import asyncio
 import logging
 import signal
 
+from outdial.auth.service import AuthService
+from outdial.channels.dialing import ChannelDialers
+from outdial.channels.secrets import CHANNEL_KEY_NAME, SecretBox
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database
 from outdial.dialers import build_dialer
@@ -23,15 +26,20 @@ class BackgroundEngine:
         self._task = asyncio.create_task(engine.run(self._stop), name="outdial engine")
 
     @classmethod
-    def start(cls, database: Database, settings: Settings, clock: Clock) -> "BackgroundEngine":
+    def start(
+        cls, database: Database, settings: Settings, clock: Clock, secrets: SecretBox
+    ) -> "BackgroundEngine":
         dialer = build_dialer(settings, clock)
-        return cls(Engine(database, dialer, clock, EngineConfig.from_settings(settings)))
+        channels = ChannelDialers(database, secrets, clock)
+        return cls(Engine(
+            database, dialer, clock, EngineConfig.from_settings(settings), channels=channels
+        ))
 
     async def stop(self) -> None:
         """Stop claiming, let attempts in flight end (or cancel them after the grace period)."""
         self._stop.set()
         await self._task
-        await self.engine.dialer.aclose()
+        await self.engine.aclose_dialers()
 
 
 async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
@@ -43,9 +51,21 @@ async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    engine: Engine | None = None
     try:
         await upgrade_database(database)
-        await Engine(database, dialer, clock, EngineConfig.from_settings(settings)).run(stop)
+        async with database.transaction() as session:
+            key = await AuthService(session, clock).server_secret(
+                CHANNEL_KEY_NAME, settings.channel_secret_key
+            )
+        channels = ChannelDialers(database, SecretBox(key), clock)
+        engine = Engine(
+            database, dialer, clock, EngineConfig.from_settings(settings), channels=channels
+        )
+        await engine.run(stop)
     finally:
-        await dialer.aclose()
+        if engine is not None:
+            await engine.aclose_dialers()
+        else:
+            await dialer.aclose()
         await database.dispose()
