@@ -32,6 +32,12 @@ class DialInfo(Body):
     max_try_count_2: int = 0
     max_try_count_3: int = 0
     max_try_count_4: int = 0
+    sip_channel_id: Id | None = Field(
+        None, description="channel dialing tel and sip destinations (sip or simulated); "
+        "nil UUID: none; left out: kept (none on creation)")
+    email_channel_id: Id | None = Field(
+        None, description="channel sending to email destinations (smtp or simulated); "
+        "nil UUID: none; left out: kept (none on creation)")
 
     def max_try_counts(self) -> list[int]:
         return [getattr(self, f"max_try_count_{n}") for n in range(5)]
@@ -58,6 +64,8 @@ class OutplanOut(BaseModel):
     tm_create: str
     tm_update: str
     tm_delete: str
+    sip_channel_id: uuid.UUID
+    email_channel_id: uuid.UUID
 
     @classmethod
     def of(cls, row: Outplan) -> "OutplanOut":
@@ -70,6 +78,7 @@ class OutplanOut(BaseModel):
             max_try_count_4=row.max_try_count_4,
             tm_create=format_timestamp(row.tm_create), tm_update=format_timestamp(row.tm_update),
             tm_delete=format_timestamp(row.tm_delete),
+            sip_channel_id=row.sip_channel_id, email_channel_id=row.email_channel_id,
         )
 
 
@@ -77,9 +86,10 @@ class OutplanOut(BaseModel):
 
 
 class Action(Body):
-    """One step kept for the dialer (what to do when answered), e.g. play a message."""
+    """One step for the dialer: what to do when a call is answered, or the email to send."""
 
-    type: str = Field(description="what to do, e.g. talk or play")
+    type: str = Field(description="answer, talk, play, beep, sleep, digits_receive, hangup or "
+                      "email_send")
     option: dict[str, Any] = Field(default_factory=dict, description="the step's settings")
 
 
@@ -190,6 +200,15 @@ class CampaigncallOut(BaseModel):
     tm_delete: str
     outcome: str
     tm_end: str
+    channel_id: uuid.UUID
+    channel_type: str
+    sip_code: int
+    sip_reason: str
+    hangup_by: str
+    digits: str
+    smtp_code: int
+    smtp_reply: str
+    message_id: str
 
     @classmethod
     def of(cls, row: Campaigncall) -> "CampaigncallOut":
@@ -205,4 +224,7 @@ class CampaigncallOut(BaseModel):
             tm_create=format_timestamp(row.tm_create), tm_update=format_timestamp(row.tm_update),
             tm_delete=format_timestamp(row.tm_delete),
             outcome=row.outcome, tm_end=format_timestamp(row.tm_end),
+            channel_id=row.channel_id, channel_type=row.channel_type, sip_code=row.sip_code,
+            sip_reason=row.sip_reason, hangup_by=row.hangup_by, digits=row.digits,
+            smtp_code=row.smtp_code, smtp_reply=row.smtp_reply, message_id=row.message_id,
         )

@@ -13,6 +13,10 @@ from outdial.schemas import Body
 from outdial.timestamps import format_timestamp
 
 CHANNEL_TYPES = ("sip", "smtp", "simulated")
+# Which of an outplan's channels dials which destination type.
+CHANNEL_OF_DESTINATION = {
+    "tel": "sip_channel_id", "sip": "sip_channel_id", "email": "email_channel_id",
+}
 # A host name or an IP address (IPv6 in brackets or bare): no scheme, no port, no spaces.
 _HOST = re.compile(r"[A-Za-z0-9._\-:\[\]]{1,253}")
 

@@ -35,6 +35,30 @@ def _stored(settings: ChannelSettings) -> dict[str, object]:
     return settings.model_dump(by_alias=True, exclude={"password"})
 
 
+async def referenced_channel(
+    session: AsyncSession, principal: Principal, field: str, channel_id: uuid.UUID | None
+) -> uuid.UUID:
+    """An outplan's channel reference checked: nil, or a live channel of the caller whose type
+    fits the slot (`field`)."""
+    if channel_id is None or channel_id == NIL_UUID:
+        return NIL_UUID
+    # Locked so that the channel cannot be deleted while an outplan starts naming it.
+    channel = await ChannelRepository(session).get_channel(
+        principal.customer_id, channel_id, for_update=True
+    )
+    if channel is None:
+        raise InvalidArgument(field, f"channel {channel_id} does not exist")
+    if channel.tm_delete is not None:
+        raise InvalidArgument(field, f"channel {channel_id} is deleted")
+    accepted: Sequence[str] = SLOT_TYPES[field]
+    if channel.type not in accepted:
+        raise InvalidArgument(
+            field, f"channel {channel_id} is a {channel.type} channel; this slot takes "
+            f"{' or '.join(accepted)} channels",
+        )
+    return channel.id
+
+
 class ChannelService:
     def __init__(self, session: AsyncSession, clock: Clock, secrets: SecretBox) -> None:
         self.repo = ChannelRepository(session)
@@ -109,27 +133,6 @@ class ChannelService:
         channel.tm_delete = channel.tm_update = self.clock.now()
         channel.revision += 1
         return channel
-
-    async def referenced_channel(
-        self, principal: Principal, field: str, channel_id: uuid.UUID | None
-    ) -> uuid.UUID:
-        """An outplan's channel reference checked: nil, or a live channel of the caller whose
-        type fits the slot (`field`)."""
-        if channel_id is None or channel_id == NIL_UUID:
-            return NIL_UUID
-        # Locked so that the channel cannot be deleted while an outplan starts naming it.
-        channel = await self.repo.get_channel(principal.customer_id, channel_id, for_update=True)
-        if channel is None:
-            raise InvalidArgument(field, f"channel {channel_id} does not exist")
-        if channel.tm_delete is not None:
-            raise InvalidArgument(field, f"channel {channel_id} is deleted")
-        accepted: Sequence[str] = SLOT_TYPES[field]
-        if channel.type not in accepted:
-            raise InvalidArgument(
-                field, f"channel {channel_id} is a {channel.type} channel; this slot takes "
-                f"{' or '.join(accepted)} channels",
-            )
-        return channel.id
 
     async def check_channel(self, principal: Principal, channel_id: uuid.UUID) -> CheckResult:
         """Try the channel now. The caller should end its transaction first: no row is held

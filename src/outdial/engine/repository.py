@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.channels.schemas import CHANNEL_OF_DESTINATION
 from outdial.dialers.base import Outcome, OutcomeKind
 from outdial.engine.rules import SLOTS, call_result, choose_destination
 from outdial.models import Campaign, Campaigncall, Channel, Outdial, OutdialTarget, Outplan
@@ -47,8 +48,6 @@ CHUNK = 500
 # How long a claim waits for a channel's row lock (another claim on the same trunk) before it
 # gives the campaign's turn up for this round.
 CHANNEL_LOCK_TIMEOUT_MS = 2000
-# Which outplan channel dials which destination type.
-CHANNEL_SLOT = {"tel": "sip_channel_id", "sip": "sip_channel_id", "email": "email_channel_id"}
 
 Limits = tuple[int, ...]
 
@@ -224,7 +223,7 @@ async def _routes(
     counted; None if a channel's lock could not be had in time."""
     slots = {"sip_channel_id": outplan.sip_channel_id, "email_channel_id": outplan.email_channel_id}
     if all(channel_id == NIL_UUID for channel_id in slots.values()):
-        return dict.fromkeys(CHANNEL_SLOT, SIMULATED)
+        return dict.fromkeys(CHANNEL_OF_DESTINATION, SIMULATED)
     ids = sorted({channel_id for channel_id in slots.values() if channel_id != NIL_UUID})
     channels = await _lock_channels(session, ids)
     if channels is None:
@@ -237,7 +236,7 @@ async def _routes(
             routes[channel_id] = await _channel_route(session, channel, now)
         # No channel for this slot: its attempts fail, saying so (never a silent simulation).
         by_slot[slot] = routes.get(channel_id) or Route(NIL_UUID, "")
-    return {kind: by_slot[slot] for kind, slot in CHANNEL_SLOT.items()}
+    return {kind: by_slot[slot] for kind, slot in CHANNEL_OF_DESTINATION.items()}
 
 
 async def _lock_channels(
