@@ -25,6 +25,7 @@ from outdial.dialers.base import Attempt, CheckResult, Dialer, DialerUnavailable
 from outdial.dialers.base import OutcomeKind as Kind
 from outdial.dialers.email import EmailDialer
 from outdial.dialers.simulated import SimulatedDialer, SimulationPlan
+from outdial.errors import InvalidArgument
 from outdial.models import Channel
 
 
@@ -151,7 +152,9 @@ class ChannelDialers:
                     dialer = build_channel_dialer(
                         channel_config(row, self.secrets), self.clock, self.builders
                     )
-                except SecretUnreadable as error:
+                except (SecretUnreadable, InvalidArgument) as error:
+                    # Stored settings this version no longer accepts, or a password the key
+                    # cannot read: the channel's attempts fail saying why.
                     dialer = UnavailableDialer(f"channel {channel_id}: {error}")
                 fresh = _Held(max(row.revision, revision), dialer)
             self._held[channel_id] = fresh
