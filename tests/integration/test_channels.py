@@ -13,7 +13,7 @@ from outdial.clock import FakeClock
 from outdial.models import Channel
 from tests.conftest import Api, assert_error, make_tenant
 from tests.integration.campaign_setup import NIL, new_campaign, new_outdial, new_outplan
-from tests.smtp_support import SMTP_PASSWORD, Relay, relay  # noqa: F401 - fixture
+from tests.smtp_support import SMTP_PASSWORD, Relay
 
 CHANNEL_FIELDS = ["id", "customer_id", "name", "detail", "type", "settings", "tm_create",
                   "tm_update", "tm_delete"]
@@ -254,8 +254,8 @@ async def test_channel_in_use_by_a_running_campaign_cannot_be_deleted(api: Api) 
 
 
 @pytest.mark.parametrize(("actions", "field", "words"), [
-    ([{"type": "flow"}], "actions.0.type", "supported: answer, talk, play, beep, sleep, "
-                                           "digits_receive, hangup, email_send"),
+    ([{"type": "flow"}], "actions.0.type", ("supported: answer, talk, play, beep, sleep, "
+                                            "digits_receive, hangup, email_send")),
     ([{"type": "email_send", "option": {"subject": "Hi {{ nme }}", "content": "x"}}],
      "actions.0.option.subject", "unknown placeholder 'nme'"),
     ([{"type": "email_send", "option": {"subject": "Hi", "content": "{% if %}"}}],

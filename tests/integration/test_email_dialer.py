@@ -8,7 +8,7 @@ from typing import Any
 from outdial.channels.schemas import SmtpSettings, parse_settings
 from outdial.dialers import Attempt, OutcomeKind
 from outdial.dialers.email import EmailDialer
-from tests.smtp_support import Relay, relay, start_relay  # noqa: F401 - fixture
+from tests.smtp_support import Relay, start_relay
 
 EMAIL_ACTION = {"type": "email_send", "option": {
     "subject": "Hello {{ name }}, about {{ outdial_data }}",

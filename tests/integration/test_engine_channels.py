@@ -4,8 +4,6 @@ end to end against a real relay."""
 
 import asyncio
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +27,7 @@ from tests.engine_support import (
     scripted_dialer,
     tel,
 )
-from tests.smtp_support import Relay, start_relay
+from tests.smtp_support import Relay
 
 BOX = SecretBox("test channel key")
 SIP = {"type": "sip", "target": "sip:bob@example.net", "target_name": "Bob", "name": "",
@@ -40,11 +38,6 @@ EMAIL_SEND = {"type": "email_send", "option": {
 
 def email(address: str, name: str = "") -> dict[str, str]:
     return {"type": "email", "target": address, "target_name": name, "name": "", "detail": ""}
-
-
-@pytest.fixture
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    yield from start_relay(tmp_path, "starttls")
 
 
 async def add_channel(
