@@ -116,6 +116,11 @@ COLUMNS: dict[str, list[Column]] = {
         ("interval", lambda p: milliseconds(p.get("try_interval"))),
         ("tries", lambda p: per_slot(p, "max_try_count")), ("created", _field("tm_create")),
     ],
+    "channel": [
+        ("id", _field("id")), ("name", _field("name")), ("type", _field("type")),
+        ("host", lambda c: str((c.get("settings") or {}).get("host", ""))),
+        ("created", _field("tm_create")),
+    ],
     "campaign": [
         ("id", _field("id")), ("name", _field("name")), ("status", _field("status")),
         ("outdial", _field("outdial_id")), ("outplan", _field("outplan_id")),

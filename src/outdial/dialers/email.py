@@ -267,6 +267,8 @@ def _answer(kind: OutcomeKind, error: SMTPResponseException, stage: str) -> Outc
 def _describe(error: BaseException) -> str:
     if isinstance(error, SMTPResponseException):
         return f"the relay answered {error.code} {error.message}"
+    if isinstance(error, aiosmtplib.SMTPException) and str(error):
+        return str(error)  # aiosmtplib's own sentences name the host and the cause
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
