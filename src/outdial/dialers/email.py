@@ -13,7 +13,11 @@ connection (POOL_WAIT_S), and each SMTP command (SMTP_TIMEOUT_S).
 
 import asyncio
 import logging
-from email.message import EmailMessage
+from dataclasses import dataclass
+from email.header import Header
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
 
@@ -62,12 +66,22 @@ def email_action(actions: list[Any]) -> dict[str, Any] | None:
     return None
 
 
-def compose_message(
-    attempt: Attempt, settings: SmtpSettings
-) -> tuple[EmailMessage, str, str]:
-    """The message of `attempt`, its envelope sender and recipient.
+@dataclass(frozen=True)
+class Composed:
+    """A message ready to send: its bytes, its Message-ID and its envelope."""
+
+    data: bytes
+    message_id: str
+    sender: str
+    recipient: str
+
+
+def compose_message(attempt: Attempt, settings: SmtpSettings) -> Composed:
+    """The message of `attempt`, with its Message-ID and envelope sender and recipient.
 
     From is the outplan's source when that is an email address, else the channel's sender.
+    Built with the email package's legacy classes: its modern API re-parses every header and
+    costs ten times as much CPU per message.
     """
     option = email_action(attempt.actions)
     if option is None:
@@ -95,16 +109,19 @@ def compose_message(
         sender, sender_name = source["target"], source.get("target_name", "")
     else:
         sender, sender_name = settings.from_address, settings.from_name
-    message = EmailMessage()
-    message["From"] = formataddr((sender_name, sender))
-    message["To"] = formataddr((destination.get("target_name", ""), destination["target"]))
-    message["Subject"] = subject
-    message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    message.set_content(text_body)
+    message: MIMEBase = MIMEText(text_body, "plain", "utf-8")
     if html_body is not None:
-        message.add_alternative(html_body, subtype="html")
-    return message, sender, destination["target"]
+        message = MIMEMultipart("alternative", _subparts=[
+            message, MIMEText(html_body, "html", "utf-8"),
+        ])
+    message_id = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["From"] = formataddr((sender_name, sender), charset="utf-8")
+    message["To"] = formataddr((destination.get("target_name", ""), destination["target"]),
+                               charset="utf-8")
+    message["Subject"] = Header(subject, "utf-8").encode() if not subject.isascii() else subject
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = message_id
+    return Composed(message.as_bytes(), message_id, sender, destination["target"])
 
 
 class SmtpPool:
@@ -184,8 +201,7 @@ class EmailDialer(Dialer):
                 f"an SMTP channel sends email, not to {attempt.destination.get('type')!r} "
                 "destinations"
             )
-        message, sender, recipient = compose_message(attempt, self.settings)
-        data, message_id = message.as_bytes(), message["Message-ID"]
+        composed = compose_message(attempt, self.settings)
         for last_try in (False, True):
             try:
                 smtp, reused = await self.pool.acquire()
@@ -193,9 +209,7 @@ class EmailDialer(Dialer):
                 return _failed(error)
             reusable = False
             try:
-                outcome = await self._transaction(
-                    smtp, attempt, sender, recipient, data, message_id
-                )
+                outcome = await self._transaction(smtp, attempt, composed)
                 reusable = True
                 return outcome
             except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as error:
@@ -209,14 +223,13 @@ class EmailDialer(Dialer):
         raise AssertionError("unreachable")
 
     async def _transaction(
-        self, smtp: aiosmtplib.SMTP, attempt: Attempt, sender: str, recipient: str,
-        data: bytes, message_id: str,
+        self, smtp: aiosmtplib.SMTP, attempt: Attempt, composed: Composed
     ) -> Outcome:
         """MAIL, RCPT, DATA. A refusal ends the transaction with RSET; the connection stays."""
         try:
-            await smtp.mail(sender)
+            await smtp.mail(composed.sender)
             try:
-                await smtp.rcpt(recipient)
+                await smtp.rcpt(composed.recipient)
             except SMTPRecipientRefused as error:
                 kind = OutcomeKind.INVALID_DESTINATION if error.code >= 500 else OutcomeKind.FAILED
                 await smtp.rset()
@@ -224,7 +237,7 @@ class EmailDialer(Dialer):
             # The relay took the recipient: the nearest thing to a callee picking up. From here
             # on the SMTP timeouts bound the attempt, not dial_timeout.
             attempt.answered()
-            reply = await smtp.data(data)
+            reply = await smtp.data(composed.data)
         except SMTPResponseException as error:
             if not isinstance(error, aiosmtplib.SMTPServerDisconnected) and smtp.is_connected:
                 await smtp.rset()
@@ -232,7 +245,7 @@ class EmailDialer(Dialer):
             return _answer(kind, error, "MAIL/DATA")
         return Outcome(
             OutcomeKind.ANSWERED, smtp_code=reply.code, smtp_reply=reply.message,
-            message_id=message_id,
+            message_id=composed.message_id,
         )
 
     async def check(self) -> CheckResult:

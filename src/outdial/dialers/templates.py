@@ -18,7 +18,10 @@ from jinja2.sandbox import SandboxedEnvironment
 TEMPLATE_FIELDS = ("name", "detail", "data", "target_name", "destination", "outdial_data")
 
 _ENVIRONMENTS = {
-    html_mode: SandboxedEnvironment(undefined=StrictUndefined, autoescape=html_mode)
+    # keep_trailing_newline: the text arrives exactly as written.
+    html_mode: SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=html_mode, keep_trailing_newline=True
+    )
     for html_mode in (False, True)
 }
 _HTML_TAG = re.compile(
