@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -88,7 +89,7 @@ class Sipp:
         self.log = workdir / f"sipp-{self.port}.log"
         self.errors = workdir / f"sipp-{self.port}-errors.log"
 
-    async def __aenter__(self) -> "Sipp":
+    async def __aenter__(self) -> Self:
         args = [
             self.binary,
             "-sf", str(self.scenario),

@@ -51,14 +51,27 @@ class Attempt:
     answered: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
 
 
+class HangupBy(StrEnum):
+    CALLEE = "callee"
+    US = "us"
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended, with how long it rang and how long it talked (ms)."""
+    """How an attempt ended, with how long it rang and how long it talked (ms).
+
+    The optional fields are what a real channel knows beyond the kind: the final SIP response
+    (`sip_code`, `sip_reason`), who ended an answered call, and the keys the callee pressed.
+    """
 
     kind: OutcomeKind
     ring_ms: int = 0
     talk_ms: int = 0
     detail: str = ""
+    sip_code: int | None = None
+    sip_reason: str | None = None
+    hangup_by: HangupBy | None = None
+    digits: str | None = None
 
     @property
     def succeeded(self) -> bool:

@@ -261,10 +261,10 @@ class Call:
         return request
 
     async def _next_hop(self) -> Link:
-        if self.route_set:
-            return await self.ua.link_for(address_uri(self.route_set[0]))
-        assert self.remote_target is not None
-        return await self.ua.link_for(self.remote_target)
+        # The trunk is our outbound proxy for the whole dialog: the Request-URI names the remote
+        # target and Route headers the route set, but the packets go to the trunk, the one peer
+        # we know to be reachable (NAT, SBCs, and the TLS connection we already hold).
+        return await self.ua.link_for()
 
     async def hangup(self) -> None:
         """BYE, and wait for its answer (bounded by Timer F). Idempotent."""

@@ -109,6 +109,8 @@ class UserAgent:
         self.proxy = await self.resolve(self.config.host, self.config.port)
         bind_host, bind_port = self.config.bind
         await self.transport.start((bind_host, bind_port), self._on_message)
+        if self.config.transport == "tls":
+            await self.transport.link(self.proxy)  # our port is the connection's own
         self._announce()
 
     def _announce(self) -> None:
