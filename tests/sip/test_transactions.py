@@ -125,7 +125,7 @@ def test_non_invite_retransmits_up_to_t2_then_times_out() -> None:
     timers.advance(31.9)
     times = [at for at, _ in wire.sent]
     assert times[:6] == [0, 0.5, 1.5, 3.5, 7.5, 11.5]  # doubling, capped at T2 = 4 s
-    assert all(b - a == 4 for a, b in itertools.pairwise(times))
+    assert all(b - a == 4 for a, b in itertools.pairwise(times[4:]))
     timers.advance(0.1)
     assert events == [TIMEOUT]
 
