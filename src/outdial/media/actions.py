@@ -143,7 +143,8 @@ def _parse(index: int, raw: Any) -> Action:
             f"{kind!r} is not an action this service runs; use one of "
             + ", ".join(sorted(SUPPORTED_CALL_ACTIONS)),
         )
-    option = raw.get("option") or {}
+    option = raw.get("option")
+    option = {} if option is None else option
     if not isinstance(option, Mapping):
         raise InvalidArgument(f"{where}.option", "must be an object")
     field = f"{where}.option"
