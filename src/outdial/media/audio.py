@@ -186,8 +186,9 @@ class AudioSources:
 
     async def _speak(self, text: str, language: str) -> bytes:
         if shutil.which(self._espeak) is None:
-            raise AudioError(f"talk needs {self._espeak}, which is not installed "
-                             f"(Debian package {ESPEAK_PACKAGE}: apt-get install {ESPEAK_PACKAGE})")
+            raise AudioError(f"talk needs espeak-ng, which is not installed (no {self._espeak!r} "
+                             f"on the PATH; Debian package {ESPEAK_PACKAGE}: "
+                             f"apt-get install {ESPEAK_PACKAGE})")
         voices = [language.lower()]
         if "-" in language:
             voices.append(language.split("-")[0].lower())  # en-XX without its own voice → en
