@@ -6,7 +6,6 @@ import re
 import ssl
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,39 +19,11 @@ from outdial.dialers.base import (
     OutcomeKind,
 )
 from outdial.dialers.sip import SipDialer, SipTrunk
-from outdial.sip.sdp import audio_offer
 from outdial.sip.transaction import TimerConfig
-from tests.sip.sipp import Sipp, free_port
+from tests.sip.sipp import DTMF_1_PCAP, Sipp, free_port
 
 TRANSPORTS = ["udp", "tcp"]
 USERNAME, PASSWORD = "alice", "s3cret"
-
-
-@dataclass
-class Played:
-    digits: str = ""
-    hangup: bool = False
-
-
-class SleepingMedia:
-    """Stands in for the media layer where only signalling is under test: the actions take the
-    time their `sleep` actions say, and nothing is sent."""
-
-    def offer(self) -> bytes:
-        return audio_offer("127.0.0.1", 9)
-
-    async def run(self, answer: bytes, actions: list, attempt: Attempt) -> Played:
-        for action in actions:
-            if action.get("type") == "sleep":
-                await asyncio.sleep(action["option"]["duration"] / 1000)
-        return Played()
-
-    async def close(self) -> None:
-        return None
-
-
-async def sleeping_media(trunk: SipTrunk, host: str) -> SleepingMedia:
-    return SleepingMedia()
 
 
 def make_attempt(
@@ -91,7 +62,7 @@ def dialer_for(sipp: Sipp, transport: str, **settings: object) -> SipDialer:
             **settings,
         }
     )
-    return SipDialer(trunk, media=sleeping_media)
+    return SipDialer(trunk)
 
 
 async def dial(sipp: Sipp, transport: str, attempt: Attempt, **settings: object) -> Outcome:
@@ -125,6 +96,24 @@ async def test_answered_call_is_acked_and_hung_up_by_us(transport: str, sipp_dir
     assert "m=audio" in invite and "telephone-event/8000" in invite
     (bye,) = sent_by_us(sipp, "BYE")
     assert "BYE sip:sipp@127.0.0.1:" in bye  # to the Contact of the 2xx: the remote target
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_callee_presses_1_into_digits_receive(transport: str, sipp_dir: Path) -> None:
+    actions = [
+        {"type": "answer"},
+        {"type": "digits_receive", "option": {"duration": 8000, "length": 1}},
+        {"type": "hangup"},
+    ]
+    attempt, _ = make_attempt(actions=actions)
+    fill = {"pcap": str(DTMF_1_PCAP)}
+    async with Sipp("answer_dtmf.xml", sipp_dir, transport=transport, fill=fill) as sipp:
+        outcome = await dial(sipp, transport, attempt)  # SIPp exits 0 once our BYE came
+    assert outcome.kind is OutcomeKind.ANSWERED
+    assert outcome.digits == "1"
+    assert outcome.hangup_by is HangupBy.US
+    assert outcome.talk_ms < 7000  # the key ended digits_receive, not its 8 s bound
+    assert len(sent_by_us(sipp, "BYE")) == 1
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -327,7 +316,7 @@ async def test_call_over_tls(sipp_dir: Path, loopback_cert: tuple[Path, Path], c
     async with Sipp("callee_hangs_up.xml", sipp_dir, transport="tcp") as sipp:
         server, port = await tls_front(*loopback_cert, sipp.port)
         trunk = SipTrunk(host="127.0.0.1", port=port, transport="tls")
-        dialer = SipDialer(trunk, media=sleeping_media, tls_context=client_tls())
+        dialer = SipDialer(trunk, tls_context=client_tls())
         try:
             outcome = await asyncio.wait_for(dialer.dial(attempt), 30)
         finally:

@@ -5,9 +5,9 @@ import asyncio
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any
 
 import phonenumbers
 
@@ -20,9 +20,18 @@ from outdial.dialers.base import (
     Outcome,
     OutcomeKind,
 )
+from outdial.media import (
+    ActionFailed,
+    AudioSources,
+    MediaError,
+    RtpSession,
+    SdpError,
+    build_offer,
+    parse_answer,
+    run_actions,
+)
 from outdial.sip.call import Call, Setup, SetupResult
 from outdial.sip.message import SipParseError, SipUri
-from outdial.sip.sdp import audio_offer
 from outdial.sip.timers import Timers
 from outdial.sip.transaction import TimerConfig
 from outdial.sip.transport import TransportError
@@ -112,22 +121,8 @@ class SipTrunk:
         return f"{self.international_prefix}{e164.lstrip('+')}"
 
 
-class ActionsResult(Protocol):
-    digits: str
-    hangup: bool
-
-
-class MediaSession(Protocol):
-    """What the dialer needs of the media layer for one call."""
-
-    def offer(self) -> bytes: ...
-
-    async def run(self, answer: bytes, actions: list[Any], attempt: Attempt) -> ActionsResult: ...
-
-    async def close(self) -> None: ...
-
-
-MediaFactory = Callable[[SipTrunk, str], Awaitable[MediaSession]]
+# The discard port: what a call without media offers (signalling tests and benchmarks).
+NO_MEDIA_PORT = 9
 
 _USER_HOST = re.compile(r"[^@\s:;]+@[^@\s]+")
 
@@ -139,7 +134,8 @@ class SipDialer(Dialer):
         self,
         trunk: SipTrunk,
         *,
-        media: MediaFactory | None = None,
+        media: bool = True,
+        sources: AudioSources | None = None,
         timers: Timers | None = None,
         timer_config: TimerConfig | None = None,
         tls_context: ssl.SSLContext | None = None,
@@ -147,6 +143,8 @@ class SipDialer(Dialer):
         trunk.check()
         self.trunk = trunk
         self.media = media
+        self._own_sources = media and sources is None
+        self.sources = AudioSources() if self._own_sources else sources
         if trunk.transport == "tls" and tls_context is None:
             tls_context = ssl.create_default_context()
             if not trunk.tls_verify:
@@ -189,6 +187,8 @@ class SipDialer(Dialer):
     async def aclose(self) -> None:
         if self._started is not None and self._started.done() and not self._started.exception():
             await self.ua.close()
+        if self._own_sources and self.sources is not None:
+            await self.sources.aclose()
 
     async def check(self) -> tuple[bool, str]:
         """An OPTIONS to the trunk: whether it answered, and what."""
@@ -241,25 +241,31 @@ class SipDialer(Dialer):
         uri = self.request_uri(attempt.destination)
         caller = self.from_uri(attempt.source)
         await self.start()
-        media = await self.media(self.trunk, self.ua.announced[0]) if self.media else None
+        host = self.ua.announced[0]
+        session = None
+        if self.media:
+            try:
+                session = await RtpSession.open(self.trunk.rtp_port_min, self.trunk.rtp_port_max)
+            except (MediaError, OSError) as error:
+                raise DialerUnavailable(f"no RTP port for the call: {error}") from None
         try:
-            sdp = media.offer() if media else audio_offer(self.ua.announced[0], 9)
+            offer = build_offer(host, session.local_port if session else NO_MEDIA_PORT)
             call = Call(
                 self.ua,
                 request_uri=uri,
                 to_uri=uri,
                 from_uri=caller,
-                sdp=sdp,
+                sdp=offer.encode(),
                 dial_timeout=attempt.dial_timeout / 1000,
             )
             result = await call.setup()
             if result.kind is not Setup.ANSWERED:
                 return self._unanswered(call, result)
             attempt.answered()
-            return await self._talk(call, result, attempt, media)
+            return await self._talk(call, result, attempt, session)
         finally:
-            if media is not None:
-                await media.close()
+            if session is not None:
+                session.close()
 
     def _unanswered(self, call: Call, result: SetupResult) -> Outcome:
         ring_ms = _ms(call.ringing_at, call.ended_at)
@@ -285,39 +291,51 @@ class SipDialer(Dialer):
         return Outcome(kind, ring_ms, detail=detail, sip_code=code, sip_reason=reason)
 
     async def _talk(
-        self, call: Call, result: SetupResult, attempt: Attempt, media: MediaSession | None
+        self, call: Call, result: SetupResult, attempt: Attempt, session: RtpSession | None
     ) -> Outcome:
+        """The callee answered: run the actions until they end or the callee hangs up; BYE."""
         response = result.response
         assert response is not None
-        digits = None
+        kind, digits, detail = OutcomeKind.ANSWERED, "", ""
         try:
-            if media is not None and attempt.actions:
-                actions = asyncio.ensure_future(
-                    media.run(call.remote_sdp or b"", attempt.actions, attempt)
-                )
-                ended = asyncio.ensure_future(call.ended.wait())
-                await asyncio.wait({actions, ended}, return_when=asyncio.FIRST_COMPLETED)
-                ended.cancel()
-                if actions.done():
-                    digits = actions.result().digits or None
-                else:  # the callee hung up while the actions ran
-                    actions.cancel()
-                    await asyncio.wait({actions})
-                    if not actions.cancelled() and actions.exception() is None:
-                        digits = actions.result().digits or None
+            if session is not None:
+                try:
+                    digits = await self._play(call, attempt, session)
+                except SdpError as error:
+                    # Nothing can be heard: the attempt failed, though someone picked up.
+                    kind, detail = OutcomeKind.FAILED, f"unusable SDP answer: {error}"
+                except ActionFailed as error:
+                    digits, detail = error.digits, f"actions stopped: {error}"
             await call.hangup()
         except asyncio.CancelledError:
             call.abandon()
             raise
         return Outcome(
-            OutcomeKind.ANSWERED,
+            kind,
             ring_ms=_ms(call.ringing_at, call.answered_at),
             talk_ms=_ms(call.answered_at, call.ended_at),
+            detail=detail,
             sip_code=response.status,
             sip_reason=response.reason,
             hangup_by=HangupBy(call.hangup_by or "us"),
-            digits=digits,
+            digits=digits or None,
         )
+
+    async def _play(self, call: Call, attempt: Attempt, session: RtpSession) -> str:
+        """The actions on the RTP session; a BYE from the callee closes the session under them."""
+        session.start(parse_answer((call.remote_sdp or b"").decode("utf-8", "replace")))
+        assert self.sources is not None
+        actions = asyncio.ensure_future(run_actions(attempt.actions, session, self.sources))
+        hung_up = asyncio.ensure_future(call.ended.wait())
+        try:
+            await asyncio.wait({actions, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+            if not actions.done():
+                session.close()  # the callee's BYE: the actions return what they collected
+            return (await actions).digits
+        finally:
+            hung_up.cancel()
+            if not actions.done():
+                actions.cancel()
 
 
 def _ms(start: float | None, end: float | None) -> int:
