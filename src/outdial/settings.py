@@ -2,7 +2,7 @@
 
 import os
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -55,3 +55,17 @@ class Settings(BaseSettings):
     sim_ring_max_ms: int = Field(default=15000, ge=0)
     sim_talk_min_ms: int = Field(default=5000, ge=0)
     sim_talk_max_ms: int = Field(default=60000, ge=0)
+
+    # -- media of real calls -------------------------------------------------------------------
+    # UDP ports for RTP, one even port a call (RTCP is not used); open them in the firewall.
+    rtp_port_min: int = Field(default=10000, ge=1024, le=65534)
+    rtp_port_max: int = Field(default=20000, ge=1024, le=65535)
+
+    @model_validator(mode="after")
+    def _rtp_port_range(self) -> "Settings":
+        if self.rtp_port_max < self.rtp_port_min + (self.rtp_port_min % 2):
+            raise ValueError(
+                "OUTDIAL_RTP_PORT_MAX must be at least OUTDIAL_RTP_PORT_MIN and the range must "
+                "hold an even port"
+            )
+        return self

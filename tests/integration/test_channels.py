@@ -47,6 +47,8 @@ async def test_sip_channel_is_created_with_defaults_and_no_password_shown(api: A
         "host": "sip.example.net", "port": 5060, "transport": "udp", "username": "acme",
         "password": None, "realm": "", "register": False, "caller_id": "+15550100",
         "number_format": "e164", "country_code": "", "national_prefix": "0",
+        "international_prefix": "00", "register_expires": 3600, "public_host": "",
+        "public_port": None, "local_port": 0, "tls_verify": True,
         "max_calls": 30, "max_calls_per_second": 10, "has_password": True,
     }
     assert (await api.get(f"/v1.0/channels/{channel['id']}")).json() == channel
@@ -254,8 +256,9 @@ async def test_channel_in_use_by_a_running_campaign_cannot_be_deleted(api: Api) 
 
 
 @pytest.mark.parametrize(("actions", "field", "words"), [
-    ([{"type": "flow"}], "actions.0.type", ("supported: answer, talk, play, beep, sleep, "
-                                            "digits_receive, hangup, email_send")),
+    ([{"type": "flow"}], "actions.0.type", ("supported: answer, beep, digits_receive, email_send, "
+                                            "hangup, play, sleep, talk")),
+    ([{"type": "sleep", "option": {"duration": "long"}}], "actions.0.option.duration", ""),
     ([{"type": "email_send", "option": {"subject": "Hi {{ nme }}", "content": "x"}}],
      "actions.0.option.subject", "unknown placeholder 'nme'"),
     ([{"type": "email_send", "option": {"subject": "Hi", "content": "{% if %}"}}],

@@ -320,7 +320,7 @@ async def test_an_email_campaign_runs_to_the_end_through_a_real_relay(
     assert {c.channel_id for c in calls} == {channel_id}
     delivered = {r.recipients[0]: r.message for r in relay.handler.received}
     assert delivered["alice@example.com"]["Subject"] == "Your renewal, Alice"
-    assert delivered["alice@example.com"].get_content() == "Dear Alice L.: A-1\n"
+    assert delivered["alice@example.com"].get_content() == "Dear Alice L.: A-1"
     assert delivered["later@example.com"]["Subject"] == "Your renewal, Lee"
     answered = [c for c in calls if c.outcome == "answered"]
     assert {c.message_id for c in answered} == {m["Message-ID"] for m in delivered.values()}

@@ -4,16 +4,16 @@ Call actions run in order on an answered call; `email_send` is the message sent 
 destinations (and is skipped on a call).
 """
 
+import re
 from typing import Any
 
 from outdial.dialers.templates import template_problem
 from outdial.errors import InvalidArgument
+from outdial.media import SUPPORTED_CALL_ACTIONS, parse_actions
 
-SUPPORTED_CALL_ACTIONS = (
-    "answer", "talk", "play", "beep", "sleep", "digits_receive", "hangup",
-)
 EMAIL_ACTION = "email_send"
-SUPPORTED_ACTIONS = (*SUPPORTED_CALL_ACTIONS, EMAIL_ACTION)
+# The media layer's set (it runs them, and skips email_send on a call), in a stable order.
+SUPPORTED_ACTIONS = tuple(sorted(SUPPORTED_CALL_ACTIONS))
 
 
 def check_action(index: int, kind: str, option: dict[str, Any]) -> None:
@@ -28,6 +28,12 @@ def check_action(index: int, kind: str, option: dict[str, Any]) -> None:
         )
     if kind == EMAIL_ACTION:
         _check_email_option(field, option)
+        return
+    try:  # the media layer checks a call action's options as it will read them
+        parse_actions([{"type": kind, "option": option}])
+    except InvalidArgument as error:
+        where = re.sub(r"^actions\[\d+\]", field, error.field)
+        raise InvalidArgument(where, error.problem) from None
 
 
 def _check_email_option(field: str, option: dict[str, Any]) -> None:

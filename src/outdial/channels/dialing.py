@@ -25,8 +25,10 @@ from outdial.dialers.base import Attempt, CheckResult, Dialer, DialerUnavailable
 from outdial.dialers.base import OutcomeKind as Kind
 from outdial.dialers.email import EmailDialer
 from outdial.dialers.simulated import SimulatedDialer, SimulationPlan
+from outdial.dialers.sip import SipDialer, SipTrunk
 from outdial.errors import InvalidArgument
 from outdial.models import Channel
+from outdial.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -84,16 +86,35 @@ def build_email(config: ChannelConfig, clock: Clock) -> Dialer:
     return EmailDialer(config.settings, config.password)
 
 
+def sip_trunk(config: ChannelConfig, rtp_ports: tuple[int, int] | None = None) -> SipTrunk:
+    """A SIP channel's settings as the SIP dialer takes them."""
+    settings = config.settings
+    assert isinstance(settings, SipSettings)
+    values = settings.model_dump(by_alias=True, exclude={"password", "max_calls",
+                                                        "max_calls_per_second"})
+    values["password"] = config.password
+    values["country_code"] = int(settings.country_code) if settings.country_code else None
+    for key in ("username", "realm", "caller_id", "public_host"):
+        values[key] = values[key] or None
+    if rtp_ports is not None:
+        values["rtp_port_min"], values["rtp_port_max"] = rtp_ports
+    return SipTrunk.from_settings(values)
+
+
 def build_sip(config: ChannelConfig, clock: Clock) -> Dialer:
-    # The seam for SIP trunks: the SIP user agent plugs in here (outdial.dialers.sip).
-    assert isinstance(config.settings, SipSettings)
-    return UnavailableDialer("SIP calls are not available in this build of Outdial")
+    return SipDialer(sip_trunk(config))
 
 
 DialerBuilder = Callable[[ChannelConfig, Clock], Dialer]
 BUILDERS: dict[str, DialerBuilder] = {
     "simulated": build_simulated, "smtp": build_email, "sip": build_sip,
 }
+
+
+def server_builders(settings: Settings) -> dict[str, DialerBuilder]:
+    """The builders of a server: SIP calls take their RTP ports from the server's range."""
+    ports = (settings.rtp_port_min, settings.rtp_port_max)
+    return {**BUILDERS, "sip": lambda config, clock: SipDialer(sip_trunk(config, ports))}
 
 
 def build_channel_dialer(

@@ -50,6 +50,12 @@ class SipSettings(_Settings):
     number_format: Literal["e164", "e164_no_plus", "national"] = "e164"
     country_code: str = Field("", description="with number_format national: the code dropped")
     national_prefix: str = Field("0", description="with number_format national: put in front")
+    international_prefix: str = Field("00", description="with national: before other countries")
+    register_expires: int = Field(3600, ge=60, le=86400, description="registration lifetime (s)")
+    public_host: str = Field("", description="address announced in Via, Contact and SDP (NAT)")
+    public_port: int | None = Field(None, ge=1, le=65535, description="port announced (NAT)")
+    local_port: int = Field(0, ge=0, le=65535, description="local SIP port; 0: any free one")
+    tls_verify: bool = Field(True, description="with transport tls: check the certificate")
     max_calls: int = Field(30, ge=1, le=10000, description="most calls in flight on this trunk")
     max_calls_per_second: int = Field(10, ge=1, le=1000, description="most new calls a second")
 
@@ -67,7 +73,12 @@ class SipSettings(_Settings):
                 raise ValueError(problem)
         return value
 
-    @field_validator("country_code", "national_prefix")
+    @field_validator("public_host")
+    @classmethod
+    def _public_host(cls, value: str) -> str:
+        return _check_host(value) if value else value
+
+    @field_validator("country_code", "national_prefix", "international_prefix")
     @classmethod
     def _digits(cls, value: str) -> str:
         if value and not (value.isascii() and value.isdigit() and len(value) <= 4):

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class OutcomeKind(StrEnum):
@@ -54,22 +54,32 @@ class Attempt:
     target_detail: str = ""
 
 
+class HangupBy(StrEnum):
+    CALLEE = "callee"
+    US = "us"
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended, with how long it rang and how long it talked (ms), and what the
-    channel said (each recorded on the campaigncall under the same name)."""
+    """How an attempt ended, with how long it rang and how long it talked (ms).
+
+    The optional fields are what a real channel knows beyond the kind: the final SIP response
+    (`sip_code`, `sip_reason`), who ended an answered call, the keys the callee pressed, and an
+    SMTP relay's reply and the Message-ID of the email it took. Each is recorded on the
+    campaigncall under the same name.
+    """
 
     kind: OutcomeKind
     ring_ms: int = 0
     talk_ms: int = 0
     detail: str = ""
-    sip_code: int = 0  # the final SIP response code; 0: none came
-    sip_reason: str = ""
-    hangup_by: str = ""  # "callee" or "us" once a call was answered
-    digits: str = ""  # DTMF keys the callee pressed
-    smtp_code: int = 0  # the relay's last reply code; 0: none came
-    smtp_reply: str = ""  # the relay's text, or why it could not be reached
-    message_id: str = ""  # the Message-ID of an email the relay accepted
+    sip_code: int | None = None
+    sip_reason: str | None = None
+    hangup_by: HangupBy | None = None
+    digits: str | None = None
+    smtp_code: int | None = None  # the relay's last reply code
+    smtp_reply: str | None = None  # the relay's text, or why it could not be reached
+    message_id: str | None = None  # the Message-ID of an email the relay accepted
 
     @property
     def succeeded(self) -> bool:
@@ -92,8 +102,7 @@ class InvalidDestination(DialerError):
     outcome = OutcomeKind.INVALID_DESTINATION
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(NamedTuple):
     """What trying a channel now found: reachable and accepted (ok), and what happened."""
 
     ok: bool

@@ -13,6 +13,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
@@ -589,8 +590,18 @@ REPORTED = ("sip_code", "sip_reason", "hangup_by", "digits", "smtp_code", "smtp_
             "message_id")
 
 
+NUMERIC_REPORTS = ("sip_code", "smtp_code")
+
+
 def _reported(report: Outcome) -> dict[str, Any]:
-    return {f"b_{name}": getattr(report, name) for name in REPORTED}
+    """The report's fields as columns: what the channel did not say is 0 or ""."""
+    values: dict[str, Any] = {}
+    for name in REPORTED:
+        value = getattr(report, name)
+        if value is None:
+            value = 0 if name in NUMERIC_REPORTS else ""
+        values[f"b_{name}"] = value.value if isinstance(value, Enum) else value
+    return values
 
 
 def _chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:

@@ -5,7 +5,7 @@ import logging
 import signal
 
 from outdial.auth.service import AuthService
-from outdial.channels.dialing import ChannelDialers
+from outdial.channels.dialing import ChannelDialers, server_builders
 from outdial.channels.secrets import CHANNEL_KEY_NAME, SecretBox
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database
@@ -30,7 +30,7 @@ class BackgroundEngine:
         cls, database: Database, settings: Settings, clock: Clock, secrets: SecretBox
     ) -> "BackgroundEngine":
         dialer = build_dialer(settings, clock)
-        channels = ChannelDialers(database, secrets, clock)
+        channels = ChannelDialers(database, secrets, clock, server_builders(settings))
         return cls(Engine(
             database, dialer, clock, EngineConfig.from_settings(settings), channels=channels
         ))
@@ -58,7 +58,7 @@ async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
             key = await AuthService(session, clock).server_secret(
                 CHANNEL_KEY_NAME, settings.channel_secret_key
             )
-        channels = ChannelDialers(database, SecretBox(key), clock)
+        channels = ChannelDialers(database, SecretBox(key), clock, server_builders(settings))
         engine = Engine(
             database, dialer, clock, EngineConfig.from_settings(settings), channels=channels
         )
