@@ -3,6 +3,7 @@ outplans naming channels, and the run-time check that every destination type has
 
 import logging
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from outdial.clock import FakeClock
 from outdial.models import Channel
 from tests.conftest import Api, assert_error, make_tenant
 from tests.integration.campaign_setup import NIL, new_campaign, new_outdial, new_outplan
+from tests.sip.sipp import Sipp
 from tests.smtp_support import SMTP_PASSWORD, Relay
 
 CHANNEL_FIELDS = ["id", "customer_id", "name", "detail", "type", "settings", "tm_create",
@@ -293,6 +295,15 @@ async def test_check_of_an_smtp_channel_connects_secures_and_authenticates(
     refused = (await api.post(f"/v1.0/channels/{bad['id']}/check")).json()
     assert refused["ok"] is False and "535" in refused["detail"]
     assert SMTP_PASSWORD not in refused["detail"]
+
+
+async def test_check_of_a_sip_channel_sends_options_to_the_trunk(api: Api, tmp_path: Path) -> None:
+    async with Sipp("options.xml", tmp_path) as sipp:
+        trunk = await create(api, {"type": "sip", "settings": {
+            "host": "127.0.0.1", "port": sipp.port, "username": "acme", "password": "pw-1"}})
+        answer = (await api.post(f"/v1.0/channels/{trunk['id']}/check")).json()
+        assert await sipp.finished() == 0, sipp.explain()
+    assert answer == {"ok": True, "detail": "OPTIONS answered 200 OK"}
 
 
 async def test_check_of_a_password_the_key_cannot_read_says_so(api: Api, app: Any) -> None:
