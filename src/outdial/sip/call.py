@@ -290,8 +290,11 @@ class Call:
             return
         self.ended_at = self.timers.time()
         self.ended.set()
-        linger = 0 if self.ua.transport.reliable else self.ua.config.timers.b
-        self.timers.call_later(linger, self._forget)  # re-ACK 2xx retransmissions meanwhile
+        self._forget()
+        if self._ack is not None and self._ack_link is not None:
+            # Only the ACK stays behind, to answer 2xx retransmissions for 64*T1 (§13.2.2.4):
+            # keeping whole calls that long makes the garbage collector's full passes slow.
+            self.ua.remember_ack(self.call_id, self._ack, self._ack_link)
 
     def _forget(self) -> None:
         if self.ua.calls.get(self.call_id) is self:
@@ -300,7 +303,7 @@ class Call:
     def on_request(self, request: Message, link: Link) -> None:
         """A request from the callee inside our dialog."""
         if request.method == "BYE":
-            link.send(self.ua.response_to(request, 200, "OK").to_bytes())
+            self.ua.answer(request, self.ua.response_to(request, 200, "OK"), link)
             if self.answered_at is not None and not self.ended.is_set():
                 self.hangup_by = "callee"
                 self._end()
