@@ -191,7 +191,7 @@ class Call:
 
     async def _confirm(self, response: Message) -> None:
         """A 2xx: make the dialog, ACK it, and hang up at once if we had already given up."""
-        if self.remote_tag is not None:  # a 2xx again, or from another fork: ACK it again
+        if self.remote_tag is not None:
             self.on_2xx_again(response)
             return
         self.remote_tag = response.tag("To")
@@ -219,7 +219,24 @@ class Call:
             return
         self._decide(Setup.ANSWERED, response)
 
+    async def _drop_fork(self, response: Message) -> None:
+        """A 2xx from a second callee the INVITE forked to: ACK it and hang it up (§13.2.2.4)."""
+        contact = response.get("Contact")
+        target = address_uri(contact) if contact else self.invite.uri or ""
+        route_set = list(reversed(response.get_all("Record-Route")))
+        to = response.get("To") or ""
+        try:
+            link = await self._next_hop()
+            link.send(self._request("ACK", self.cseq, to, target, route_set).to_bytes())
+            await self.ua.request(self._request("BYE", self.cseq + 1, to, target, route_set), link)
+        except (SipTimeout, TransportError) as error:
+            log.info("call %s: dropping a forked answer failed: %s", self.call_id, error)
+
     def on_2xx_again(self, response: Message) -> None:
+        """A 2xx after the first: a retransmission (ACK again), or a second fork's answer."""
+        if self.remote_tag is not None and response.tag("To") != self.remote_tag:
+            self.ua.spawn(self._drop_fork(response))
+            return
         if self._ack is not None and self._ack_link is not None:
             try:
                 self._ack_link.send(self._ack)
@@ -248,13 +265,19 @@ class Call:
         if cseq is None:
             self.cseq += 1
             cseq = self.cseq
-        request = Message(method=method, uri=self.remote_target)
+        assert self.remote_target is not None
+        return self._request(method, cseq, self.to_header, self.remote_target, self.route_set)
+
+    def _request(
+        self, method: str, cseq: int, to: str, target: str, route_set: list[str]
+    ) -> Message:
+        request = Message(method=method, uri=target)
         request.add("Via", self.ua.via())
-        for route in self.route_set:
+        for route in route_set:
             request.add("Route", route)
         request.add("Max-Forwards", "70")
         request.add("From", self.invite.get("From") or "")
-        request.add("To", self.to_header)
+        request.add("To", to)
         request.add("Call-ID", self.call_id)
         request.add("CSeq", f"{cseq} {method}")
         request.add("User-Agent", self.ua.config.user_agent)
