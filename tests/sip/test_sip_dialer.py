@@ -167,6 +167,20 @@ async def test_ringing_past_dial_timeout_is_canceled(transport: str, sipp_dir: P
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_answer_after_dial_timeout_is_hung_up_as_no_answer(
+    transport: str, sipp_dir: Path
+) -> None:
+    # Nothing provisional came, so no CANCEL could be sent (RFC 3261 §9.1); the late 2xx is
+    # ACKed and hung up at once.
+    attempt, answered = make_attempt(dial_timeout=300)
+    async with Sipp("answer_late.xml", sipp_dir, transport=transport) as sipp:
+        outcome = await dial(sipp, transport, attempt)
+    assert outcome.kind is OutcomeKind.NO_ANSWER and outcome.sip_code == 200
+    assert answered == []
+    assert sent_by_us(sipp, "CANCEL") == [] and len(sent_by_us(sipp, "BYE")) == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_callee_hanging_up_first_is_recorded(transport: str, sipp_dir: Path) -> None:
     attempt, _ = make_attempt(actions=[{"type": "sleep", "option": {"duration": 10_000}}])
     async with Sipp("callee_hangs_up.xml", sipp_dir, transport=transport) as sipp:

@@ -27,7 +27,8 @@ class Setup(Enum):
 class SetupResult:
     kind: Setup
     response: Message | None = None  # the final response, when there was one
-    canceled: bool = False  # we sent CANCEL (the dial timeout passed while it rang)
+    canceled: bool = False  # we gave up (the dial timeout passed, or the attempt was cancelled)
+    cancel_sent: bool = False  # ... and it had rung, so a CANCEL went out
     error: str = ""
 
 
@@ -212,6 +213,7 @@ class Call:
             self._ack_link.send(self._ack)
         except TransportError as error:
             self._decide(Setup.TRANSPORT_ERROR, response, error=str(error))
+            self._end()
             return
         if self._cancel_wanted:
             self._decide(Setup.FINAL, response)  # answered after we gave up: no one will talk
@@ -250,13 +252,14 @@ class Call:
             handle.cancel()
         self._handles.clear()
         self._result.set_result(
-            SetupResult(kind, response, canceled=self._cancel_sent, error=error)
+            SetupResult(
+                kind, response, self._cancel_wanted, self._cancel_sent, error=error
+            )
         )
-        if kind is not Setup.ANSWERED:
+        if kind is not Setup.ANSWERED and self.answered_at is None:
             self.ended_at = self.timers.time()
             self.ended.set()
-            if self.answered_at is None:
-                self._forget()
+            self._forget()
 
     # -- the dialog ----------------------------------------------------------------------------
 
