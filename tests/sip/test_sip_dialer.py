@@ -167,6 +167,20 @@ async def test_ringing_past_dial_timeout_is_canceled(transport: str, sipp_dir: P
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_answer_after_dial_timeout_is_hung_up_as_no_answer(
+    transport: str, sipp_dir: Path
+) -> None:
+    # Nothing provisional came, so no CANCEL could be sent (RFC 3261 §9.1); the late 2xx is
+    # ACKed and hung up at once.
+    attempt, answered = make_attempt(dial_timeout=300)
+    async with Sipp("answer_late.xml", sipp_dir, transport=transport) as sipp:
+        outcome = await dial(sipp, transport, attempt)
+    assert outcome.kind is OutcomeKind.NO_ANSWER and outcome.sip_code == 200
+    assert answered == []
+    assert sent_by_us(sipp, "CANCEL") == [] and len(sent_by_us(sipp, "BYE")) == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_callee_hanging_up_first_is_recorded(transport: str, sipp_dir: Path) -> None:
     attempt, _ = make_attempt(actions=[{"type": "sleep", "option": {"duration": 10_000}}])
     async with Sipp("callee_hangs_up.xml", sipp_dir, transport=transport) as sipp:
@@ -340,3 +354,74 @@ async def test_tls_trunk_with_an_untrusted_certificate_fails(
     finally:
         await dialer.aclose()
         server.close()
+
+
+# -- registration, and the engine cancelling an attempt -----------------------------------------
+
+
+async def test_registration_with_digest_is_refreshed_and_removed(sipp_dir: Path) -> None:
+    fill = {"username": USERNAME, "password": PASSWORD}
+    async with Sipp("register.xml", sipp_dir, fill=fill) as sipp:
+        dialer = dialer_for(sipp, "udp", register=True, register_expires=60)
+        try:
+            await asyncio.wait_for(dialer.start(), 10)  # refused credentials would raise here
+            async with asyncio.timeout(10):  # the registrar granted 2 s: the refresh comes early
+                while len(sent_by_us(sipp, "REGISTER")) < 3:
+                    await asyncio.sleep(0.05)
+        finally:
+            await dialer.aclose()  # unregisters
+        assert await sipp.finished() == 0, sipp.explain()
+    first, *_, last = sent_by_us(sipp, "REGISTER")
+    assert "Expires: 60" in first and "Expires: 0" in last
+
+
+async def test_wrong_password_at_registration_makes_the_channel_unavailable(
+    sipp_dir: Path,
+) -> None:
+    fill = {"username": USERNAME, "password": "not-" + PASSWORD}
+    async with Sipp("register.xml", sipp_dir, fill=fill) as sipp:
+        dialer = dialer_for(sipp, "udp", register=True)
+        try:
+            with pytest.raises(DialerUnavailable, match="403 Forbidden"):
+                await asyncio.wait_for(dialer.dial(make_attempt()[0]), 10)
+        finally:
+            await dialer.aclose()
+        assert await sipp.finished() == 0, sipp.explain()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_cancelled_attempt_while_ringing_sends_cancel(transport: str, sipp_dir: Path) -> None:
+    attempt, _ = make_attempt(dial_timeout=60_000)
+    async with Sipp("ring_until_cancel.xml", sipp_dir, transport=transport) as sipp:
+        dialer = dialer_for(sipp, transport)
+        try:
+            task = asyncio.ensure_future(dialer.dial(attempt))
+            async with asyncio.timeout(10):  # until SIPp's 180 has reached the call
+                while not any(call.ringing_at for call in dialer.ua.calls.values()):
+                    await asyncio.sleep(0.02)
+            task.cancel()  # the engine's own dial_timeout, or a shutdown
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await sipp.finished() == 0, sipp.explain()  # CANCEL, 487, ACK all done
+        finally:
+            await dialer.aclose()
+    assert len(sent_by_us(sipp, "CANCEL")) == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_cancelled_attempt_after_answer_sends_bye(transport: str, sipp_dir: Path) -> None:
+    attempt, answered = make_attempt(actions=[{"type": "sleep", "option": {"duration": 10_000}}])
+    async with Sipp("answer.xml", sipp_dir, transport=transport) as sipp:
+        dialer = dialer_for(sipp, transport)
+        try:
+            task = asyncio.ensure_future(dialer.dial(attempt))
+            async with asyncio.timeout(10):
+                while not answered:
+                    await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await sipp.finished() == 0, sipp.explain()  # our BYE came and was answered
+        finally:
+            await dialer.aclose()
+    assert len(sent_by_us(sipp, "BYE")) == 1

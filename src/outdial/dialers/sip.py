@@ -275,13 +275,13 @@ class SipDialer(Dialer):
         reason = response.reason if response else None
         if result.kind is Setup.TRANSPORT_ERROR:
             return Outcome(OutcomeKind.FAILED, ring_ms, detail=result.error)
+        if result.kind is Setup.TIMEOUT and not result.cancel_sent:
+            return Outcome(OutcomeKind.UNREACHABLE, detail="no response from the trunk (Timer B)")
         if result.canceled:  # we gave up at dial_timeout: 487, a late 2xx, or silence after it
             return Outcome(
                 OutcomeKind.NO_ANSWER, ring_ms, detail="canceled at dial_timeout",
                 sip_code=code, sip_reason=reason,
             )  # fmt: skip
-        if result.kind is Setup.TIMEOUT:
-            return Outcome(OutcomeKind.UNREACHABLE, detail="no response from the trunk (Timer B)")
         assert response is not None
         kind = outcome_for(response.status)
         detail = ""

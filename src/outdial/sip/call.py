@@ -27,7 +27,8 @@ class Setup(Enum):
 class SetupResult:
     kind: Setup
     response: Message | None = None  # the final response, when there was one
-    canceled: bool = False  # we sent CANCEL (the dial timeout passed while it rang)
+    canceled: bool = False  # we gave up (the dial timeout passed, or the attempt was cancelled)
+    cancel_sent: bool = False  # ... and it had rung, so a CANCEL went out
     error: str = ""
 
 
@@ -191,7 +192,7 @@ class Call:
 
     async def _confirm(self, response: Message) -> None:
         """A 2xx: make the dialog, ACK it, and hang up at once if we had already given up."""
-        if self.remote_tag is not None:  # a 2xx again, or from another fork: ACK it again
+        if self.remote_tag is not None:
             self.on_2xx_again(response)
             return
         self.remote_tag = response.tag("To")
@@ -212,6 +213,7 @@ class Call:
             self._ack_link.send(self._ack)
         except TransportError as error:
             self._decide(Setup.TRANSPORT_ERROR, response, error=str(error))
+            self._end()
             return
         if self._cancel_wanted:
             self._decide(Setup.FINAL, response)  # answered after we gave up: no one will talk
@@ -219,7 +221,24 @@ class Call:
             return
         self._decide(Setup.ANSWERED, response)
 
+    async def _drop_fork(self, response: Message) -> None:
+        """A 2xx from a second callee the INVITE forked to: ACK it and hang it up (§13.2.2.4)."""
+        contact = response.get("Contact")
+        target = address_uri(contact) if contact else self.invite.uri or ""
+        route_set = list(reversed(response.get_all("Record-Route")))
+        to = response.get("To") or ""
+        try:
+            link = await self._next_hop()
+            link.send(self._request("ACK", self.cseq, to, target, route_set).to_bytes())
+            await self.ua.request(self._request("BYE", self.cseq + 1, to, target, route_set), link)
+        except (SipTimeout, TransportError) as error:
+            log.info("call %s: dropping a forked answer failed: %s", self.call_id, error)
+
     def on_2xx_again(self, response: Message) -> None:
+        """A 2xx after the first: a retransmission (ACK again), or a second fork's answer."""
+        if self.remote_tag is not None and response.tag("To") != self.remote_tag:
+            self.ua.spawn(self._drop_fork(response))
+            return
         if self._ack is not None and self._ack_link is not None:
             try:
                 self._ack_link.send(self._ack)
@@ -233,13 +252,14 @@ class Call:
             handle.cancel()
         self._handles.clear()
         self._result.set_result(
-            SetupResult(kind, response, canceled=self._cancel_sent, error=error)
+            SetupResult(
+                kind, response, self._cancel_wanted, self._cancel_sent, error=error
+            )
         )
-        if kind is not Setup.ANSWERED:
+        if kind is not Setup.ANSWERED and self.answered_at is None:
             self.ended_at = self.timers.time()
             self.ended.set()
-            if self.answered_at is None:
-                self._forget()
+            self._forget()
 
     # -- the dialog ----------------------------------------------------------------------------
 
@@ -248,13 +268,19 @@ class Call:
         if cseq is None:
             self.cseq += 1
             cseq = self.cseq
-        request = Message(method=method, uri=self.remote_target)
+        assert self.remote_target is not None
+        return self._request(method, cseq, self.to_header, self.remote_target, self.route_set)
+
+    def _request(
+        self, method: str, cseq: int, to: str, target: str, route_set: list[str]
+    ) -> Message:
+        request = Message(method=method, uri=target)
         request.add("Via", self.ua.via())
-        for route in self.route_set:
+        for route in route_set:
             request.add("Route", route)
         request.add("Max-Forwards", "70")
         request.add("From", self.invite.get("From") or "")
-        request.add("To", self.to_header)
+        request.add("To", to)
         request.add("Call-ID", self.call_id)
         request.add("CSeq", f"{cseq} {method}")
         request.add("User-Agent", self.ua.config.user_agent)
@@ -290,8 +316,11 @@ class Call:
             return
         self.ended_at = self.timers.time()
         self.ended.set()
-        linger = 0 if self.ua.transport.reliable else self.ua.config.timers.b
-        self.timers.call_later(linger, self._forget)  # re-ACK 2xx retransmissions meanwhile
+        self._forget()
+        if self._ack is not None and self._ack_link is not None:
+            # Only the ACK stays behind, to answer 2xx retransmissions for 64*T1 (§13.2.2.4):
+            # keeping whole calls that long makes the garbage collector's full passes slow.
+            self.ua.remember_ack(self.call_id, self._ack, self._ack_link)
 
     def _forget(self) -> None:
         if self.ua.calls.get(self.call_id) is self:
@@ -300,7 +329,7 @@ class Call:
     def on_request(self, request: Message, link: Link) -> None:
         """A request from the callee inside our dialog."""
         if request.method == "BYE":
-            link.send(self.ua.response_to(request, 200, "OK").to_bytes())
+            self.ua.answer(request, self.ua.response_to(request, 200, "OK"), link)
             if self.answered_at is not None and not self.ended.is_set():
                 self.hangup_by = "callee"
                 self._end()

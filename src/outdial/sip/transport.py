@@ -55,6 +55,7 @@ class Transport:
 class UdpTransport(Transport, asyncio.DatagramProtocol):
     name = "UDP"
     reliable = False
+    RECEIVE_BUFFER = 4 * 1024 * 1024
 
     def __init__(self) -> None:
         self._socket: asyncio.DatagramTransport | None = None
@@ -64,6 +65,13 @@ class UdpTransport(Transport, asyncio.DatagramProtocol):
         self._on_message = on_message
         loop = asyncio.get_running_loop()
         self._socket, _ = await loop.create_datagram_endpoint(lambda: self, local_addr=bind)
+        sock = self._socket.get_extra_info("socket")
+        try:
+            # Answers to a burst of INVITEs arrive together; a small buffer drops them, and the
+            # retransmissions that follow cost more than the memory (the kernel caps the value).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.RECEIVE_BUFFER)
+        except OSError:
+            pass
         self.local = self._socket.get_extra_info("sockname")[:2]
 
     def datagram_received(self, data: bytes, addr: Address) -> None:

@@ -98,6 +98,10 @@ class UserAgent:
         self.transport = make_transport(config.transport, config.tls_context, config.host)
         self.transactions: dict[tuple[str, str], ClientTransaction] = {}
         self.calls: dict[str, Call] = {}
+        # Bytes kept after a call or transaction is gone: our ACK of each 2xx by Call-ID, and
+        # our answer to each request we received, by branch and method (for retransmissions).
+        self.acks: dict[str, tuple[bytes, Link]] = {}
+        self.answers: dict[tuple[str, str], bytes] = {}
         self.tasks: set[asyncio.Task] = set()
         self.proxy: Address | None = None
         self.announced: Address = ("127.0.0.1", 0)
@@ -299,13 +303,35 @@ class UserAgent:
         if transaction is not None:
             transaction.on_response(response)
             return
-        call = self.calls.get(response.call_id)
-        if call is not None and response.cseq[1] == "INVITE" and 200 <= response.status < 300:
-            call.on_2xx_again(response)  # our ACK was lost: ACK again (§13.2.2.4)
+        if response.cseq[1] == "INVITE" and 200 <= response.status < 300:
+            call = self.calls.get(response.call_id)
+            if call is not None:
+                call.on_2xx_again(response)  # our ACK was lost: ACK again (§13.2.2.4)
+            elif (ack := self.acks.get(response.call_id)) is not None:
+                ack[1].send(ack[0])
+
+    def remember_ack(self, call_id: str, ack: bytes, link: Link) -> None:
+        if self.transport.reliable:
+            return  # no retransmissions on a reliable transport
+        self.acks[call_id] = (ack, link)
+        self.timers.call_later(self.config.timers.b, lambda: self.acks.pop(call_id, None))
+
+    def answer(self, request: Message, response: Message, link: Link) -> None:
+        """Send our response to a request, and keep it for the request's retransmissions."""
+        data = response.to_bytes()
+        link.send(data)
+        if not self.transport.reliable:
+            key = (request.branch or "", request.method or "")
+            self.answers[key] = data
+            self.timers.call_later(self.config.timers.b, lambda: self.answers.pop(key, None))
 
     def _on_request(self, request: Message, link: Link) -> None:
         method = request.method
         if method == "ACK":
+            return
+        again = self.answers.get((request.branch or "", method or ""))
+        if again is not None:  # a retransmission: the same answer (§17.2.2)
+            link.send(again)
             return
         call = self.calls.get(request.call_id)
         if call is not None and request.tag("To") == call.local_tag:
