@@ -4,6 +4,7 @@ import asyncio
 import errno
 import random
 import secrets
+import socket
 import struct
 import weakref
 from collections import deque
@@ -163,13 +164,18 @@ class RtpSession(asyncio.DatagramProtocol):
         if not ports:
             raise MediaError(f"the RTP port range {port_min}-{port_max} holds no even port")
         start = random.randrange(len(ports))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for port in ports[start:] + ports[:start]:
+            # Bound here rather than by the event loop, which may not say why a bind failed.
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                _, session = await loop.create_datagram_endpoint(cls, local_addr=(host, port))
+                sock.bind((host, port))
             except OSError as error:
+                sock.close()
                 if error.errno == errno.EADDRINUSE:
                     continue
                 raise MediaError(f"cannot bind RTP port {host}:{port}: {error.strerror}") from None
+            _, session = await loop.create_datagram_endpoint(cls, sock=sock)
             return session
         raise MediaError(
             f"no free RTP port between {port_min} and {port_max}: every even port is in use "
