@@ -227,6 +227,8 @@ class RtpSession(asyncio.DatagramProtocol):
         """Queue the clip after whatever plays; return once its last packet has been sent."""
         if self.closed:
             raise CallEnded("the call ended")
+        if not self._started:
+            raise MediaError("start the RTP session (with the SDP answer) before playing")
         if clip.packet_count == 0:
             return
         done = self._loop.create_future()
