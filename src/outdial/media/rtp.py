@@ -4,7 +4,9 @@ import asyncio
 import errno
 import random
 import secrets
+import socket
 import struct
+import weakref
 from collections import deque
 from dataclasses import dataclass
 
@@ -13,13 +15,61 @@ from outdial.media.dtmf import TelephoneEventReceiver
 from outdial.media.errors import CallEnded, MediaError
 from outdial.media.sdp import SdpAnswer
 
-PTIME = 0.020  # seconds of audio per packet
+PTIME_MS = 20  # audio per packet
+PTIME = PTIME_MS / 1000
 SAMPLES_PER_PACKET = 160  # 20 ms at 8 kHz, one byte a sample in G.711
 LATE_AFTER = 0.010  # a packet sent this long after its slot counts as late
 # After a stall (a busy event loop), at most this many due packets go out at once; slots missed
 # beyond that are skipped: their timestamps are left out, so the callee hears a gap, not a burst
 # that overflows its jitter buffer.
 MAX_CATCH_UP = 3
+_HEADER = struct.Struct("!BBHII")
+
+
+class _Pacer:
+    """One timer for every stream of an event loop: each stream's timeline starts on a whole
+    millisecond, so one pass sends the packets of all streams due in that millisecond — at most
+    20 wake-ups per 20 ms however many calls, instead of one timer per packet."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: dict[int, list[RtpSession]] = {}  # millisecond → streams with a packet due
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_ms = 0
+
+    def add(self, session: "RtpSession", due_ms: int) -> None:
+        self._due.setdefault(due_ms, []).append(session)
+        if self._timer is None or due_ms < self._timer_ms:
+            self._schedule(due_ms)
+
+    def _schedule(self, due_ms: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_ms = due_ms
+        self._timer = self._loop.call_at(due_ms / 1000, self._run)
+
+    def _run(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        now_ms = int(now * 1000 + 0.1)  # the loop may run a timer a hair before its time
+        for due_ms in sorted(ms for ms in self._due if ms <= now_ms):
+            for session in self._due.pop(due_ms):
+                if not session.closed:
+                    self._due.setdefault(session._send_due(now), []).append(session)
+        if self._due:
+            self._schedule(min(self._due))
+
+
+_pacers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pacer]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _pacer(loop: asyncio.AbstractEventLoop) -> _Pacer:
+    pacer = _pacers.get(loop)
+    if pacer is None:
+        pacer = _pacers[loop] = _Pacer(loop)
+    return pacer
 
 
 class Clip:
@@ -94,9 +144,9 @@ class RtpSession(asyncio.DatagramProtocol):
         self._ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)
         self._timestamp0 = secrets.randbits(32)
-        self._start_time = 0.0
+        self._start_ms = 0  # slot n is due at start_ms + 20 n on the loop's clock
         self._slot = 0  # next slot to send; its timestamp is timestamp0 + 160 × slot
-        self._timer: asyncio.TimerHandle | None = None
+        self._started = False
         self._marker = True  # the first packet starts a talkspurt
         self._queue: deque[_Playing] = deque()
         self._events = TelephoneEventReceiver()
@@ -114,13 +164,18 @@ class RtpSession(asyncio.DatagramProtocol):
         if not ports:
             raise MediaError(f"the RTP port range {port_min}-{port_max} holds no even port")
         start = random.randrange(len(ports))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for port in ports[start:] + ports[:start]:
+            # Bound here rather than by the event loop, which may not say why a bind failed.
+            sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                _, session = await loop.create_datagram_endpoint(cls, local_addr=(host, port))
+                sock.bind((host, port))
             except OSError as error:
+                sock.close()
                 if error.errno == errno.EADDRINUSE:
                     continue
                 raise MediaError(f"cannot bind RTP port {host}:{port}: {error.strerror}") from None
+            _, session = await loop.create_datagram_endpoint(cls, sock=sock)
             return session
         raise MediaError(
             f"no free RTP port between {port_min} and {port_max}: every even port is in use "
@@ -137,17 +192,16 @@ class RtpSession(asyncio.DatagramProtocol):
         self._payload_type = answer.payload_type
         self._event_payload_type = answer.telephone_event
         self._silence = bytes([g711.silence(self._codec)]) * SAMPLES_PER_PACKET
-        if self._timer is None:
-            self._start_time = self._loop.time()
-            self._tick()
+        if not self._started:
+            self._started = True
+            self._start_ms = int(self._loop.time() * 1000) + 1
+            _pacer(self._loop).add(self, self._start_ms)
 
     def close(self) -> None:
         """Stop sending, release the port; whoever waits on the session gets `CallEnded`."""
         if self.closed:
             return
-        self.closed = True
-        if self._timer is not None:
-            self._timer.cancel()
+        self.closed = True  # the pacer drops the stream at its next slot
         if self._transport is not None:
             self._transport.close()
         self._queue.clear()
@@ -173,6 +227,8 @@ class RtpSession(asyncio.DatagramProtocol):
         """Queue the clip after whatever plays; return once its last packet has been sent."""
         if self.closed:
             raise CallEnded("the call ended")
+        if not self._started:
+            raise MediaError("start the RTP session (with the SDP answer) before playing")
         if clip.packet_count == 0:
             return
         done = self._loop.create_future()
@@ -188,17 +244,17 @@ class RtpSession(asyncio.DatagramProtocol):
         finally:
             timer.cancel()
 
-    def _tick(self) -> None:
-        now = self._loop.time()
-        # The slot just due (or the one this timer was set for, when it fires a hair early).
-        due = max(self._slot, int((now - self._start_time) / PTIME))
+    def _send_due(self, now: float) -> int:
+        """Send the packets due by `now` (the pacer calls this); return when the next is due."""
+        # The slot just due (or the one the pacer came for, when it runs a hair early).
+        due = max(self._slot, int((now * 1000 - self._start_ms) // PTIME_MS))
         missed = due - self._slot + 1 - MAX_CATCH_UP
         if missed > 0:
             self._slot += missed
             self.stats.slots_skipped += missed
         while self._slot <= due:
             self._send(now)
-        self._timer = self._loop.call_at(self._start_time + self._slot * PTIME, self._tick)
+        return self._start_ms + self._slot * PTIME_MS
 
     def _send(self, now: float) -> None:
         payload = self._silence
@@ -214,13 +270,13 @@ class RtpSession(asyncio.DatagramProtocol):
                 if not playing.done.done():
                     playing.done.set_result(None)
         timestamp = (self._timestamp0 + self._slot * SAMPLES_PER_PACKET) & 0xFFFFFFFF
-        header = struct.pack(
-            "!BBHII", 0x80, (0x80 if marker else 0) | self._payload_type, self._sequence,
-            timestamp, self._ssrc,
+        header = _HEADER.pack(
+            0x80, (0x80 if marker else 0) | self._payload_type, self._sequence, timestamp,
+            self._ssrc,
         )
         if self._transport is not None and self._remote is not None:
             self._transport.sendto(header + payload, self._remote)
-        late = now - (self._start_time + self._slot * PTIME)
+        late = now - (self._start_ms + self._slot * PTIME_MS) / 1000
         stats = self.stats
         stats.packets_sent += 1
         if late > LATE_AFTER:
