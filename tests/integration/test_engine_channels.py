@@ -329,3 +329,38 @@ async def test_an_email_campaign_runs_to_the_end_through_a_real_relay(
         assert await audit_campaign(session, scenario.campaign_id) == []
 
 
+
+
+class ClosingDialer(MockDialer):
+    """A dialer that remembers being closed."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda _: Outcome(OutcomeKind.ANSWERED))
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_replaced_dialer_is_closed_once_its_last_attempt_ends(
+    database: Database, clock: FakeClock
+) -> None:
+    scenario = await make_campaign(database, clock)
+    channel_id = await add_channel(scenario, "sip", SIP_SETTINGS)
+    made: list[ClosingDialer] = []
+
+    def build(config: ChannelConfig, clock: Clock) -> Dialer:
+        made.append(ClosingDialer())
+        return made[-1]
+
+    dialers = ChannelDialers(database, BOX, clock, {"sip": build})
+    async with dialers.use(channel_id, 1) as first:
+        await scenario.update(Channel, channel_id, revision=2)
+        async with dialers.use(channel_id, 2) as second:
+            assert second is not first and not made[0].closed  # still in use by a call
+        assert not made[1].closed
+    assert made[0].closed and not made[1].closed
+    async with dialers.use(channel_id, 2) as again:
+        assert again is made[1] and len(made) == 2
+    await dialers.aclose()
+    assert made[1].closed

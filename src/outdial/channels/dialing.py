@@ -150,8 +150,9 @@ class ChannelDialers:
         """The channel's dialer at `revision` or later, held for the length of one attempt."""
         held = self._held.get(channel_id)
         if held is None or held.revision < revision:
-            held = await self._rebuild(channel_id, revision)
-        held.users += 1
+            held = await self._rebuild(channel_id, revision)  # comes held for this attempt
+        else:
+            held.users += 1
         try:
             yield held.dialer
         finally:
@@ -160,10 +161,13 @@ class ChannelDialers:
                 await held.dialer.aclose()
 
     async def _rebuild(self, channel_id: uuid.UUID, revision: int) -> _Held:
+        """The channel's current dialer, held once for the caller (taken under the lock, so
+        that no other rebuild can retire and close it before the caller uses it)."""
         async with self._lock:
             held = self._held.get(channel_id)
             if held is not None and held.revision >= revision:
-                return held  # another attempt rebuilt it meanwhile
+                held.users += 1  # another attempt rebuilt it meanwhile
+                return held
             async with self.database.transaction() as session:
                 row = await session.get(Channel, channel_id)
             if row is None:
@@ -173,11 +177,12 @@ class ChannelDialers:
                     dialer = build_channel_dialer(
                         channel_config(row, self.secrets), self.clock, self.builders
                     )
-                except (SecretUnreadable, InvalidArgument) as error:
+                except (SecretUnreadable, InvalidArgument, ValueError) as error:
                     # Stored settings this version no longer accepts, or a password the key
                     # cannot read: the channel's attempts fail saying why.
                     dialer = UnavailableDialer(f"channel {channel_id}: {error}")
                 fresh = _Held(max(row.revision, revision), dialer)
+            fresh.users = 1
             self._held[channel_id] = fresh
         if held is not None:
             held.retired = True
