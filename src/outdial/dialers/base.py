@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from outdial.outdials.destinations import dial_uri
+
 
 class OutcomeKind(StrEnum):
     ANSWERED = "answered"
@@ -57,6 +59,12 @@ class Attempt:
 class HangupBy(StrEnum):
     CALLEE = "callee"
     US = "us"
+
+    @property
+    def uri(self) -> str:
+        """The destination as the URI to dial: tel:+…, sip:… (a `user@host` target is
+        sip:user@host), mailto:…."""
+        return dial_uri(self.destination)
 
 
 @dataclass(frozen=True)

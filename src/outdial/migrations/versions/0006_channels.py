@@ -1,7 +1,7 @@
 """channels; outplans name their SIP and email channels; campaigncalls record the channel's word
 
-Revision ID: 0003_channels
-Revises: 0002
+Revision ID: 0006_channels
+Revises: 0005_accesskey_agent
 Create Date: 2026-11-27 17:45:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_channels"
-down_revision: str | None = "0002"
+revision: str = "0006_channels"
+down_revision: str | None = "0005_accesskey_agent"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
