@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from outdial.errors import InvalidArgument
 from outdial.models import Channel
 from outdial.outdials.destinations import email_problem, sip_problem, tel_problem
-from outdial.schemas import Body
+from outdial.schemas import CUSTOMER_ID, DETAIL, ID, NAME, TM_CREATE, TM_DELETE, TM_UPDATE, Body
 from outdial.timestamps import format_timestamp
 
 CHANNEL_TYPES = ("sip", "smtp", "simulated")
@@ -201,33 +201,50 @@ def settings_out(kind: str, stored: dict[str, Any], has_password: bool) -> dict[
     return shown
 
 
+_CHANNEL_EXAMPLE = {
+    "name": "main trunk", "detail": "carrier A", "type": "sip",
+    "settings": {"host": "sip.example.net", "port": 5060, "transport": "udp",
+                 "username": "acme", "password": "trunk-secret", "caller_id": "+15550100"},
+}
+SETTINGS = ("the type's settings (see the README's channel settings table); the password is "
+            "write-only")
+
+
 class ChannelCreate(Body):
-    name: str = ""
-    detail: str = ""
+    model_config = ConfigDict(json_schema_extra={"examples": [_CHANNEL_EXAMPLE]})
+
+    name: str = Field("", description=NAME)
+    detail: str = Field("", description=DETAIL)
     type: str = Field(description="sip, smtp or simulated")
-    settings: dict[str, Any] = Field(default_factory=dict, description="depends on type")
+    settings: dict[str, Any] = Field(default_factory=dict, description=SETTINGS)
 
 
 class ChannelUpdate(Body):
     """PUT replaces name, detail and settings; a password left out or null keeps the stored one
     ("" removes it). The type cannot change: make another channel."""
 
-    name: str = ""
-    detail: str = ""
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {**_CHANNEL_EXAMPLE, "settings": {"host": "sip.example.net", "port": 5080}}]})
+
+    name: str = Field("", description=NAME)
+    detail: str = Field("", description=DETAIL)
     type: str | None = Field(None, description="if given, must be the channel's type")
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: dict[str, Any] = Field(default_factory=dict, description=SETTINGS)
 
 
 class ChannelOut(BaseModel):
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    name: str
-    detail: str
-    type: str
-    settings: dict[str, Any]
-    tm_create: str
-    tm_update: str
-    tm_delete: str
+    """A SIP trunk, an SMTP relay or a simulated channel."""
+
+    id: uuid.UUID = Field(description=ID)
+    customer_id: uuid.UUID = Field(description=CUSTOMER_ID)
+    name: str = Field(description=NAME)
+    detail: str = Field(description=DETAIL)
+    type: str = Field(description="sip, smtp or simulated")
+    settings: dict[str, Any] = Field(
+        description="the type's settings; password is null, has_password says if one is kept")
+    tm_create: str = Field(description=TM_CREATE)
+    tm_update: str | None = Field(description=TM_UPDATE)
+    tm_delete: str | None = Field(description=TM_DELETE)
 
     @classmethod
     def of(cls, row: Channel) -> "ChannelOut":
@@ -241,5 +258,7 @@ class ChannelOut(BaseModel):
 
 
 class ChannelCheckOut(BaseModel):
-    ok: bool
-    detail: str
+    """What trying the channel now found."""
+
+    ok: bool = Field(description="the peer was reached and accepted us")
+    detail: str = Field(description="what happened, in a sentence")
