@@ -66,7 +66,7 @@ async def drive(http: httpx.AsyncClient, sipp: Sipp, relay: Relay) -> str:
         return response.json()
 
     trunk = await call("POST", "/v1.0/channels", {"name": "SIPp", "type": "sip", "settings": {
-        "host": "127.0.0.1", "port": sipp.port, "transport": "udp", "caller_id": "+15550100",
+        "host": "127.0.0.1", "port": sipp.port, "transport": "udp", "caller_id": "+15550001111",
         "max_calls": 2, "max_calls_per_second": 5}})
     mail = await call("POST", "/v1.0/channels", {"name": "relay", "type": "smtp",
                                                  "settings": relay.channel_settings()})

@@ -22,7 +22,7 @@ CHANNEL_FIELDS = ["id", "customer_id", "name", "detail", "type", "settings", "tm
 NEVER = "9999-01-01 00:00:00.000000"
 TRUNK = {"name": "main trunk", "detail": "carrier A", "type": "sip", "settings": {
     "host": "sip.example.net", "port": 5060, "transport": "udp", "username": "acme",
-    "password": "trunk-secret-1", "caller_id": "+15550100"}}
+    "password": "trunk-secret-1", "caller_id": "+15550001111"}}
 RELAY = {"name": "relay", "type": "smtp", "settings": {
     "host": "smtp.example.net", "username": "acme", "password": "relay-secret-1",
     "from_address": "news@example.com"}}
@@ -47,7 +47,7 @@ async def test_sip_channel_is_created_with_defaults_and_no_password_shown(api: A
     assert (channel["name"], channel["type"], channel["tm_update"]) == ("main trunk", "sip", NEVER)
     assert channel["settings"] == {
         "host": "sip.example.net", "port": 5060, "transport": "udp", "username": "acme",
-        "password": None, "realm": "", "register": False, "caller_id": "+15550100",
+        "password": None, "realm": "", "register": False, "caller_id": "+15550001111",
         "number_format": "e164", "country_code": "", "national_prefix": "0",
         "international_prefix": "00", "register_expires": 3600, "public_host": "",
         "public_port": None, "local_port": 0, "tls_verify": True,
