@@ -137,9 +137,10 @@ COLUMNS: dict[str, list[Column]] = {
         Column("created", _field("tm_create"), True),
     ],
     "channel": [
-        ("id", _field("id")), ("name", _field("name")), ("type", _field("type")),
-        ("host", lambda c: str((c.get("settings") or {}).get("host", ""))),
-        ("created", _field("tm_create")),
+        Column("id", _field("id"), True), Column("name", _field("name")),
+        Column("type", _field("type"), True),
+        Column("host", lambda c: str((c.get("settings") or {}).get("host", ""))),
+        Column("created", _field("tm_create"), True),
     ],
     "campaign": [
         Column("id", _field("id"), True), Column("name", _field("name")),
@@ -171,6 +172,7 @@ LEFT_OUT_FIRST: dict[str, list[str]] = {
     "target": ["created", "tries", "status"],
     "outplan": ["created", "source", "interval", "tries"],
     "campaign": ["created", "outplan", "outdial", "end"],
+    "channel": ["created", "host"],
     "campaigncall": ["created", "target", "result", "try", "status"],
     "campaigncall_brief": ["result", "at", "try"],
 }
