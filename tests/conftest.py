@@ -22,8 +22,8 @@ from outdial.clock import FakeClock
 from outdial.settings import Settings
 from tests import databases
 
-# Fixtures of the engine tests (a migrated `database`).
-pytest_plugins = ["tests.engine_support"]
+# Fixtures of the engine tests (a migrated `database`) and the SMTP relay (`relay`).
+pytest_plugins = ["tests.engine_support", "tests.smtp_support"]
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin-password-1"

@@ -2,7 +2,7 @@
 
 import os
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from outdial.timestamps import TimeFormat
@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     # Signs login tokens. When unset, a secret is generated once and kept in the database so that
     # every API process sharing that database accepts the same tokens.
     secret_key: str | None = None
+    # Encrypts channel passwords at rest. When unset, a key is generated once and kept in the
+    # database (like secret_key); set it to keep the key apart from the data it protects.
+    channel_secret_key: str | None = None
     token_lifetime_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     admin_username: str | None = None
     admin_password: str | None = None
@@ -76,3 +79,17 @@ class Settings(BaseSettings):
     sim_ring_max_ms: int = Field(default=15000, ge=0)
     sim_talk_min_ms: int = Field(default=5000, ge=0)
     sim_talk_max_ms: int = Field(default=60000, ge=0)
+
+    # -- media of real calls -------------------------------------------------------------------
+    # UDP ports for RTP, one even port a call (RTCP is not used); open them in the firewall.
+    rtp_port_min: int = Field(default=10000, ge=1024, le=65534)
+    rtp_port_max: int = Field(default=20000, ge=1024, le=65535)
+
+    @model_validator(mode="after")
+    def _rtp_port_range(self) -> "Settings":
+        if self.rtp_port_max < self.rtp_port_min + (self.rtp_port_min % 2):
+            raise ValueError(
+                "OUTDIAL_RTP_PORT_MAX must be at least OUTDIAL_RTP_PORT_MIN and the range must "
+                "hold an even port"
+            )
+        return self

@@ -407,6 +407,32 @@ def test_outplans_crud(server: Server, cli: Cli) -> None:
     assert deleted["tm_delete"] != "9999-01-01 00:00:00.000000"
 
 
+def test_channels_crud_check_and_outplans_naming_them(server: Server, cli: Cli) -> None:
+    created = cli("channels", "create", "--type", "smtp", "--name", "relay",
+                  "--settings-json", '{"host": "127.0.0.1", "port": 9, "security": "none", '
+                  '"username": "u", "from_address": "news@example.com"}', "--ask-password",
+                  "--json", input="relay-secret\n")
+    assert created.code == 0, created.stderr
+    relay = created.json()
+    assert relay["settings"]["has_password"] is True and relay["settings"]["password"] is None
+    assert "relay-secret" not in json.dumps(relay)
+    assert relay["id"] in cli.ok("channels", "list").stdout
+
+    updated = cli.json("channels", "update", relay["id"], "--name", "main relay",
+                       "--settings-json", '{"max_messages_per_second": 5}')
+    assert (updated["name"], updated["settings"]["max_messages_per_second"]) == ("main relay", 5)
+    assert updated["settings"]["host"] == "127.0.0.1" and updated["settings"]["has_password"]
+
+    failed = cli("channels", "check", relay["id"])  # nothing listens on port 9
+    assert failed.code == 1 and failed.stderr.startswith("failed: Error connecting to 127.0.0.1")
+
+    plan = cli.json("outplans", "create", "--name", "mail", "--email-channel", relay["id"])
+    assert plan["email_channel_id"] == relay["id"]
+    refused = cli("outplans", "create", "--sip-channel", relay["id"])
+    assert refused.code == 1 and "sip_channel_id" in refused.stderr
+    assert cli.json("channels", "delete", relay["id"])["tm_delete"] != "9999-01-01 00:00:00.000000"
+
+
 def make_campaign(server: Server, cli: Cli, targets: int = 0) -> dict[str, Any]:
     outdial_id = server.outdial("campaign list")
     for n in range(targets):

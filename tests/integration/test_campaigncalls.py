@@ -18,7 +18,8 @@ CAMPAIGNCALL_FIELDS = [
     "id", "customer_id", "campaign_id", "outplan_id", "outdial_id", "outdial_target_id",
     "queue_id", "activeflow_id", "flow_id", "reference_type", "reference_id", "status", "result",
     "source", "destination", "destination_index", "try_count", "tm_create", "tm_update",
-    "tm_delete", "outcome", "tm_end",
+    "tm_delete", "outcome", "tm_end", "channel_id", "channel_type", "sip_code", "sip_reason",
+    "hangup_by", "digits", "smtp_code", "smtp_reply", "message_id",
 ]
 NEVER = "9999-01-01 00:00:00.000000"
 

@@ -36,9 +36,10 @@ async def owned_ids(api: Api, app: Any, clock: FakeClock) -> dict[str, str]:
     call_id = await insert_campaigncall(app, clock, campaign, target, status="done")
     job = (await api.post(f"/v1.0/outdials/{outdial['id']}/imports", content=b"destination_0\n+15559876543\n",
                           headers={"content-type": "text/csv"})).json()
+    channel = (await api.post("/v1.0/channels", json={"type": "simulated"})).json()
     return {"outdial_id": outdial["id"], "target_id": target["id"], "key_id": key["id"],
             "outplan_id": campaign["outplan_id"], "campaign_id": campaign["id"],
-            "campaigncall_id": call_id, "import_id": job["id"]}
+            "campaigncall_id": call_id, "import_id": job["id"], "channel_id": channel["id"]}
 
 
 def fill(path: str, ids: dict[str, str]) -> str:

@@ -13,9 +13,19 @@ from outdial import __version__
 from outdial.api.deps import authenticated
 from outdial.api.docs import install_docs
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
-from outdial.api.routes import auth, campaigncalls, campaigns, health, imports, outdials, outplans
+from outdial.api.routes import (
+    auth,
+    campaigncalls,
+    campaigns,
+    channels,
+    health,
+    imports,
+    outdials,
+    outplans,
+)
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
+from outdial.channels.secrets import CHANNEL_KEY_NAME, SecretBox
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database, Limits
 from outdial.engine import BackgroundEngine
@@ -25,12 +35,16 @@ from outdial.settings import Settings
 from outdial.timestamps import TimeFormat, use_time_format
 
 
-async def prepare_database(database: Database, settings: Settings, clock: Clock) -> str:
-    """Migrate, make the first admin if there is no user, and return the token-signing secret."""
+async def prepare_database(
+    database: Database, settings: Settings, clock: Clock
+) -> tuple[str, SecretBox]:
+    """Migrate, make the first admin if there is no user, and return the token-signing secret
+    and the box that keeps channel passwords."""
     await upgrade_database(database)
     async with database.transaction() as session:
         service = AuthService(session, clock)
         secret = await service.signing_secret(settings.secret_key)
+        channel_key = await service.server_secret(CHANNEL_KEY_NAME, settings.channel_secret_key)
         made = await service.bootstrap_admin(settings.admin_username, settings.admin_password)
     if made is not None and made.generated_password is not None:
         print(
@@ -38,7 +52,7 @@ async def prepare_database(database: Database, settings: Settings, clock: Clock)
             f"{made.generated_password!r} (shown once; set OUTDIAL_ADMIN_PASSWORD to choose it)",
             file=sys.stderr, flush=True,
         )
-    return secret
+    return secret, SecretBox(channel_key)
 
 
 API_DESCRIPTION = """Outbound dialing lists ("outdials" of targets) and the campaigns that dial them,
@@ -63,10 +77,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         # Reads have connections of their own: writes queued on a lock never starve them.
         app.state.read_database = Database(settings.database_url, limits=limits,
                                            role="outdial api reads")
-        app.state.signing_secret = await prepare_database(database, settings, clock)
+        app.state.signing_secret, app.state.channel_secrets = await prepare_database(
+            database, settings, clock
+        )
         app.state.imports = ImportRunner(settings, clock)
         await app.state.imports.start()
-        engine = BackgroundEngine.start(settings, clock) if settings.engine_in_process else None
+        engine = (
+            BackgroundEngine.start(settings, clock, app.state.channel_secrets)
+            if settings.engine_in_process else None
+        )
         try:
             yield
         finally:
@@ -97,6 +116,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(outplans.router)
     v1.include_router(campaigns.router)
     v1.include_router(campaigncalls.router)
+    v1.include_router(channels.router)
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)

@@ -79,6 +79,7 @@ OutplanId = Annotated[str, Path(description="the outplan's id")]
 CampaignId = Annotated[str, Path(description="the campaign's id")]
 CampaigncallId = Annotated[str, Path(description="the campaigncall's id")]
 AccessKeyId = Annotated[str, Path(description="the access key's id")]
+ChannelId = Annotated[str, Path(description="the channel's id")]
 
 
 def parse_id(value: str, field: str = "id") -> uuid.UUID:

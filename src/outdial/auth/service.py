@@ -64,13 +64,18 @@ class AuthService:
 
     async def signing_secret(self, configured: str | None) -> str:
         """The configured secret, else the one kept in the database (made on first start)."""
+        return await self.server_secret(JWT_SECRET_NAME, configured)
+
+    async def server_secret(self, name: str, configured: str | None) -> str:
+        """A secret of the server: the configured one, else the one kept in the database under
+        `name` (made on first start), so that every process sharing the database agrees."""
         if configured:
             return configured
         await self._serialize_bootstrap()
-        stored = await self.repo.get_secret(JWT_SECRET_NAME)
+        stored = await self.repo.get_secret(name)
         if stored is None:
             stored = secrets.token_urlsafe(48)
-            self.repo.add(ServerSecret(name=JWT_SECRET_NAME, value=stored))
+            self.repo.add(ServerSecret(name=name, value=stored))
             await self.repo.flush()
         return stored
 

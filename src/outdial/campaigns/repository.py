@@ -1,13 +1,14 @@
 """SQL for outplans, campaigns and campaigncalls."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.db.paging import Page, PageRequest, fetch_page
-from outdial.models import Campaign, Campaigncall, Outplan
+from outdial.models import Campaign, Campaigncall, OutdialTarget, Outplan
 
 # Statuses in which a campaign may have attempts in flight and keeps using its outplan.
 ACTIVE_STATUSES = ("run", "stopping")
@@ -62,6 +63,25 @@ class CampaignRepository:
             Campaign.customer_id == customer_id, Campaign.tm_delete.is_(None)
         )
         return await fetch_page(self.session, query, Campaign, page)
+
+    async def destination_types(
+        self, outdial_id: uuid.UUID, slots: Sequence[int]
+    ) -> set[str]:
+        """The destination types the outdial's live targets hold in `slots`."""
+        found: set[str] = set()
+        for n in slots:
+            column = OutdialTarget.__table__.c[f"destination_{n}"]
+            kinds = await self.session.scalars(
+                select(column["type"].as_string())
+                .where(
+                    OutdialTarget.outdial_id == outdial_id,
+                    OutdialTarget.tm_delete.is_(None),
+                    column.is_not(None),
+                )
+                .distinct()
+            )
+            found.update(kind for kind in kinds if kind)
+        return found
 
     async def active_campaigns_on_outdial(
         self, outdial_id: uuid.UUID, *, for_update: bool = False

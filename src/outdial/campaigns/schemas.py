@@ -58,6 +58,12 @@ class DialInfo(Body):
     max_try_count_2: int = Field(0, description=MAX_TRY_COUNT.format(n=2))
     max_try_count_3: int = Field(0, description=MAX_TRY_COUNT.format(n=3))
     max_try_count_4: int = Field(0, description=MAX_TRY_COUNT.format(n=4))
+    sip_channel_id: Id | None = Field(
+        None, description="channel dialing tel and sip destinations (sip or simulated); "
+        "nil UUID: none; left out: kept (none on creation)")
+    email_channel_id: Id | None = Field(
+        None, description="channel sending to email destinations (smtp or simulated); "
+        "nil UUID: none; left out: kept (none on creation)")
 
     def max_try_counts(self) -> list[int]:
         return [getattr(self, f"max_try_count_{n}") for n in range(5)]
@@ -89,6 +95,10 @@ class OutplanOut(BaseModel):
     tm_create: str = Field(description=TM_CREATE)
     tm_update: str | None = Field(description=TM_UPDATE)
     tm_delete: str | None = Field(description=TM_DELETE)
+    sip_channel_id: uuid.UUID = Field(
+        description="the channel dialing tel and sip destinations; the nil UUID: none")
+    email_channel_id: uuid.UUID = Field(
+        description="the channel sending to email destinations; the nil UUID: none")
 
     @classmethod
     def of(cls, row: Outplan) -> "OutplanOut":
@@ -101,6 +111,7 @@ class OutplanOut(BaseModel):
             max_try_count_4=row.max_try_count_4,
             tm_create=format_timestamp(row.tm_create), tm_update=format_timestamp(row.tm_update),
             tm_delete=format_timestamp(row.tm_delete),
+            sip_channel_id=row.sip_channel_id, email_channel_id=row.email_channel_id,
         )
 
 
@@ -108,11 +119,12 @@ class OutplanOut(BaseModel):
 
 
 class Action(Body):
-    """One step kept for the dialer (what to do when answered), e.g. play a message."""
+    """One step for the dialer: what to do when a call is answered, or the email to send."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [_ACTION_EXAMPLE]})
 
-    type: str = Field(description="what to do, e.g. talk or play")
+    type: str = Field(description="answer, talk, play, beep, sleep, digits_receive, hangup or "
+                      "email_send")
     option: dict[str, Any] = Field(default_factory=dict, description="the step's settings")
 
 
@@ -243,6 +255,17 @@ class CampaigncallOut(BaseModel):
     outcome: str = Field(description="how it ended: answered, busy, no_answer, rejected, failed, "
                                      "canceled, unreachable or invalid_destination")
     tm_end: str | None = Field(description="when it ended, UTC; `9999-01-01 00:00:00.000000` until then")
+    channel_id: uuid.UUID = Field(
+        description="the channel that placed it; the nil UUID: the server's simulated dialer")
+    channel_type: str = Field(description='sip, smtp or simulated ("": the outplan had no '
+                                          "channel for the destination's type)")
+    sip_code: int = Field(description="the final SIP response code; 0: none came")
+    sip_reason: str = Field(description="the final SIP response's reason phrase")
+    hangup_by: str = Field(description='who ended an answered call: callee or us ("": none)')
+    digits: str = Field(description="the DTMF keys the callee pressed")
+    smtp_code: int = Field(description="the relay's last reply code; 0: none came")
+    smtp_reply: str = Field(description="the relay's last reply, or why it was not reached")
+    message_id: str = Field(description="the Message-ID of the email the relay took")
 
     @classmethod
     def of(cls, row: Campaigncall) -> "CampaigncallOut":
@@ -258,4 +281,7 @@ class CampaigncallOut(BaseModel):
             tm_create=format_timestamp(row.tm_create), tm_update=format_timestamp(row.tm_update),
             tm_delete=format_timestamp(row.tm_delete),
             outcome=row.outcome, tm_end=format_timestamp(row.tm_end),
+            channel_id=row.channel_id, channel_type=row.channel_type, sip_code=row.sip_code,
+            sip_reason=row.sip_reason, hangup_by=row.hangup_by, digits=row.digits,
+            smtp_code=row.smtp_code, smtp_reply=row.smtp_reply, message_id=row.message_id,
         )

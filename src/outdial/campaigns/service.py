@@ -16,6 +16,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.service import Principal
+from outdial.campaigns.actions import EMAIL_ACTION, check_action
 from outdial.campaigns.repository import CampaignRepository
 from outdial.campaigns.schemas import (
     Action,
@@ -25,6 +26,9 @@ from outdial.campaigns.schemas import (
     OutplanCreate,
     ResourceInfo,
 )
+from outdial.channels.repository import ChannelRepository
+from outdial.channels.schemas import CHANNEL_OF_DESTINATION
+from outdial.channels.service import referenced_channel
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -60,10 +64,9 @@ def check_one_of(field: str, value: str, accepted: tuple[str, ...]) -> str:
 
 
 def check_actions(actions: list[Action]) -> list[dict[str, object]]:
-    """The shape was checked on the way in; an action also needs a type to mean anything."""
+    """The shape was checked on the way in; each action must be one this service runs."""
     for index, action in enumerate(actions):
-        if not action.type:
-            raise InvalidArgument(f"actions.{index}.type", "must not be empty")
+        check_action(index, action.type, action.option)
     return [{"type": action.type, "option": action.option} for action in actions]
 
 
@@ -88,8 +91,10 @@ class OutplanService:
         outplan = Outplan(
             id=uuid.uuid4(), customer_id=principal.customer_id, name=body.name,
             detail=body.detail, tm_create=self.clock.now(),
+            sip_channel_id=NIL_UUID, email_channel_id=NIL_UUID,
         )
         self._apply_dial_info(outplan, body)
+        await self._apply_channels(principal, outplan, body)
         self.repo.add(outplan)
         await self.repo.flush()
         return outplan
@@ -126,6 +131,7 @@ class OutplanService:
     ) -> Outplan:
         outplan = await self.live_outplan(principal, outplan_id)
         self._apply_dial_info(outplan, body)
+        await self._apply_channels(principal, outplan, body)
         outplan.tm_update = self.clock.now()
         return outplan
 
@@ -142,6 +148,13 @@ class OutplanService:
             )
         outplan.tm_delete = outplan.tm_update = self.clock.now()
         return outplan
+
+    async def _apply_channels(self, principal: Principal, outplan: Outplan, body: DialInfo) -> None:
+        """The channels named (a field left out keeps its channel), each checked."""
+        for field in ("sip_channel_id", "email_channel_id"):
+            if (channel_id := getattr(body, field)) is not None:
+                checked = await referenced_channel(self.repo.session, principal, field, channel_id)
+                setattr(outplan, field, checked)
 
     @staticmethod
     def _apply_dial_info(outplan: Outplan, body: DialInfo) -> None:
@@ -165,6 +178,7 @@ class CampaignService:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self.repo = CampaignRepository(session)
         self.outdials = OutdialRepository(session)
+        self.channels = ChannelRepository(session)
         self.session = session
         self.clock = clock
 
@@ -402,6 +416,43 @@ class CampaignService:
         if outdial.campaign_id != campaign.id:
             # Linked again if someone pointed the outdial elsewhere (or nowhere) meanwhile.
             outdial.campaign_id, outdial.tm_update = campaign.id, self.clock.now()
+        await self._channels_ready(principal, campaign, outplan, outdial)
+
+    async def _channels_ready(
+        self, principal: Principal, campaign: Campaign, outplan: Outplan, outdial: Outdial
+    ) -> None:
+        """An outplan that names channels must have one for every destination type the
+        outdial holds in a slot it tries: no silent fallback to simulation."""
+        slots = {"sip_channel_id": outplan.sip_channel_id,
+                 "email_channel_id": outplan.email_channel_id}
+        if all(channel_id == NIL_UUID for channel_id in slots.values()):
+            return  # no channel at all: the server's simulated dialer (the quick start)
+        tried = [n for n in range(DESTINATION_SLOTS) if outplan.max_try_count(n) > 0]
+        held = await self.repo.destination_types(outdial.id, tried)
+        for kind in sorted(held):
+            slot = CHANNEL_OF_DESTINATION[kind]
+            if slots[slot] == NIL_UUID:
+                raise InvalidArgument(
+                    slot, f"campaign {campaign.id} cannot run: outdial {outdial.id} holds {kind} "
+                    f"destinations and outplan {outplan.id} has no channel for {kind} "
+                    f"(set its {slot})", "CHANNEL_MISSING",
+                )
+            channel = await self.channels.get_channel(
+                principal.customer_id, slots[slot], for_update=True
+            )
+            if channel is None or channel.tm_delete is not None:
+                raise FailedPrecondition(
+                    f"campaign {campaign.id} cannot run: channel {slots[slot]} of outplan "
+                    f"{outplan.id} is deleted", "CHANNEL_DELETED",
+                )
+            if kind == "email" and channel.type == "smtp" and not any(
+                a.get("type") == EMAIL_ACTION for a in campaign.actions or []
+            ):
+                raise InvalidArgument(
+                    "actions", f"campaign {campaign.id} cannot run: outdial {outdial.id} holds "
+                    "email destinations and the campaign has no email_send action (the "
+                    "message to send)", "EMAIL_ACTION_MISSING",
+                )
 
 
 class CampaigncallService:

@@ -136,6 +136,12 @@ COLUMNS: dict[str, list[Column]] = {
         Column("tries", lambda p: per_slot(p, "max_try_count"), True),
         Column("created", _field("tm_create"), True),
     ],
+    "channel": [
+        Column("id", _field("id"), True), Column("name", _field("name")),
+        Column("type", _field("type"), True),
+        Column("host", lambda c: str((c.get("settings") or {}).get("host", ""))),
+        Column("created", _field("tm_create"), True),
+    ],
     "campaign": [
         Column("id", _field("id"), True), Column("name", _field("name")),
         Column("status", _field("status"), True), Column("outdial", _field("outdial_id"), True),
@@ -166,6 +172,7 @@ LEFT_OUT_FIRST: dict[str, list[str]] = {
     "target": ["created", "tries", "status"],
     "outplan": ["created", "source", "interval", "tries"],
     "campaign": ["created", "outplan", "outdial", "end"],
+    "channel": ["created", "host"],
     "campaigncall": ["created", "target", "result", "try", "status"],
     "campaigncall_brief": ["result", "at", "try"],
 }

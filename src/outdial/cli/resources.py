@@ -360,14 +360,20 @@ DialTimeoutOpt = Annotated[int | None, typer.Option(help="ms to wait for an answ
 TryIntervalOpt = Annotated[int | None, typer.Option(help="ms between attempts of one target")]
 MaxTryOpt = Annotated[list[int] | None, typer.Option(
     "--max-try-count", help="attempts on destination_0, then _1, … (repeat in slot order)")]
+SipChannelOpt = Annotated[str | None, typer.Option(
+    "--sip-channel", help="channel dialing tel and sip destinations (nil UUID: none)")]
+EmailChannelOpt = Annotated[str | None, typer.Option(
+    "--email-channel", help="channel sending to email destinations (nil UUID: none)")]
 
 
 def _dial_info(source: str | None, dial_timeout: int | None, try_interval: int | None,
-               max_try_count: list[int] | None) -> dict[str, Any]:
+               max_try_count: list[int] | None, sip_channel: str | None = None,
+               email_channel: str | None = None) -> dict[str, Any]:
     if max_try_count and len(max_try_count) > 5:
         raise typer.BadParameter("at most 5 values (slots 0-4)", param_hint="--max-try-count")
     info = _set({}, dial_timeout=dial_timeout, try_interval=try_interval,
-                source=None if source is None else infer_address(source, "--source"))
+                source=None if source is None else infer_address(source, "--source"),
+                sip_channel_id=sip_channel, email_channel_id=email_channel)
     for slot, count in enumerate(max_try_count or []):
         info[f"max_try_count_{slot}"] = count
     return info
@@ -387,11 +393,13 @@ def outplans_create(
     detail: Annotated[str, typer.Option()] = "",
     source: SourceOpt = None, dial_timeout: DialTimeoutOpt = None,
     try_interval: TryIntervalOpt = None, max_try_count: MaxTryOpt = None,
+    sip_channel: SipChannelOpt = None, email_channel: EmailChannelOpt = None,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Create an outplan; values not given take the server's defaults."""
     body = {"name": name, "detail": detail,
-            **_dial_info(source, dial_timeout, try_interval, max_try_count)}
+            **_dial_info(source, dial_timeout, try_interval, max_try_count, sip_channel,
+                         email_channel)}
     with connect(url, token) as client:
         Output(as_json).item(client.post(path("outplans"), body))
 
@@ -411,10 +419,12 @@ def outplans_update(
     detail: Annotated[str | None, typer.Option()] = None,
     source: SourceOpt = None, dial_timeout: DialTimeoutOpt = None,
     try_interval: TryIntervalOpt = None, max_try_count: MaxTryOpt = None,
+    sip_channel: SipChannelOpt = None, email_channel: EmailChannelOpt = None,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Change an outplan; fields not given are kept."""
-    info = _dial_info(source, dial_timeout, try_interval, max_try_count)
+    info = _dial_info(source, dial_timeout, try_interval, max_try_count, sip_channel,
+                      email_channel)
     if name is None and detail is None and not info:
         raise typer.BadParameter("give at least one field to change")
     with connect(url, token) as client:
@@ -567,6 +577,104 @@ def campaigns_calls(campaign_id: Annotated[str, typer.Argument(metavar="ID")],
     with connect(url, token) as client:
         Output(as_json).items("campaigncall",
                               *client.pages(path("campaigns", campaign_id, "campaigncalls"), limit))
+
+
+# --- channels ----------------------------------------------------------------------------------
+
+channels_app = typer.Typer(help="Channels: SIP trunks, SMTP relays and simulated channels.",
+                           no_args_is_help=True)
+SettingsOpt = Annotated[str | None, typer.Option(
+    "--settings-json", help='the type\'s settings as JSON, e.g. {"host": "sip.example.net"}')]
+AskPasswordOpt = Annotated[bool, typer.Option(
+    "--ask-password", help="ask for the channel's password (kept out of the shell history)")]
+
+
+def _channel_settings(settings_json: str | None, ask_password: bool) -> dict[str, Any]:
+    settings = _json_option(settings_json, "--settings-json") or {}
+    if not isinstance(settings, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--settings-json")
+    if ask_password:
+        settings["password"] = typer.prompt("password", hide_input=True, err=True)
+    return settings
+
+
+@channels_app.command("list")
+def channels_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                  as_json: JsonOpt = False) -> None:
+    """List channels, newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("channel", *client.pages(path("channels"), limit))
+
+
+@channels_app.command("create")
+def channels_create(
+    channel_type: Annotated[Literal["sip", "smtp", "simulated"], typer.Option("--type")],
+    name: Annotated[str, typer.Option()] = "",
+    detail: Annotated[str, typer.Option()] = "",
+    settings_json: SettingsOpt = None, ask_password: AskPasswordOpt = False,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create a channel; settings not given take the server's defaults."""
+    body = {"name": name, "detail": detail, "type": channel_type,
+            "settings": _channel_settings(settings_json, ask_password)}
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(path("channels"), body))
+
+
+@channels_app.command("get")
+def channels_get(channel_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one channel (its password is never shown, only whether it has one)."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.get(path("channels", channel_id)))
+
+
+@channels_app.command("update")
+def channels_update(
+    channel_id: Annotated[str, typer.Argument(metavar="ID")],
+    name: Annotated[str | None, typer.Option()] = None,
+    detail: Annotated[str | None, typer.Option()] = None,
+    settings_json: Annotated[str | None, typer.Option(
+        "--settings-json", help="settings to change, as JSON; the others are kept")] = None,
+    ask_password: AskPasswordOpt = False,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Change a channel; fields and settings not given are kept (the password too)."""
+    changes = _channel_settings(settings_json, ask_password)
+    if name is None and detail is None and not changes:
+        raise typer.BadParameter("give at least one of --name, --detail, --settings-json, "
+                                 "--ask-password")
+    with connect(url, token) as client:
+        here = path("channels", channel_id)
+        current = client.get(here)
+        settings = {k: v for k, v in current["settings"].items()
+                    if k not in ("password", "has_password")}
+        body = _set({"name": current["name"], "detail": current["detail"]},
+                    name=name, detail=detail)
+        Output(as_json).item(client.put(here, {**body, "settings": {**settings, **changes}}))
+
+
+@channels_app.command("delete")
+def channels_delete(channel_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete a channel that no running campaign uses."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.delete(path("channels", channel_id)))
+
+
+@channels_app.command("check")
+def channels_check(channel_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                   token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Try the channel now (SMTP: connect, TLS, AUTH; SIP: OPTIONS); exit 1 if it failed."""
+    with connect(url, token) as client:
+        answer = client.post(path("channels", channel_id, "check"), {})
+    if as_json:
+        print_json(answer)
+    else:
+        (console if answer["ok"] else err_console).print(
+            f"{'ok' if answer['ok'] else 'failed'}: {answer['detail']}")
+    if not answer["ok"]:
+        raise typer.Exit(1)
 
 
 # --- import, export, stats ---------------------------------------------------------------------
@@ -933,6 +1041,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(targets_app, name="targets")
     app.add_typer(outplans_app, name="outplans")
     app.add_typer(campaigns_app, name="campaigns")
+    app.add_typer(channels_app, name="channels")
     app.command("import")(import_file)
     app.add_typer(imports_app, name="imports")
     app.command()(export)

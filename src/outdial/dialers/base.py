@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from outdial.outdials.destinations import dial_uri
 
@@ -51,6 +51,14 @@ class Attempt:
     target_data: str
     # Called by the dialer when the callee answers (stops the dial_timeout).
     answered: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
+    # The target's name and detail (message templates use them).
+    target_name: str = ""
+    target_detail: str = ""
+
+
+class HangupBy(StrEnum):
+    CALLEE = "callee"
+    US = "us"
 
     @property
     def uri(self) -> str:
@@ -61,12 +69,25 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How an attempt ended, with how long it rang and how long it talked (ms)."""
+    """How an attempt ended, with how long it rang and how long it talked (ms).
+
+    The optional fields are what a real channel knows beyond the kind: the final SIP response
+    (`sip_code`, `sip_reason`), who ended an answered call, the keys the callee pressed, and an
+    SMTP relay's reply and the Message-ID of the email it took. Each is recorded on the
+    campaigncall under the same name.
+    """
 
     kind: OutcomeKind
     ring_ms: int = 0
     talk_ms: int = 0
     detail: str = ""
+    sip_code: int | None = None
+    sip_reason: str | None = None
+    hangup_by: HangupBy | None = None
+    digits: str | None = None
+    smtp_code: int | None = None  # the relay's last reply code
+    smtp_reply: str | None = None  # the relay's text, or why it could not be reached
+    message_id: str | None = None  # the Message-ID of an email the relay accepted
 
     @property
     def succeeded(self) -> bool:
@@ -89,12 +110,23 @@ class InvalidDestination(DialerError):
     outcome = OutcomeKind.INVALID_DESTINATION
 
 
+class CheckResult(NamedTuple):
+    """What trying a channel now found: reachable and accepted (ok), and what happened."""
+
+    ok: bool
+    detail: str
+
+
 class Dialer(abc.ABC):
     """Places attempts. One instance serves every attempt of an engine, concurrently."""
 
     @abc.abstractmethod
     async def dial(self, attempt: Attempt) -> Outcome:
         """Place the attempt and return when it has ended (cancellation hangs it up)."""
+
+    async def check(self) -> CheckResult:
+        """Try the channel now (connect, authenticate) without placing an attempt."""
+        return CheckResult(True, "nothing to check: this channel has no peer")
 
     async def aclose(self) -> None:
         """Release the channel's resources."""

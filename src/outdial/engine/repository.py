@@ -1,10 +1,19 @@
-"""All SQL of the engine: take a campaign's turn (settle + claim), close attempts, leases."""
+"""All SQL of the engine: take a campaign's turn (settle + claim), close attempts, leases.
+
+Each attempt is routed to a channel as it is claimed: `tel` and `sip` destinations to the
+outplan's SIP channel, `email` to its email channel; an outplan with no channel at all dials
+through the server's simulated dialer (channel_id nil, channel_type `simulated`). A channel's
+pacing (a trunk's max_calls and max_calls_per_second, a relay's max_messages_per_second) is
+counted from the database under the channel's row lock, so it holds across every campaign and
+worker, as a campaign's concurrency and dial_rate do under the campaign's.
+"""
 
 import datetime as dt
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
@@ -21,13 +30,16 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from outdial.dialers.base import OutcomeKind
+from outdial.channels.schemas import CHANNEL_OF_DESTINATION
+from outdial.dialers.base import Outcome, OutcomeKind
 from outdial.engine.rules import SLOTS, call_result, choose_destination
-from outdial.models import Campaign, Campaigncall, Outdial, OutdialTarget, Outplan
+from outdial.models import Campaign, Campaigncall, Channel, Outdial, OutdialTarget, Outplan
 from outdial.models.base import NIL_UUID
 
 TARGETS = OutdialTarget.__table__
@@ -39,6 +51,9 @@ IN_FLIGHT = CALLS.c.status != "done"
 DUE = func.coalesce(TARGETS.c.next_attempt_at, TARGETS.c.tm_create)
 # SQLite and PostgreSQL both cap the parameters of one statement; stay well under.
 CHUNK = 500
+# How long a claim waits for a channel's row lock (another claim on the same trunk) before it
+# gives the campaign's turn up for this round.
+CHANNEL_LOCK_TIMEOUT_MS = 2000
 
 Limits = tuple[int, ...]
 
@@ -77,6 +92,11 @@ class Claimed:
     target_data: str
     limits: Limits
     try_interval: int  # ms
+    target_name: str = ""
+    target_detail: str = ""
+    channel_id: uuid.UUID = NIL_UUID
+    channel_type: str = "simulated"  # "" when the outplan has no channel for the destination
+    channel_revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +109,29 @@ class Closing:
     tm_end: dt.datetime
     limits: Limits
     try_interval: int  # ms, from this end to the target's next attempt
+    report: Outcome | None = None  # what the channel said (SIP code, SMTP reply …)
+
+
+@dataclass
+class Route:
+    """Where a destination type's attempts go, and how many more the channel takes now
+    (None: no limit)."""
+
+    channel_id: uuid.UUID
+    channel_type: str
+    revision: int = 0
+    room: int | None = None
+
+    def take(self) -> bool:
+        if self.room is None:
+            return True
+        if self.room <= 0:
+            return False
+        self.room -= 1
+        return True
+
+
+SIMULATED = Route(NIL_UUID, "simulated")
 
 
 async def active_campaign_ids(session: AsyncSession) -> list[uuid.UUID]:
@@ -163,8 +206,12 @@ async def take_turn(
     )
     room = min(most, campaign.concurrency - in_flight, campaign.dial_rate - started)
     if room > 0:
+        routes = await _routes(session, outplan, now)
+        if routes is None:  # another claim holds the trunk: this campaign waits a round
+            return []
         claimed = await _claim_targets(
-            session, campaign, outplan, outdial, limits, room, worker_id, now, lease_seconds
+            session, campaign, outplan, outdial, limits, room, worker_id, now,
+            lease_seconds, routes,
         )
 
     if (
@@ -190,6 +237,89 @@ def _can_dial(campaign: Campaign, outplan: Outplan, outdial: Outdial) -> bool:
 def _set_status(campaign: Campaign, status: str, now: dt.datetime) -> None:
     campaign.status = status
     campaign.tm_update = now
+
+
+async def _routes(
+    session: AsyncSession, outplan: Outplan, now: dt.datetime
+) -> dict[str, Route] | None:
+    """The route of each destination type under `outplan`, each channel locked and its room
+    counted; None if a channel's lock could not be had in time."""
+    slots = {"sip_channel_id": outplan.sip_channel_id, "email_channel_id": outplan.email_channel_id}
+    if all(channel_id == NIL_UUID for channel_id in slots.values()):
+        return dict.fromkeys(CHANNEL_OF_DESTINATION, SIMULATED)
+    ids = sorted({channel_id for channel_id in slots.values() if channel_id != NIL_UUID})
+    channels = await _lock_channels(session, ids)
+    if channels is None:
+        return None
+    by_slot: dict[str, Route] = {}
+    routes: dict[uuid.UUID, Route] = {}
+    for slot, channel_id in slots.items():
+        channel = channels.get(channel_id)
+        if channel_id not in routes and channel is not None:
+            routes[channel_id] = await _channel_route(session, channel, now)
+        # No channel for this slot: its attempts fail, saying so (never a silent simulation).
+        by_slot[slot] = routes.get(channel_id) or Route(NIL_UUID, "")
+    return {kind: by_slot[slot] for kind, slot in CHANNEL_OF_DESTINATION.items()}
+
+
+async def _lock_channels(
+    session: AsyncSession, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Channel] | None:
+    """Lock the channels' rows in id order (two claims never deadlock), waiting at most
+    CHANNEL_LOCK_TIMEOUT_MS on PostgreSQL; None when that ran out. SQLite has one writer."""
+    query = (
+        select(Channel)
+        .where(Channel.id.in_(ids))
+        .order_by(Channel.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if session.bind.dialect.name != "postgresql":
+        return {c.id: c for c in await session.scalars(query)}
+    previous = await session.scalar(text("SELECT current_setting('lock_timeout')"))
+    set_timeout = text("SELECT set_config('lock_timeout', :value, true)")
+    try:
+        async with session.begin_nested():  # a timed-out lock rolls back this savepoint only
+            await session.execute(set_timeout, {"value": f"{CHANNEL_LOCK_TIMEOUT_MS}ms"})
+            rows = {c.id: c for c in await session.scalars(query)}
+    except DBAPIError as error:
+        if getattr(error.orig, "sqlstate", None) != "55P03":  # lock_not_available
+            raise
+        return None
+    await session.execute(set_timeout, {"value": previous})
+    return rows
+
+
+async def _channel_route(session: AsyncSession, channel: Channel, now: dt.datetime) -> Route:
+    """The channel's route, with its room: a trunk's calls in flight and calls started in the
+    last second, a relay's messages started in the last second, counted over every campaign."""
+    route = Route(channel.id, channel.type, channel.revision)
+    if channel.tm_delete is not None:
+        route.room = 0
+        return route
+    settings = channel.settings
+    most_in_flight = settings.get("max_calls") if channel.type == "sip" else None
+    most_per_second = settings.get(
+        "max_calls_per_second" if channel.type == "sip" else "max_messages_per_second"
+    )
+    if channel.type == "simulated":
+        return route
+    room = None
+    if isinstance(most_in_flight, int):
+        in_flight = await session.scalar(
+            select(func.count()).select_from(CALLS).where(CALLS.c.channel_id == channel.id, IN_FLIGHT)
+        ) or 0
+        room = most_in_flight - in_flight
+    if isinstance(most_per_second, int):
+        started = await session.scalar(
+            select(func.count()).select_from(CALLS).where(
+                CALLS.c.channel_id == channel.id,
+                CALLS.c.tm_create > now - dt.timedelta(seconds=1),
+            )
+        ) or 0
+        room = most_per_second - started if room is None else min(room, most_per_second - started)
+    route.room = room
+    return route
 
 
 async def _has_pending_targets(
@@ -220,7 +350,10 @@ def claim_query(
     slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
     count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
     return (
-        select(TARGETS.c.id, TARGETS.c.data, *slot_columns, *count_columns)
+        select(
+            TARGETS.c.id, TARGETS.c.data, TARGETS.c.name, TARGETS.c.detail,
+            *slot_columns, *count_columns,
+        )
         .where(
             TARGETS.c.outdial_id == outdial_id,
             TARGETS.c.tm_delete.is_(None),
@@ -251,6 +384,7 @@ async def _claim_targets(
     worker_id: str,
     now: dt.datetime,
     lease_seconds: float,
+    routes: dict[str, Route],
 ) -> list[Claimed]:
     rows = (
         await session.execute(claim_query(outdial.id, limits, outplan.try_interval, now, room))
@@ -262,9 +396,12 @@ async def _claim_targets(
     claimed: list[Claimed] = []
     width = len(SLOTS)
     for row in rows:
-        destinations, counts = row[2 : 2 + width], row[2 + width : 2 + 2 * width]
+        destinations, counts = row[4 : 4 + width], row[4 + width : 4 + 2 * width]
         slot = choose_destination(destinations, counts, limits)
         if slot is None:  # the SQL filter and the rule disagree: never claim on a doubt
+            continue
+        route = routes.get(destinations[slot].get("type"), Route(NIL_UUID, ""))
+        if not route.take():  # the channel is full this round; the target waits for the next
             continue
         by_slot[slot].append(row.id)
         claimed.append(
@@ -282,8 +419,15 @@ async def _claim_targets(
                 target_data=row.data,
                 limits=limits,
                 try_interval=outplan.try_interval,
+                target_name=row.name,
+                target_detail=row.detail,
+                channel_id=route.channel_id,
+                channel_type=route.channel_type,
+                channel_revision=route.revision,
             )
         )
+    if not claimed:
+        return []
     for slot, ids in by_slot.items():
         column = TARGETS.c[f"try_count_{slot}"]
         await session.execute(
@@ -314,6 +458,8 @@ async def _claim_targets(
                 "destination": c.destination,
                 "destination_index": c.destination_index,
                 "try_count": c.try_count,
+                "channel_id": c.channel_id,
+                "channel_type": c.channel_type,
                 "worker_id": worker_id,
                 "tm_lease_expire": lease_expire,
                 "tm_end": None,
@@ -410,6 +556,7 @@ async def _close_attempts(
             tm_end=bindparam("b_tm_end"),
             tm_update=now,
             tm_lease_expire=None,
+            **{name: bindparam(f"b_{name}") for name in REPORTED},
         ),
         [
             {
@@ -417,6 +564,7 @@ async def _close_attempts(
                 "b_result": call_result(c.outcome),
                 "b_outcome": c.outcome.value,
                 "b_tm_end": c.tm_end,
+                **_reported(c.report or Outcome(c.outcome)),
             }
             for c in closings
         ],
@@ -466,6 +614,25 @@ async def renew_leases(
         .returning(CALLS.c.id)
     )
     return set(rows)
+
+
+# What a channel says about an attempt, written on its campaigncall under the same names.
+REPORTED = ("sip_code", "sip_reason", "hangup_by", "digits", "smtp_code", "smtp_reply",
+            "message_id")
+
+
+NUMERIC_REPORTS = ("sip_code", "smtp_code")
+
+
+def _reported(report: Outcome) -> dict[str, Any]:
+    """The report's fields as columns: what the channel did not say is 0 or ""."""
+    values: dict[str, Any] = {}
+    for name in REPORTED:
+        value = getattr(report, name)
+        if value is None:
+            value = 0 if name in NUMERIC_REPORTS else ""
+        values[f"b_{name}"] = value.value if isinstance(value, Enum) else value
+    return values
 
 
 def _chunks(ids: Sequence[uuid.UUID]) -> list[Sequence[uuid.UUID]]:

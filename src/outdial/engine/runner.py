@@ -4,6 +4,9 @@ import asyncio
 import logging
 import signal
 
+from outdial.auth.service import AuthService
+from outdial.channels.dialing import ChannelDialers, server_builders
+from outdial.channels.secrets import CHANNEL_KEY_NAME, SecretBox
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database, Limits
 from outdial.dialers import build_dialer
@@ -23,17 +26,20 @@ class BackgroundEngine:
         self._task = asyncio.create_task(engine.run(self._stop), name="outdial engine")
 
     @classmethod
-    def start(cls, settings: Settings, clock: Clock) -> "BackgroundEngine":
+    def start(cls, settings: Settings, clock: Clock, secrets: SecretBox) -> "BackgroundEngine":
         """An engine on sessions of its own (engine_database), not the API's pool."""
         dialer = build_dialer(settings, clock)
         database = engine_database(settings)
-        return cls(Engine(database, dialer, clock, EngineConfig.from_settings(settings)))
+        channels = ChannelDialers(database, secrets, clock, server_builders(settings))
+        return cls(Engine(
+            database, dialer, clock, EngineConfig.from_settings(settings), channels=channels
+        ))
 
     async def stop(self) -> None:
         """Stop claiming, let attempts in flight end (or cancel them after the grace period)."""
         self._stop.set()
         await self._task
-        await self.engine.dialer.aclose()
+        await self.engine.aclose_dialers()
         await self.engine.database.dispose()
 
 
@@ -54,9 +60,21 @@ async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    engine: Engine | None = None
     try:
         await upgrade_database(database)
-        await Engine(database, dialer, clock, EngineConfig.from_settings(settings)).run(stop)
+        async with database.transaction() as session:
+            key = await AuthService(session, clock).server_secret(
+                CHANNEL_KEY_NAME, settings.channel_secret_key
+            )
+        channels = ChannelDialers(database, SecretBox(key), clock, server_builders(settings))
+        engine = Engine(
+            database, dialer, clock, EngineConfig.from_settings(settings), channels=channels
+        )
+        await engine.run(stop)
     finally:
-        await dialer.aclose()
+        if engine is not None:
+            await engine.aclose_dialers()
+        else:
+            await dialer.aclose()
         await database.dispose()

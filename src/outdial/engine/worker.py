@@ -14,11 +14,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from outdial.channels.dialing import ChannelDialers
 from outdial.clock import Clock
 from outdial.db import Database, busy_reason
-from outdial.dialers.base import Attempt, Dialer, DialerError, OutcomeKind
+from outdial.dialers.base import (
+    Attempt,
+    Dialer,
+    DialerError,
+    DialerUnavailable,
+    Outcome,
+    OutcomeKind,
+)
 from outdial.engine import repository as repo
 from outdial.engine.repository import Claimed, Closing
+from outdial.models.base import NIL_UUID
 from outdial.settings import Settings
 
 log = logging.getLogger("outdial.engine")
@@ -53,7 +62,11 @@ def new_worker_id() -> str:
 
 
 class Engine:
-    """Dials every running campaign of one database, alongside any number of other engines."""
+    """Dials every running campaign of one database, alongside any number of other engines.
+
+    An attempt goes to the dialer of the channel it was claimed for (`channels`); an attempt
+    of an outplan with no channel at all goes to `dialer`, the server's simulated dialer.
+    """
 
     def __init__(
         self,
@@ -63,9 +76,11 @@ class Engine:
         config: EngineConfig | None = None,
         *,
         worker_id: str | None = None,
+        channels: ChannelDialers | None = None,
     ) -> None:
         self.database = database
         self.dialer = dialer
+        self.channels = channels
         self.clock = clock
         self.config = config or EngineConfig()
         self.worker_id = worker_id or new_worker_id()
@@ -80,6 +95,12 @@ class Engine:
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
+
+    async def aclose_dialers(self) -> None:
+        """Release every dialer's connections (once the engine has stopped)."""
+        await self.dialer.aclose()
+        if self.channels is not None:
+            await self.channels.aclose()
 
     # -- one round ---------------------------------------------------------------------------
 
@@ -208,8 +229,10 @@ class Engine:
             outdial_data=claimed.outdial_data,
             target_data=claimed.target_data,
             answered=on_answer,
+            target_name=claimed.target_name,
+            target_detail=claimed.target_detail,
         )
-        dial = asyncio.ensure_future(self._dial(attempt))
+        dial = asyncio.ensure_future(self._dial(claimed, attempt))
         try:
             await asyncio.wait({dial, timer}, return_when=asyncio.FIRST_COMPLETED)
             if dial.done():
@@ -219,36 +242,47 @@ class Engine:
             else:
                 dial.cancel()
                 await asyncio.wait({dial})
-                outcome = OutcomeKind.NO_ANSWER
+                outcome = Outcome(OutcomeKind.NO_ANSWER, ring_ms=claimed.dial_timeout)
         except asyncio.CancelledError:
             dial.cancel()
             if self._releasing:  # shutting down: hung up, and written down as such
-                self._finish(claimed, OutcomeKind.CANCELED)
+                self._finish(claimed, Outcome(OutcomeKind.CANCELED))
             raise
         finally:
             timer.cancel()
         self._finish(claimed, outcome)
 
-    async def _dial(self, attempt: Attempt) -> OutcomeKind:
+    async def _dial(self, claimed: Claimed, attempt: Attempt) -> Outcome:
         try:
-            return (await self.dialer.dial(attempt)).kind
+            if claimed.channel_id == NIL_UUID:
+                if claimed.channel_type != "simulated":
+                    raise DialerUnavailable(
+                        f"the outplan has no channel for {attempt.destination.get('type')} "
+                        "destinations"
+                    )
+                return await self.dialer.dial(attempt)
+            if self.channels is None:
+                raise DialerUnavailable("this engine was started without channel dialers")
+            async with self.channels.use(claimed.channel_id, claimed.channel_revision) as dialer:
+                return await dialer.dial(attempt)
         except DialerError as error:
             log.info("attempt %s: %s", attempt.campaigncall_id, error)
-            return error.outcome
+            return Outcome(error.outcome, detail=str(error))
         except Exception:
             # A broken dialer fails this attempt only, never the campaign.
             log.exception("attempt %s: the dialer failed", attempt.campaigncall_id)
-            return OutcomeKind.FAILED
+            return Outcome(OutcomeKind.FAILED, detail="the dialer failed")
 
-    def _finish(self, claimed: Claimed, outcome: OutcomeKind) -> None:
+    def _finish(self, claimed: Claimed, outcome: Outcome) -> None:
         self._finished.append(
             Closing(
                 claimed.campaigncall_id,
                 claimed.target_id,
-                outcome,
+                outcome.kind,
                 self.clock.now(),
                 claimed.limits,
                 claimed.try_interval,
+                report=outcome,
             )
         )
         self._ended.set()

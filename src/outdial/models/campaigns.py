@@ -25,6 +25,10 @@ class Outplan(Base):
     max_try_count_2: Mapped[int] = mapped_column(default=0)
     max_try_count_3: Mapped[int] = mapped_column(default=0)
     max_try_count_4: Mapped[int] = mapped_column(default=0)
+    # The channels that dial tel/sip and email destinations; both nil: the server's simulated
+    # dialer (the quick start).
+    sip_channel_id: Mapped[uuid.UUID] = mapped_column(default=NIL_UUID)
+    email_channel_id: Mapped[uuid.UUID] = mapped_column(default=NIL_UUID)
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]
@@ -92,6 +96,16 @@ class Campaigncall(Base):
     destination: Mapped[dict | None]
     destination_index: Mapped[int]
     try_count: Mapped[int]
+    # Which channel placed the attempt (nil: the server's simulated dialer) and what it said.
+    channel_id: Mapped[uuid.UUID] = mapped_column(default=NIL_UUID)
+    channel_type: Mapped[str] = mapped_column(String(16), default="simulated")
+    sip_code: Mapped[int] = mapped_column(default=0)  # the final SIP response code; 0: none
+    sip_reason: Mapped[str] = mapped_column(default="")
+    hangup_by: Mapped[str] = mapped_column(String(16), default="")  # callee, us, or ""
+    digits: Mapped[str] = mapped_column(default="")  # DTMF keys the callee pressed
+    smtp_code: Mapped[int] = mapped_column(default=0)  # the relay's last reply code; 0: none
+    smtp_reply: Mapped[str] = mapped_column(default="")  # its text, or why no reply came
+    message_id: Mapped[str] = mapped_column(default="")  # Message-ID of the email sent
     # Internal: the engine process holding the attempt, and until when its claim is good.
     worker_id: Mapped[str] = mapped_column(String(64), default="")
     tm_lease_expire: Mapped[dt.datetime | None]
@@ -115,6 +129,12 @@ class Campaigncall(Base):
             "ix_campaigncalls_in_flight", "campaign_id", "tm_lease_expire",
             sqlite_where=text("status <> 'done'"), postgresql_where=text("status <> 'done'"),
         ),
+        # A channel's pacing: its attempts in flight and those started in the last second.
+        Index(
+            "ix_campaigncalls_channel_in_flight", "channel_id",
+            sqlite_where=text("status <> 'done'"), postgresql_where=text("status <> 'done'"),
+        ),
+        Index("ix_campaigncalls_channel_started", "channel_id", "tm_create"),
     )
 
 

@@ -1,0 +1,1 @@
+"""Channels: the SIP trunks, SMTP relays and simulated channels that campaigns dial through."""

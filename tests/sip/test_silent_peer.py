@@ -1,0 +1,101 @@
+"""A trunk that never answers: INVITE retransmitted on RFC 3261's schedule, then `unreachable`."""
+
+import asyncio
+import uuid
+
+from outdial.dialers.base import Attempt, OutcomeKind
+from outdial.dialers.sip import SipDialer, SipTrunk
+from outdial.sip.message import parse
+from outdial.sip.transaction import TimerConfig
+from tests.sip.sipp import free_port
+
+
+class Recorder(asyncio.DatagramProtocol):
+    """A silent peer: notes when each datagram arrives, answers nothing."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, bytes]] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.arrivals.append((asyncio.get_running_loop().time(), data))
+
+
+def attempt(dial_timeout: int = 120_000) -> Attempt:
+    return Attempt(
+        campaigncall_id=uuid.uuid4(),
+        target_id=uuid.uuid4(),
+        destination={"type": "tel", "target": "+15551234567"},
+        destination_index=0,
+        try_count=1,
+        source=None,
+        dial_timeout=dial_timeout,
+        actions=[],
+        outdial_data="",
+        target_data="",
+    )
+
+
+async def test_silent_udp_peer_gets_the_rfc_schedule_then_unreachable() -> None:
+    # Real time with the RFC's T1 = 500 ms: the schedule is the point (about 32 s).
+    loop = asyncio.get_running_loop()
+    recorder = Recorder()
+    port = free_port()
+    peer, _ = await loop.create_datagram_endpoint(lambda: recorder, local_addr=("127.0.0.1", port))
+    dialer = SipDialer(SipTrunk(host="127.0.0.1", port=port))
+    try:
+        outcome = await asyncio.wait_for(dialer.dial(attempt()), 40)
+        ended = loop.time()
+    finally:
+        await dialer.aclose()
+        peer.close()
+    assert outcome.kind is OutcomeKind.UNREACHABLE
+    assert outcome.sip_code is None
+    messages = [parse(data) for _, data in recorder.arrivals]
+    assert {m.method for m in messages} == {"INVITE"}  # no CANCEL: nothing provisional came
+    assert len({m.to_bytes() for m in messages}) == 1  # retransmissions are the same request
+    first = recorder.arrivals[0][0]
+    offsets = [at - first for at, _ in recorder.arrivals]
+    expected = [0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5]  # Timer A doubling from T1
+    assert len(offsets) == len(expected), offsets
+    for got, want in zip(offsets, expected, strict=True):
+        assert abs(got - want) < 0.2, offsets
+    assert abs((ended - first) - 32.0) < 0.5  # Timer B = 64*T1
+
+
+async def test_silent_tcp_peer_gets_one_invite_then_unreachable() -> None:
+    # Over a reliable transport there is no retransmission; Timer B still bounds the wait.
+    received: list[bytes] = []
+    done: list[asyncio.Future[None]] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        closed = asyncio.get_running_loop().create_future()
+        done.append(closed)
+        while data := await reader.read(65536):
+            received.append(data)
+        writer.close()
+        await writer.wait_closed()
+        closed.set_result(None)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    trunk = SipTrunk(host="127.0.0.1", port=port, transport="tcp")
+    dialer = SipDialer(trunk, timer_config=TimerConfig(t1=0.05))  # Timer B = 3.2 s
+    try:
+        outcome = await asyncio.wait_for(dialer.dial(attempt()), 10)
+    finally:
+        await dialer.aclose()
+        await asyncio.wait_for(asyncio.gather(*done), 5)  # the peer saw us close
+        server.close()
+    assert outcome.kind is OutcomeKind.UNREACHABLE
+    assert b"".join(received).count(b"INVITE sip:") == 1
+
+
+async def test_refused_tcp_connection_is_a_channel_failure() -> None:
+    port = free_port()
+    dialer = SipDialer(SipTrunk(host="127.0.0.1", port=port, transport="tcp"))
+    try:
+        outcome = await asyncio.wait_for(dialer.dial(attempt()), 10)
+    finally:
+        await dialer.aclose()
+    assert outcome.kind is OutcomeKind.FAILED
+    assert "cannot connect over TCP" in outcome.detail
