@@ -124,14 +124,16 @@ async def test_packets_leave_every_20_ms_in_order(session: RtpSession, peers) ->
     assert b"".join(data[12:] for _, data, _ in audio) == clip.encoded("PCMU")
     assert [n for n, h in enumerate(heads) if h[0]] == ([0, first_audio] if first_audio else [0])
     assert all(len(data) == 172 for _, data, _ in packets)
-    # On time: packet n arrives at its slot, origin + n × 20 ms, where the origin is the timeline
-    # that no packet beat (packets are never early); no drift over the whole stream.
+    # On time, measured so that a busy shared machine delaying a few packets does not count:
+    # packet n is never ahead of origin + n × 20 ms (origin: the timeline no packet beat), the
+    # typical gap is 20 ms, lateness does not grow over the stream (no drift), and no burst.
     times = [t for t, _, _ in packets]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert abs(statistics.median(gaps) - 0.020) < 0.001
     origin = min(t - 0.020 * n for n, t in enumerate(times))
-    lateness = sorted(t - origin - 0.020 * n for n, t in enumerate(times))
-    assert statistics.median(lateness) < 0.003
-    assert lateness[int(len(lateness) * 0.95)] < 0.010
-    assert abs((times[-1] - times[0]) / (len(times) - 1) - 0.020) < 0.0005
+    lateness = [t - origin - 0.020 * n for n, t in enumerate(times)]
+    assert statistics.median(lateness[-10:]) - statistics.median(lateness[:10]) < 0.005
+    assert max(sum(1 for t in times if abs(t - u) < 0.002) for u in times) <= MAX_CATCH_UP
     assert session.stats.packets_sent == len(packets)
 
 
