@@ -222,6 +222,7 @@ async def bare_loop(targets: int) -> dict[str, Any]:
                     OutcomeKind.ANSWERED if draw.random() < 0.55 else OutcomeKind.BUSY,
                     clock.now(),
                     c.limits,
+                    c.try_interval,
                 )
                 for c in claimed
             ]

@@ -6,7 +6,8 @@
     ├── PermissionDenied     authenticated, but not allowed       (PERMISSION_DENIED)
     ├── NotFound             missing, or another tenant's         (NOT_FOUND)
     ├── AlreadyExists        a unique thing already there         (ALREADY_EXISTS)
-    └── FailedPrecondition   the resource's state forbids it      (FAILED_PRECONDITION)
+    ├── FailedPrecondition   the resource's state forbids it      (FAILED_PRECONDITION)
+    └── Unavailable          busy now, retry shortly              (UNAVAILABLE)
 """
 
 
@@ -53,3 +54,8 @@ class AlreadyExists(OutdialError):
 class FailedPrecondition(OutdialError):
     status = "FAILED_PRECONDITION"
     default_reason = "FAILED_PRECONDITION"
+
+
+class Unavailable(OutdialError):
+    status = "UNAVAILABLE"
+    default_reason = "SERVICE_UNAVAILABLE"

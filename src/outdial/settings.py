@@ -5,6 +5,8 @@ import os
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from outdial.timestamps import TimeFormat
+
 
 class Settings(BaseSettings):
     """Everything a process needs to know; built once at start-up and passed down."""
@@ -23,7 +25,29 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(default=2 * 1024**3, gt=0)
     # Processes that check imported rows; 0 checks them in the serving process.
     import_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
+    # An import job's lease: renewed while it runs; a job whose lease ran out is declared failed.
+    import_lease_seconds: float = Field(default=30.0, gt=0)
+    # How long a deduping import waits for another deduping import into the same outdial to end.
+    import_dedupe_wait_seconds: float = Field(default=300.0, ge=0)
+    # Rejected rows kept in a job's full report (…/errors); further ones are only counted.
+    import_error_rows: int = Field(default=100_000, ge=0)
     log_level: str = "info"
+    # How responses, page tokens and exports write times: VoIPbin's original form (the
+    # tutorial's) or its current RFC 3339 with null for unset times.
+    time_format: TimeFormat = "tutorial"
+
+    # -- waiting on the database: every wait is bounded, and a request that runs out of patience
+    # answers 503 SERVICE_UNAVAILABLE (with Retry-After) instead of hanging --------------------
+    # How long a request waits for a free connection of its pool.
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
+    # How long a statement waits for a lock: a row lock on PostgreSQL (lock_timeout), the
+    # database's write lock on SQLite (busy_timeout).
+    db_lock_timeout_seconds: float = Field(default=3.0, gt=0)
+    # Longest statement (PostgreSQL statement_timeout), for the API's and the engine's sessions.
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    # PostgreSQL: an engine session idle inside a transaction this long (its process hangs) is
+    # ended by the server, so the locks it held are freed for the other workers.
+    engine_idle_in_transaction_seconds: float = Field(default=10.0, gt=0)
 
     # -- the dialing engine ------------------------------------------------------------------
     # `outdial serve` runs the engine beside the API unless this is off (then run `outdial worker`).

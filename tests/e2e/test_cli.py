@@ -194,7 +194,10 @@ def test_a_stored_token_is_never_sent_to_another_url(server: Server, anonymous: 
     result = anonymous("outdials", "list", "--url", other_name)
 
     assert result.code == 1
-    assert "AUTHENTICATION_REQUIRED" in result.stderr
+    # Said as what happened, not as a bare "a credential is required".
+    assert f"no token was sent to {other_name}" in result.stderr
+    assert f"the stored login is for {server.url}" in result.stderr
+    assert f"outdial login --url {other_name}" in result.stderr
 
 
 def test_logout_forgets_the_token(server: Server, anonymous: Cli) -> None:
@@ -373,6 +376,17 @@ def test_usage_errors_exit_2_before_any_request(anonymous: Cli, args: list[str])
     assert "cannot reach" not in result.stderr
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1:8080", "localhost:8080"])
+def test_an_address_without_its_scheme_is_a_usage_error_naming_the_fix(
+    anonymous: Cli, address: str
+) -> None:
+    result = anonymous("outdials", "list", "--url", address)
+
+    assert result.code == 2, result.stderr
+    assert f"http://{address}" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
 # --- outplans and campaigns (engine.md §1) -------------------------------------------------------
 
 def test_outplans_crud(server: Server, cli: Cli) -> None:
@@ -544,6 +558,35 @@ def test_watch_once_prints_one_frame(server: Server, cli: Cli) -> None:
     assert list(frame) == ["campaign", "stats", "campaigncalls"]
     assert frame["campaign"]["id"] == campaign["id"] and frame["campaigncalls"] == []
     assert "e2e run" in table and "latest attempts" in table
+
+
+def test_watch_in_an_80_by_24_terminal_shows_the_attempts(server: Server, cli: Cli) -> None:
+    campaign = make_campaign(server, cli, targets=6)
+    cli.ok("campaigns", "run", campaign["id"])
+    wait_for_status(cli, campaign["id"], "stop")
+    calls = cli.json("campaigns", "calls", campaign["id"])["result"]
+    small = Cli(cli.config, {**cli.env, "COLUMNS": "80", "LINES": "24"})
+
+    frame = small.ok("watch", campaign["id"], "--once").stdout.splitlines()
+
+    assert len(calls) == 6
+    assert len(frame) < 24 and max(len(line) for line in frame) <= 80
+    for attempt in calls:  # each number whole, on one line
+        assert any(attempt["destination"]["target"] in line for line in frame), frame
+
+
+def test_a_list_in_80_columns_keeps_ids_and_numbers_whole(server: Server, cli: Cli) -> None:
+    outdial_id = server.outdial("narrow")
+    made = [server.target(outdial_id, "+442071838750", "Alice Bartholomew-Smithson the third"),
+            server.target(outdial_id, "+8613800138000", "Bob")]
+    small = Cli(cli.config, {**cli.env, "COLUMNS": "80"})
+
+    lines = small.ok("targets", "list", "--outdial", outdial_id).stdout.splitlines()
+
+    assert max(len(line) for line in lines) <= 80
+    for target in made:
+        assert any(target["id"] in line for line in lines), lines
+        assert any(target["destination_0"]["target"] in line for line in lines), lines
 
 
 def test_watch_follows_a_campaign_until_it_stops(server: Server, cli: Cli) -> None:

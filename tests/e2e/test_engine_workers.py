@@ -1,5 +1,5 @@
 """Several `outdial worker` processes on one PostgreSQL: nothing lost, doubled or rushed, even
-when one of them is killed mid-campaign."""
+when one of them is killed mid-campaign, or frozen while it holds a campaign's lock."""
 
 import asyncio
 import datetime as dt
@@ -8,15 +8,18 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
-from outdial.clock import utcnow
+from outdial.clock import SystemClock, utcnow
 from outdial.db import Database
 from outdial.engine.audit import audit_campaign
 from outdial.migrations import upgrade_database
@@ -221,3 +224,211 @@ async def test_a_killed_workers_attempts_are_taken_over_after_their_lease(
     earliest = killed_at + dt.timedelta(seconds=LEASE_SECONDS - LEASE_SECONDS / 3 - 0.2)
     assert all(c.tm_end >= earliest for c in taken_over)
     assert all(c.result == "fail" for c in taken_over)
+
+
+# -- a hung worker -------------------------------------------------------------------------------
+
+IDLE_IN_TRANSACTION_SECONDS = 2.0
+
+
+async def campaign_row_is_locked(database: Database, campaign_id: uuid.UUID) -> bool:
+    async with database.engine.connect() as connection:
+        try:
+            await connection.execute(
+                text("SELECT 1 FROM campaigns WHERE id = :id FOR UPDATE NOWAIT"), {"id": campaign_id}
+            )
+        except DBAPIError as error:
+            assert getattr(error.orig, "sqlstate", None) == "55P03", error
+            return True
+        finally:
+            await connection.rollback()
+    return False
+
+
+async def in_flight_of(database: Database, pid: int) -> int:
+    async with database.transaction() as session:
+        workers = await session.scalars(
+            select(Campaigncall.worker_id).where(Campaigncall.status != "done").distinct()
+        )
+        mine = [w for w in workers if w.split(":")[1] == str(pid)]
+        return (
+            await session.scalar(
+                select(func.count())
+                .select_from(Campaigncall)
+                .where(Campaigncall.worker_id.in_(mine), Campaigncall.status != "done")
+            )
+            or 0
+        )
+
+
+async def session_ended(database: Database, pid: int) -> dt.datetime:
+    """When the worker's session idle in its transaction is gone (polled every 50 ms)."""
+    async with database.engine.connect() as connection:
+        while True:
+            left = await connection.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+                "AND state = 'idle in transaction'"), {"name": f"outdial engine {pid}"})
+            await connection.rollback()  # a transaction sees one snapshot of pg_stat_activity
+            if not left:
+                return utcnow()
+            await asyncio.sleep(0.05)
+
+
+async def resumed_without(
+    database: Database, frozen: int, other: int, frozen_at: dt.datetime
+) -> bool:
+    """The frozen worker holds no attempt any more and the other one dials."""
+    if await in_flight_of(database, frozen):
+        return False
+    async with database.transaction() as session:
+        workers = await session.scalars(select(Campaigncall.worker_id).distinct())
+        mine = [w for w in workers if w.split(":")[1] == str(other)]
+        started = await session.scalar(
+            select(func.count())
+            .select_from(Campaigncall)
+            .where(Campaigncall.worker_id.in_(mine), Campaigncall.tm_create > frozen_at)
+        )
+    return (started or 0) >= 100
+
+
+async def holds_the_campaign(database: Database, pid: int, campaign_id: uuid.UUID) -> bool:
+    """Whether the worker's session sits idle inside the transaction that locked the campaign's
+    row (the row's xmax is that transaction's id)."""
+    async with database.engine.connect() as connection:
+        found = await connection.scalar(text(
+            "SELECT count(*) FROM campaigns c JOIN pg_stat_activity a ON a.backend_xid = c.xmax "
+            "WHERE c.id = :id AND a.application_name = :name "
+            "AND a.state = 'idle in transaction'"),
+            {"id": campaign_id, "name": f"outdial engine {pid}"})
+    return bool(found)
+
+
+async def freeze_while_holding_the_campaign(
+    database: Database, worker: subprocess.Popen[bytes], campaign_id: uuid.UUID
+) -> dt.datetime:
+    """SIGSTOP the worker at a moment it holds the campaign's row lock and attempts in flight:
+    stopped at random, it is caught inside its claim transaction often enough."""
+    draw = random.Random(5)
+    for _ in range(300):
+        worker.send_signal(signal.SIGSTOP)
+        stopped_at = utcnow()
+        await asyncio.sleep(0.02)  # its last statement reaches the server
+        if (
+            await holds_the_campaign(database, worker.pid, campaign_id)
+            and await campaign_row_is_locked(database, campaign_id)
+            and await in_flight_of(database, worker.pid)
+        ):
+            return stopped_at
+        worker.send_signal(signal.SIGCONT)
+        await asyncio.sleep(draw.uniform(0.0, 0.05))
+    raise AssertionError("never caught the worker holding the campaign's lock")
+
+
+async def test_a_frozen_worker_never_freezes_its_campaign_or_the_api(
+    database: Database, workers: Any, postgres_url: str, tmp_path: Path
+) -> None:
+    from outdial.auth.service import AuthService, Permission
+    from tests.e2e.test_serve import Server
+
+    scenario = await seed_campaign(database, 1500, **PLAN)
+    server = Server(
+        {**os.environ, "OUTDIAL_DATABASE_URL": postgres_url, "OUTDIAL_ENGINE_IN_PROCESS": "false",
+         "OUTDIAL_ADMIN_PASSWORD": "admin-pw-123"},
+        tmp_path / "serve.log",
+    )
+    try:
+        async with database.transaction() as session:  # an admin of the campaign's customer
+            await AuthService(session, SystemClock()).create_agent(
+                scenario.customer_id, "ops", "ops-password-1", Permission.ADMIN
+            )
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            login = await http.post("/auth/login", json={"username": "ops", "password": "ops-password-1"})
+            http.params = httpx.QueryParams({"token": login.json()["token"]})
+            await frozen_worker_scenario(database, workers, scenario, http)
+    finally:
+        server.stop()
+
+
+async def frozen_worker_scenario(
+    database: Database, workers: Any, scenario: Any, http: httpx.AsyncClient
+) -> None:
+    # Only a reaper writes `failed`, so the frozen worker's attempts are easy to tell apart.
+    group = workers(sim_p_failed=0, engine_idle_in_transaction_seconds=IDLE_IN_TRANSACTION_SECONDS)
+    victim, other = group.start(), group.start()
+    await scenario.set_status("run")
+
+    async def under_way() -> bool:
+        async with database.transaction() as session:
+            done = select(func.count()).select_from(Campaigncall).where(Campaigncall.status == "done")
+            return (await session.scalar(done) or 0) >= 50
+
+    await wait_for(under_way, 120, group)
+    campaign = f"/v1.0/campaigns/{scenario.campaign_id}"
+    reads = ["/v1.0/outdials", f"/v1.0/outdials/{scenario.outdial_id}/targets", campaign,
+             f"{campaign}/campaigncalls", "/v1.0/campaigncalls"]
+    # A server that has been serving a while: its pools hold open connections.
+    await asyncio.gather(*[http.get(path) for path in reads * 4],
+                         *[http.put(f"{campaign}/status", json={"status": "run"}) for _ in range(20)])
+
+    frozen_at = await freeze_while_holding_the_campaign(database, victim, scenario.campaign_id)
+    try:
+        slowest: dict[str, float] = {}
+
+        async def timed(method: str, path: str, **kwargs: Any) -> httpx.Response:
+            started = time.perf_counter()
+            response = await http.request(method, path, **kwargs)
+            took = time.perf_counter() - started
+            slowest[path] = max(slowest.get(path, 0.0), took)
+            return response
+
+        # Status changes wait for the campaign's lock, which the frozen worker holds until the
+        # server ends its session: they answer (200, or 503 to retry) instead of hanging, and
+        # never hold up the reads.
+        changes = [
+            asyncio.create_task(timed("PUT", f"{campaign}/status", json={"status": "run"}))
+            for _ in range(25)
+        ]
+        await asyncio.sleep(0.3)  # they reach the server and queue on the lock
+        released = asyncio.create_task(session_ended(database, victim.pid))
+        while not await resumed_without(database, victim.pid, other.pid, frozen_at):
+            assert (utcnow() - frozen_at).total_seconds() < 120, "the campaign did not resume"
+            group.assert_running()
+            for path in reads:
+                response = await timed("GET", path)
+                assert response.status_code == 200, response.text
+            health = await timed("GET", "/health")
+            assert health.status_code == 200, health.text
+            await asyncio.sleep(0.1)
+        for change in await asyncio.gather(*changes):
+            assert change.status_code in (200, 503), change.text
+            if change.status_code == 503:
+                assert change.json()["error"]["reason"] == "SERVICE_UNAVAILABLE"
+        assert all(slowest[path] < 1 for path in [*reads, "/health"]), slowest
+        # Bounded, if not by one lock timeout: 25 requests queue on one row, and PostgreSQL
+        # counts the lock timeout per wait (the row's queue, then its holder), for each of the
+        # three rows a `run` locks (campaign, outplan, outdial); plus the pool's 3 s.
+        assert slowest[f"{campaign}/status"] < 3 + 3 * 2 * 3 + 3
+        # The server ended the frozen worker's transaction, and with it its locks.
+        assert (await released - frozen_at).total_seconds() < IDLE_IN_TRANSACTION_SECONDS + 2
+    finally:
+        victim.send_signal(signal.SIGCONT)
+
+    # The frozen worker wakes up to find its attempts taken over: its late outcomes are dropped,
+    # and it works on beside the other one until the campaign ends.
+    await wait_for(lambda: campaign_stopped(database, scenario.campaign_id), 180, group)
+    group.stop_all()
+    assert [p.returncode for p in group.processes] == [0, 0]
+    async with database.transaction() as session:
+        assert await audit_campaign(session, scenario.campaign_id) == []
+        calls = list(await session.scalars(select(Campaigncall)))
+    by_pid: dict[str, list[Campaigncall]] = {}
+    for call in calls:
+        by_pid.setdefault(call.worker_id.split(":")[1], []).append(call)
+    taken_over = [c for c in by_pid[str(victim.pid)] if c.outcome == "failed"]
+    assert taken_over, "the frozen worker had attempts in flight"
+    # (Some may have been taken over earlier: stopped and woken again and again until caught,
+    # the worker may have missed a renewal before the freeze that counts.)
+    assert any(c.tm_end > frozen_at for c in taken_over)
+    assert all(c.result == "fail" for c in taken_over)
+    resumed = [c for c in by_pid[str(other.pid)] if c.tm_create > frozen_at]
+    assert resumed, "the other worker never dialed"

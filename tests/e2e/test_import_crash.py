@@ -20,6 +20,7 @@ from tests import databases
 
 pytestmark = pytest.mark.slow
 ROWS = 60_000
+LEASE_SECONDS = 3
 ADMIN = {"username": "admin", "password": "admin-password-1"}
 
 
@@ -49,7 +50,9 @@ class Server:
         self.env = {**os.environ, "OUTDIAL_DATABASE_URL": database_url,
                     "OUTDIAL_ADMIN_USERNAME": ADMIN["username"],
                     "OUTDIAL_ADMIN_PASSWORD": ADMIN["password"],
-                    "OUTDIAL_SECRET_KEY": "e2e-signing-key-that-is-long-enough-for-hs256"}
+                    "OUTDIAL_SECRET_KEY": "e2e-signing-key-that-is-long-enough-for-hs256",
+                    # Short, so that a killed server's job is failed within the test.
+                    "OUTDIAL_IMPORT_LEASE_SECONDS": str(LEASE_SECONDS)}
         self.log = open(tmp_path / "server.log", "ab")  # noqa: SIM115
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -82,7 +85,7 @@ class Server:
 
 
 def job_rows(database_url: str) -> list[Any]:
-    """The import jobs as the database has them (the API cannot list them)."""
+    """The import jobs as the database has them."""
     sql = "SELECT status, rows_total FROM import_jobs"
     if database_url.startswith("sqlite"):
         import sqlite3
@@ -150,7 +153,11 @@ def test_kill_mid_import_leaves_nothing_then_a_full_import_lands_everything(
         http = httpx.Client(base_url=server.url, timeout=120)
         token = http.post("/auth/login", json=ADMIN).json()["token"]
         params = {"token": token}
-        assert [status for status, _ in job_rows(database_url)] == ["failed"]
+        # The killed server's job fails once its lease has run out (the new server's reaper).
+        deadline = time.monotonic() + LEASE_SECONDS * 5
+        while [status for status, _ in job_rows(database_url)] != ["failed"]:
+            assert time.monotonic() < deadline, job_rows(database_url)
+            time.sleep(0.1)
         stats = http.get(f"/v1.0/outdials/{outdial}/stats", params=params).json()
         assert stats["targets"] == 0
 
@@ -162,3 +169,40 @@ def test_kill_mid_import_leaves_nothing_then_a_full_import_lands_everything(
         http.close()
     finally:
         server.stop()
+
+
+def test_a_second_server_on_the_same_database_leaves_a_running_import_alone(
+    database_url: str, tmp_path: Path,
+) -> None:
+    first, second = Server(database_url, tmp_path), Server(database_url, tmp_path)
+    first.start()
+    try:
+        http = httpx.Client(base_url=first.url, timeout=120)
+        params = {"token": http.post("/auth/login", json=ADMIN).json()["token"]}
+        outdial = http.post("/v1.0/outdials", json={"name": "two servers"}, params=params).json()["id"]
+        stalled, resume = threading.Event(), threading.Event()
+        answer: list[httpx.Response] = []
+
+        def stalling_upload() -> Iterator[bytes]:
+            for n, piece in enumerate(upload_lines()):
+                if n == 10:
+                    stalled.set()
+                    resume.wait(60)  # while the second server starts
+                yield piece
+
+        sender = threading.Thread(target=lambda: answer.append(http.post(
+            f"/v1.0/outdials/{outdial}/imports", content=stalling_upload(), params=params,
+            headers={"Content-Type": "text/csv"})))
+        sender.start()
+        assert stalled.wait(60)
+        second.start()  # fails, at start-up, the jobs whose lease has expired: not this one
+        assert [status for status, _ in job_rows(database_url)] == ["running"]
+        resume.set()
+        sender.join(120)
+        job = answer[0].json()
+        assert (job["status"], job["rows_imported"]) == ("done", ROWS), job
+        http.close()
+    finally:
+        resume.set()
+        first.stop()
+        second.stop()

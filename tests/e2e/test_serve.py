@@ -48,9 +48,9 @@ class Server:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        """SIGTERM, and a graceful shutdown (uvicorn re-raises the signal once it is done)."""
+        """SIGTERM, a graceful shutdown, and exit status 0."""
         self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
+        assert self.process.wait(timeout=30) == 0, self.log.read_text()
         assert "Application shutdown complete" in self.log.read_text()
 
 

@@ -143,3 +143,114 @@ async def test_manager_may_use_the_api_and_plain_agent_may_not(api: Api, app: ob
     agent = await add_agent(app, clock, me, "agent2", "agent")
     assert (await api.get("/v1.0/outdials", token=manager)).status_code == 200
     assert_error(await api.get("/v1.0/outdials", token=agent), 403, "PERMISSION_DENIED")
+
+
+# -- access keys die with their agent ------------------------------------------------------------
+
+async def _key_of(api: Api, token: str) -> dict:
+    response = await api.post("/v1.0/accesskeys", token=token, json={"name": "script", "expire": 3600})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_an_access_key_is_refused_once_its_agent_is_deleted(
+    api: Api, app: object, clock: FakeClock
+) -> None:
+    me = (await api.post("/v1.0/outdials", json={})).json()["customer_id"]
+    manager = await add_agent(app, clock, me, "key-maker", "manager")
+    key = (await _key_of(api, manager))["token"]
+    # A key made with that key belongs to the same agent.
+    second = (await _key_of(api, key))["token"]
+    for credential in (key, second):
+        assert (await api.get("/v1.0/outdials", token=credential)).status_code == 200
+    from outdial.auth.service import AuthService
+
+    async with app.state.database.transaction() as session:  # type: ignore[attr-defined]
+        await AuthService(session, clock).delete_agent("key-maker")
+    for credential in (key, second):
+        assert_error(await api.get("/v1.0/outdials", token=credential), 401, "INVALID_CREDENTIALS")
+        assert_error(await api.get("/v1.0/outdials", params={"accesskey": credential}, token=""),
+                     401, "INVALID_CREDENTIALS")
+    # The admin's own credentials are untouched, and the key list no longer shows the dead keys.
+    assert (await api.get("/v1.0/outdials")).status_code == 200
+    assert (await api.get("/v1.0/accesskeys")).json()["result"] == []
+
+
+async def test_an_access_key_acts_with_its_agents_permission_of_the_moment(
+    api: Api, app: object, clock: FakeClock
+) -> None:
+    me = (await api.post("/v1.0/outdials", json={})).json()["customer_id"]
+    manager = await add_agent(app, clock, me, "demoted", "manager")
+    key = (await _key_of(api, manager))["token"]
+    assert (await api.get("/v1.0/outdials", token=key)).status_code == 200
+    from sqlalchemy import update
+
+    from outdial.models import Agent
+
+    async with app.state.database.transaction() as session:  # type: ignore[attr-defined]
+        await session.execute(update(Agent).where(Agent.username == "demoted").values(permission="agent"))
+    assert_error(await api.get("/v1.0/outdials", token=key), 403, "PERMISSION_DENIED")
+
+
+async def test_a_key_made_before_keys_had_an_owner_still_works(api: Api, app: object) -> None:
+    """The migration leaves older keys without an agent: they act as their customer's admin."""
+    created = await _access_key(api)
+    from sqlalchemy import update
+
+    from outdial.models import AccessKey
+
+    async with app.state.database.transaction() as session:  # type: ignore[attr-defined]
+        await session.execute(update(AccessKey).values(agent_id=None))
+    assert (await api.get("/v1.0/outdials", token=created["token"])).status_code == 200
+
+
+# -- a login token's expiry must be a finite number ---------------------------------------------
+
+def _signed(claims_json: str, secret: str) -> str:
+    """A token signed with the server's key whose claims are written by hand (PyJWT's encoder
+    would refuse NaN)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(raw: bytes) -> bytes:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=")
+
+    signing_input = b64(b'{"alg":"HS256","typ":"JWT"}') + b"." + b64(claims_json.encode())
+    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + b64(signature)).decode()
+
+
+@pytest.mark.parametrize("exp", ["NaN", "Infinity", "-Infinity", "1e400", '"9999999999"', "true",
+                                 "null", "[9999999999]"])
+async def test_a_token_whose_exp_is_not_a_finite_number_is_refused(
+    api: Api, app: object, exp: str
+) -> None:
+    me = (await api.get("/v1.0/accesskeys")).status_code
+    assert me == 200
+    from sqlalchemy import select
+
+    from outdial.models import Agent
+
+    async with app.state.database.transaction() as session:  # type: ignore[attr-defined]
+        admin = (await session.scalars(select(Agent).where(Agent.username == ADMIN_USERNAME))).one()
+    secret = app.state.signing_secret  # type: ignore[attr-defined]
+    good = _signed(f'{{"sub":"{admin.id}","exp":9999999999}}', secret)
+    assert (await api.get("/v1.0/outdials", token=good)).status_code == 200
+    forged = _signed(f'{{"sub":"{admin.id}","exp":{exp}}}', secret)
+    assert_error(await api.get("/v1.0/outdials", token=forged), 401, "INVALID_CREDENTIALS")
+
+
+async def test_an_agent_deleted_by_other_means_takes_its_keys_too(
+    api: Api, app: object, clock: FakeClock
+) -> None:
+    """Authentication looks at the agent itself, not only at the keys deleted with it."""
+    me = (await api.post("/v1.0/outdials", json={})).json()["customer_id"]
+    key = (await _key_of(api, await add_agent(app, clock, me, "gone", "manager")))["token"]
+    from sqlalchemy import update
+
+    from outdial.models import Agent
+
+    async with app.state.database.transaction() as session:  # type: ignore[attr-defined]
+        await session.execute(update(Agent).where(Agent.username == "gone").values(tm_delete=clock.now()))
+    assert_error(await api.get("/v1.0/outdials", token=key), 401, "INVALID_CREDENTIALS")

@@ -2,7 +2,10 @@
 
 import datetime as dt
 
+from sqlalchemy import text
+
 from outdial.dialers import MockDialer, Outcome, OutcomeKind
+from outdial.engine.repository import claim_query
 from outdial.models import OutdialTarget
 from tests.engine_support import (
     HangingDialer,
@@ -233,3 +236,48 @@ async def test_targets_of_other_outdials_are_not_dialed(database, clock) -> None
     assert await run_round(make_engine(database, scripted_dialer(), clock)) == 1
     assert (await other.target(other.target_ids[0])).status == "idle"
     assert (await mine.target(mine.target_ids[0])).status == "done"
+
+
+async def test_targets_are_claimed_earliest_due_first_retries_and_new_ones_alike(
+    database, clock
+) -> None:
+    """A never-tried target is due since its creation, a retry at its last end + try_interval;
+    claims go by that time, so a due retry neither jumps ahead of targets due before it nor
+    waits behind targets that became due after it."""
+    scenario = await make_campaign(
+        database, clock, targets=[[A]], max_try_counts=(2, 0, 0, 0, 0), try_interval=10000
+    )
+    retry = scenario.target_ids[0]
+    engine = make_engine(
+        database, scripted_dialer({A["target"]: [BUSY]}), clock, claim_batch=1
+    )
+    assert await run_round(engine) == 1  # A busy at t0: due again at t0 + 10 s
+    assert (await scenario.target(retry)).next_attempt_at == clock.now() + dt.timedelta(seconds=10)
+    clock.advance(5)
+    earlier = await scenario.add_target(B)  # due at t0 + 5 s
+    clock.advance(7)
+    later = await scenario.add_target(C)  # due at t0 + 12 s
+
+    order, seen = [], {c.id for c in await scenario.calls()}
+    for _ in range(3):  # one claim a round, all at the same instant t0 + 12 s
+        assert await run_round(engine) == 1
+        [new] = [c for c in await scenario.calls() if c.id not in seen]
+        seen.add(new.id)
+        order.append(new.outdial_target_id)
+    assert order == [earlier, retry, later]
+
+
+async def test_the_claim_reads_the_due_index_in_order(database, clock) -> None:
+    """The claim is one query along ix_outdial_targets_due, in its order: no sort."""
+    scenario = await make_campaign(database, clock, targets=[[A], [B]])
+    query = claim_query(scenario.outdial_id, (1, 0, 0, 0, 0), 60000, clock.now(), 5)
+    async with database.transaction() as session:
+        sql = str(query.compile(session.bind, compile_kwargs={"literal_binds": True}))
+        if database.is_sqlite:
+            rows = (await session.execute(text(f"EXPLAIN QUERY PLAN {sql}"))).all()
+            plan = " ".join(str(r) for r in rows)
+            assert "ix_outdial_targets_due" in plan and "TEMP B-TREE" not in plan, plan
+        else:
+            await session.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table
+            plan = " ".join(r[0] for r in (await session.execute(text(f"EXPLAIN {sql}"))).all())
+            assert "ix_outdial_targets_due" in plan and "Sort" not in plan, plan

@@ -53,7 +53,8 @@ async def test_streamed_body_over_one_mebibyte_is_413(api: Api) -> None:
 
 
 async def test_body_just_under_the_limit_is_fine(api: Api) -> None:
-    body = b'{"name": "' + b"x" * (1024 * 1024 - 20) + b'"}'
+    # The bulk sits in a key the body ignores: every field has a length limit of its own.
+    body = b'{"name": "ok", "padding": "' + b"x" * (1024 * 1024 - 40) + b'"}'
     response = await api.post("/v1.0/outdials", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 200
 

@@ -11,6 +11,7 @@ import pytest
 from outdial.cli.client import (
     ApiClient,
     ApiError,
+    BadServerUrl,
     Connection,
     ServerUnreachable,
     config_path,
@@ -143,7 +144,20 @@ def test_options_win_over_the_stored_login(config_file: Path) -> None:
     assert resolve_connection(None, "given") == Connection(URL, "given")
     assert resolve_connection(URL, None) == Connection(URL, "stored")
     # Another server never receives the stored token.
-    assert resolve_connection("http://elsewhere:8080", None) == Connection("http://elsewhere:8080", "")
+    assert resolve_connection("http://elsewhere:8080", None) == Connection(
+        "http://elsewhere:8080", "", token_held_back_for=URL)
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8080", "localhost:8080", "outdial.example.com",
+                                 "ftp://outdial.example.com", "http://", "http:///v1.0"])
+def test_an_address_without_http_or_https_is_refused(config_file: Path, url: str) -> None:
+    with pytest.raises(BadServerUrl, match="http:// or https://"):
+        resolve_connection(url, "t")
+
+
+def test_a_bare_host_and_port_is_answered_with_the_address_to_write(config_file: Path) -> None:
+    with pytest.raises(BadServerUrl, match="as in http://127.0.0.1:8080"):
+        resolve_connection("127.0.0.1:8080", None)
 
 
 def test_without_any_login_the_local_default_is_used(config_file: Path) -> None:

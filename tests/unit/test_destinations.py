@@ -3,7 +3,13 @@
 import pytest
 
 from outdial.errors import InvalidArgument
-from outdial.outdials.destinations import email_problem, sip_problem, tel_problem, validate_destination
+from outdial.outdials.destinations import (
+    dial_uri,
+    email_problem,
+    sip_problem,
+    tel_problem,
+    validate_destination,
+)
 
 
 @pytest.mark.parametrize("number", ["+15559876543", "+442071838750", "+4915112345678", "+81312345678"])
@@ -18,10 +24,16 @@ def test_possible_e164_numbers_pass(number: str) -> None:
     ("+0123456789", "'+' then 2 to 15 digits"),
     ("+1 555 987 6543", "'+' then 2 to 15 digits"),
     ("+9991234567", "country code does not exist"),
+    # 7 digits after +1: libphonenumber's IS_POSSIBLE_LOCAL_ONLY, which no one can dial as is.
+    ("+12025550", "local-only number"),
+    ("+12025550123", None),
 ])
-def test_impossible_numbers_say_why(number: str, why: str) -> None:
+def test_impossible_numbers_say_why(number: str, why: str | None) -> None:
     problem = tel_problem(number)
-    assert problem is not None and why in problem
+    if why is None:
+        assert problem is None
+    else:
+        assert problem is not None and why in problem
 
 
 def test_valid_mode_rejects_numbers_not_in_service() -> None:
@@ -31,13 +43,15 @@ def test_valid_mode_rejects_numbers_not_in_service() -> None:
 
 
 @pytest.mark.parametrize("uri", ["sip:alice@example.com", "sips:alice@example.com:5061", "sip:example.com",
-                                 "sip:+15551234567@10.1.2.3;user=phone", "sip:bob@[2001:db8::1]"])
+                                 "sip:+15551234567@10.1.2.3;user=phone", "sip:bob@[2001:db8::1]",
+                                 "alice@example.com", "bob@10.1.2.3:5060"])
 def test_sip_uris_pass(uri: str) -> None:
     assert sip_problem(uri) is None
 
 
 @pytest.mark.parametrize("uri", ["sip:", "sip:bob@", "http://example.com", "sip:bob@exa mple.com",
-                                 "sip:bob@host:99999", "sip:bob@[not-v6]", "alice@example.com"])
+                                 "sip:bob@host:99999", "sip:bob@[not-v6]", "example.com", "@example.com",
+                                 "alice@", "alice@exa mple.com"])
 def test_bad_sip_uris_fail(uri: str) -> None:
     assert sip_problem(uri) is not None
 
@@ -48,9 +62,35 @@ def test_email_syntax(address: str, ok: bool) -> None:
     assert (email_problem(address) is None) is ok
 
 
-def test_validate_destination_fills_every_key_and_drops_unknown_ones() -> None:
-    stored = validate_destination(3, {"type": "sip", "target": "sip:a@b.c", "extra": 1})
+def test_validate_destination_fills_every_key() -> None:
+    stored = validate_destination(3, {"type": "sip", "target": "sip:a@b.c"})
     assert stored == {"type": "sip", "target": "sip:a@b.c", "target_name": "", "name": "", "detail": ""}
+
+
+def test_validate_destination_refuses_unknown_keys_rather_than_dropping_them() -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate_destination(3, {"type": "sip", "target": "sip:a@b.c", "extra": 1})
+    assert caught.value.field == "destination_3.extra"
+    assert "not an address field" in caught.value.problem
+
+
+@pytest.mark.parametrize("key, value, problem", [
+    ("name", "a\x00b", "NUL"), ("target_name", "\ud800", "lone surrogate"),
+    ("detail", "x" * 4097, "at most 4096"), ("target", "+1" + "5" * 2000, "at most 1024"),
+])
+def test_validate_destination_applies_the_value_rules(key: str, value: str, problem: str) -> None:
+    with pytest.raises(InvalidArgument) as caught:
+        validate_destination(1, {"type": "tel", "target": "+15559876543", key: value})
+    assert caught.value.field == f"destination_1.{key}" and problem in caught.value.problem
+
+
+def test_a_sip_target_written_user_at_host_is_kept_as_given_and_dialed_as_a_sip_uri() -> None:
+    stored = validate_destination(0, {"type": "sip", "target": "alice@example.com"})
+    assert stored is not None and stored["target"] == "alice@example.com"
+    assert dial_uri(stored) == "sip:alice@example.com"
+    assert dial_uri({"type": "sip", "target": "sips:bob@example.com"}) == "sips:bob@example.com"
+    assert dial_uri({"type": "tel", "target": "+15559876543"}) == "tel:+15559876543"
+    assert dial_uri({"type": "email", "target": "a@example.com"}) == "mailto:a@example.com"
 
 
 def test_validate_destination_names_the_slot() -> None:

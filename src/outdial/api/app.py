@@ -7,19 +7,22 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outdial import __version__
 from outdial.api.deps import authenticated
+from outdial.api.docs import install_docs
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
 from outdial.api.routes import auth, campaigncalls, campaigns, health, imports, outdials, outplans
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
 from outdial.clock import Clock, SystemClock
-from outdial.db import Database
+from outdial.db import Database, Limits
 from outdial.engine import BackgroundEngine
-from outdial.imports.service import ImportRunner, recover_abandoned_imports
+from outdial.imports.service import ImportRunner
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
+from outdial.timestamps import TimeFormat, use_time_format
 
 
 async def prepare_database(database: Database, settings: Settings, clock: Clock) -> str:
@@ -38,29 +41,47 @@ async def prepare_database(database: Database, settings: Settings, clock: Clock)
     return secret
 
 
+API_DESCRIPTION = """Outbound dialing lists ("outdials" of targets) and the campaigns that dial them,
+in the VoIPbin wire format.
+
+**Credentials**, checked in this order: `?token=` (a login token from `POST /auth/login`, or an
+access key), `Authorization: Bearer …`, `?accesskey=`. Every `/v1.0` call needs one.
+
+**Errors** come in one envelope, `{"error": {"status", "reason", "message", "request_id"}}`,
+with the same id in the `X-Request-Id` header; a 400 names the field and the reason.
+"""
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     clock = clock or SystemClock()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(settings.database_url)
+        limits = Limits.for_api(settings)
+        database = Database(settings.database_url, limits=limits, role="outdial api")
         app.state.database = database
+        # Reads have connections of their own: writes queued on a lock never starve them.
+        app.state.read_database = Database(settings.database_url, limits=limits,
+                                           role="outdial api reads")
         app.state.signing_secret = await prepare_database(database, settings, clock)
-        await recover_abandoned_imports(database, clock)
-        app.state.imports = ImportRunner(database, clock, settings.import_workers)
-        engine = BackgroundEngine.start(database, settings, clock) if settings.engine_in_process else None
+        app.state.imports = ImportRunner(database, clock, settings)
+        await app.state.imports.start()
+        engine = BackgroundEngine.start(settings, clock) if settings.engine_in_process else None
         try:
             yield
         finally:
             if engine is not None:
                 await engine.stop()
-            app.state.imports.close()
+            await app.state.imports.close()
+            await app.state.read_database.dispose()
             await database.dispose()
 
     app = FastAPI(
-        title="Outdial", version=__version__, lifespan=lifespan,
-        description="Outbound dialing lists and the campaigns that dial them "
-                    "(VoIPbin-compatible wire format).",
+        title="Outdial", version=__version__, lifespan=lifespan, description=API_DESCRIPTION,
+        docs_url=None, redoc_url=None,  # see install_docs: served without a CDN
+        # Operation ids are the route functions' names (create_outdial, …): the method names
+        # of a generated client.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -79,23 +100,54 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)
+    install_docs(app)
 
     install_error_handlers(app)
     app.add_middleware(
         RequestEnvelopeMiddleware, max_body_bytes=settings.max_body_bytes,
         larger_bodies=[("POST", imports.IMPORT_PATH, settings.max_import_bytes)],
     )
+    app.add_middleware(TimeFormatMiddleware, time_format=settings.time_format)
+    app.add_middleware(TrailingSlashMiddleware)  # outermost: every layer sees the one path
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
+class TimeFormatMiddleware:
+    """Every request is answered with the app's OUTDIAL_TIME_FORMAT, streamed bodies included."""
+
+    def __init__(self, app: ASGIApp, time_format: TimeFormat) -> None:
+        self.app = app
+        self.time_format = time_format
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with use_time_format(self.time_format):
+            await self.app(scope, receive, send)
+class TrailingSlashMiddleware:
+    """`/v1.0/outdials/` is served as `/v1.0/outdials`: Starlette would answer 307 with an empty
+    body, which clients that do not follow redirects (or drop the body on them) cannot read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            raw_path = scope.get("raw_path") or path.encode()
+            scope = {**scope, "path": path.rstrip("/") or "/", "raw_path": raw_path.rstrip(b"/") or b"/"}
+        await self.app(scope, receive, send)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, less the 422 it adds by default: this API answers 400 instead."""
+    """FastAPI's document, less the 422 it adds by default (and its schemas): this API answers
+    400 in the error envelope instead."""
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description,
                              routes=app.routes)
         for path in schema["paths"].values():
             for operation in path.values():
                 operation.get("responses", {}).pop("422", None)
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(name, None)
         app.openapi_schema = schema
     return app.openapi_schema

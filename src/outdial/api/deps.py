@@ -5,7 +5,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.service import AuthService, Principal
@@ -27,30 +28,36 @@ class Context:
         await self.session.commit()
 
 
+READ_METHODS = ("GET", "HEAD")
+
+
 async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.database.sessions() as session:
+    """A session of the read pool for GET, else of the write pool (see app.create_app)."""
+    state = request.app.state
+    database = state.read_database if request.method in READ_METHODS else state.database
+    async with database.sessions() as session:
         yield session  # anything not committed by the route is rolled back on close
 
 
-def _credential(request: Request) -> str | None:
-    """?token=, then Authorization: Bearer, then ?accesskey= (api.md's order)."""
-    if token := request.query_params.get("token"):
-        return token
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.query_params.get("accesskey") or None
+# The three ways to pass a credential, declared as the OpenAPI document's security schemes.
+token_query = APIKeyQuery(name="token", scheme_name="token", auto_error=False,
+                          description="a login token (POST /auth/login) or an access key")
+bearer_header = HTTPBearer(scheme_name="bearer", auto_error=False,
+                           description="`Authorization: Bearer <login token or access key>`")
+accesskey_query = APIKeyQuery(name="accesskey", scheme_name="accesskey", auto_error=False,
+                              description="an access key (POST /v1.0/accesskeys)")
 
 
 async def authenticated(
     request: Request,
     session: Annotated[AsyncSession, Depends(open_session)],
-    # Declared so that the OpenAPI document shows how to pass a credential.
-    token: Annotated[str | None, Query(description="login token or access key")] = None,
-    accesskey: Annotated[str | None, Query(description="access key")] = None,
+    token: Annotated[str | None, Security(token_query)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_header)],
+    accesskey: Annotated[str | None, Security(accesskey_query)],
 ) -> Context:
-    credential = _credential(request)
-    if credential is None:
+    # ?token=, then Authorization: Bearer, then ?accesskey= (api.md's order).
+    credential = token or (bearer.credentials.strip() if bearer else None) or accesskey
+    if not credential:
         raise Unauthenticated(
             "a credential is required: ?token=, Authorization: Bearer or ?accesskey=",
             "AUTHENTICATION_REQUIRED",
@@ -62,6 +69,16 @@ async def authenticated(
 
 
 Ctx = Annotated[Context, Depends(authenticated)]
+
+
+# Path ids, as routes declare them (parse_id checks them, so that a bad one is a 400 in the envelope).
+OutdialId = Annotated[str, Path(description="the outdial's id")]
+TargetId = Annotated[str, Path(description="the target's id")]
+ImportId = Annotated[str, Path(description="the import job's id")]
+OutplanId = Annotated[str, Path(description="the outplan's id")]
+CampaignId = Annotated[str, Path(description="the campaign's id")]
+CampaigncallId = Annotated[str, Path(description="the campaigncall's id")]
+AccessKeyId = Annotated[str, Path(description="the access key's id")]
 
 
 def parse_id(value: str, field: str = "id") -> uuid.UUID:

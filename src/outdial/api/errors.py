@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from outdial.errors import OutdialError
+from outdial.db import busy_reason
+from outdial.errors import OutdialError, Unavailable
 
 log = logging.getLogger("outdial.api")
 
@@ -36,9 +37,24 @@ class PayloadTooLarge(OutdialError):
     default_reason = "REQUEST_BODY_TOO_LARGE"
 
 
+# Seconds a client is told to wait before retrying a 503.
+RETRY_AFTER_SECONDS = 1
+
+
 def envelope(status: str, reason: str, message: str, request_id: str) -> JSONResponse:
     body = {"error": {"status": status, "reason": reason, "message": message, "request_id": request_id}}
-    return JSONResponse(body, status_code=HTTP_STATUS[status], headers={"X-Request-Id": request_id})
+    headers = {"X-Request-Id": request_id}
+    if status == "UNAVAILABLE":
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return JSONResponse(body, status_code=HTTP_STATUS[status], headers=headers)
+
+
+def unavailable(error: BaseException) -> Unavailable | None:
+    """A database wait that ran out (pool, lock, statement) as the 503 it is; else None."""
+    reason = busy_reason(error)
+    if reason is None:
+        return None
+    return Unavailable(f"the service is busy ({reason}); retry in a moment")
 
 
 def _request_id(request: Request) -> str:
@@ -62,6 +78,7 @@ _PYDANTIC_WORDS = {
     "uuid_type": "must be a UUID string",
     "uuid_parsing": "must be a UUID string",
     "bool_type": "must be true or false",
+    "extra_forbidden": "is not an accepted field",
 }
 
 
@@ -71,7 +88,9 @@ def _validation_response(request: Request, error: RequestValidationError) -> JSO
         return envelope("INVALID_ARGUMENT", "INVALID_JSON_BODY",
                         f"the body is not valid JSON: {first.get('ctx', {}).get('error', 'parse error')}",
                         _request_id(request))
-    field = _field_of(tuple(first["loc"])) or "body"
+    # A validator may say where inside its field (or, for the whole body, which key) it means.
+    inside = first.get("ctx", {}).get("field", "")
+    field = ".".join(part for part in (_field_of(tuple(first["loc"])), inside) if part) or "body"
     content_type = request.headers.get("content-type", "")
     if field == "body" and content_type and "json" not in content_type:
         return envelope("INVALID_ARGUMENT", "INVALID_JSON_BODY",
@@ -168,7 +187,12 @@ class RequestEnvelopeMiddleware:
 
         try:
             await self.app(scope, body_receive, tagging_send)
-        except Exception:
+        except Exception as error:
+            if (busy := unavailable(error)) is not None:
+                log.warning("request %s: %s", request_id, busy.message)
+                if not started:
+                    await _send_envelope(send, busy.status, busy.reason, busy.message, request_id)
+                return
             log.exception("request %s failed", request_id)
             if not started:
                 await _send_envelope(send, "INTERNAL", "INTERNAL",

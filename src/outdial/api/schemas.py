@@ -3,7 +3,7 @@
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from outdial.db.paging import Page
 
@@ -11,8 +11,12 @@ Item = TypeVar("Item")
 
 
 class PageOut(BaseModel, Generic[Item]):
-    result: list[Item]
-    next_page_token: str
+    """One page of a list, newest first."""
+
+    result: list[Item] = Field(description="the page's items, newest first")
+    next_page_token: str = Field(
+        description='pass it back as page_token for the next page; "" on an empty page'
+    )
 
     @classmethod
     def of(cls, page: Page[Any], render: Callable[[Any], Item]) -> "PageOut[Item]":
@@ -20,14 +24,20 @@ class PageOut(BaseModel, Generic[Item]):
 
 
 class ErrorDetail(BaseModel):
-    status: str
-    reason: str
-    message: str
-    request_id: str
+    status: str = Field(description="the class of error, e.g. INVALID_ARGUMENT, NOT_FOUND",
+                        examples=["INVALID_ARGUMENT"])
+    reason: str = Field(description="the precise cause, e.g. INVALID_ID, OUTDIAL_IN_USE",
+                        examples=["INVALID_ARGUMENT"])
+    message: str = Field(description="for people: the field at fault and why",
+                         examples=["destination_0.target: '+1555' is not a valid E.164 phone number"])
+    request_id: str = Field(description="the request's id, also in the X-Request-Id header; "
+                                        "quote it when reporting a problem")
 
 
 class ErrorEnvelope(BaseModel):
-    error: ErrorDetail
+    """Every error answer: {"error": {...}}."""
+
+    error: ErrorDetail = Field(description="what went wrong")
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -3,6 +3,7 @@
 import datetime as dt
 import functools
 import hashlib
+import math
 import secrets
 import uuid
 
@@ -50,11 +51,17 @@ def read_login_token(token: str, secret: str, now: dt.datetime) -> uuid.UUID | N
             token, secret, algorithms=[JWT_ALGORITHM],
             options={"verify_exp": False, "require": ["sub", "exp"]},
         )
-        if claims["exp"] <= now.replace(tzinfo=dt.UTC).timestamp():
+        if not _is_finite_number(claims["exp"]) or claims["exp"] <= now.replace(tzinfo=dt.UTC).timestamp():
             return None
         return uuid.UUID(claims["sub"])
     except (jwt.InvalidTokenError, ValueError, TypeError):
         return None
+
+
+def _is_finite_number(value: object) -> bool:
+    """PyJWT's own check is off (verify_exp=False) and its JSON reader takes NaN and Infinity:
+    `NaN <= now` is false, so without this a token with `"exp": NaN` would never expire."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def looks_like_jwt(token: str) -> bool:

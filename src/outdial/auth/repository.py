@@ -1,8 +1,9 @@
 """SQL for customers, agents, access keys and server secrets."""
 
+import datetime as dt
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.db.paging import Page, PageRequest, fetch_page
@@ -41,6 +42,13 @@ class AuthRepository:
             AccessKey.customer_id == customer_id, AccessKey.tm_delete.is_(None)
         )
         return await fetch_page(self.session, query, AccessKey, page)
+
+    async def delete_access_keys_of(self, agent_id: uuid.UUID, now: dt.datetime) -> None:
+        await self.session.execute(
+            update(AccessKey)
+            .where(AccessKey.agent_id == agent_id, AccessKey.tm_delete.is_(None))
+            .values(tm_delete=now, tm_update=now)
+        )
 
     async def get_secret(self, name: str) -> str | None:
         secret = await self.session.get(ServerSecret, name)

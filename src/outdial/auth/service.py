@@ -14,7 +14,13 @@ from outdial.auth import credentials
 from outdial.auth.repository import AuthRepository
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
-from outdial.errors import AlreadyExists, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from outdial.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from outdial.models import AccessKey, Agent, Customer, ServerSecret
 
 JWT_SECRET_NAME = "jwt_signing_key"
@@ -118,6 +124,17 @@ class AuthService:
             raise AlreadyExists(f"username {username!r} is taken", "AGENT_ALREADY_EXISTS") from None
         return agent
 
+    async def delete_agent(self, username: str) -> Agent:
+        """Soft-delete an agent and its access keys: its login tokens and keys are refused from
+        now on."""
+        agent = await self.repo.find_agent(username)
+        if agent is None:
+            raise NotFound(f"no agent is named {username!r}", "AGENT_NOT_FOUND")
+        agent.tm_delete = agent.tm_update = self.clock.now()
+        # Authentication refuses them anyway; deleting them too keeps the key list truthful.
+        await self.repo.delete_access_keys_of(agent.id, agent.tm_delete)
+        return agent
+
     # -- credentials -------------------------------------------------------------------------
 
     async def login(self, username: str, password: str, secret: str, lifetime_s: int) -> str:
@@ -138,10 +155,19 @@ class AuthService:
         return await self.authenticate_access_key(token)
 
     async def authenticate_access_key(self, token: str) -> Principal:
+        """A live key acts with its agent's permission of the moment, so deleting the agent (or
+        lowering its permission) reaches its keys at once. Keys older than key owners act as
+        their customer's admin."""
         key = await self.repo.find_access_key(credentials.access_key_digest(token))
         if key is None or key.tm_delete is not None or key.tm_expire <= self.clock.now():
             raise Unauthenticated("the access key is invalid, expired or deleted")
-        return Principal(key.customer_id, Permission.ADMIN, access_key_id=key.id)
+        if key.agent_id is None:
+            return Principal(key.customer_id, Permission.ADMIN, access_key_id=key.id)
+        agent = await self.repo.get_agent(key.agent_id)
+        if agent is None or agent.tm_delete is not None or agent.customer_id != key.customer_id:
+            raise Unauthenticated("the access key's agent has been deleted")
+        return Principal(key.customer_id, Permission(agent.permission), agent_id=agent.id,
+                         access_key_id=key.id)
 
     # -- access keys -------------------------------------------------------------------------
 
@@ -154,7 +180,8 @@ class AuthService:
         now = self.clock.now()
         secret = credentials.new_access_key_secret()
         key = AccessKey(
-            id=uuid.uuid4(), customer_id=principal.customer_id, name=name, detail=detail,
+            id=uuid.uuid4(), customer_id=principal.customer_id, agent_id=principal.agent_id,
+            name=name, detail=detail,
             token_hash=credentials.access_key_digest(secret),
             tm_expire=now + dt.timedelta(seconds=expire_s), tm_create=now,
         )

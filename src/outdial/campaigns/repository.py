@@ -63,6 +63,17 @@ class CampaignRepository:
         )
         return await fetch_page(self.session, query, Campaign, page)
 
+    async def active_campaigns_on_outdial(
+        self, outdial_id: uuid.UUID, *, for_update: bool = False
+    ) -> list[Campaign]:
+        """Live campaigns running (or stopping) on the outdial, in id order (the lock order)."""
+        query = select(Campaign).where(
+            Campaign.outdial_id == outdial_id,
+            Campaign.status.in_(ACTIVE_STATUSES),
+            Campaign.tm_delete.is_(None),
+        ).order_by(Campaign.id)
+        return list(await self.session.scalars(_locked(query, for_update)))
+
     async def has_calls_in_flight(self, campaign_id: uuid.UUID) -> bool:
         return bool(await self.session.scalar(select(exists().where(
             Campaigncall.campaign_id == campaign_id, Campaigncall.status != "done"

@@ -3,12 +3,38 @@
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from outdial.models import Campaign, Campaigncall, Outplan
 from outdial.outdials.schemas import Address, AddressOut
-from outdial.schemas import Body, Id
+from outdial.schemas import CUSTOMER_ID, DETAIL, ID, NAME, TM_CREATE, TM_DELETE, TM_UPDATE, Body, Id
 from outdial.timestamps import format_timestamp
+
+MAX_TRY_COUNT = "attempts allowed on destination_{n} (0-100)"
+SOURCE = "caller id / sender address, or null"
+DIAL_TIMEOUT = "ms to wait for an answer (1000-600000)"
+TRY_INTERVAL = "ms from the end of a failed attempt to the next (0-30 days)"
+OUTPLAN_ID = "the outplan: how hard to try"
+OUTDIAL_ID = "the outdial: whom to dial"
+QUEUE_ID = "stored for VoIPbin clients; the nil UUID if none"
+NEXT_CAMPAIGN_ID = "a campaign of yours to hand over to; the nil UUID if none"
+ACTIONS = "steps handed to the dialer: what to do when a call is answered"
+SERVICE_LEVEL = "an integer >= 0, stored for VoIPbin clients"
+END_HANDLE = "stop: stop once no target can be dialed again; continue: keep running"
+CONCURRENCY = "most attempts in flight at once (1-1000)"
+DIAL_RATE = "most new attempts per second (1-1000)"
+TYPE = "call (the only type this service runs)"
+_DIAL_INFO_EXAMPLE = {
+    "source": {"type": "tel", "target": "+15550000000"}, "dial_timeout": 30000,
+    "try_interval": 600000, "max_try_count_0": 2, "max_try_count_1": 1,
+}
+_ACTION_EXAMPLE = {"type": "talk", "option": {"text": "Hello, this is a reminder."}}
+_RESOURCE_INFO_EXAMPLE = {
+    "outplan_id": "5f0f4a9c-3d5e-4c1e-9a52-5d6c2e0b7f11",
+    "outdial_id": "40bea034-1d17-474d-a5de-da00d0861c69",
+    "queue_id": "00000000-0000-0000-0000-000000000000",
+    "next_campaign_id": "00000000-0000-0000-0000-000000000000",
+}
 
 
 def _address(value: dict[str, Any] | None) -> AddressOut | None:
@@ -22,42 +48,47 @@ class DialInfo(Body):
     """How hard to try: the body of PUT dial_info, and part of an outplan's creation.
     Ranges are checked by the service, which names the field and the accepted range."""
 
-    source: Address | None = Field(None, description="caller id / sender address, or null")
-    dial_timeout: int = Field(30000, description="ms to wait for an answer (1000-600000)")
-    try_interval: int = Field(
-        60000, description="ms from the end of a failed attempt to the next (0-30 days)"
-    )
-    max_try_count_0: int = Field(1, description="attempts allowed on destination_0 (0-100)")
-    max_try_count_1: int = 0
-    max_try_count_2: int = 0
-    max_try_count_3: int = 0
-    max_try_count_4: int = 0
+    model_config = ConfigDict(json_schema_extra={"examples": [_DIAL_INFO_EXAMPLE]})
+
+    source: Address | None = Field(None, description=SOURCE)
+    dial_timeout: int = Field(30000, description=DIAL_TIMEOUT)
+    try_interval: int = Field(60000, description=TRY_INTERVAL)
+    max_try_count_0: int = Field(1, description=MAX_TRY_COUNT.format(n=0))
+    max_try_count_1: int = Field(0, description=MAX_TRY_COUNT.format(n=1))
+    max_try_count_2: int = Field(0, description=MAX_TRY_COUNT.format(n=2))
+    max_try_count_3: int = Field(0, description=MAX_TRY_COUNT.format(n=3))
+    max_try_count_4: int = Field(0, description=MAX_TRY_COUNT.format(n=4))
 
     def max_try_counts(self) -> list[int]:
         return [getattr(self, f"max_try_count_{n}") for n in range(5)]
 
 
 class OutplanCreate(DialInfo):
-    name: str = ""
-    detail: str = ""
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "twice, then the mobile", "detail": "", **_DIAL_INFO_EXAMPLE}]})
+
+    name: str = Field("", description=NAME)
+    detail: str = Field("", description=DETAIL)
 
 
 class OutplanOut(BaseModel):
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    name: str
-    detail: str
-    source: AddressOut | None
-    dial_timeout: int
-    try_interval: int
-    max_try_count_0: int
-    max_try_count_1: int
-    max_try_count_2: int
-    max_try_count_3: int
-    max_try_count_4: int
-    tm_create: str
-    tm_update: str
-    tm_delete: str
+    """A retry plan: how long to ring, how long between tries, how many tries per slot."""
+
+    id: uuid.UUID = Field(description=ID)
+    customer_id: uuid.UUID = Field(description=CUSTOMER_ID)
+    name: str = Field(description=NAME)
+    detail: str = Field(description=DETAIL)
+    source: AddressOut | None = Field(description=SOURCE)
+    dial_timeout: int = Field(description=DIAL_TIMEOUT)
+    try_interval: int = Field(description=TRY_INTERVAL)
+    max_try_count_0: int = Field(description=MAX_TRY_COUNT.format(n=0))
+    max_try_count_1: int = Field(description=MAX_TRY_COUNT.format(n=1))
+    max_try_count_2: int = Field(description=MAX_TRY_COUNT.format(n=2))
+    max_try_count_3: int = Field(description=MAX_TRY_COUNT.format(n=3))
+    max_try_count_4: int = Field(description=MAX_TRY_COUNT.format(n=4))
+    tm_create: str = Field(description=TM_CREATE)
+    tm_update: str | None = Field(description=TM_UPDATE)
+    tm_delete: str | None = Field(description=TM_DELETE)
 
     @classmethod
     def of(cls, row: Outplan) -> "OutplanOut":
@@ -79,6 +110,8 @@ class OutplanOut(BaseModel):
 class Action(Body):
     """One step kept for the dialer (what to do when answered), e.g. play a message."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [_ACTION_EXAMPLE]})
+
     type: str = Field(description="what to do, e.g. talk or play")
     option: dict[str, Any] = Field(default_factory=dict, description="the step's settings")
 
@@ -86,69 +119,86 @@ class Action(Body):
 class ResourceInfo(Body):
     """What a campaign dials (outdial), how (outplan), and what it hands over to."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [_RESOURCE_INFO_EXAMPLE]})
+
     outplan_id: Id | None = Field(None, description="required: a live outplan")
     outdial_id: Id | None = Field(
         None, description="required: a live outdial that no other campaign uses"
     )
-    queue_id: Id | None = None
-    next_campaign_id: Id | None = None
+    queue_id: Id | None = Field(None, description=QUEUE_ID)
+    next_campaign_id: Id | None = Field(None, description=NEXT_CAMPAIGN_ID)
 
 
 class CampaignCreate(ResourceInfo):
-    type: str = Field("call", description="call (the only type this service runs)")
-    name: str = ""
-    detail: str = ""
-    service_level: int = 0
-    end_handle: str = Field("stop", description="stop or continue")
-    actions: list[Action] = Field(default_factory=list)
-    concurrency: int = Field(10, description="most attempts in flight at once (1-1000)")
-    dial_rate: int = Field(10, description="most new attempts per second (1-1000)")
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "type": "call", "name": "renewals", "detail": "", "service_level": 0, "end_handle": "stop",
+        "actions": [_ACTION_EXAMPLE], **_RESOURCE_INFO_EXAMPLE, "concurrency": 10, "dial_rate": 5}]})
+
+    type: str = Field("call", description=TYPE)
+    name: str = Field("", description=NAME)
+    detail: str = Field("", description=DETAIL)
+    service_level: int = Field(0, description=SERVICE_LEVEL)
+    end_handle: str = Field("stop", description=END_HANDLE)
+    actions: list[Action] = Field(default_factory=list, description=ACTIONS)
+    concurrency: int = Field(10, description=CONCURRENCY)
+    dial_rate: int = Field(10, description=DIAL_RATE)
 
 
 class CampaignUpdate(Body):
     """PUT /campaigns/{id}: name and detail are replaced (omitted = ""), as for outdials; the
     other fields keep their value when omitted."""
 
-    name: str = ""
-    detail: str = ""
-    type: str | None = None
-    end_handle: str | None = None
-    service_level: int | None = None
-    concurrency: int | None = None
-    dial_rate: int | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "renewals (June)", "detail": "", "concurrency": 20, "dial_rate": 10}]})
+
+    name: str = Field("", description=NAME)
+    detail: str = Field("", description=DETAIL)
+    type: str | None = Field(None, description=TYPE + "; left out: kept")
+    end_handle: str | None = Field(None, description=END_HANDLE + "; left out: kept")
+    service_level: int | None = Field(None, description=SERVICE_LEVEL + "; left out: kept")
+    concurrency: int | None = Field(None, description=CONCURRENCY + "; left out: kept")
+    dial_rate: int | None = Field(None, description=DIAL_RATE + "; left out: kept")
 
 
 class CampaignStatusUpdate(Body):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "run"}]})
+
     status: str = Field(description="run or stop")
 
 
 class CampaignServiceLevelUpdate(Body):
-    service_level: int
+    model_config = ConfigDict(json_schema_extra={"examples": [{"service_level": 80}]})
+
+    service_level: int = Field(description=SERVICE_LEVEL)
 
 
 class CampaignActionsUpdate(Body):
-    actions: list[Action]
+    model_config = ConfigDict(json_schema_extra={"examples": [{"actions": [_ACTION_EXAMPLE]}]})
+
+    actions: list[Action] = Field(description=ACTIONS)
 
 
 class CampaignOut(BaseModel):
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    type: str
-    name: str
-    detail: str
-    status: str
-    service_level: int
-    end_handle: str
-    actions: list[dict[str, Any]]
-    outplan_id: uuid.UUID
-    outdial_id: uuid.UUID
-    queue_id: uuid.UUID
-    next_campaign_id: uuid.UUID
-    tm_create: str
-    tm_update: str
-    tm_delete: str
-    concurrency: int
-    dial_rate: int
+    """A run that dials an outdial's targets by an outplan."""
+
+    id: uuid.UUID = Field(description=ID)
+    customer_id: uuid.UUID = Field(description=CUSTOMER_ID)
+    type: str = Field(description=TYPE)
+    name: str = Field(description=NAME)
+    detail: str = Field(description=DETAIL)
+    status: str = Field(description="stop, run or stopping (attempts in flight are ending)")
+    service_level: int = Field(description=SERVICE_LEVEL)
+    end_handle: str = Field(description=END_HANDLE)
+    actions: list[dict[str, Any]] = Field(description=ACTIONS + ", each {type, option}")
+    outplan_id: uuid.UUID = Field(description=OUTPLAN_ID)
+    outdial_id: uuid.UUID = Field(description=OUTDIAL_ID)
+    queue_id: uuid.UUID = Field(description=QUEUE_ID)
+    next_campaign_id: uuid.UUID = Field(description=NEXT_CAMPAIGN_ID)
+    tm_create: str = Field(description=TM_CREATE)
+    tm_update: str | None = Field(description=TM_UPDATE)
+    tm_delete: str | None = Field(description=TM_DELETE)
+    concurrency: int = Field(description=CONCURRENCY)
+    dial_rate: int = Field(description=DIAL_RATE)
 
     @classmethod
     def of(cls, row: Campaign) -> "CampaignOut":
@@ -168,28 +218,31 @@ class CampaignOut(BaseModel):
 
 
 class CampaigncallOut(BaseModel):
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    campaign_id: uuid.UUID
-    outplan_id: uuid.UUID
-    outdial_id: uuid.UUID
-    outdial_target_id: uuid.UUID
-    queue_id: uuid.UUID
-    activeflow_id: uuid.UUID
-    flow_id: uuid.UUID
-    reference_type: str
-    reference_id: uuid.UUID
-    status: str
-    result: str
-    source: AddressOut | None
-    destination: AddressOut | None
-    destination_index: int
-    try_count: int
-    tm_create: str
-    tm_update: str
-    tm_delete: str
-    outcome: str
-    tm_end: str
+    """One attempt of a campaign on one target's destination."""
+
+    id: uuid.UUID = Field(description=ID)
+    customer_id: uuid.UUID = Field(description=CUSTOMER_ID)
+    campaign_id: uuid.UUID = Field(description="the campaign that made the attempt")
+    outplan_id: uuid.UUID = Field(description=OUTPLAN_ID)
+    outdial_id: uuid.UUID = Field(description=OUTDIAL_ID)
+    outdial_target_id: uuid.UUID = Field(description="the target dialed")
+    queue_id: uuid.UUID = Field(description=QUEUE_ID)
+    activeflow_id: uuid.UUID = Field(description="stored for VoIPbin clients; the nil UUID")
+    flow_id: uuid.UUID = Field(description="stored for VoIPbin clients; the nil UUID")
+    reference_type: str = Field(description="what reference_id names: call")
+    reference_id: uuid.UUID = Field(description="stored for VoIPbin clients; the nil UUID")
+    status: str = Field(description="dialing, progressing (answered) or done")
+    result: str = Field(description='"" until done, then success or fail')
+    source: AddressOut | None = Field(description="the outplan's source at the time of the attempt")
+    destination: AddressOut | None = Field(description="the address dialed")
+    destination_index: int = Field(description="the slot dialed: N of destination_N")
+    try_count: int = Field(description="the attempt's number on that slot, from 1")
+    tm_create: str = Field(description=TM_CREATE)
+    tm_update: str | None = Field(description=TM_UPDATE)
+    tm_delete: str | None = Field(description=TM_DELETE)
+    outcome: str = Field(description="how it ended: answered, busy, no_answer, rejected, failed, "
+                                     "canceled, unreachable or invalid_destination")
+    tm_end: str | None = Field(description="when it ended, UTC; `9999-01-01 00:00:00.000000` until then")
 
     @classmethod
     def of(cls, row: Campaigncall) -> "CampaigncallOut":

@@ -2,9 +2,15 @@
 
 The dialing engine owns the other half of a campaign's life: it moves `stopping` to `stop` when
 the last attempt ends, and `run` to `stop` when an `end_handle: stop` campaign has nothing left.
-Whoever changes a campaign's status holds its row lock, so the two never race.
+Whoever changes a campaign's status holds its row lock, so the two never race; the wait for that
+lock is bounded (a 503 past it, see db.Limits).
+
+One outdial, one running campaign: a campaign runs only on an outdial that names it and on
+which no other campaign runs, and that link cannot move while it runs. Starting a campaign
+locks its outdial, so two started at once on one outdial are taken one after the other.
 """
 
+import datetime as dt
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,6 +65,14 @@ def check_actions(actions: list[Action]) -> list[dict[str, object]]:
         if not action.type:
             raise InvalidArgument(f"actions.{index}.type", "must not be empty")
     return [{"type": action.type, "option": action.option} for action in actions]
+
+
+async def stop_campaign(repo: CampaignRepository, campaign: Campaign, now: dt.datetime) -> None:
+    """`stop` at once when nothing is in flight; else `stopping`, which the engine moves on to
+    `stop` when the last attempt ends. The caller holds the campaign's row lock."""
+    in_flight = await repo.has_calls_in_flight(campaign.id)
+    campaign.status = "stopping" if in_flight else "stop"
+    campaign.tm_update = now
 
 
 def _campaign_deleted(campaign: Campaign) -> FailedPrecondition:
@@ -224,9 +238,7 @@ class CampaignService:
             await self._ready_to_run(principal, campaign)
             campaign.status = "run"
         elif campaign.status != "stop":
-            # Attempts in flight finish first; the engine moves `stopping` on to `stop`.
-            in_flight = await self.repo.has_calls_in_flight(campaign.id)
-            campaign.status = "stopping" if in_flight else "stop"
+            await stop_campaign(self.repo, campaign, self.clock.now())
         campaign.tm_update = self.clock.now()
         return campaign
 
@@ -305,6 +317,12 @@ class CampaignService:
                 principal.customer_id, outdial_id, for_update=True
             )
         outdial = locked[new_id]
+        if new_id != old_id and campaign.status != "stop":
+            # Its attempts in flight dial the old outdial's targets under its try limits.
+            raise FailedPrecondition(
+                f"campaign {campaign.id} is {campaign.status}; stop it before moving it to "
+                "another outdial", "CAMPAIGN_NOT_STOPPED",
+            )
         if outdial is None:
             raise InvalidArgument("outdial_id", f"outdial {new_id} does not exist")
         if outdial.tm_delete is not None:
@@ -372,6 +390,14 @@ class CampaignService:
             raise FailedPrecondition(
                 f"campaign {campaign.id} cannot run: its outdial {outdial.id} now serves "
                 f"campaign {holder_id}", "OUTDIAL_IN_USE",
+            )
+        # The outdial's lock, held since above, makes this check and the `run` one step.
+        running = [c.id for c in await self.repo.active_campaigns_on_outdial(outdial.id)
+                   if c.id != campaign.id]
+        if running:
+            raise FailedPrecondition(
+                f"campaign {campaign.id} cannot run: campaign {running[0]} is running on its "
+                f"outdial {outdial.id}", "OUTDIAL_IN_USE",
             )
         if outdial.campaign_id != campaign.id:
             # Linked again if someone pointed the outdial elsewhere (or nowhere) meanwhile.

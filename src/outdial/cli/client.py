@@ -3,7 +3,8 @@ API's error envelope turned into one exception a command can print.
 
     CliError                  anything a command reports on one line and exits 1 for
      ├── ApiError             the server answered with its error envelope (or a non-JSON error)
-     └── ServerUnreachable    no answer at all: refused, timed out, bad address
+     ├── ServerUnreachable    no answer at all: refused, timed out, bad address
+     └── BadServerUrl         the address is not an http(s) URL (a usage error: exit 2)
 """
 
 import json
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -60,6 +62,10 @@ class ServerUnreachable(CliError):
     pass
 
 
+class BadServerUrl(CliError):
+    pass
+
+
 # --- the stored login -------------------------------------------------------------------------
 
 def config_path() -> Path:
@@ -98,17 +104,36 @@ def save_config(config: dict[str, Any]) -> Path:
 class Connection:
     url: str
     token: str
+    # The address of the stored login whose token was not sent because `url` is another one.
+    token_held_back_for: str = ""
+
+
+def check_server_url(url: str) -> str:
+    """The address without trailing slashes; it must say http:// or https:// and name a host.
+    A bare `127.0.0.1:8080` is refused rather than guessed: the scheme decides whether the token
+    travels encrypted, so it is the user's to write."""
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        guess = f"http://{url}" if "://" not in url else DEFAULT_URL
+        raise BadServerUrl(f"{url!r} is not a server address: write it with http:// or https://, "
+                           f"as in {guess}")
+    return url
 
 
 def resolve_connection(url: str | None, token: str | None) -> Connection:
     """--url/--token (or OUTDIAL_URL/OUTDIAL_TOKEN, which fill the same options), else the stored
     login. A stored token is only sent to the server it was issued by, never to another URL."""
     stored = load_config()
-    stored_url = str(stored.get("url") or "")
-    resolved_url = (url or stored_url or DEFAULT_URL).rstrip("/")
-    if token is None and stored_url and stored_url.rstrip("/") == resolved_url:
-        token = str(stored.get("token") or "")
-    return Connection(resolved_url, token or "")
+    stored_url = str(stored.get("url") or "").rstrip("/")
+    resolved_url = check_server_url(url or stored_url or DEFAULT_URL)
+    held_back_for = ""
+    if token is None and stored.get("token"):
+        if stored_url == resolved_url:
+            token = str(stored["token"])
+        else:
+            held_back_for = stored_url
+    return Connection(resolved_url, token or "", held_back_for)
 
 
 # --- the client --------------------------------------------------------------------------------

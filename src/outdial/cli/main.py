@@ -2,6 +2,8 @@
 registered from `outdial.cli.resources`."""
 
 import asyncio
+import os
+import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
@@ -10,11 +12,13 @@ import typer
 from rich.console import Console
 
 from outdial.cli import resources
+from outdial.cli.output import fail
 
 # The server side is imported inside the commands that use it: a client command such as
 # `outdial outdials list` then starts without loading the database stack and password hasher.
 if TYPE_CHECKING:
     from outdial.db import Database
+    from outdial.settings import Settings
 
 app = typer.Typer(help="Outdial: outbound dialing lists and the campaigns that dial them.",
                   no_args_is_help=True)
@@ -26,20 +30,63 @@ app.add_typer(customer_app, name="customer")
 app.add_typer(agent_app, name="agent")
 resources.register(app)
 
-err = Console(stderr=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 T = TypeVar("T")
 
 
-def _run_with_database(work: Callable[["Database"], Awaitable[T]]) -> T:
-    """Run `work` against the configured database (migrated first), with errors made readable."""
-    from outdial.db import Database
-    from outdial.errors import OutdialError
-    from outdial.migrations import upgrade_database
+def load_settings() -> "Settings":
+    """The OUTDIAL_* settings; a bad value is named with the variable that holds it."""
+    from pydantic import ValidationError
+
     from outdial.settings import Settings
 
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        variable = f"OUTDIAL_{name.upper()}" if name else "a setting"
+        # A secret's value is never echoed, even a wrong one.
+        secret = any(word in name for word in ("password", "secret", "url"))
+        shown = "" if secret else f" (got {first.get('input')!r})"
+        fail(f"{variable}: {first['msg']}{shown}")
+
+
+def say_database(url: str) -> None:
+    """Every server-side command says which database it uses, so that a command run from another
+    folder or shell never writes somewhere unnoticed."""
+    from outdial.db.preflight import describe
+
+    err.print(f"database: {describe(url)}")
+
+
+def check_database(settings: "Settings") -> None:
+    """Reach the configured database once, before anything is written, and say which it is."""
+    from outdial.db.preflight import DatabaseUnusable, open_checked_database
+
+    async def check() -> str:
+        database = await open_checked_database(settings.database_url)
+        await database.dispose()
+        return database.url
+
+    try:
+        say_database(asyncio.run(check()))
+    except DatabaseUnusable as error:
+        fail(error.message)
+
+
+def _run_with_database(work: Callable[["Database"], Awaitable[T]]) -> T:
+    """Run `work` against the configured database (checked, then migrated), errors made readable."""
+    from outdial.db.preflight import open_checked_database
+    from outdial.errors import OutdialError
+    from outdial.migrations import upgrade_database
+
+    settings = load_settings()
+
     async def main() -> T:
-        database = Database(Settings().database_url)
+        database = await open_checked_database(settings.database_url)
         try:
+            say_database(database.url)
             await upgrade_database(database)
             return await work(database)
         finally:
@@ -48,24 +95,27 @@ def _run_with_database(work: Callable[["Database"], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except OutdialError as error:
-        err.print(f"[red]error:[/red] {error.message}")
-        raise typer.Exit(1) from None
+        fail(error.message)
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8080,
 ) -> None:
     """Migrate the database, create the first admin if needed, and serve the API."""
     import uvicorn
 
     from outdial.api import create_app
-    from outdial.settings import Settings
+    from outdial.cli.server import GracefulServer, listen
 
-    settings = Settings()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level,
-                access_log=False)
+    settings = load_settings()
+    listener = listen(host, port)
+    check_database(settings)
+    shown_host = f"[{host}]" if ":" in host else host
+    err.print(f"serving on http://{shown_host}:{port}")
+    config = uvicorn.Config(create_app(settings), log_level=settings.log_level, access_log=False)
+    GracefulServer(config).run(sockets=[listener])
 
 
 @app.command()
@@ -74,9 +124,9 @@ def worker() -> None:
     import logging
 
     from outdial.engine import run_worker
-    from outdial.settings import Settings
 
-    settings = Settings()
+    settings = load_settings()
+    check_database(settings)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_worker(settings))
@@ -107,23 +157,74 @@ def customer_create(name: Annotated[str, typer.Option(help="the customer's name"
     print(_run_with_database(work))
 
 
+PASSWORD_VARIABLE = "OUTDIAL_AGENT_PASSWORD"
+
+
+def read_new_password(option: str | None, from_stdin: bool) -> str:
+    """The new agent's password: from stdin (--password-stdin), --password (kept for old
+    scripts, with a warning: it lands in shell history and the process list), the
+    OUTDIAL_AGENT_PASSWORD variable, or asked twice without echo in a terminal."""
+    if option is not None and from_stdin:
+        raise typer.BadParameter("give the password one way: --password-stdin or --password")
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            raise typer.BadParameter("stdin held no password", param_hint="--password-stdin")
+        return password
+    if option is not None:
+        err.print("warning: --password shows the password to every user of this machine (process "
+                  "list) and keeps it in your shell history; leave it out to be asked, or use "
+                  f"--password-stdin or {PASSWORD_VARIABLE}", style="yellow")
+        return option
+    if password := os.environ.get(PASSWORD_VARIABLE):
+        return password
+    if not sys.stdin.isatty():
+        raise typer.BadParameter(
+            f"no password: pipe it in with --password-stdin, set {PASSWORD_VARIABLE}, or run the "
+            "command in a terminal to be asked for it", param_hint="password")
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
 @agent_app.command("create")
 def agent_create(
     customer: Annotated[uuid.UUID, typer.Option(help="the customer's id")],
     username: Annotated[str, typer.Option()],
-    password: Annotated[str, typer.Option()],
     # The values of auth.service.Permission, spelled here so that the option needs no import.
     permission: Annotated[Literal["admin", "manager", "agent"], typer.Option()] = "agent",
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from the first line of stdin")] = False,
+    password: Annotated[str | None, typer.Option(
+        show_default=False,
+        help=f"the password on the command line: visible to others; prefer the prompt, "
+             f"--password-stdin or {PASSWORD_VARIABLE}")] = None,
 ) -> None:
-    """Create an agent who can log in, and print its id."""
+    """Create an agent who can log in, and print its id. The password is asked for twice when
+    run in a terminal."""
     from outdial.auth.service import AuthService, Permission
     from outdial.clock import SystemClock
+
+    secret = read_new_password(password, password_stdin)
 
     async def work(database: "Database") -> uuid.UUID:
         async with database.transaction() as session:
             agent = await AuthService(session, SystemClock()).create_agent(
-                customer, username, password, Permission(permission)
+                customer, username, secret, Permission(permission)
             )
             return agent.id
 
     print(_run_with_database(work))
+
+
+@agent_app.command("delete")
+def agent_delete(username: Annotated[str, typer.Argument(help="the agent's username")]) -> None:
+    """Delete an agent: its login tokens and access keys are refused from now on."""
+    from outdial.auth.service import AuthService
+    from outdial.clock import SystemClock
+
+    async def work(database: "Database") -> uuid.UUID:
+        async with database.transaction() as session:
+            return (await AuthService(session, SystemClock()).delete_agent(username)).id
+
+    err.print(f"deleted agent {username} ({_run_with_database(work)}); its tokens and access keys "
+              "no longer work")

@@ -1,10 +1,15 @@
 """How the `outdial` commands print: Rich tables for people, the API's raw JSON for scripts."""
 
 import json
+import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
+import typer
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -13,7 +18,7 @@ NIL_UUID = "00000000-0000-0000-0000-000000000000"
 NEVER = "9999-01-01 00:00:00.000000"
 
 console = Console(highlight=False)
-if not console.is_terminal:
+if not console.is_terminal and "COLUMNS" not in os.environ:
     # Piped tables are read by people in logs and pagers, not an 80-column screen; scripts use --json.
     console = Console(highlight=False, width=160)
 err_console = Console(stderr=True, highlight=False)
@@ -30,6 +35,12 @@ def print_error(message: str, hint: str | None = None) -> None:
     err_console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     if hint:
         err_console.print(Text.assemble(("hint:", "bold"), " ", hint), soft_wrap=True)
+
+
+def fail(message: str) -> NoReturn:
+    """One line saying what is wrong and how to fix it, and exit 1: never a traceback."""
+    print_error(message)
+    raise typer.Exit(1)
 
 
 # --- cell formatting ---------------------------------------------------------------------------
@@ -93,7 +104,12 @@ def milliseconds(value: Any) -> str:
 
 # --- columns of each resource's list ------------------------------------------------------------
 
-Column = tuple[str, Callable[[dict[str, Any]], str]]
+@dataclass(frozen=True)
+class Column:
+    header: str
+    render: Callable[[dict[str, Any]], str]
+    # Ids, numbers, statuses and times are copied or scanned as a whole: never wrapped.
+    whole: bool = False
 
 
 def _field(name: str) -> Callable[[dict[str, Any]], str]:
@@ -102,57 +118,93 @@ def _field(name: str) -> Callable[[dict[str, Any]], str]:
 
 COLUMNS: dict[str, list[Column]] = {
     "outdial": [
-        ("id", _field("id")), ("name", _field("name")), ("detail", _field("detail")),
-        ("campaign", _field("campaign_id")), ("created", _field("tm_create")),
+        Column("id", _field("id"), True), Column("name", _field("name")),
+        Column("detail", _field("detail")), Column("campaign", _field("campaign_id"), True),
+        Column("created", _field("tm_create"), True),
     ],
     "target": [
-        ("id", _field("id")), ("name", _field("name")), ("status", _field("status")),
-        ("destinations", destinations), ("tries", lambda t: per_slot(t, "try_count")),
-        ("created", _field("tm_create")),
+        Column("id", _field("id"), True), Column("name", _field("name")),
+        Column("status", _field("status"), True), Column("destinations", destinations, True),
+        Column("tries", lambda t: per_slot(t, "try_count"), True),
+        Column("created", _field("tm_create"), True),
     ],
     "outplan": [
-        ("id", _field("id")), ("name", _field("name")), ("source", _field("source")),
-        ("timeout", lambda p: milliseconds(p.get("dial_timeout"))),
-        ("interval", lambda p: milliseconds(p.get("try_interval"))),
-        ("tries", lambda p: per_slot(p, "max_try_count")), ("created", _field("tm_create")),
+        Column("id", _field("id"), True), Column("name", _field("name")),
+        Column("source", _field("source"), True),
+        Column("timeout", lambda p: milliseconds(p.get("dial_timeout")), True),
+        Column("interval", lambda p: milliseconds(p.get("try_interval")), True),
+        Column("tries", lambda p: per_slot(p, "max_try_count"), True),
+        Column("created", _field("tm_create"), True),
     ],
     "campaign": [
-        ("id", _field("id")), ("name", _field("name")), ("status", _field("status")),
-        ("outdial", _field("outdial_id")), ("outplan", _field("outplan_id")),
-        ("end", _field("end_handle")), ("created", _field("tm_create")),
+        Column("id", _field("id"), True), Column("name", _field("name")),
+        Column("status", _field("status"), True), Column("outdial", _field("outdial_id"), True),
+        Column("outplan", _field("outplan_id"), True), Column("end", _field("end_handle"), True),
+        Column("created", _field("tm_create"), True),
     ],
     "campaigncall": [
-        ("id", _field("id")), ("target", _field("outdial_target_id")),
-        ("destination", lambda c: address(c.get("destination"))),
-        ("try", _field("try_count")), ("status", _field("status")), ("result", _field("result")),
-        ("outcome", _field("outcome")), ("created", _field("tm_create")),
+        Column("id", _field("id"), True), Column("target", _field("outdial_target_id"), True),
+        Column("destination", lambda c: address(c.get("destination")), True),
+        Column("try", _field("try_count"), True), Column("status", _field("status"), True),
+        Column("result", _field("result")), Column("outcome", _field("outcome"), True),
+        Column("created", _field("tm_create"), True),
     ],
     # The live view has no room for two full ids per attempt: the target's prefix is enough
     # to tell attempts apart, and `campaigns calls` lists them in full.
     "campaigncall_brief": [
-        ("target", lambda c: ref(c.get("outdial_target_id"))[:8]),
-        ("destination", lambda c: address(c.get("destination"))),
-        ("try", _field("try_count")), ("status", _field("status")), ("result", _field("result")),
-        ("outcome", _field("outcome")), ("at", lambda c: stamp(c.get("tm_create"))[11:]),
+        Column("target", lambda c: ref(c.get("outdial_target_id"))[:8], True),
+        Column("destination", lambda c: address(c.get("destination")), True),
+        Column("try", _field("try_count"), True), Column("status", _field("status"), True),
+        Column("result", _field("result")), Column("outcome", _field("outcome"), True),
+        Column("at", lambda c: stamp(c.get("tm_create"))[11:], True),
     ],
 }
-# Columns people copy or scan as a whole: never wrapped.
-UNBROKEN = {"id", "created", "at", "target", "tries"}
-# Left out on a narrow terminal, so that the ids and what matters most keep their room; every
-# field is still there in `get` and in --json.
-SECONDARY = {"created", "detail", "campaign", "outdial", "outplan", "source", "end", "target"}
+# Left out, in this order, while a table is wider than the terminal; every field is still there
+# in `get` and in --json.
+LEFT_OUT_FIRST: dict[str, list[str]] = {
+    "outdial": ["created", "campaign", "detail"],
+    "target": ["created", "tries", "status"],
+    "outplan": ["created", "source", "interval", "tries"],
+    "campaign": ["created", "outplan", "outdial", "end"],
+    "campaigncall": ["created", "target", "result", "try", "status"],
+    "campaigncall_brief": ["result", "at", "try"],
+}
 NARROW = 120
+# A wrapped column still gets this many characters before the table counts as too wide.
+FOLDED_MIN = 8
 
 
-def list_table(kind: str, items: list[dict[str, Any]], title: str | None = None) -> Table:
+def _needed_width(columns: list[Column], rows: list[list[str]], compact: bool) -> int:
+    """The width at which no whole column has to be cut."""
+    total = 0
+    for index, column in enumerate(columns):
+        lines = [column.header] + [line for row in rows for line in row[index].split("\n")]
+        widest = max(cell_len(line) for line in lines)
+        total += widest if column.whole else min(widest, FOLDED_MIN)
+    # Between columns: padding either side and a rule (compact: no outer edges).
+    return total + 3 * (len(columns) - 1) + (0 if compact else 4)
+
+
+def list_table(kind: str, items: list[dict[str, Any]], title: str | None = None,
+               width: int | None = None) -> Table:
+    """Items as rows. On a narrow terminal the table loses its frame, then its least needed
+    columns, until ids and numbers fit unbroken."""
+    width = width or console.width
+    compact = width < NARROW
     columns = COLUMNS[kind]
-    if console.width < NARROW and kind != "campaigncall_brief":
-        columns = [c for c in columns if c[0] not in SECONDARY]
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for header, _ in columns:
-        table.add_column(header, no_wrap=header in UNBROKEN, overflow="fold")
-    for item in items:
-        table.add_row(*(render(item) for _, render in columns))
+    rows = [[column.render(item) for column in columns] for item in items]
+    for header in LEFT_OUT_FIRST[kind]:
+        if _needed_width(columns, rows, compact) <= width:
+            break
+        keep = [i for i, column in enumerate(columns) if column.header != header]
+        columns = [columns[i] for i in keep]
+        rows = [[row[i] for i in keep] for row in rows]
+    frame: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False} if compact else {}
+    table = Table(title=title, title_justify="left", header_style="bold", **frame)
+    for column in columns:
+        table.add_column(column.header, no_wrap=column.whole, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 

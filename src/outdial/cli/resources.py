@@ -3,7 +3,9 @@ export, stats and watch, each one or a few calls of the HTTP API (api.md, engine
 
 import json
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +17,10 @@ from rich.console import Group
 from rich.live import Live
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Table
 from rich.text import Text
@@ -30,6 +30,7 @@ from outdial.cli.client import (
     DEFAULT_URL,
     ApiClient,
     ApiError,
+    BadServerUrl,
     CliError,
     load_config,
     resolve_connection,
@@ -39,7 +40,7 @@ from outdial.cli.output import (
     Output,
     console,
     err_console,
-    flat_table,
+    fail,
     item_table,
     list_table,
     print_error,
@@ -71,16 +72,29 @@ def _hint(error: ApiError) -> str | None:
 
 @contextmanager
 def connect(url: str | None, token: str | None, *, hints: bool = True) -> Iterator[ApiClient]:
-    """An API client for the command's body; any failure becomes one error line and exit 1."""
+    """An API client for the command's body; any failure becomes one error line and exit 1
+    (exit 2 for an address that is not a URL: nothing was sent)."""
     try:
-        with ApiClient(resolve_connection(url, token)) as client:
+        connection = resolve_connection(url, token)
+    except BadServerUrl as error:
+        raise typer.BadParameter(error.message, param_hint="'--url' / OUTDIAL_URL") from None
+    except CliError as error:
+        fail(error.message)
+    try:
+        with ApiClient(connection) as client:
             yield client
     except ApiError as error:
+        if error.reason == "AUTHENTICATION_REQUIRED" and connection.token_held_back_for:
+            print_error(
+                f"no token was sent to {connection.url}: the stored login is for "
+                f"{connection.token_held_back_for}, and its token goes only there",
+                f"log in to this server with `outdial login --url {connection.url}`, or pass "
+                "--token (OUTDIAL_TOKEN)")
+            raise typer.Exit(1) from None
         print_error(f"{error.message} ({error.reason})", _hint(error) if hints else None)
         raise typer.Exit(1) from None
     except CliError as error:
-        print_error(error.message)
-        raise typer.Exit(1) from None
+        fail(error.message)
 
 
 def path(*parts: str) -> str:
@@ -562,17 +576,45 @@ EXTENSIONS = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "
 CHUNK_BYTES = 256 * 1024
 
 
-def _file_chunks(file: Path, progress: Progress | None) -> Iterator[bytes]:
-    task = progress.add_task("uploading", total=file.stat().st_size) if progress else None
-    with file.open("rb") as source:
-        while chunk := source.read(CHUNK_BYTES):
-            if progress is not None and task is not None:
-                progress.advance(task, len(chunk))
-            yield chunk
+class _Upload:
+    """The file sent in a thread while the main thread follows the job; what came of it."""
+
+    def __init__(self, client: ApiClient, file: Path, target: str, content_type: str,
+                 params: dict[str, Any]) -> None:
+        self.size = file.stat().st_size
+        self.sent = 0
+        self.finished = False  # every byte was handed to the connection
+        self.job: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self._args = (client, file, target, content_type, params)
+        self.thread = threading.Thread(target=self._run, name="upload", daemon=True)
+
+    def _chunks(self, file: Path) -> Iterator[bytes]:
+        with file.open("rb") as source:
+            while chunk := source.read(CHUNK_BYTES):
+                self.sent += len(chunk)
+                yield chunk
+        self.finished = True
+
+    def _run(self) -> None:
+        client, file, target, content_type, params = self._args
+        try:
+            self.job = client.upload(target, self._chunks(file), content_type, **params)
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread, which raises it
+            self.error = error
 
 
 def _rows_done(job: dict[str, Any]) -> int:
     return sum(int(job.get(key) or 0) for key in ("rows_imported", "rows_rejected", "rows_duplicate"))
+
+
+def _counts(job: dict[str, Any]) -> str:
+    return (f"{job.get('rows_imported', 0)} imported, {job.get('rows_rejected', 0)} rejected, "
+            f"{job.get('rows_duplicate', 0)} duplicate")
+
+
+def _follow_hint(outdial: str, job_id: str) -> str:
+    return f"outdial imports show {job_id} --outdial {outdial} --follow"
 
 
 def import_file(
@@ -591,23 +633,31 @@ def import_file(
     poll: Annotated[float, typer.Option(min=0.05, help="seconds between progress checks")] = 0.5,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Import targets from a file, streamed, and follow the job until it ends."""
+    """Import targets from a file, streamed, following the job's counts until it ends."""
     kind = file_format or EXTENSIONS.get(file.suffix.lower())
     if kind is None:
         raise typer.BadParameter(f"cannot tell the format of {file.name}; give --format",
                                  param_hint="FILE")
-    params = {"default_region": region, "validation": validation, "dedupe": dedupe or None}
+    # The id is chosen here so that the job can be followed (here or from elsewhere) while
+    # the file is still being sent: the server answers the upload only once it has ended.
+    job_id = str(uuid.uuid4())
+    params = {"default_region": region, "validation": validation, "dedupe": dedupe or None,
+              "id": job_id}
     with connect(url, token) as client:
-        progress = None if as_json else Progress(
-            TextColumn("{task.description:>10}"), BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeElapsedColumn(), console=err_console)
-        with progress or _nothing():
-            job = client.upload(path("outdials", outdial, "imports"), _file_chunks(file, progress),
-                                IMPORT_TYPES[kind], **params)
+        # On one line however narrow the terminal: the command is meant to be copied.
+        err_console.print(f"import {job_id}: follow it from elsewhere with `{_follow_hint(outdial, job_id)}`",
+                          soft_wrap=True)
+        upload = _Upload(client, file, path("outdials", outdial, "imports"), IMPORT_TYPES[kind], params)
         try:
-            job = _follow_import(client, outdial, job, poll, as_json)
+            job = _send_and_follow(client, upload, outdial, job_id, poll, as_json)
         except KeyboardInterrupt:
-            err_console.print(f"stopped following; import {job['id']} goes on on the server")
+            if upload.finished:
+                err_console.print(f"stopped following; import {job_id} goes on on the server: "
+                                  f"`{_follow_hint(outdial, job_id)}`", soft_wrap=True)
+            else:
+                err_console.print(f"upload stopped: import {job_id} fails on the server and "
+                                  f"imports no row; see it with `{_follow_hint(outdial, job_id)}`",
+                                  soft_wrap=True)
             raise typer.Exit(130) from None
     if as_json:
         print_json(job)
@@ -617,27 +667,52 @@ def import_file(
         raise typer.Exit(1)
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
+def _send_and_follow(client: ApiClient, upload: _Upload, outdial: str, job_id: str, poll: float,
+                     quiet: bool) -> dict[str, Any]:
+    """Send the file and, meanwhile, show what is sent and the job's counts as it checks and
+    writes the rows; the answer to the upload is the finished job."""
+    here = path("outdials", outdial, "imports", job_id)
+    progress = Progress(TextColumn("{task.description:>10}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+                        TimeElapsedColumn(), console=err_console, disable=quiet)
+    # A client of its own: the upload's holds its connection until the job ends.
+    with progress, ApiClient(client.connection) as watcher:
+        sending = progress.add_task("uploading", total=upload.size or 1, detail="")
+        rows = progress.add_task("rows", total=None, detail="waiting for the server")
+        upload.thread.start()
+        while upload.thread.is_alive():
+            upload.thread.join(poll)
+            progress.update(sending, completed=upload.sent,
+                            detail=f"{upload.sent / 1e6:.1f} of {upload.size / 1e6:.1f} MB")
+            if upload.finished:
+                progress.update(sending, description="sent")
+            try:
+                job = watcher.get(here)
+            except CliError:
+                continue  # not created yet, or a missed look: the upload's answer decides
+            progress.update(rows, completed=_rows_done(job), detail=_counts(job),
+                            description="checking" if not upload.finished else "writing")
+        if upload.error is not None:
+            raise upload.error
+        assert upload.job is not None
+        progress.update(rows, total=_rows_done(upload.job) or 1, completed=_rows_done(upload.job),
+                        detail=_counts(upload.job), description=str(upload.job.get("status")))
+    return upload.job
 
 
 def _follow_import(client: ApiClient, outdial: str, job: dict[str, Any], poll: float,
                    quiet: bool) -> dict[str, Any]:
-    """Poll the job until it is no longer running, with a bar of rows processed."""
-    if job.get("status") != "running":
-        return job
+    """Poll the job until it is no longer running, with its counts."""
     here = path("outdials", outdial, "imports", str(job["id"]))
     progress = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("rows"), TimeElapsedColumn(), console=err_console,
                         disable=quiet)
     with progress:
-        task = progress.add_task("importing", total=job.get("rows_total") or None)
+        task = progress.add_task("importing", total=None)
         while job.get("status") == "running":
-            progress.update(task, completed=_rows_done(job), total=job.get("rows_total") or None)
+            progress.update(task, completed=_rows_done(job))
             time.sleep(poll)
             job = client.get(here)
-        progress.update(task, completed=_rows_done(job), total=job.get("rows_total") or _rows_done(job))
+        progress.update(task, completed=_rows_done(job), total=_rows_done(job) or 1)
     return job
 
 
@@ -656,6 +731,55 @@ def _print_import(job: dict[str, Any], show_errors: int) -> None:
             table.add_row(str(error.get("row", "")), str(error.get("field", "")),
                           str(error.get("message", "")))
         console.print(table)
+
+
+imports_app = typer.Typer(help="An outdial's import jobs.", no_args_is_help=True)
+
+
+@imports_app.command("list")
+def imports_list(outdial: OutdialOpt, limit: LimitOpt = 100, url: UrlOpt = None,
+                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """List an outdial's import jobs, newest first."""
+    with connect(url, token) as client:
+        jobs, next_token = client.pages(path("outdials", outdial, "imports"), limit)
+    if as_json:
+        print_json({"result": jobs, "next_page_token": next_token})
+        return
+    if not jobs:
+        err_console.print("no imports")
+        return
+    table = Table(header_style="bold")
+    for header in ("id", "status", "total", "imported", "rejected", "duplicate", "created"):
+        table.add_column(header, no_wrap=header in ("id", "created"))
+    for job in jobs:
+        table.add_row(str(job["id"]), str(job["status"]), *(str(job.get(f"rows_{key}", "")) for key in (
+            "total", "imported", "rejected", "duplicate")), str(job.get("tm_create", "")))
+    console.print(table)
+
+
+@imports_app.command("show")
+def imports_show(
+    import_id: Annotated[str, typer.Argument(metavar="ID")], outdial: OutdialOpt,
+    follow: Annotated[bool, typer.Option("--follow", help="show its counts until it ends")] = False,
+    show_errors: Annotated[int, typer.Option("--errors", min=0, help="bad rows to show")] = 10,
+    poll: Annotated[float, typer.Option(min=0.05, help="seconds between progress checks")] = 0.5,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Show an import job; with --follow, until it ends (exit 1 if it failed)."""
+    with connect(url, token) as client:
+        job = client.get(path("outdials", outdial, "imports", import_id))
+        if follow:
+            try:
+                job = _follow_import(client, outdial, job, poll, as_json)
+            except KeyboardInterrupt:
+                err_console.print(f"stopped following import {import_id}; it goes on on the server")
+                raise typer.Exit(130) from None
+    if as_json:
+        print_json(job)
+    else:
+        _print_import(job, show_errors)
+    if follow and job.get("status") == "failed":
+        raise typer.Exit(1)
 
 
 def export(
@@ -696,7 +820,8 @@ def stats(outdial: OutdialOpt, url: UrlOpt = None, token: TokenOpt = None,
 
 # --- watch -------------------------------------------------------------------------------------
 
-WATCHED_CALLS = 10
+# Attempts fetched per refresh: more than any terminal shows.
+WATCHED_CALLS = 100
 
 
 def _watch_state(client: ApiClient, campaign_id: str) -> dict[str, Any]:
@@ -712,18 +837,48 @@ def _watch_state(client: ApiClient, campaign_id: str) -> dict[str, Any]:
     return {"campaign": campaign, "stats": outdial_stats, "campaigncalls": calls.get("result") or []}
 
 
-def _watch_frame(state: dict[str, Any]) -> Group:
+def _figures(stats: dict[str, Any], width: int) -> Text:
+    """The outdial's counts, `name value` pairs laid out in lines of `width` without splitting a
+    pair (every figure is in `outdial stats`)."""
+    pairs = [(key.replace("_", " "), str(value)) for key, value in stats.items()
+             if isinstance(value, int) and not key.startswith("attempts_")]
+    text, line_length = Text(), 0
+    for name, value in pairs:
+        length = len(name) + 1 + len(value)
+        if line_length and line_length + 3 + length > width:
+            text.append("\n")
+            line_length = 0
+        elif line_length:
+            text.append("   ")
+            line_length += 3
+        text.append(name, style="dim")
+        text.append(f" {value}")
+        line_length += length
+    return text
+
+
+def _watch_frame(state: dict[str, Any], width: int | None = None, height: int | None = None) -> Group:
+    """One frame that fits the terminal: the campaign, its outdial's figures, then as many of
+    the latest attempts as there are lines left."""
+    width, height = width or console.width, height or console.height
     campaign = state["campaign"]
     colour = {"run": "green", "stopping": "yellow"}.get(campaign["status"], "red")
     head = Text.assemble(("campaign ", "bold"), (campaign.get("name") or campaign["id"], "bold"),
                          "  ", (campaign["status"], f"bold {colour}"),
-                         f"  outdial {campaign['outdial_id']}  outplan {campaign['outplan_id']}")
+                         f"\noutdial {campaign['outdial_id']}\noutplan {campaign['outplan_id']}")
     parts: list[Any] = [head]
     if state["stats"] is None:
         parts.append(Text("statistics: not offered by this server", style="dim"))
     else:
-        parts.append(flat_table(state["stats"], "outdial statistics"))
-    parts.append(list_table("campaigncall_brief", state["campaigncalls"], "latest attempts"))
+        parts.append(_figures(state["stats"], width))
+    options = console.options.update(width=width)
+    used = sum(len(console.render_lines(part, options, pad=False)) for part in parts)
+    frame = len(console.render_lines(
+        list_table("campaigncall_brief", [], "latest attempts", width=width), options, pad=False))
+    # One line spare: the cursor sits below a live frame.
+    room = max(1, height - used - frame - 1)
+    calls = state["campaigncalls"][:room]
+    parts.append(list_table("campaigncall_brief", calls, "latest attempts", width=width))
     return Group(*parts)
 
 
@@ -779,6 +934,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(outplans_app, name="outplans")
     app.add_typer(campaigns_app, name="campaigns")
     app.command("import")(import_file)
+    app.add_typer(imports_app, name="imports")
     app.command()(export)
     app.command()(stats)
     app.command()(watch)

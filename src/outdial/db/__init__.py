@@ -1,5 +1,5 @@
 """Database engines and sessions for SQLite (the embedded default) and PostgreSQL."""
 
-from outdial.db.engine import Database, is_sqlite, normalize_url
+from outdial.db.engine import Database, Limits, busy_reason, is_sqlite, normalize_url
 
-__all__ = ["Database", "is_sqlite", "normalize_url"]
+__all__ = ["Database", "Limits", "busy_reason", "is_sqlite", "normalize_url"]

@@ -1,12 +1,37 @@
-"""Engine and session set-up: SQLite pragmas and single-writer transactions, PostgreSQL pooling."""
+"""Engine and session set-up: SQLite pragmas and single-writer transactions, PostgreSQL pooling,
+and the bounds on every wait (pool checkout, locks, statements, a hung client's transaction)."""
 
+import asyncio
+import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from outdial.settings import Settings
+
+# Opening a connection to a server that does not answer gives up after this.
+CONNECT_TIMEOUT_SECONDS = 10.0
+# /health answers within this, whatever the database does.
+PROBE_TIMEOUT_SECONDS = 1.0
+
+# PostgreSQL errors that mean "busy, try again", not "broken": lock_timeout, statement_timeout,
+# a deadlock the server broke.
+_BUSY_SQLSTATES = {
+    "55P03": "a lock it needs was held elsewhere past the lock timeout",
+    "57014": "a statement ran past the statement timeout",
+    "40P01": "it deadlocked with another request",
+}
 
 
 def normalize_url(url: str) -> str:
@@ -21,7 +46,57 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+@dataclass(frozen=True)
+class Limits:
+    """How long a session of one role may wait, in seconds; None: that wait is not limited."""
+
+    pool_timeout: float = 3.0
+    lock_timeout: float = 3.0
+    statement_timeout: float | None = 30.0
+    # Only for engine sessions: an API transaction may legitimately idle while an upload streams.
+    idle_in_transaction_timeout: float | None = None
+
+    @classmethod
+    def for_api(cls, settings: Settings) -> "Limits":
+        return cls(settings.db_pool_timeout_seconds, settings.db_lock_timeout_seconds,
+                   settings.db_statement_timeout_seconds)
+
+    @classmethod
+    def for_engine(cls, settings: Settings) -> "Limits":
+        return cls(settings.db_pool_timeout_seconds, settings.db_lock_timeout_seconds,
+                   settings.db_statement_timeout_seconds,
+                   settings.engine_idle_in_transaction_seconds)
+
+    def postgres_settings(self) -> dict[str, str]:
+        """Server settings of every connection, in ms (0 is PostgreSQL's "no limit")."""
+        def ms(seconds: float | None) -> str:
+            return str(round(seconds * 1000)) if seconds else "0"
+
+        return {
+            "lock_timeout": ms(self.lock_timeout),
+            "statement_timeout": ms(self.statement_timeout),
+            "idle_in_transaction_session_timeout": ms(self.idle_in_transaction_timeout),
+        }
+
+
+def busy_reason(error: BaseException) -> str | None:
+    """What the database could not give in time, if `error` says it was busy; else None.
+
+    These are the bounded waits running out: the request may be retried as it is.
+    """
+    if isinstance(error, exc.TimeoutError):
+        return "no database connection came free in time"
+    if isinstance(error, exc.DBAPIError):
+        original = error.orig
+        busy = _BUSY_SQLSTATES.get(getattr(original, "sqlstate", None) or "")
+        if busy:
+            return busy
+        if isinstance(original, sqlite3.OperationalError) and "locked" in str(original):
+            return "another writer held the database past the lock timeout"
+    return None
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so that every transaction can begin
@@ -32,7 +107,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # How long BEGIN IMMEDIATE waits for the writer before "database is locked" (a 503).
+        cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -41,18 +117,36 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
 
 class Database:
-    """One engine and its session factory; the request or job boundary owns each transaction."""
+    """One engine and its session factory; the request or job boundary owns each transaction.
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    `role` names the connections on the server (PostgreSQL's application_name), so an operator
+    can tell the API's sessions from each worker's.
+    """
+
+    def __init__(
+        self, url: str, *, pool_size: int = 10, echo: bool = False,
+        limits: Limits | None = None, role: str = "outdial",
+    ) -> None:
         self.url = normalize_url(url)
         self.is_sqlite = is_sqlite(self.url)
-        options: dict[str, Any] = {"echo": echo}
+        self.limits = limits or Limits()
+        options: dict[str, Any] = {"echo": echo, "pool_timeout": self.limits.pool_timeout}
         if not self.is_sqlite:
-            options.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            options.update(
+                pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                connect_args={
+                    "timeout": CONNECT_TIMEOUT_SECONDS,
+                    "server_settings": {
+                        **self.limits.postgres_settings(),
+                        "application_name": f"{role} {os.getpid()}",
+                    },
+                },
+            )
         self.engine = create_async_engine(self.url, **options)
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, self.limits.lock_timeout)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._probe: AsyncEngine | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -61,8 +155,25 @@ class Database:
             yield session
 
     async def ping(self) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        """`SELECT 1` on a connection of its own, never queued behind the pool, within
+        PROBE_TIMEOUT_SECONDS (TimeoutError past it)."""
+        if self._probe is None:
+            # One connection, no BEGIN IMMEDIATE on SQLite: a probe neither waits for a
+            # writer nor for a busy pool.
+            options: dict[str, Any] = {"pool_size": 1, "max_overflow": 1,
+                                       "pool_timeout": PROBE_TIMEOUT_SECONDS}
+            if not self.is_sqlite:
+                options.update(pool_pre_ping=True, connect_args={
+                    "timeout": PROBE_TIMEOUT_SECONDS,
+                    "server_settings": {"statement_timeout": str(round(PROBE_TIMEOUT_SECONDS * 1000)),
+                                        "application_name": f"outdial health {os.getpid()}"},
+                })
+            self._probe = create_async_engine(self.url, **options)
+        async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+            async with self._probe.connect() as connection:
+                await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._probe is not None:
+            await self._probe.dispose()

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from outdial.outdials.destinations import dial_uri
+
 
 class OutcomeKind(StrEnum):
     ANSWERED = "answered"
@@ -49,6 +51,12 @@ class Attempt:
     target_data: str
     # Called by the dialer when the callee answers (stops the dial_timeout).
     answered: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
+
+    @property
+    def uri(self) -> str:
+        """The destination as the URI to dial: tel:+…, sip:… (a `user@host` target is
+        sip:user@host), mailto:…."""
+        return dial_uri(self.destination)
 
 
 class HangupBy(StrEnum):

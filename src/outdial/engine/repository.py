@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     ColumnElement,
     Integer,
+    Select,
     and_,
     bindparam,
     case,
@@ -32,6 +33,10 @@ from outdial.models.base import NIL_UUID
 TARGETS = OutdialTarget.__table__
 CALLS = Campaigncall.__table__
 IN_FLIGHT = CALLS.c.status != "done"
+# When a target is due: a never-tried one since its creation, a retry at its last end plus the
+# try_interval (stored as next_attempt_at when the attempt closes). Claims go earliest due
+# first, along the index ix_outdial_targets_due, whose expression this must stay equal to.
+DUE = func.coalesce(TARGETS.c.next_attempt_at, TARGETS.c.tm_create)
 # SQLite and PostgreSQL both cap the parameters of one statement; stay well under.
 CHUNK = 500
 
@@ -71,6 +76,7 @@ class Claimed:
     outdial_data: str
     target_data: str
     limits: Limits
+    try_interval: int  # ms
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,7 @@ class Closing:
     outcome: OutcomeKind
     tm_end: dt.datetime
     limits: Limits
+    try_interval: int  # ms, from this end to the target's next attempt
 
 
 async def active_campaign_ids(session: AsyncSession) -> list[uuid.UUID]:
@@ -107,7 +114,9 @@ async def take_turn(
 
     Everything happens under the campaign's row lock, so the concurrency and dial_rate counts
     read here hold until commit whichever worker reads them. A worker that finds the row locked
-    skips the campaign this round instead of queueing behind the claimer.
+    skips the campaign this round instead of queueing behind the claimer (and the server ends
+    the session of a claimer that hangs, see runner.engine_database). A campaign whose outdial
+    or outplan is gone, or whose outdial now names another campaign, is stopped.
     """
     campaign = await session.scalar(
         select(Campaign)
@@ -135,25 +144,28 @@ async def take_turn(
 
     outplan = await session.get(Outplan, campaign.outplan_id)
     outdial = await session.get(Outdial, campaign.outdial_id)
+    if outplan is None or outdial is None or not _can_dial(campaign, outplan, outdial):
+        # It can never dial again: it stops as if told to, once its attempts in flight end.
+        _set_status(campaign, "stopping" if in_flight else "stop", now)
+        return []
     limits = limits_of(outplan)
     claimed: list[Claimed] = []
-    if outplan is not None and outdial is not None and outdial.tm_delete is None:
-        started = (
-            await session.scalar(
-                select(func.count())
-                .select_from(CALLS)
-                .where(
-                    CALLS.c.campaign_id == campaign.id,
-                    CALLS.c.tm_create > now - dt.timedelta(seconds=1),
-                )
+    started = (
+        await session.scalar(
+            select(func.count())
+            .select_from(CALLS)
+            .where(
+                CALLS.c.campaign_id == campaign.id,
+                CALLS.c.tm_create > now - dt.timedelta(seconds=1),
             )
-            or 0
         )
-        room = min(most, campaign.concurrency - in_flight, campaign.dial_rate - started)
-        if room > 0:
-            claimed = await _claim_targets(
-                session, campaign, outplan, outdial, limits, room, worker_id, now, lease_seconds
-            )
+        or 0
+    )
+    room = min(most, campaign.concurrency - in_flight, campaign.dial_rate - started)
+    if room > 0:
+        claimed = await _claim_targets(
+            session, campaign, outplan, outdial, limits, room, worker_id, now, lease_seconds
+        )
 
     if (
         not claimed
@@ -163,6 +175,16 @@ async def take_turn(
     ):
         _set_status(campaign, "stop", now)
     return claimed
+
+
+def _can_dial(campaign: Campaign, outplan: Outplan, outdial: Outdial) -> bool:
+    """A campaign dials only a live outdial that names it (one outdial, one running campaign:
+    the API refuses to move that link while the campaign runs) with a live outplan."""
+    return (
+        outplan.tm_delete is None
+        and outdial.tm_delete is None
+        and outdial.campaign_id == campaign.id
+    )
 
 
 def _set_status(campaign: Campaign, status: str, now: dt.datetime) -> None:
@@ -190,6 +212,35 @@ async def _has_pending_targets(
     )
 
 
+def claim_query(
+    outdial_id: uuid.UUID, limits: Limits, try_interval: int, now: dt.datetime, room: int
+) -> Select[Any]:
+    """Up to `room` dialable targets of the outdial, earliest due first: one query along
+    ix_outdial_targets_due, however long the list."""
+    slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
+    count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
+    return (
+        select(TARGETS.c.id, TARGETS.c.data, *slot_columns, *count_columns)
+        .where(
+            TARGETS.c.outdial_id == outdial_id,
+            TARGETS.c.tm_delete.is_(None),
+            TARGETS.c.status == "idle",
+            DUE <= now,
+            # Never sooner than the outplan's interval now, even if it grew since the
+            # target's next_attempt_at was set.
+            or_(
+                TARGETS.c.tm_last_end.is_(None),
+                TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=try_interval),
+            ),
+            tries_left(limits),
+        )
+        .order_by(DUE, TARGETS.c.id)
+        .limit(room)
+        # PostgreSQL: rows another claimer holds are passed over, never waited for.
+        .with_for_update(skip_locked=True)
+    )
+
+
 async def _claim_targets(
     session: AsyncSession,
     campaign: Campaign,
@@ -201,25 +252,8 @@ async def _claim_targets(
     now: dt.datetime,
     lease_seconds: float,
 ) -> list[Claimed]:
-    slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
-    count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
     rows = (
-        await session.execute(
-            select(TARGETS.c.id, TARGETS.c.data, *slot_columns, *count_columns)
-            .where(
-                TARGETS.c.outdial_id == outdial.id,
-                TARGETS.c.tm_delete.is_(None),
-                TARGETS.c.status == "idle",
-                or_(
-                    TARGETS.c.tm_last_end.is_(None),
-                    TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=outplan.try_interval),
-                ),
-                tries_left(limits),
-            )
-            .limit(room)
-            # PostgreSQL: rows another claimer holds are passed over, never waited for.
-            .with_for_update(skip_locked=True)
-        )
+        await session.execute(claim_query(outdial.id, limits, outplan.try_interval, now, room))
     ).all()
     if not rows:
         return []
@@ -247,6 +281,7 @@ async def _claim_targets(
                 outdial_data=outdial.data,
                 target_data=row.data,
                 limits=limits,
+                try_interval=outplan.try_interval,
             )
         )
     for slot, ids in by_slot.items():
@@ -348,20 +383,14 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
             select(Outplan).where(Outplan.id.in_({r.outplan_id for r in rows}))
         )
     }
-    await _close_attempts(
-        session,
-        [
-            Closing(
-                r.id,
-                r.outdial_target_id,
-                OutcomeKind.FAILED,
-                now,
-                limits_of(outplans.get(r.outplan_id)),
-            )
-            for r in rows
-        ],
-        now,
-    )
+    closings = []
+    for r in rows:
+        outplan = outplans.get(r.outplan_id)
+        interval = outplan.try_interval if outplan is not None else 0
+        closings.append(
+            Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplan), interval)
+        )
+    await _close_attempts(session, closings, now)
     return len(rows)
 
 
@@ -403,6 +432,7 @@ async def _close_attempts(
                 else_="done",
             ),
             tm_last_end=bindparam("b_tm_end"),
+            next_attempt_at=bindparam("b_next"),
             tm_update=now,
         ),
         [
@@ -410,6 +440,7 @@ async def _close_attempts(
                 "b_id": c.target_id,
                 "b_answered": c.outcome is OutcomeKind.ANSWERED,
                 "b_tm_end": c.tm_end,
+                "b_next": c.tm_end + dt.timedelta(milliseconds=c.try_interval),
                 **{f"b_max_{n}": c.limits[n] for n in SLOTS},
             }
             for c in closings

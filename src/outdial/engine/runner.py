@@ -5,7 +5,7 @@ import logging
 import signal
 
 from outdial.clock import Clock, SystemClock
-from outdial.db import Database
+from outdial.db import Database, Limits
 from outdial.dialers import build_dialer
 from outdial.engine.worker import Engine, EngineConfig
 from outdial.migrations import upgrade_database
@@ -23,8 +23,10 @@ class BackgroundEngine:
         self._task = asyncio.create_task(engine.run(self._stop), name="outdial engine")
 
     @classmethod
-    def start(cls, database: Database, settings: Settings, clock: Clock) -> "BackgroundEngine":
+    def start(cls, settings: Settings, clock: Clock) -> "BackgroundEngine":
+        """An engine on sessions of its own (engine_database), not the API's pool."""
         dialer = build_dialer(settings, clock)
+        database = engine_database(settings)
         return cls(Engine(database, dialer, clock, EngineConfig.from_settings(settings)))
 
     async def stop(self) -> None:
@@ -32,12 +34,21 @@ class BackgroundEngine:
         self._stop.set()
         await self._task
         await self.engine.dialer.aclose()
+        await self.engine.database.dispose()
+
+
+def engine_database(settings: Settings) -> Database:
+    """The engine's connections: bounded lock and statement waits like the API's, and on
+    PostgreSQL a server that ends a session left idle inside a transaction, so a hung worker
+    (stopped, swapped out, deadlocked in Python) cannot hold a campaign's lock for ever."""
+    return Database(settings.database_url, pool_size=4, limits=Limits.for_engine(settings),
+                    role="outdial engine")
 
 
 async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
     """`outdial worker`: the engine alone until SIGTERM or SIGINT, then a graceful stop."""
     clock = clock or SystemClock()
-    database = Database(settings.database_url, pool_size=4)
+    database = engine_database(settings)
     dialer = build_dialer(settings, clock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

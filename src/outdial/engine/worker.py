@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outdial.clock import Clock
-from outdial.db import Database
+from outdial.db import Database, busy_reason
 from outdial.dialers.base import Attempt, Dialer, DialerError, OutcomeKind
 from outdial.engine import repository as repo
 from outdial.engine.repository import Claimed, Closing
@@ -105,9 +105,9 @@ class Engine:
                         lease_seconds=self.config.lease_seconds,
                         most=max(0, min(room, self.config.claim_batch)),
                     )
-            except Exception:
+            except Exception as error:  # noqa: BLE001 - logged, never lost
                 # One campaign's trouble must not hold up the others.
-                log.exception("claiming for campaign %s failed", campaign_id)
+                _log_failure(f"claiming for campaign {campaign_id}", error)
                 continue
             for attempt in claimed:
                 self._launch(attempt)
@@ -248,6 +248,7 @@ class Engine:
                 outcome,
                 self.clock.now(),
                 claimed.limits,
+                claimed.try_interval,
             )
         )
         self._ended.set()
@@ -262,8 +263,8 @@ class Engine:
             while not stop.is_set():
                 try:
                     started = await self.step()
-                except Exception:
-                    log.exception("engine round failed; retrying")
+                except Exception as error:  # noqa: BLE001 - logged, never lost
+                    _log_failure("an engine round (retrying)", error)
                     started = 0
                 if started == 0:
                     await self._first_of(
@@ -303,8 +304,8 @@ class Engine:
             self._ended.clear()
             try:
                 await self.record()
-            except Exception:
-                log.exception("recording outcomes failed; retrying")
+            except Exception as error:  # noqa: BLE001 - logged, never lost
+                _log_failure("recording outcomes (retrying)", error)
                 await self.clock.sleep(self.config.poll_seconds)
                 self._ended.set()
 
@@ -313,8 +314,8 @@ class Engine:
             await self.clock.sleep(self.config.heartbeat_seconds)
             try:
                 await self.heartbeat()
-            except Exception:
-                log.exception("renewing leases failed")
+            except Exception as error:  # noqa: BLE001 - logged, never lost
+                _log_failure("renewing leases", error)
 
     @staticmethod
     async def _first_of(*waits: Any) -> None:
@@ -325,3 +326,11 @@ class Engine:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _log_failure(what: str, error: Exception) -> None:
+    """A database that stayed busy past a bounded wait is one line; anything else, a traceback."""
+    if (reason := busy_reason(error)) is not None:
+        log.warning("%s: the database is busy (%s)", what, reason)
+    else:
+        log.error("%s failed", what, exc_info=error)

@@ -5,7 +5,8 @@ bytes of whole CSV records or NDJSON lines (decoding and parsing happen here, of
 process) and leaves as encoded rows ready for COPY or executemany, so the serving process
 handles no per-row Python objects beyond one bytes string per row. Rows are numbered within the
 chunk; the server, which lands chunks in file order, adds the rows before it.
-The destination rules are those of the API (outdials/destinations.py).
+The destination rules are those of the API (outdials/destinations.py), and so are the value
+rules (outdial/validation.py): what the API refuses to store, an import rejects.
 """
 
 import csv
@@ -27,9 +28,11 @@ from outdial.outdials.destinations import (
     E164,
     national_e164,
     tel_problem,
+    unknown_destination_keys,
     validate_destination,
 )
 from outdial.timestamps import WIRE_FORMAT
+from outdial.validation import Refused, decode_json, key_text, text_problem
 
 TEXT_FIELDS = ("name", "detail", "data")
 DESTINATION_FIELDS = tuple(f"destination_{n}" for n in range(DESTINATION_SLOTS))
@@ -126,7 +129,7 @@ def check_chunk(chunk: Chunk, rules: RowRules) -> CheckedChunk:
     for (number, values, unreadable), target_id in zip(records, ids):
         if unreadable:
             result.rejected += 1
-            result.errors.append((number, "", unreadable))
+            result.errors.append((number, *unreadable))
             continue
         errors, texts, destinations, key = _check_values(values, rules)
         if errors:
@@ -155,27 +158,45 @@ def decode_targets(blob: bytes, encoding: str) -> list[Any]:
 
 
 def _records(chunk: Chunk, result: CheckedChunk) -> Any:
-    """(number in chunk, the row's 3 texts and 5 destinations, why it is unreadable or "")."""
+    """(number in chunk, the row's 3 texts and 5 destinations, None or why it is unreadable:
+    (field or "", problem))."""
     if chunk.format == "csv":
         yield from _csv_records(chunk, result)
         return
     if chunk.format == "ndjson":
-        objects: Any = (line for line in chunk.data.split(b"\n") if line.strip())
+        # Decoded strictly first: json.loads would guess UTF-16/32 from bytes and read binary
+        # data as rows of garbage instead of refusing the file.
+        text = chunk.data.decode("utf-8-sig" if chunk.start == 0 else "utf-8")
+        objects: Any = (line for line in text.split("\n") if line.strip())
     else:
         objects = chunk.data
     for number, raw in enumerate(objects, 1):
         result.rows = number
         if chunk.format == "ndjson":
             try:
-                raw = json.loads(raw)
-            except ValueError as error:
-                yield number, None, f"is not valid JSON: {error}"
+                raw = decode_json(raw)
+            except Refused as refused:
+                yield number, None, ("", str(refused))
                 continue
+            except ValueError as error:
+                yield number, None, ("", f"is not valid JSON: {error}")
+                continue
+        elif isinstance(raw, Refused):  # an array element the reader could not decode
+            yield number, None, ("", str(raw))
+            continue
         if not isinstance(raw, dict):
-            yield number, None, "must be a JSON object"
+            yield number, None, ("", "must be a JSON object")
+            continue
+        if unknown := unknown_destination_keys(raw):
+            yield number, None, (key_text(unknown[0]),
+                                 "is not a destination (a target has destination_0 to destination_4)")
+            continue
+        unknown = [key for key in raw if key.startswith("destination_") and key not in DESTINATION_FIELDS]
+        if unknown:
+            yield number, None, f"has an unknown key {unknown[0]!r}; destinations are destination_0..destination_4"
             continue
         yield number, [*(raw.get(name, "") for name in TEXT_FIELDS),
-                       *(raw.get(name) for name in DESTINATION_FIELDS)], ""
+                       *(raw.get(name) for name in DESTINATION_FIELDS)], None
 
 
 def _csv_records(chunk: Chunk, result: CheckedChunk) -> Any:
@@ -186,14 +207,14 @@ def _csv_records(chunk: Chunk, result: CheckedChunk) -> Any:
     defaults = ["", "", "", None, None, None, None, None]
     number = 0
     try:
-        for record in csv.reader(io.StringIO(chunk.data.decode()), strict=True):
+        for record in csv.reader(io.StringIO(chunk.data.decode()), delimiter=chunk.delimiter, strict=True):
             if not record or record == [""]:
                 continue
             number = result.rows = number + 1
             if len(record) != len(header):
-                yield number, None, f"has {len(record)} cells; the header has {len(header)}"
+                yield number, None, ("", f"has {len(record)} cells; the header has {len(header)}")
                 continue
-            yield number, [d if i is None else record[i] for i, d in zip(columns, defaults)], ""
+            yield number, [d if i is None else record[i] for i, d in zip(columns, defaults)], None
     except csv.Error as error:
         result.malformed = (number + 1, f"not valid CSV: {error}")
 
@@ -207,6 +228,8 @@ def _check_values(
     for name, value in zip(TEXT_FIELDS, texts):
         if not isinstance(value, str):
             errors.append((name, "must be a string"))
+        elif problem := text_problem(name, value):
+            errors.append((name, problem))
     destinations: list[str | None] = []
     key = None
     for slot, value in enumerate(values[3:]):

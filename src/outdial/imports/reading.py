@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outdial.errors import InvalidArgument
+from outdial.validation import Refused, decode_json_at, end_of_json_value
 
 MEDIA_TYPES = {"text/csv": "csv", "application/x-ndjson": "ndjson", "application/json": "json"}
 # About 4,500 rows of CSV: big enough that handing a chunk to a worker costs little beside
@@ -27,7 +28,12 @@ CHUNK_ROWS = 5000  # JSON array elements per chunk (they arrive decoded)
 # memory one unterminated quote or bracket can make the reader hold.
 MAX_RECORD_CHARS = 4 * 1024 * 1024
 ROW_FIELDS = ("name", "detail", "data") + tuple(f"destination_{n}" for n in range(5))
+DESTINATION_COLUMNS = ROW_FIELDS[3:]
 MALFORMED = "INVALID_IMPORT_FILE"
+# CSV field separators recognised from the header, in order of preference.
+DELIMITERS = (",", ";", "\t")
+SEND_THE_FILE = ("send the file itself: curl --data-binary @FILE -H 'Content-Type: text/csv' "
+                 "(or application/x-ndjson, application/json); curl -d strips its line breaks")
 _BOM = codecs.BOM_UTF8
 
 
@@ -40,6 +46,7 @@ class Chunk:
     data: Any
     header: list[str] | None = None
     start: int = 0
+    delimiter: str = ","  # CSV: the field separator the header uses
 
 
 def media_format(content_type: str) -> str:
@@ -47,6 +54,9 @@ def media_format(content_type: str) -> str:
     media, _, params = content_type.partition(";")
     media = media.strip().lower()
     charset = re.search(r"charset\s*=\s*\"?([\w-]+)", params, re.IGNORECASE)
+    if media == "application/x-www-form-urlencoded":
+        raise InvalidArgument("Content-Type", f"{media!r} is a form, not an import file: {SEND_THE_FILE}",
+                              "UNSUPPORTED_CONTENT_TYPE")
     if media not in MEDIA_TYPES:
         raise InvalidArgument(
             "Content-Type",
@@ -60,6 +70,19 @@ def media_format(content_type: str) -> str:
 
 def malformed(row: int, problem: str) -> InvalidArgument:
     return InvalidArgument("body", f"row {row}: {problem}" if row else problem, MALFORMED)
+
+
+def no_rows(format: str) -> InvalidArgument:
+    what = "a header and no row" if format == "csv" else "no row"
+    return malformed(0, f"the upload holds {what} (an empty body?); {SEND_THE_FILE}")
+
+
+class UploadInterrupted(InvalidArgument):
+    """The client went away before the upload ended."""
+
+    def __init__(self) -> None:
+        super().__init__("body", "the upload was interrupted (the client disconnected); "
+                                 "no row was imported", "UPLOAD_INTERRUPTED")
 
 
 async def read_chunks(format: str, stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
@@ -121,19 +144,21 @@ def _line_end(data: bytes) -> int:
 
 async def _csv_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
     header: list[str] | None = None
+    delimiter = ","
     async for block, position in _blocks(stream, _csv_record_end):
         if position == 0 and block.startswith(_BOM):
             block, position = block[len(_BOM):], len(_BOM)
         if header is None:
-            header, rows_at = _take_header(block, position)
+            header, delimiter, rows_at = _take_header(block, position)
             block, position = block[rows_at:], position + rows_at
         if block:
-            yield Chunk("csv", block, header, position)
+            yield Chunk("csv", block, header, position, delimiter)
 
 
-def _take_header(block: bytes, position: int) -> tuple[list[str] | None, int]:
-    """The header record at the start of `block` (blank lines before it skipped) and where the
-    rows after it begin; (None, len(block)) if the block holds blank lines only."""
+def _take_header(block: bytes, position: int) -> tuple[list[str] | None, str, int]:
+    """The header record at the start of `block` (blank lines before it skipped), its field
+    separator, and where the rows after it begin; (None, ",", len(block)) if the block holds
+    blank lines only."""
     start = 0
     while start < len(block):
         end = block.find(b"\n", start)
@@ -142,25 +167,52 @@ def _take_header(block: bytes, position: int) -> tuple[list[str] | None, int]:
             following = block.find(b"\n", end + 1)
             quotes += block.count(b'"', end, len(block) if following == -1 else following)
             end = following
-        end = len(block) if end == -1 else end + 1
+        end, last = (len(block), True) if end == -1 else (end + 1, False)
         try:
-            record = next(csv.reader(io.StringIO(block[start:end].decode()), strict=True), [])
+            line = block[start:end].decode()
         except UnicodeDecodeError as error:
             raise malformed(0, f"the file is not UTF-8 ({error.reason} at byte "
                                f"{position + start + error.start})") from None
+        if line.strip():
+            header, delimiter = _csv_header(line)
+            if last:  # blocks end at a record's end: this is the whole upload
+                raise malformed(0, f"the upload is a single line (a header and no row); {SEND_THE_FILE}")
+            return _checked_header(header, delimiter), delimiter, end
+        start = end
+    return None, ",", len(block)
+
+
+def _csv_header(line: str) -> tuple[list[str], str]:
+    """The header's column names (trimmed, lower case) and its separator: a comma, or else the
+    first of `;` and tab that makes it name a destination column."""
+    headers = {}
+    for delimiter in DELIMITERS:
+        try:
+            record = next(csv.reader(io.StringIO(line), delimiter=delimiter, strict=True), [])
         except csv.Error as error:
             raise malformed(0, f"the CSV header is not valid CSV: {error}") from None
-        if record and record != [""]:
-            return _csv_header(record), end
-        start = end
-    return None, len(block)
+        headers[delimiter] = [name.strip().lower() for name in record]
+        if _known_destinations(headers[delimiter]):
+            return headers[delimiter], delimiter
+    return headers[","], ","
 
 
-def _csv_header(record: list[str]) -> list[str]:
-    header = [name.strip().lower() for name in record]
-    if not any(name.startswith("destination_") for name in header):
-        raise malformed(0, "the CSV header must name the columns, with at least one of "
-                           "destination_0..destination_4 (and optionally name, detail, data)")
+def _known_destinations(header: list[str]) -> list[str]:
+    return [name for name in header if name in DESTINATION_COLUMNS]
+
+
+def _checked_header(header: list[str], delimiter: str) -> list[str]:
+    """Other columns (an export's status, try counts…) are ignored, but one that looks like a
+    destination and is not one is refused: its numbers would be silently dropped."""
+    for name in header:
+        if name.startswith("destination_") and name not in DESTINATION_COLUMNS:
+            raise malformed(0, f"the CSV header has an unknown column {name!r}; destination "
+                               "columns are destination_0..destination_4")
+    if not _known_destinations(header):
+        raise malformed(0, f"the CSV header {','.join(header)[:200]!r} names no destination column; "
+                           "the first line must name the columns, with at least one of "
+                           "destination_0..destination_4 (and optionally name, detail, data), "
+                           "separated by commas, semicolons or tabs")
     return header
 
 
@@ -178,7 +230,6 @@ _SPACE = re.compile(r"[ \t\n\r]*")
 
 
 async def _json_array_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
-    decoder = json.JSONDecoder()
     buffer, position = "", 0
     state = "start"  # start → first → element ⇄ after → end
     row = 0
@@ -203,7 +254,16 @@ async def _json_array_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chun
                 position, state = position + 1, "element"
             elif state in ("first", "element"):
                 try:
-                    value, end = decoder.raw_decode(buffer, position)
+                    value, end = decode_json_at(buffer, position)
+                except Refused as refused:
+                    # JSON the value rules refuse to read (a 5,000-digit number, nesting
+                    # deeper than Python recurses): that row is rejected, the file goes on.
+                    skipped = end_of_json_value(buffer, position)
+                    if skipped is None:
+                        if final:
+                            raise malformed(row + 1, "the JSON array is not closed with ']'") from None
+                        break
+                    value, end = refused, skipped
                 except json.JSONDecodeError as error:
                     if final:
                         raise malformed(row + 1, f"not valid JSON: {error.msg}") from None
@@ -220,6 +280,8 @@ async def _json_array_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chun
                 raise malformed(row, "data after the end of the array")
         if len(buffer) - position > MAX_RECORD_CHARS:
             raise malformed(row + 1, f"an element is longer than {MAX_RECORD_CHARS} characters")
+    if state == "start":
+        raise no_rows("json")  # nothing but white space
     if state != "end":
         raise malformed(row + 1 if row else 0, "the JSON array is not closed with ']'")
     if rows:

@@ -4,12 +4,15 @@ The rows of an import are written by a `TargetSink` inside a single transaction 
 the job done, so a crash at any point leaves either every accepted row or none:
 
 - PostgreSQL: COPY into the open transaction as chunks are checked (rows stay invisible until
-  the commit); an advisory lock held by that transaction tells a restarted server whether the
-  importing process is still alive.
+  the commit).
 - SQLite: one writer at a time, so checked rows are spooled to a temporary file and written in
   one short transaction at the end, leaving the database free to other writers meanwhile.
+
+Whether the importing process is alive is told by the job's lease (owner, tm_lease_expire),
+renewed while it runs, the same on both databases.
 """
 
+import asyncio
 import datetime as dt
 import pickle
 import tempfile
@@ -21,15 +24,18 @@ from sqlalchemy import JSON, func, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from outdial.db import Database
+from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.imports.checking import MAPPING_COLUMNS, TARGET_COLUMNS, decode_targets, dedupe_key
 from outdial.models import ImportJob, ImportRowError, ImportRowTarget, OutdialTarget
 
 RowError = tuple[int, str, str]
+CLOSE_SECONDS = 5  # for a clean rollback before the connection is dropped instead
+LOCK_TIMEOUT = "10s"  # the most an import's statements wait for a lock another holds
 
 
-def job_lock_key(job_id: uuid.UUID) -> int:
-    """A PostgreSQL advisory lock key (signed 64 bits) for one job."""
-    return int.from_bytes(job_id.bytes[:8], "big", signed=True)
+def outdial_lock_key(outdial_id: uuid.UUID) -> int:
+    """A PostgreSQL advisory lock key (signed 64 bits) for one outdial's dedupe turn."""
+    return int.from_bytes(outdial_id.bytes[:8], "big", signed=True)
 
 
 class ImportRepository:
@@ -48,24 +54,61 @@ class ImportRepository:
         )
 
     async def fail(
-        self, job_id: uuid.UUID, counts: dict[str, int], errors: list[Any], now: dt.datetime
-    ) -> None:
-        await self.session.execute(
-            update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == "running")
-            .values(**{**counts, "rows_imported": 0}, errors=errors, status="failed", tm_end=now)
+        self, job_id: uuid.UUID, counts: dict[str, int], errors: list[Any], now: dt.datetime,
+        expired_at: dt.datetime | None = None,
+    ) -> int:
+        """Fail a running job (with `expired_at`: only if its lease ran out before then)."""
+        query = update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == "running")
+        if expired_at is not None:
+            query = query.where(_lease_expired(expired_at))
+        result = await self.session.execute(
+            query.values(**{**counts, "rows_imported": 0}, errors=errors, status="failed", tm_end=now)
         )
+        return result.rowcount  # type: ignore[attr-defined, no-any-return]
 
-    async def running_jobs(self) -> list[ImportJob]:
+    async def expired_jobs(self, now: dt.datetime, spare: str = "") -> list[ImportJob]:
+        """Running jobs whose owner stopped renewing the lease (none: a job of an older
+        version), but those of the owner `spare`."""
         return list((await self.session.scalars(
-            select(ImportJob).where(ImportJob.status == "running")
+            select(ImportJob).where(ImportJob.status == "running", _lease_expired(now),
+                                    ImportJob.owner != spare)
         )).all())
 
-    async def is_held_by_live_process(self, job_id: uuid.UUID) -> bool:
-        """PostgreSQL: does a live transaction hold the job's lock (the import is running)?"""
-        got = await self.session.scalar(
-            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": job_lock_key(job_id)}
+    async def renew_lease(self, job_id: uuid.UUID, owner: str, now: dt.datetime, seconds: float) -> bool:
+        """Extend the lease of a job this owner still runs; False if it is no longer its."""
+        result = await self.session.execute(
+            update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == "running",
+                                    ImportJob.owner == owner)
+            .values(tm_lease_expire=now + dt.timedelta(seconds=seconds))
         )
-        return not got
+        return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
+
+    async def take_dedupe_turn(self, job_id: uuid.UUID, outdial_id: uuid.UUID, now: dt.datetime,
+                               is_sqlite: bool) -> uuid.UUID | None:
+        """Give the job its outdial's dedupe turn unless a live deduping job holds it; returns
+        that job's id then. Checking and taking are one step: on SQLite every transaction is
+        the single writer (BEGIN IMMEDIATE); on PostgreSQL an advisory lock per outdial,
+        held to the end of this short transaction, serialises it (bounded by lock_timeout)."""
+        if not is_sqlite:
+            await self.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                       {"key": outdial_lock_key(outdial_id)})
+        holder = await self.session.scalar(
+            select(ImportJob.id).where(
+                ImportJob.outdial_id == outdial_id, ImportJob.status == "running",
+                ImportJob.dedupe_turn.is_(True), ImportJob.id != job_id,
+                ImportJob.tm_lease_expire >= now,
+            ).limit(1)
+        )
+        if holder is None:
+            await self.session.execute(
+                update(ImportJob).where(ImportJob.id == job_id).values(dedupe_turn=True)
+            )
+        return holder
+
+    async def list_jobs(self, outdial_id: uuid.UUID, page: PageRequest) -> Page[ImportJob]:
+        return await fetch_page(self.session, select(ImportJob).where(ImportJob.outdial_id == outdial_id),
+                                ImportJob, page)
 
     async def existing_keys(self, outdial_id: uuid.UUID) -> set[Any]:
         """Dedupe keys of the first destination of every live target of the outdial."""
@@ -109,6 +152,10 @@ async def mark_done(
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+def _lease_expired(now: dt.datetime) -> Any:
+    return ImportJob.tm_lease_expire.is_(None) | (ImportJob.tm_lease_expire < now)
+
+
 class TargetSink:
     """Where checked rows go until the job is done; see the module docstring."""
 
@@ -136,9 +183,10 @@ class PostgresSink(TargetSink):
     async def open(self) -> None:
         self.connection = await self.database.engine.connect()
         await self.connection.begin()
-        await self.connection.execute(
-            text("SELECT pg_advisory_xact_lock(:key)"), {"key": job_lock_key(self.job_id)}
-        )
+        # The driver's transaction begins with the first statement sent through SQLAlchemy (COPY
+        # goes to the driver directly and would otherwise commit on its own), and the locks
+        # COPY's foreign-key checks take are waited for a bounded time.
+        await self.connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
         raw = await self.connection.get_raw_connection()
         self.driver = raw.driver_connection
 
@@ -170,9 +218,17 @@ class PostgresSink(TargetSink):
         return True
 
     async def close(self) -> None:
-        if self.connection is not None:
-            await self.connection.close()  # rolls back anything not committed
-            self.connection = None
+        """Drop what was not committed. An import stopped mid-COPY (the client gone) leaves
+        the driver connection busy, so it cannot roll back politely: it is closed for good
+        instead, and PostgreSQL rolls back the transaction of a closed connection."""
+        if self.connection is None:
+            return
+        connection, self.connection = self.connection, None
+        try:
+            await asyncio.wait_for(connection.close(), CLOSE_SECONDS)
+        except Exception:  # noqa: BLE001 - whatever the reason, the connection is dropped
+            self.driver.terminate()
+            await connection.invalidate()
 
 
 _INSERT_TARGET = (

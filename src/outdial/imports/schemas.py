@@ -3,29 +3,34 @@
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from outdial.models import ImportJob
 from outdial.timestamps import format_timestamp
 
 
 class RowErrorOut(BaseModel):
-    row: int
-    field: str
-    message: str
+    """A rejected row."""
+
+    row: int = Field(description="the row's number, from 1 in file order (a CSV header is not a row)")
+    field: str = Field(description="the field at fault, e.g. destination_0.target")
+    message: str = Field(description="why the row was rejected")
 
 
 class ImportJobOut(BaseModel):
-    id: uuid.UUID
-    outdial_id: uuid.UUID
-    status: Literal["running", "done", "failed"]
-    rows_total: int
-    rows_imported: int
-    rows_rejected: int
-    rows_duplicate: int
-    errors: list[RowErrorOut]
-    tm_create: str
-    tm_end: str
+    """An import job and its counts."""
+
+    id: uuid.UUID = Field(description="the job's id")
+    outdial_id: uuid.UUID = Field(description="the outdial the rows go into")
+    status: Literal["running", "done", "failed"] = Field(
+        description="running; done (its rows are in); failed (none is)")
+    rows_total: int = Field(description="rows read so far")
+    rows_imported: int = Field(description="rows that became targets")
+    rows_rejected: int = Field(description="rows refused as invalid")
+    rows_duplicate: int = Field(description="rows skipped by dedupe")
+    errors: list[RowErrorOut] = Field(description="the first 100 rejected rows; all in GET …/errors")
+    tm_create: str = Field(description="when the job started, UTC")
+    tm_end: str | None = Field(description="when it ended, UTC; `9999-01-01 00:00:00.000000` while running")
 
     @classmethod
     def of(cls, job: ImportJob) -> "ImportJobOut":

@@ -1,8 +1,11 @@
 """Import jobs: stream an upload through the checkers (both cores) into one all-or-nothing write."""
 
 import asyncio
+import datetime as dt
+import logging
 import multiprocessing
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ProcessPoolExecutor
@@ -10,12 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import phonenumbers
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from outdial.auth.service import Principal
 from outdial.clock import Clock
 from outdial.db import Database
-from outdial.errors import InvalidArgument, NotFound, OutdialError
+from outdial.db.paging import Page, PageRequest
+from outdial.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OutdialError,
+)
 from outdial.imports.checking import (
     CheckedChunk,
     RowRules,
@@ -24,16 +35,22 @@ from outdial.imports.checking import (
     encode_targets,
     exit_with_parent,
 )
-from outdial.imports.reading import Chunk, malformed, read_chunks
+from outdial.imports.reading import Chunk, malformed, no_rows, read_chunks
 from outdial.imports.repository import ImportRepository, mark_done, sink_for
 from outdial.models import ImportJob
 from outdial.models.imports import JOB_ERRORS_SHOWN
 from outdial.outdials.service import OutdialService
+from outdial.settings import Settings
+
+log = logging.getLogger("outdial.imports")
 
 VALIDATIONS = ("possible", "valid")
 # Progress is written to the job row about this often (in rows), for GET …/imports/{id}.
 PROGRESS_EVERY_ROWS = 20_000
-ABANDONED = "the server stopped during the import; no row was imported"
+ABANDONED = "the server running the import stopped (its lease expired); no row was imported"
+# How often (real seconds) a deduping import waiting for its turn looks whether a deduping
+# import of another server has ended; one of this server wakes it at once.
+DEDUPE_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,7 @@ class _Tally:
     def __init__(self) -> None:
         self.rows_total = self.rows_imported = self.rows_rejected = self.rows_duplicate = 0
         self.errors: list[dict[str, Any]] = []
+        self.errors_stored = 0  # rows of the full report written
 
     def counts(self) -> dict[str, int]:
         return {"rows_total": self.rows_total, "rows_imported": self.rows_imported,
@@ -75,12 +93,34 @@ class _Tally:
 
 
 class ImportRunner:
-    """Owns the checking processes; one per application."""
+    """Owns the checking processes and the leases of this server's jobs; one per application."""
 
-    def __init__(self, database: Database, clock: Clock, workers: int) -> None:
-        self.database, self.clock, self.workers = database, clock, workers
+    def __init__(self, database: Database, clock: Clock, settings: Settings) -> None:
+        self.database, self.clock = database, clock
+        self.workers = settings.import_workers
+        self.lease_seconds = settings.import_lease_seconds
+        self.dedupe_wait_seconds = settings.import_dedupe_wait_seconds
+        self.error_rows = settings.import_error_rows
+        # Who runs this server's jobs, as recorded on them: host, process and a per-start id.
+        self.owner = f"{socket.gethostname()[:30]}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self._pool: ProcessPoolExecutor | None = None
         self._encoding = "rows" if database.is_sqlite else "copy"
+        self._reaper: asyncio.Task[None] | None = None
+        # Set when a deduping job of this server ends: its outdial's waiters look again at once.
+        self._turn_freed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Fail the jobs whose owner stopped renewing their lease, now and from time to time."""
+        await fail_expired_imports(self.database, self.clock, self.owner)
+        self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await self.clock.sleep(self.lease_seconds)
+            try:
+                await fail_expired_imports(self.database, self.clock, self.owner)
+            except Exception:
+                log.exception("could not fail the import jobs whose lease expired")
 
     def _check(self, chunk: Chunk, rules: RowRules) -> Awaitable[CheckedChunk]:
         if self.workers <= 0:
@@ -95,26 +135,52 @@ class ImportRunner:
             )
         return asyncio.get_running_loop().run_in_executor(self._pool, check_chunk, chunk, rules)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            await asyncio.gather(self._reaper, return_exceptions=True)
+            self._reaper = None
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
+    async def _new_job(self, principal: Principal, outdial_id: uuid.UUID, format: str,
+                       options: ImportOptions, job_id: uuid.UUID | None) -> ImportJob:
+        now = self.clock.now()
+        try:
+            async with self.database.transaction() as session:
+                outdial = await OutdialService(session, self.clock).live_outdial(principal, outdial_id)
+                job = ImportJob(
+                    id=job_id or uuid.uuid4(), customer_id=outdial.customer_id, outdial_id=outdial.id,
+                    status="running", format=format, default_region=options.default_region or "",
+                    validation=options.validation, dedupe=options.dedupe, rows_total=0,
+                    rows_imported=0, rows_rejected=0, rows_duplicate=0, errors=[],
+                    tm_create=now, owner=self.owner, dedupe_turn=False,
+                    tm_lease_expire=now + dt.timedelta(seconds=self.lease_seconds),
+                )
+                session.add(job)
+        except IntegrityError:
+            # Only a client-chosen id can clash: two uploads sent with the same one.
+            raise AlreadyExists(f"an import with id {job_id} already exists; choose a new id "
+                                "(or leave id out)", "IMPORT_EXISTS") from None
+        return job
+
     async def run(
         self, principal: Principal, outdial_id: uuid.UUID, format: str, options: ImportOptions,
-        upload: AsyncIterator[bytes],
+        upload: AsyncIterator[bytes], job_id: uuid.UUID | None = None,
     ) -> ImportJob:
-        """Import the upload into the outdial and return the finished job (done or failed)."""
-        async with self.database.transaction() as session:
-            outdial = await OutdialService(session, self.clock).live_outdial(principal, outdial_id)
-            job = ImportJob(
-                id=uuid.uuid4(), customer_id=outdial.customer_id, outdial_id=outdial.id,
-                status="running", format=format, default_region=options.default_region or "",
-                validation=options.validation, dedupe=options.dedupe, rows_total=0,
-                rows_imported=0, rows_rejected=0, rows_duplicate=0, errors=[],
-                tm_create=self.clock.now(),
-            )
-            session.add(job)
+        """Import the upload into the outdial and return the finished job (done or failed).
+        `job_id`, when the client chose it, lets it follow the job while it uploads."""
+        job = await self._new_job(principal, outdial_id, format, options, job_id)
+        keeper = asyncio.create_task(self._keep_lease(job.id))
+        try:
+            return await self._import(job, options, upload)
+        finally:
+            keeper.cancel()
+            if options.dedupe:
+                self._turn_freed.set()
+
+    async def _import(self, job: ImportJob, options: ImportOptions, upload: AsyncIterator[bytes]) -> ImportJob:
         tally = _Tally()
         sink = sink_for(self.database, job.id)
         # Chunks being checked, in file order. A bounded queue: two per worker keep both cores
@@ -122,13 +188,14 @@ class ImportRunner:
         pending: asyncio.Queue[Awaitable[CheckedChunk] | None] = asyncio.Queue(max(self.workers, 1) * 2)
         lander: asyncio.Task[None] | None = None
         try:
-            await sink.open()
             seen: set[Any] = set()
             if options.dedupe:
+                await self._take_dedupe_turn(job)
                 async with self.database.sessions() as session:
-                    seen = await ImportRepository(session).existing_keys(outdial.id)
+                    seen = await ImportRepository(session).existing_keys(job.outdial_id)
+            await sink.open()
             rules = RowRules(
-                import_id=job.id, customer_id=outdial.customer_id, outdial_id=outdial.id,
+                import_id=job.id, customer_id=job.customer_id, outdial_id=job.outdial_id,
                 tm_create=job.tm_create, default_region=options.default_region,
                 require_valid=options.validation == "valid", dedupe=options.dedupe,
                 encoding=self._encoding,
@@ -136,10 +203,12 @@ class ImportRunner:
             # Checked chunks are written as they come, not when the next one is read: a slow
             # or stalled upload still writes (and reports progress on) what has arrived.
             lander = asyncio.create_task(self._land_all(job.id, pending, tally, seen, sink))
-            async for chunk in read_chunks(format, upload):
+            async for chunk in read_chunks(job.format, upload):
                 await _put_unless_done(pending, self._check(chunk, rules), lander)
             await _put_unless_done(pending, None, lander)
             await lander
+            if tally.rows_total == 0:
+                raise no_rows(job.format)
             now = self.clock.now()
 
             async def finish(connection: AsyncConnection) -> bool:
@@ -149,19 +218,71 @@ class ImportRunner:
                 tally.rows_imported = 0
                 raise _Abandoned()
         except BaseException as error:
+            # Whatever stopped the import (a bad file, the client gone, the server stopping),
+            # the job is failed at once and the transaction holding its rows is dropped.
             if lander is not None:
                 lander.cancel()
+                await asyncio.gather(lander, return_exceptions=True)
             while not pending.empty():
                 future = pending.get_nowait()
                 if isinstance(future, asyncio.Future):
                     future.cancel()
-            await sink.close()
-            await asyncio.shield(self._fail(job.id, tally, error))
+            await asyncio.shield(self._abandon(job.id, tally, error, sink))
             if isinstance(error, (OutdialError, _Abandoned)):
                 return await self._reload_or_raise(job, error)
             raise
         await sink.close()
         return await self.get_job(job.outdial_id, job.id)
+
+    async def _abandon(self, job_id: uuid.UUID, tally: "_Tally", error: BaseException, sink: Any) -> None:
+        try:
+            await sink.close()
+        finally:
+            await self._fail(job_id, tally, error)
+
+    async def _keep_lease(self, job_id: uuid.UUID) -> None:
+        """Renew the job's lease, three chances before it runs out, while the job runs."""
+        while True:
+            await self.clock.sleep(self.lease_seconds / 3)
+            try:
+                async with self.database.transaction() as session:
+                    held = await ImportRepository(session).renew_lease(
+                        job_id, self.owner, self.clock.now(), self.lease_seconds)
+            except Exception as error:  # noqa: BLE001 - tried again at the next beat
+                log.warning("could not renew the lease of import %s: %s", job_id, error)
+                continue
+            if not held:
+                # Ended meanwhile, or declared failed elsewhere (this server was frozen past
+                # the lease), in which case the commit finds it so and rolls back.
+                return
+
+    async def _take_dedupe_turn(self, job: ImportJob) -> None:
+        """Wait (bounded) until no other deduping import into the outdial is running, and take
+        the turn: from reading the outdial's numbers to the commit, this job is the only one
+        deduping against it, so no two deduping imports can both add the same number."""
+        deadline = self.clock.now() + dt.timedelta(seconds=self.dedupe_wait_seconds)
+        while True:
+            self._turn_freed.clear()
+            holder: uuid.UUID | str | None
+            try:
+                async with self.database.transaction() as session:
+                    holder = await ImportRepository(session).take_dedupe_turn(
+                        job.id, job.outdial_id, self.clock.now(), self.database.is_sqlite)
+            except OperationalError:
+                # The database is busy past its lock wait, as it is on SQLite while another
+                # import writes its rows: that import still holds the turn.
+                holder = "another import"
+            if holder is None:
+                return
+            if self.clock.now() >= deadline:
+                raise FailedPrecondition(
+                    f"import {holder} is deduping into this outdial and has not ended within "
+                    f"{self.dedupe_wait_seconds:g} s (OUTDIAL_IMPORT_DEDUPE_WAIT_SECONDS); "
+                    "send the file again once it has", "IMPORT_DEDUPE_BUSY")
+            try:
+                await asyncio.wait_for(self._turn_freed.wait(), DEDUPE_POLL_SECONDS)
+            except TimeoutError:
+                pass
 
     async def _land_all(
         self, job_id: uuid.UUID, pending: "asyncio.Queue[Awaitable[CheckedChunk] | None]",
@@ -198,6 +319,10 @@ class ImportRunner:
         tally.rows_imported += len(numbers)
         tally.rows_rejected += checked.rejected
         tally.note_errors(errors)
+        # The full report keeps the first OUTDIAL_IMPORT_ERROR_ROWS errors: a garbage upload
+        # cannot make the database hold one row per line of it.
+        errors = errors[:max(self.error_rows - tally.errors_stored, 0)]
+        tally.errors_stored += len(errors)
         await sink.write(targets, [before + number for number in numbers], target_ids, errors)
 
     async def _save_progress(self, job_id: uuid.UUID, tally: _Tally) -> None:
@@ -211,8 +336,10 @@ class ImportRunner:
             message = error.problem
         elif isinstance(error, OutdialError):
             message = error.message
+        elif isinstance(error, asyncio.CancelledError):
+            message = "the server stopped during the import; no row was imported"
         else:
-            message = "the upload was interrupted or the server failed; no row was imported"
+            message = "the server failed during the import; no row was imported"
         errors = [*tally.errors, {"row": 0, "field": "", "message": message}]
         async with self.database.transaction() as session:
             await ImportRepository(session).fail(job_id, tally.counts(), errors, self.clock.now())
@@ -258,18 +385,26 @@ async def find_job(session: AsyncSession, clock: Clock, principal: Principal,
     return job
 
 
-async def recover_abandoned_imports(database: Database, clock: Clock) -> int:
-    """At start-up: jobs left running by a process that died are failed (their rows were never
-    committed). On PostgreSQL a job whose importing transaction is alive is left alone."""
+async def list_jobs(session: AsyncSession, clock: Clock, principal: Principal,
+                    outdial_id: uuid.UUID, page: PageRequest) -> Page[ImportJob]:
+    await OutdialService(session, clock).get_outdial(principal, outdial_id)
+    return await ImportRepository(session).list_jobs(outdial_id, page)
+
+
+async def fail_expired_imports(database: Database, clock: Clock, alive_owner: str = "") -> int:
+    """Jobs whose owner stopped renewing their lease (the process died or froze) are failed;
+    their rows were never committed. A job whose owner is alive is never touched, and the
+    jobs of `alive_owner` (the calling server) are not even looked at: they are alive, though
+    on SQLite another import's long final write may have kept their lease from renewal."""
     failed = 0
+    now = clock.now()
     async with database.transaction() as session:
         repo = ImportRepository(session)
-        for job in await repo.running_jobs():
-            if not database.is_sqlite and await repo.is_held_by_live_process(job.id):
-                continue
+        for job in await repo.expired_jobs(now, spare=alive_owner):
             errors = [*job.errors, {"row": 0, "field": "", "message": ABANDONED}]
             counts = {"rows_total": job.rows_total, "rows_rejected": job.rows_rejected,
                       "rows_duplicate": job.rows_duplicate}
-            await repo.fail(job.id, counts, errors, clock.now())
-            failed += 1
+            failed += await repo.fail(job.id, counts, errors, now, expired_at=now)
+    if failed:
+        log.warning("failed %d import jobs whose server stopped renewing their lease", failed)
     return failed

@@ -12,6 +12,8 @@ from outdial.db import Database
 MIGRATIONS_DIR = Path(__file__).parent
 # Any constant will do: it only has to be the same in every process that migrates.
 _PG_MIGRATION_LOCK = 7_305_112_601
+# How long a starting process waits for another one's migration.
+_PG_MIGRATION_WAIT = "10min"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -23,8 +25,13 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def _upgrade(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
-        # Several processes may start at once against one database; one migrates, the rest wait.
+        # A migration may index or rewrite large tables: no statement limit. Several processes
+        # may start at once against one database; one migrates, the rest wait (bounded).
+        connection.execute(text("SET LOCAL statement_timeout = 0"))
+        connection.execute(text(f"SET LOCAL lock_timeout = '{_PG_MIGRATION_WAIT}'"))
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+        # Table locks wait no longer than usual: a long wait would queue every session behind it.
+        connection.execute(text("SET LOCAL lock_timeout = DEFAULT"))
     command.upgrade(alembic_config(connection), "head")
 
 

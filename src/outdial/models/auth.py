@@ -38,6 +38,9 @@ class AccessKey(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
+    # The agent who made the key: it acts with that agent's permission and dies with the agent.
+    # NULL only for keys made before keys had an owner (they live until deleted or expired).
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id"), index=True)
     name: Mapped[str] = mapped_column(default="")
     detail: Mapped[str] = mapped_column(default="")
     # SHA-256 of the secret: the secret is random and long, so a slow hash buys nothing here,

@@ -31,6 +31,13 @@ class ImportJob(Base):
     errors: Mapped[list] = mapped_column(default=list)
     tm_create: Mapped[dt.datetime]
     tm_end: Mapped[dt.datetime | None]
+    # The process running the job, and until when it is known alive: it renews the lease while
+    # it runs; once the lease has expired any server may declare the job failed.
+    owner: Mapped[str] = mapped_column(String(64), default="")
+    tm_lease_expire: Mapped[dt.datetime | None]
+    # A deduping job holds its outdial's dedupe turn from reading the outdial's numbers to its
+    # commit; one job at a time per outdial (see imports/service.py).
+    dedupe_turn: Mapped[bool] = mapped_column(default=False)
 
     __table_args__ = (
         Index("ix_import_jobs_outdial_id", "outdial_id", "tm_create"),

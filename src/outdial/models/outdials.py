@@ -54,6 +54,9 @@ class OutdialTarget(Base):
     try_count_4: Mapped[int] = mapped_column(default=0)
     # When the last attempt ended: the engine's retry interval runs from here.
     tm_last_end: Mapped[dt.datetime | None]
+    # When a retry is due (the last end plus the try_interval); unset until the first attempt
+    # ends, when the target is due since its creation. The engine claims earliest due first.
+    next_attempt_at: Mapped[dt.datetime | None]
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]
@@ -63,9 +66,10 @@ class OutdialTarget(Base):
             "ix_outdial_targets_live_page", "outdial_id", "tm_create", "id",
             sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
         ),
-        # The engine's search for idle targets whose retry interval has passed.
+        # The engine's claim: an outdial's idle targets, earliest due first (engine.repository.DUE).
         Index(
-            "ix_outdial_targets_dialable", "outdial_id", "status", "tm_last_end",
+            "ix_outdial_targets_due", "outdial_id", "status",
+            text("coalesce(next_attempt_at, tm_create)"), "id",
             sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
         ),
     )

@@ -2,7 +2,6 @@
 
 import functools
 import ipaddress
-import json
 import re
 from typing import Any
 
@@ -12,12 +11,14 @@ from phonenumbers import PhoneMetadata, ValidationResult
 from phonenumbers import phonenumberutil as _pnu
 
 from outdial.errors import InvalidArgument
+from outdial.validation import Refused, decode_json, key_text, text_problem
 
 DESTINATION_TYPES = ("tel", "sip", "email")
 # How many destinations a target has (destination_0..4). Defined here, not with the tables, so
 # the import's checking workers need not load the ORM.
 DESTINATION_SLOTS = 5
 ADDRESS_FIELDS = ("type", "target", "target_name", "name", "detail")
+DESTINATION_FIELDS = tuple(f"destination_{n}" for n in range(DESTINATION_SLOTS))
 
 E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _NOT_POSSIBLE = {
@@ -25,6 +26,10 @@ _NOT_POSSIBLE = {
     ValidationResult.TOO_SHORT: "it is too short for its country code",
     ValidationResult.TOO_LONG: "it is too long for its country code",
     ValidationResult.INVALID_LENGTH: "its length is not used by its country code",
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: (
+        "it is a local-only number (dialable only from inside its own area, so not an E.164 "
+        "number); add the area code"
+    ),
 }
 _SIP_URI = re.compile(
     r"(?P<scheme>sips?):(?:(?P<user>[^@\s;?]+)@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:;?\s\[\]@]+)"
@@ -41,7 +46,6 @@ _HOSTNAME = re.compile(
 # stripped by the same helper), and the "possible" verdict — a function of the country code and
 # the length of the national significant number alone — is memoised per (country code, length).
 # tests/unit/test_e164_fast_path.py checks both against phonenumbers.parse on many numbers.
-_POSSIBLE = (ValidationResult.IS_POSSIBLE, ValidationResult.IS_POSSIBLE_LOCAL_ONLY)
 
 
 @functools.cache
@@ -120,17 +124,33 @@ def tel_problem(number: str, *, require_valid: bool = False) -> str | None:
     if not E164.fullmatch(number):
         return f"{number!r} is not a valid E.164 phone number ('+' then 2 to 15 digits)"
     why = possible_e164(number)
-    if why not in _POSSIBLE:
+    if why != ValidationResult.IS_POSSIBLE:
         return f"{number!r} is not a valid E.164 phone number: {_NOT_POSSIBLE.get(why, 'impossible length')}"
     if require_valid and not phonenumbers.is_valid_number(parse_e164(number)):
         return f"{number!r} is not a phone number in service in any numbering plan"
     return None
 
 
-def sip_problem(uri: str) -> str | None:
+def sip_uri(target: str) -> str:
+    """A SIP target as a URI: `user@host`, as VoIPbin's documents write it, is `sip:user@host`."""
+    return target if target[:4].lower() == "sip:" or target[:5].lower() == "sips:" else f"sip:{target}"
+
+
+def dial_uri(address: dict[str, Any]) -> str:
+    """The URI a channel dials for a stored address: tel:+…, sip:… (or sips:…), mailto:…."""
+    target = address["target"]
+    kind = address["type"]
+    if kind == "sip":
+        return sip_uri(target)
+    return f"{'mailto' if kind == 'email' else kind}:{target}"
+
+
+def sip_problem(target: str) -> str | None:
+    """Why `target` is not a SIP URI (`sip:`/`sips:`) nor a `user@host`, or None."""
+    uri = sip_uri(target)
     match = _SIP_URI.fullmatch(uri)
-    if match is None:
-        return f"{uri!r} is not a SIP URI (sip:user@host[:port] or sips:…)"
+    if match is None or (uri != target and match["user"] is None):
+        return f"{target!r} is not a SIP URI (sip:user@host[:port], sips:…, or user@host)"
     host = match["host"]
     if host.startswith("["):
         try:
@@ -276,11 +296,17 @@ def validate_address(
             return None
     if not isinstance(value, dict):
         raise InvalidArgument(field, "must be an address object or null")
+    for key in value:
+        if key not in ADDRESS_FIELDS:
+            raise InvalidArgument(f"{field}.{key_text(key)}",
+                                  f"is not an address field (one of: {', '.join(ADDRESS_FIELDS)})")
     address: dict[str, str] = {}
     for key in ADDRESS_FIELDS:
         item = value.get(key, "")
         if not isinstance(item, str):
             raise InvalidArgument(f"{field}.{key}", "must be a string")
+        if problem := text_problem(key, item):
+            raise InvalidArgument(f"{field}.{key}", problem)
         address[key] = item
     kind, target = address["type"], address["target"]
     if kind not in DESTINATION_TYPES:
@@ -302,6 +328,13 @@ def validate_address(
     return address
 
 
+def unknown_destination_keys(keys: Any) -> list[str]:
+    """Keys of a target that look like a destination but are none of destination_0..4
+    (destination_5, destination): refused, not dropped, so that no address is silently lost."""
+    return [key for key in keys
+            if isinstance(key, str) and key.startswith("destination") and key not in DESTINATION_FIELDS]
+
+
 def _bare_address(field: str, value: str) -> dict[str, str] | None:
     """An import cell: empty, an address object in JSON, or a bare target of inferred type."""
     value = value.strip()
@@ -309,7 +342,9 @@ def _bare_address(field: str, value: str) -> dict[str, str] | None:
         return None
     if value.startswith("{"):
         try:
-            address = json.loads(value)
+            address = decode_json(value)
+        except Refused as refused:
+            raise InvalidArgument(field, str(refused)) from None
         except ValueError:
             raise InvalidArgument(field, "starts with '{' but is not a JSON address object") from None
         if not isinstance(address, dict):

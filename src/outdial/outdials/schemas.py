@@ -3,47 +3,82 @@
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from outdial.models import Outdial, OutdialTarget
-from outdial.schemas import Body, Id
+from outdial.outdials.destinations import unknown_destination_keys
+from outdial.schemas import CUSTOMER_ID, DETAIL, ID, NAME, TM_CREATE, TM_DELETE, TM_UPDATE, Body, Id
 from outdial.timestamps import format_timestamp
+from outdial.validation import key_text
 
 TargetStatus = Literal["idle", "progressing", "done"]
+DATA = "free data for your own use, handed to the dialer with each attempt"
+DESTINATION = "slot {n}: an address to contact, tried in slot order; null if empty"
+TRY_COUNT = "attempts made so far on destination_{n}"
 
 
 class Address(Body):
-    type: str = Field(description="tel, sip or email")
-    target: str = Field(description="E.164 number, SIP URI or email address")
-    target_name: str = ""
-    name: str = ""
-    detail: str = ""
+    # a misspelt key is not dropped
+    model_config = ConfigDict(strict=True, extra="forbid", json_schema_extra={"examples": [
+        {"type": "tel", "target": "+15559876543", "target_name": "Alice", "name": "mobile", "detail": ""}]})
+
+    type: str = Field(description="tel, sip or email", examples=["tel"])
+    target: str = Field(description="E.164 number, SIP URI or email address", examples=["+15559876543"])
+    target_name: str = Field("", description="the name of the person or place reached there")
+    name: str = Field("", description="a name for this address, e.g. mobile")
+    detail: str = Field("", description=DETAIL)
 
 
 class OutdialCreate(Body):
-    name: str = ""
-    detail: str = ""
-    data: str = ""
-    campaign_id: Id | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "spring list", "detail": "renewals due in April", "data": "promo=spring"}]})
+
+    name: str = Field("", description=NAME)
+    detail: str = Field("", description=DETAIL)
+    data: str = Field("", description=DATA)
+    campaign_id: Id | None = Field(None, description="the campaign it serves; null or nil UUID: none")
 
 
 class OutdialCampaignUpdate(Body):
-    campaign_id: Id
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"campaign_id": "00000000-0000-0000-0000-000000000000"}]})
+
+    campaign_id: Id = Field(description="a campaign of yours, or the nil UUID for none")
 
 
 class OutdialDataUpdate(Body):
-    data: str = ""
+    model_config = ConfigDict(json_schema_extra={"examples": [{"data": "promo=summer"}]})
+
+    data: str = Field("", description=DATA)
 
 
 class TargetWrite(Body):
-    name: str = ""
-    detail: str = ""
-    data: str = ""
-    destination_0: Address | None = None
-    destination_1: Address | None = None
-    destination_2: Address | None = None
-    destination_3: Address | None = None
-    destination_4: Address | None = None
+    """A target's fields; on PUT the whole target is replaced (left out: empty or null)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "Alice", "detail": "vip", "data": "account=1042",
+        "destination_0": {"type": "tel", "target": "+15559876543"},
+        "destination_1": {"type": "email", "target": "alice@example.com"}}]})
+
+    name: str = Field("", description=NAME)
+    detail: str = Field("", description=DETAIL)
+    data: str = Field("", description=DATA)
+    destination_0: Address | None = Field(None, description=DESTINATION.format(n=0))
+    destination_1: Address | None = Field(None, description=DESTINATION.format(n=1))
+    destination_2: Address | None = Field(None, description=DESTINATION.format(n=2))
+    destination_3: Address | None = Field(None, description=DESTINATION.format(n=3))
+    destination_4: Address | None = Field(None, description=DESTINATION.format(n=4))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_destination(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (unknown := unknown_destination_keys(data)):
+            raise PydanticCustomError(
+                "unknown_destination", "is not a destination (a target has destination_0 to "
+                "destination_4)", {"field": key_text(unknown[0])},
+            )
+        return data
 
     def destinations(self) -> list[dict[str, Any] | None]:
         return [
@@ -53,15 +88,17 @@ class TargetWrite(Body):
 
 
 class OutdialOut(BaseModel):
-    id: uuid.UUID
-    customer_id: uuid.UUID
-    campaign_id: uuid.UUID
-    name: str
-    detail: str
-    data: str
-    tm_create: str
-    tm_update: str
-    tm_delete: str
+    """A dialing list."""
+
+    id: uuid.UUID = Field(description=ID)
+    customer_id: uuid.UUID = Field(description=CUSTOMER_ID)
+    campaign_id: uuid.UUID = Field(description="the campaign it serves; the nil UUID if none")
+    name: str = Field(description=NAME)
+    detail: str = Field(description=DETAIL)
+    data: str = Field(description=DATA)
+    tm_create: str = Field(description=TM_CREATE)
+    tm_update: str | None = Field(description=TM_UPDATE)
+    tm_delete: str | None = Field(description=TM_DELETE)
 
     @classmethod
     def of(cls, row: Outdial) -> "OutdialOut":
@@ -73,33 +110,37 @@ class OutdialOut(BaseModel):
 
 
 class AddressOut(BaseModel):
-    type: str
-    target: str
-    target_name: str
-    name: str
-    detail: str
+    """An address as stored: a tel number in E.164, every key present."""
+
+    type: str = Field(description="tel, sip or email")
+    target: str = Field(description="E.164 number, SIP URI or email address")
+    target_name: str = Field(description="the name of the person or place reached there")
+    name: str = Field(description="a name for this address, e.g. mobile")
+    detail: str = Field(description=DETAIL)
 
 
 class TargetOut(BaseModel):
-    id: uuid.UUID
-    outdial_id: uuid.UUID
-    name: str
-    detail: str
-    data: str
-    status: TargetStatus
-    destination_0: AddressOut | None
-    destination_1: AddressOut | None
-    destination_2: AddressOut | None
-    destination_3: AddressOut | None
-    destination_4: AddressOut | None
-    try_count_0: int
-    try_count_1: int
-    try_count_2: int
-    try_count_3: int
-    try_count_4: int
-    tm_create: str
-    tm_update: str
-    tm_delete: str
+    """One entry of a dialing list: up to five addresses of one person, tried in slot order."""
+
+    id: uuid.UUID = Field(description=ID)
+    outdial_id: uuid.UUID = Field(description="the outdial it belongs to")
+    name: str = Field(description=NAME)
+    detail: str = Field(description=DETAIL)
+    data: str = Field(description=DATA)
+    status: TargetStatus = Field(description="idle (waiting), progressing (being dialed) or done")
+    destination_0: AddressOut | None = Field(description=DESTINATION.format(n=0))
+    destination_1: AddressOut | None = Field(description=DESTINATION.format(n=1))
+    destination_2: AddressOut | None = Field(description=DESTINATION.format(n=2))
+    destination_3: AddressOut | None = Field(description=DESTINATION.format(n=3))
+    destination_4: AddressOut | None = Field(description=DESTINATION.format(n=4))
+    try_count_0: int = Field(description=TRY_COUNT.format(n=0))
+    try_count_1: int = Field(description=TRY_COUNT.format(n=1))
+    try_count_2: int = Field(description=TRY_COUNT.format(n=2))
+    try_count_3: int = Field(description=TRY_COUNT.format(n=3))
+    try_count_4: int = Field(description=TRY_COUNT.format(n=4))
+    tm_create: str = Field(description=TM_CREATE)
+    tm_update: str | None = Field(description=TM_UPDATE)
+    tm_delete: str | None = Field(description=TM_DELETE)
 
     @classmethod
     def of(cls, row: OutdialTarget) -> "TargetOut":

@@ -6,6 +6,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.service import Principal
+from outdial.campaigns.repository import CampaignRepository
+from outdial.campaigns.service import stop_campaign
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -28,6 +30,7 @@ def validate_destinations(values: list[Any]) -> list[dict[str, str] | None]:
 class OutdialService:
     def __init__(self, session: AsyncSession, clock: Clock) -> None:
         self.repo = OutdialRepository(session)
+        self.campaigns = CampaignRepository(session)
         self.session = session
         self.clock = clock
 
@@ -70,8 +73,19 @@ class OutdialService:
     async def set_campaign(
         self, principal: Principal, outdial_id: uuid.UUID, campaign_id: uuid.UUID
     ) -> Outdial:
-        outdial = await self.live_outdial(principal, outdial_id)
+        # Locked: starting a campaign locks its outdial too, so the check below cannot miss one.
+        outdial = await self._locked_outdial(principal, outdial_id)
+        if outdial.tm_delete is not None:
+            raise FailedPrecondition(f"outdial {outdial_id} is deleted", "OUTDIAL_DELETED")
         await self._check_campaign(principal, campaign_id)
+        running = [c.id for c in await self.campaigns.active_campaigns_on_outdial(outdial.id)
+                   if c.id != campaign_id]
+        if running:
+            # Another campaign would dial the same targets, past the running one's try limits.
+            raise FailedPrecondition(
+                f"outdial {outdial_id} serves campaign {running[0]}, which is running; "
+                "stop it first", "OUTDIAL_CAMPAIGN_RUNNING",
+            )
         outdial.campaign_id, outdial.tm_update = campaign_id, self.clock.now()
         return outdial
 
@@ -81,9 +95,22 @@ class OutdialService:
         return outdial
 
     async def delete_outdial(self, principal: Principal, outdial_id: uuid.UUID) -> Outdial:
-        outdial = await self.get_outdial(principal, outdial_id)
+        """Soft delete; a campaign running on the outdial stops (`stopping` until its attempts
+        in flight end). Locked first, so no campaign starts on it meanwhile."""
+        outdial = await self._locked_outdial(principal, outdial_id)
         if outdial.tm_delete is None:
-            outdial.tm_delete = outdial.tm_update = self.clock.now()
+            now = self.clock.now()
+            for campaign in await self.campaigns.active_campaigns_on_outdial(
+                outdial.id, for_update=True
+            ):
+                await stop_campaign(self.campaigns, campaign, now)
+            outdial.tm_delete = outdial.tm_update = now
+        return outdial
+
+    async def _locked_outdial(self, principal: Principal, outdial_id: uuid.UUID) -> Outdial:
+        outdial = await self.repo.get_outdial(principal.customer_id, outdial_id, for_update=True)
+        if outdial is None:
+            raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
         return outdial
 
     async def _check_campaign(self, principal: Principal, campaign_id: uuid.UUID) -> None:

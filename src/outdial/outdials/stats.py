@@ -11,7 +11,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import DateTime, Uuid, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,25 +19,29 @@ from outdial.models import Campaign, Outdial, Outplan
 from outdial.models.base import NIL_UUID
 from outdial.models.outdials import DESTINATION_SLOTS
 
+ATTEMPTS = "attempts made on destination_{n}: the sum of the targets' try_count_{n}"
+
 
 class OutdialStats(BaseModel):
-    outdial_id: uuid.UUID
-    campaign_id: uuid.UUID
-    outplan_id: uuid.UUID
-    targets: int
-    idle: int
-    progressing: int
-    done: int
-    answered: int
-    exhausted: int
-    attempts_0: int
-    attempts_1: int
-    attempts_2: int
-    attempts_3: int
-    attempts_4: int
-    attempts: int
-    dialable_now: int
-    waiting_retry: int
+    """Live figures of an outdial's targets."""
+
+    outdial_id: uuid.UUID = Field(description="the outdial")
+    campaign_id: uuid.UUID = Field(description="the campaign it serves; the nil UUID if none")
+    outplan_id: uuid.UUID = Field(description="that campaign's outplan; the nil UUID if none")
+    targets: int = Field(description="live targets")
+    idle: int = Field(description="targets waiting to be dialed (or to be retried)")
+    progressing: int = Field(description="targets being dialed now")
+    done: int = Field(description="targets finished: answered or exhausted")
+    answered: int = Field(description="done targets with a successful attempt")
+    exhausted: int = Field(description="done targets without one")
+    attempts_0: int = Field(description=ATTEMPTS.format(n=0))
+    attempts_1: int = Field(description=ATTEMPTS.format(n=1))
+    attempts_2: int = Field(description=ATTEMPTS.format(n=2))
+    attempts_3: int = Field(description=ATTEMPTS.format(n=3))
+    attempts_4: int = Field(description=ATTEMPTS.format(n=4))
+    attempts: int = Field(description="attempts on every slot")
+    dialable_now: int = Field(description="idle targets with tries left whose try_interval has passed")
+    waiting_retry: int = Field(description="idle targets with tries left still in their try_interval")
 
 
 _OUTDIAL = bindparam("outdial_id", type_=Uuid())

@@ -2,18 +2,22 @@
 
 import csv
 import io
+import json
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 
-from outdial.api.deps import Ctx, parse_id
+from outdial.api.deps import Ctx, ImportId, OutdialId, Paging, parse_id
+from outdial.api.schemas import PageOut
 from outdial.errors import InvalidArgument
-from outdial.imports.reading import media_format
+from outdial.imports.reading import UploadInterrupted, media_format
 from outdial.imports.repository import batches
 from outdial.imports.schemas import ImportJobOut
-from outdial.imports.service import ImportOptions, ImportRunner, find_job
+from outdial.imports.service import ImportOptions, ImportRunner, find_job, list_jobs
 from outdial.outdials.export import EXPORT_FORMATS, export_targets
 from outdial.outdials.service import OutdialService
 from outdial.outdials.stats import OutdialStats, outdial_stats
@@ -22,30 +26,104 @@ router = APIRouter(tags=["imports"])
 # The one route allowed a body larger than the API's cap (see RequestEnvelopeMiddleware).
 IMPORT_PATH = r"/v1\.0/outdials/[^/]+/imports"
 
+# The route reads its body as a stream, so FastAPI cannot see it: declared here for the API
+# document, with the formats `media_format` accepts, so that /docs can send a file.
+_DESTINATION = {
+    "description": "a bare address (type inferred: +… tel, sip:… sip, …@… email), "
+                   "an address object, or empty",
+    "anyOf": [{"type": "string"}, {"type": "object"}, {"type": "null"}],
+}
+_ROW = {
+    "type": "object",
+    "description": "one target; other keys are ignored",
+    "properties": {
+        "name": {"type": "string", "description": "the target's name"},
+        "detail": {"type": "string", "description": "the target's detail"},
+        "data": {"type": "string", "description": "the target's data"},
+        **{f"destination_{n}": _DESTINATION for n in range(5)},
+    },
+}
+_CSV_EXAMPLE = "name,detail,data,destination_0,destination_1\nAlice,vip,,+15559876543,alice@example.com\n"
+_ROWS_EXAMPLE = [{"name": "Alice", "destination_0": "+15559876543"},
+                 {"name": "Bob", "destination_0": "(212) 555-0123", "destination_1": "sip:bob@example.com"}]
+IMPORT_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "the list, in the format its Content-Type names; a CSV has a header row",
+    "content": {
+        "text/csv": {
+            "schema": {"type": "string", "contentMediaType": "text/csv"},
+            "example": _CSV_EXAMPLE,
+        },
+        "application/x-ndjson": {
+            "schema": {"type": "string", "contentMediaType": "application/x-ndjson",
+                       "description": "one JSON object (a row) per line"},
+            "example": "".join(json.dumps(row) + "\n" for row in _ROWS_EXAMPLE),
+        },
+        "application/json": {
+            "schema": {"type": "array", "items": _ROW},
+            "example": _ROWS_EXAMPLE,
+        },
+    },
+}
 
-@router.post("/outdials/{outdial_id}/imports")
+
+@router.post("/outdials/{outdial_id}/imports", openapi_extra={"requestBody": IMPORT_BODY})
 async def create_import(
-    outdial_id: str,
+    outdial_id: OutdialId,
     request: Request,
     ctx: Ctx,
     default_region: Annotated[str | None, Query(description="region of national numbers, e.g. US")] = None,
-    validation: Annotated[str | None, Query(description="possible (default) or valid")] = None,
-    dedupe: Annotated[str | None, Query(description="skip rows whose first destination exists")] = None,
+    validation: Annotated[str | None, Query(
+        description="possible (default): a number's length fits its country code; "
+                    "valid: it is also in a range in service")] = None,
+    dedupe: Annotated[str | None, Query(
+        description="true: skip rows whose first destination is already in the outdial or "
+                    "earlier in the file")] = None,
+    id: Annotated[str | None, Query(description="the job's id, chosen by the client (a UUIDv4) "
+                                                "to follow the job while it uploads")] = None,
 ) -> ImportJobOut:
-    """Import a CSV, NDJSON or JSON-array upload (by Content-Type), read as it streams in."""
+    """Import a CSV, NDJSON or JSON-array file (by Content-Type), read as it streams in; valid rows
+    become targets, all at once when the whole file is read. Answers the finished job."""
     target = parse_id(outdial_id)
+    job_id = _client_job_id(id)
     format = media_format(request.headers.get("content-type", ""))
     options = ImportOptions.parse(default_region, validation, dedupe)
     # The import works in transactions of its own; end this one now, or on SQLite it would
     # hold the single writer for the whole upload.
     await ctx.commit()
     runner: ImportRunner = request.app.state.imports
-    job = await runner.run(ctx.principal, target, format, options, request.stream())
+    job = await runner.run(ctx.principal, target, format, options, _upload(request), job_id)
     return ImportJobOut.of(job)
 
 
+def _client_job_id(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    job_id = parse_id(value, "id")
+    if job_id.version != 4:
+        raise InvalidArgument("id", f"{value!r} is not a version 4 UUID", "INVALID_ID")
+    return job_id
+
+
+async def _upload(request: Request) -> AsyncIterator[bytes]:
+    """The body as it arrives; a client that goes away fails the import at once."""
+    try:
+        async for data in request.stream():
+            yield data
+    except ClientDisconnect:
+        raise UploadInterrupted() from None
+
+
+@router.get("/outdials/{outdial_id}/imports")
+async def list_imports(outdial_id: OutdialId, ctx: Ctx, paging: Paging) -> PageOut[ImportJobOut]:
+    """The outdial's import jobs, newest first (deleted outdials' too)."""
+    page = await list_jobs(ctx.session, ctx.clock, ctx.principal, parse_id(outdial_id), paging)
+    return PageOut.of(page, ImportJobOut.of)
+
+
 @router.get("/outdials/{outdial_id}/imports/{import_id}")
-async def get_import(outdial_id: str, import_id: str, ctx: Ctx) -> ImportJobOut:
+async def get_import(outdial_id: OutdialId, import_id: ImportId, ctx: Ctx) -> ImportJobOut:
+    """An import job: running with its counts so far, or done/failed with the first bad rows."""
     job = await find_job(ctx.session, ctx.clock, ctx.principal, parse_id(outdial_id, "outdial_id"),
                          parse_id(import_id, "import_id"))
     return ImportJobOut.of(job)
@@ -69,7 +147,7 @@ def _csv_stream(header: Iterable[str], chunks: AsyncIterator[list[Any]],
 
 @router.get("/outdials/{outdial_id}/imports/{import_id}/errors",
             response_class=StreamingResponse, responses={200: {"content": {"text/csv": {}}}})
-async def get_import_errors(outdial_id: str, import_id: str, request: Request, ctx: Ctx) -> StreamingResponse:
+async def get_import_errors(outdial_id: OutdialId, import_id: ImportId, request: Request, ctx: Ctx) -> StreamingResponse:
     """Every rejected row of the job, as CSV: row,field,message."""
     job = await find_job(ctx.session, ctx.clock, ctx.principal, parse_id(outdial_id, "outdial_id"),
                          parse_id(import_id, "import_id"))
@@ -85,7 +163,7 @@ async def get_import_errors(outdial_id: str, import_id: str, request: Request, c
 
 @router.get("/outdials/{outdial_id}/imports/{import_id}/mapping",
             response_class=StreamingResponse, responses={200: {"content": {"text/csv": {}}}})
-async def get_import_mapping(outdial_id: str, import_id: str, request: Request, ctx: Ctx) -> StreamingResponse:
+async def get_import_mapping(outdial_id: OutdialId, import_id: ImportId, request: Request, ctx: Ctx) -> StreamingResponse:
     """Which target each imported row became, as CSV: row,target_id (rows in file order)."""
     job = await find_job(ctx.session, ctx.clock, ctx.principal, parse_id(outdial_id, "outdial_id"),
                          parse_id(import_id, "import_id"))
@@ -102,7 +180,7 @@ async def get_import_mapping(outdial_id: str, import_id: str, request: Request, 
 @router.get("/outdials/{outdial_id}/targets/export", response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}})
 async def export_outdial_targets(
-    outdial_id: str, request: Request, ctx: Ctx,
+    outdial_id: OutdialId, request: Request, ctx: Ctx,
     format: Annotated[str, Query(description="csv or ndjson")] = "csv",
 ) -> StreamingResponse:
     """Every live target with its status and try counts, oldest first; imports back unchanged."""
@@ -119,7 +197,8 @@ async def export_outdial_targets(
 
 
 @router.get("/outdials/{outdial_id}/stats")
-async def get_outdial_stats(outdial_id: str, ctx: Ctx) -> OutdialStats:
+async def get_outdial_stats(outdial_id: OutdialId, ctx: Ctx) -> OutdialStats:
+    """Live figures of an outdial: targets by status, attempts per slot, dialable now."""
     outdial = await OutdialService(ctx.session, ctx.clock).get_outdial(ctx.principal, parse_id(outdial_id))
     return await outdial_stats(ctx.session, outdial, ctx.clock.now())
 

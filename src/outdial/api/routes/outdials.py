@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from outdial.api.deps import Ctx, Paging, parse_id
+from outdial.api.bodies import JsonRulesRoute
+from outdial.api.deps import Ctx, OutdialId, Paging, TargetId, parse_id
 from outdial.api.schemas import PageOut
 from outdial.outdials.schemas import (
     OutdialCampaignUpdate,
@@ -17,7 +18,7 @@ from outdial.outdials.schemas import (
 from outdial.outdials.service import OutdialService
 from outdial.schemas import NameDetail
 
-router = APIRouter(tags=["outdials"])
+router = APIRouter(tags=["outdials"], route_class=JsonRulesRoute)
 
 
 def _service(ctx: Ctx) -> OutdialService:
@@ -26,23 +27,27 @@ def _service(ctx: Ctx) -> OutdialService:
 
 @router.get("/outdials")
 async def list_outdials(ctx: Ctx, paging: Paging) -> PageOut[OutdialOut]:
+    """Your live outdials (dialing lists), newest first, a page at a time."""
     return PageOut.of(await _service(ctx).list_outdials(ctx.principal, paging), OutdialOut.of)
 
 
 @router.post("/outdials")
 async def create_outdial(body: OutdialCreate, ctx: Ctx) -> OutdialOut:
+    """Create an outdial, an empty dialing list; add targets to it or import a file."""
     outdial = await _service(ctx).create_outdial(ctx.principal, body)
     await ctx.commit()
     return OutdialOut.of(outdial)
 
 
 @router.get("/outdials/{outdial_id}")
-async def get_outdial(outdial_id: str, ctx: Ctx) -> OutdialOut:
+async def get_outdial(outdial_id: OutdialId, ctx: Ctx) -> OutdialOut:
+    """One outdial, deleted ones too (with tm_delete set)."""
     return OutdialOut.of(await _service(ctx).get_outdial(ctx.principal, parse_id(outdial_id)))
 
 
 @router.put("/outdials/{outdial_id}")
-async def update_outdial(outdial_id: str, body: NameDetail, ctx: Ctx) -> OutdialOut:
+async def update_outdial(outdial_id: OutdialId, body: NameDetail, ctx: Ctx) -> OutdialOut:
+    """Rename an outdial: name and detail are replaced (left out: empty)."""
     outdial = await _service(ctx).update_outdial(
         ctx.principal, parse_id(outdial_id), body.name, body.detail
     )
@@ -51,28 +56,32 @@ async def update_outdial(outdial_id: str, body: NameDetail, ctx: Ctx) -> Outdial
 
 
 @router.put("/outdials/{outdial_id}/campaign_id")
-async def update_outdial_campaign(outdial_id: str, body: OutdialCampaignUpdate, ctx: Ctx) -> OutdialOut:
+async def update_outdial_campaign(outdial_id: OutdialId, body: OutdialCampaignUpdate, ctx: Ctx) -> OutdialOut:
+    """Set the campaign the outdial serves (a campaign of yours, or the nil UUID for none)."""
     outdial = await _service(ctx).set_campaign(ctx.principal, parse_id(outdial_id), body.campaign_id)
     await ctx.commit()
     return OutdialOut.of(outdial)
 
 
 @router.put("/outdials/{outdial_id}/data")
-async def update_outdial_data(outdial_id: str, body: OutdialDataUpdate, ctx: Ctx) -> OutdialOut:
+async def update_outdial_data(outdial_id: OutdialId, body: OutdialDataUpdate, ctx: Ctx) -> OutdialOut:
+    """Replace the outdial's data (free text handed to the dialer)."""
     outdial = await _service(ctx).set_data(ctx.principal, parse_id(outdial_id), body.data)
     await ctx.commit()
     return OutdialOut.of(outdial)
 
 
 @router.delete("/outdials/{outdial_id}")
-async def delete_outdial(outdial_id: str, ctx: Ctx) -> OutdialOut:
+async def delete_outdial(outdial_id: OutdialId, ctx: Ctx) -> OutdialOut:
+    """Delete an outdial (soft: it stays readable with tm_delete set, and is never listed)."""
     outdial = await _service(ctx).delete_outdial(ctx.principal, parse_id(outdial_id))
     await ctx.commit()
     return OutdialOut.of(outdial)
 
 
 @router.post("/outdials/{outdial_id}/targets")
-async def create_target(outdial_id: str, body: TargetWrite, ctx: Ctx) -> TargetOut:
+async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: Ctx) -> TargetOut:
+    """Add a target with up to five destinations (tel: E.164, sip: a SIP URI, email)."""
     target = await _service(ctx).create_target(ctx.principal, parse_id(outdial_id), body)
     await ctx.commit()
     return TargetOut.of(target)
@@ -80,17 +89,21 @@ async def create_target(outdial_id: str, body: TargetWrite, ctx: Ctx) -> TargetO
 
 @router.get("/outdials/{outdial_id}/targets")
 async def list_targets(
-    outdial_id: str,
+    outdial_id: OutdialId,
     ctx: Ctx,
     paging: Paging,
-    status: Annotated[Literal["idle", "progressing", "done"] | None, Query()] = None,
+    status: Annotated[
+        Literal["idle", "progressing", "done"] | None, Query(description="only targets in this status")
+    ] = None,
 ) -> PageOut[TargetOut]:
+    """The outdial's live targets, newest first, optionally only those in one status."""
     page = await _service(ctx).list_targets(ctx.principal, parse_id(outdial_id), paging, status)
     return PageOut.of(page, TargetOut.of)
 
 
 @router.get("/outdials/{outdial_id}/targets/{target_id}")
-async def get_target(outdial_id: str, target_id: str, ctx: Ctx) -> TargetOut:
+async def get_target(outdial_id: OutdialId, target_id: TargetId, ctx: Ctx) -> TargetOut:
+    """One target of the outdial, deleted ones too."""
     target = await _service(ctx).get_target(
         ctx.principal, parse_id(outdial_id, "outdial_id"), parse_id(target_id, "target_id")
     )
@@ -98,7 +111,8 @@ async def get_target(outdial_id: str, target_id: str, ctx: Ctx) -> TargetOut:
 
 
 @router.put("/outdials/{outdial_id}/targets/{target_id}")
-async def update_target(outdial_id: str, target_id: str, body: TargetWrite, ctx: Ctx) -> TargetOut:
+async def update_target(outdial_id: OutdialId, target_id: TargetId, body: TargetWrite, ctx: Ctx) -> TargetOut:
+    """Replace a target's fields and destinations; 409 while it is being dialed."""
     target = await _service(ctx).update_target(
         ctx.principal, parse_id(outdial_id, "outdial_id"), parse_id(target_id, "target_id"), body
     )
@@ -107,7 +121,8 @@ async def update_target(outdial_id: str, target_id: str, body: TargetWrite, ctx:
 
 
 @router.delete("/outdials/{outdial_id}/targets/{target_id}")
-async def delete_target(outdial_id: str, target_id: str, ctx: Ctx) -> TargetOut:
+async def delete_target(outdial_id: OutdialId, target_id: TargetId, ctx: Ctx) -> TargetOut:
+    """Delete a target (soft); it is never dialed again."""
     target = await _service(ctx).delete_target(
         ctx.principal, parse_id(outdial_id, "outdial_id"), parse_id(target_id, "target_id")
     )

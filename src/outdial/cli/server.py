@@ -1,0 +1,48 @@
+"""What `outdial serve` needs around uvicorn: its socket bound first, and a clean exit on SIGTERM."""
+
+import errno
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from outdial.cli.output import fail
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the API's socket before anything else happens: a busy port is reported before the
+    database is touched, not after the first admin has been made."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror:
+        fail(f"cannot listen on {host!r}: no such address here; use --host 127.0.0.1 (this "
+             "machine only) or --host 0.0.0.0 (every interface)")
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            fail(f"port {port} on {host} is already in use (another `outdial serve`?); choose "
+                 f"another with --port, or stop the program listening there")
+        if error.errno == errno.EACCES:
+            fail(f"port {port} needs privileges this user does not have; use a port above 1023 "
+                 "(--port 8080)")
+        fail(f"cannot listen on {host}:{port}: {error.strerror}; check --host and --port")
+    listener.set_inheritable(True)
+    return listener
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM or Ctrl-C that shuts it down gracefully ends the
+    process with status 0: uvicorn re-raises the signal once shut down, which makes it 143 or 130."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            # Emptied before uvicorn's context exit re-raises them: the shutdown was the answer.
+            self._captured_signals.clear()
