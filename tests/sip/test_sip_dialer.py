@@ -342,6 +342,22 @@ async def test_call_over_tls(sipp_dir: Path, loopback_cert: tuple[Path, Path], c
     assert "Via: SIP/2.0/TLS " in invite and "<sips:" in invite
 
 
+async def test_tls_trunk_without_verification_accepts_a_self_signed_certificate(
+    sipp_dir: Path, loopback_cert: tuple[Path, Path]
+) -> None:
+    attempt, _ = make_attempt()
+    async with Sipp("answer.xml", sipp_dir, transport="tcp") as sipp:
+        server, port = await tls_front(*loopback_cert, sipp.port)
+        dialer = SipDialer(SipTrunk(host="127.0.0.1", port=port, transport="tls", tls_verify=False))
+        try:
+            outcome = await asyncio.wait_for(dialer.dial(attempt), 30)
+        finally:
+            await dialer.aclose()
+            server.close()
+        assert await sipp.finished() == 0, sipp.explain()
+    assert outcome.kind is OutcomeKind.ANSWERED
+
+
 async def test_tls_trunk_with_an_untrusted_certificate_fails(
     loopback_cert: tuple[Path, Path],
 ) -> None:

@@ -3,7 +3,6 @@ played by the media layer once the callee answers."""
 
 import asyncio
 import logging
-import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -31,6 +30,7 @@ from outdial.media import (
     parse_answer,
     run_actions,
 )
+from outdial.outdials.destinations import sip_uri
 from outdial.sip.call import Call, Setup, SetupResult
 from outdial.sip.message import SipParseError, SipUri
 from outdial.sip.timers import Timers
@@ -125,8 +125,6 @@ class SipTrunk:
 # The discard port: what a call without media offers (signalling tests and benchmarks).
 NO_MEDIA_PORT = 9
 
-_USER_HOST = re.compile(r"[^@\s:;]+@[^@\s]+")
-
 
 class SipDialer(Dialer):
     """Places every attempt as a call through one trunk; safe to share across attempts."""
@@ -216,8 +214,7 @@ class SipDialer(Dialer):
             except phonenumbers.NumberParseException as error:
                 raise InvalidDestination(f"{target!r}: {error}") from None
         if kind == "sip":
-            if _USER_HOST.fullmatch(target):
-                target = "sip:" + target
+            target = sip_uri(target)  # a bare user@host is sip:user@host
             try:
                 SipUri.parse(target)
             except SipParseError as error:
