@@ -24,11 +24,13 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import outdial.dialers.sip
 from outdial.dialers.base import Attempt
 from outdial.dialers.sip import SipDialer, SipTrunk
 from outdial.media import AudioSources, RtpSession, RtpStats
+from outdial.media.sdp import SdpAnswer
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "tests" / "sip_scenarios" / "answer.xml"
@@ -40,21 +42,25 @@ class HeldSession(RtpSession):
     """The dialer's RTP session, counted: calls whose media runs now (the most at once), and the
     pacing figures of every session once it closes."""
 
-    held = 0
-    peak_held = 0
-    closed_stats: list[RtpStats] = []
+    held: ClassVar[int] = 0
+    peak_held: ClassVar[int] = 0
+    closed_stats: ClassVar[list[RtpStats]] = []
 
-    def start(self, answer) -> None:
-        first = not getattr(self, "_held", False)
+    def __init__(self) -> None:
+        super().__init__()
+        self.held_since_answer = False
+
+    def start(self, answer: SdpAnswer) -> None:
+        first = not self.held_since_answer
         super().start(answer)
         if first:
-            self._held = True
+            self.held_since_answer = True
             HeldSession.held += 1
             HeldSession.peak_held = max(HeldSession.peak_held, HeldSession.held)
 
     def close(self) -> None:
         if not self.closed:
-            if getattr(self, "_held", False):
+            if self.held_since_answer:
                 HeldSession.held -= 1
             HeldSession.closed_stats.append(self.stats)
         super().close()
@@ -107,7 +113,10 @@ async def main(calls: int, concurrency: int, transport: str, hold: float) -> int
         # Spoken once before the clock starts, as a campaign's message is for its first call.
         spoken = (await sources.talk(SENTENCE)).duration_ms + sources.beep().duration_ms
         if spoken > hold * 1000:
-            print(f"--hold-seconds must be at least {spoken / 1000:.1f} (the message)", file=sys.stderr)
+            print(
+                f"--hold-seconds must be at least {spoken / 1000:.1f} (the message)",
+                file=sys.stderr,
+            )
             return 2
         actions = [
             {"type": "talk", "option": {"text": SENTENCE}},
@@ -153,24 +162,34 @@ async def main(calls: int, concurrency: int, transport: str, hold: float) -> int
         late = sum(s.packets_late for s in stats)
         skipped = sum(s.slots_skipped for s in stats)
         worst = max((s.max_late_ms for s in stats), default=0.0)
-        print(f"transport {transport}, {measured} calls held {hold:g} s each (talk + beep + "
-              f"silence), {concurrency} at once (+1 warm-up call, not counted)")
+        print(
+            f"transport {transport}, {measured} calls held {hold:g} s each (talk + beep + "
+            f"silence), {concurrency} at once (+1 warm-up call, not counted)"
+        )
         print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min)")
         print(f"outcomes: {dict(outcomes)}")
         print(f"calls held at once (peak, media running): {HeldSession.peak_held}")
-        print(f"RTP sessions measured: {len(stats)}; packets sent {sent} "
-              f"(~{measured * hold / 0.02:.0f} expected), slots skipped {skipped}")
-        print(f"sent > 10 ms late: {late} = {late / max(sent, 1) * 100:.3f} % (goal < 1 %); "
-              f"worst lateness {worst:.1f} ms")
-        print(f"wall {elapsed:.2f} s; our CPU {cpu:.2f} s → {cpu / measured * 1000:.1f} ms per "
-              f"call ({cpu / elapsed * 100:.0f} % of one core); peak RSS {peak_mb:.0f} MB")
+        print(
+            f"RTP sessions measured: {len(stats)}; packets sent {sent} "
+            f"(~{measured * hold / 0.02:.0f} expected), slots skipped {skipped}"
+        )
+        print(
+            f"sent > 10 ms late: {late} = {late / max(sent, 1) * 100:.3f} % (goal < 1 %); "
+            f"worst lateness {worst:.1f} ms"
+        )
+        print(
+            f"wall {elapsed:.2f} s; our CPU {cpu:.2f} s → {cpu / measured * 1000:.1f} ms per "
+            f"call ({cpu / elapsed * 100:.0f} % of one core); peak RSS {peak_mb:.0f} MB"
+        )
         print(f"SIPp exit status {status} (0: every call passed its scenario)")
         ok = status == 0 and outcomes["answered"] == calls and late / max(sent, 1) < 0.01
         return 0 if ok else 1
     print(f"transport {transport}, {calls} calls, {concurrency} at once, no media")
     print(f"outcomes: {dict(outcomes)}")
     print(f"wall {elapsed:.2f} s → {measured / elapsed:.0f} calls/s (set-up + tear-down)")
-    print(f"our CPU {cpu:.2f} s → {cpu / measured * 1000:.2f} ms per call; peak RSS {peak_mb:.0f} MB")
+    print(
+        f"our CPU {cpu:.2f} s → {cpu / measured * 1000:.2f} ms per call; peak RSS {peak_mb:.0f} MB"
+    )
     print(f"SIPp exit status {status} (0: every call passed its scenario)")
     return 0 if status == 0 and outcomes["answered"] == calls else 1
 
@@ -180,7 +199,11 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--transport", choices=sorted(TRANSPORTS), default="udp")
-    parser.add_argument("--hold-seconds", type=float, default=0.0,
-                        help="hold every call this long, playing audio (0: no media)")
+    parser.add_argument(
+        "--hold-seconds",
+        type=float,
+        default=0.0,
+        help="hold every call this long, playing audio (0: no media)",
+    )
     args = parser.parse_args()
     sys.exit(asyncio.run(main(args.calls, args.concurrency, args.transport, args.hold_seconds)))
