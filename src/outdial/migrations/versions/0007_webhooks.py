@@ -1,7 +1,7 @@
 """webhooks and their deliveries
 
 Revision ID: 0007_webhooks
-Revises: 0006_channels
+Revises: 0007_events
 Create Date: 2026-11-27 20:45:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_webhooks"
-down_revision: str | None = "0006_channels"
+down_revision: str | None = "0007_events"  # after the outbox it reads from
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
