@@ -25,7 +25,6 @@ from outdial.events.outbox import emit, event_json
 from outdial.settings import Settings
 from outdial.webhooks import repository as repo
 from outdial.webhooks.repository import Claim, Item
-from outdial.webhooks.schemas import WebhookOut
 from outdial.webhooks.sending import Sender, Sent
 from outdial.webhooks.signing import signed_headers
 
@@ -238,7 +237,7 @@ class Deliverer:
                 if disabled is not None:
                     log.warning("webhook %s disabled: %s", disabled.id, disabled.detail)
                     await emit(session, catalogue.WEBHOOK_DISABLED, disabled.customer_id,
-                               WebhookOut.of(disabled).model_dump(mode="json"), now=now)
+                               catalogue.webhook(disabled), now=now)
             _record_delivery(claim.webhook_id, sent, final=retry_at is None)
             return kept
 

@@ -28,6 +28,10 @@ class AddressRefused(Exception):
     """The receiver's host is, or resolves to, an address the guard refuses."""
 
 
+class Unresolved(AddressRefused):
+    """The receiver's host does not resolve (now)."""
+
+
 def address_problem(address: IPAddress) -> str | None:
     """Why the guard refuses to connect to `address`, or None when it is a public one."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -55,7 +59,7 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
         )
     except OSError as error:
-        raise AddressRefused(f"{host} does not resolve ({error.strerror or error})") from None
+        raise Unresolved(f"{host} does not resolve ({error.strerror or error})") from None
     addresses: list[IPAddress] = []
     for *_, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])
@@ -69,7 +73,7 @@ async def checked_address(host: str, port: int, allow_private: bool) -> IPAddres
     passed the guard (AddressRefused otherwise)."""
     addresses = await resolve(host, port)
     if not addresses:
-        raise AddressRefused(f"{host} resolves to no address")
+        raise Unresolved(f"{host} resolves to no address")
     if not allow_private:
         for address in addresses:
             if problem := address_problem(address):
@@ -122,6 +126,8 @@ class Sender:
             return Sent(0, elapsed(), f"no answer within {self.timeout:g} s")
         try:
             status_code = request.result()
+        except Unresolved as error:
+            return Sent(0, elapsed(), str(error))
         except AddressRefused as error:
             return Sent(0, elapsed(), f"refused: {error}")
         except httpx.TimeoutException:
