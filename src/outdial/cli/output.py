@@ -142,6 +142,19 @@ COLUMNS: dict[str, list[Column]] = {
         Column("host", lambda c: str((c.get("settings") or {}).get("host", ""))),
         Column("created", _field("tm_create"), True),
     ],
+    "webhook": [
+        Column("id", _field("id"), True), Column("url", _field("url")),
+        Column("status", _field("status"), True),
+        Column("events", lambda w: ", ".join(w.get("event_types") or []) or "all"),
+        Column("created", _field("tm_create"), True),
+    ],
+    "delivery": [
+        Column("id", _field("id"), True), Column("event", _field("event_id"), True),
+        Column("type", _field("event_type"), True), Column("status", _field("status"), True),
+        Column("tries", _field("attempts"), True), Column("code", _field("response_code"), True),
+        Column("ms", _field("latency_ms"), True), Column("error", _field("error")),
+        Column("at", _field("tm_update"), True),
+    ],
     "campaign": [
         Column("id", _field("id"), True), Column("name", _field("name")),
         Column("status", _field("status"), True), Column("outdial", _field("outdial_id"), True),
@@ -173,6 +186,8 @@ LEFT_OUT_FIRST: dict[str, list[str]] = {
     "outplan": ["created", "source", "interval", "tries"],
     "campaign": ["created", "outplan", "outdial", "end"],
     "channel": ["created", "host"],
+    "webhook": ["created", "events"],
+    "delivery": ["at", "ms", "type", "error"],
     "campaigncall": ["created", "target", "result", "try", "status"],
     "campaigncall_brief": ["result", "at", "try"],
 }

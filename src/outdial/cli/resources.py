@@ -677,6 +677,111 @@ def channels_check(channel_id: Annotated[str, typer.Argument(metavar="ID")], url
         raise typer.Exit(1)
 
 
+# --- webhooks ----------------------------------------------------------------------------------
+
+webhooks_app = typer.Typer(help="Webhooks: endpoints that receive events, signed.",
+                           no_args_is_help=True)
+EventTypeOpt = Annotated[list[str] | None, typer.Option(
+    "--event-type", help="an event type to deliver (repeat it); none: every type")]
+
+
+@webhooks_app.command("list")
+def webhooks_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                  as_json: JsonOpt = False) -> None:
+    """List webhooks, newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("webhook", *client.pages(path("webhooks"), limit))
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    endpoint: Annotated[str, typer.Argument(metavar="URL", help="where events are POSTed")],
+    event_type: EventTypeOpt = None,
+    ask_secret: Annotated[bool, typer.Option(
+        "--ask-secret", help="ask for your own whsec_… secret instead of a generated one")] = False,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create a webhook; its signing secret is shown this once."""
+    body: dict[str, Any] = {"url": endpoint, "event_types": event_type or []}
+    if ask_secret:
+        body["secret"] = typer.prompt("secret", hide_input=True, err=True)
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(path("webhooks"), body))
+
+
+def webhooks_show(webhook_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one webhook (never its secret)."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.get(path("webhooks", webhook_id)))
+
+
+webhooks_app.command("show")(webhooks_show)
+webhooks_app.command("get", hidden=True)(webhooks_show)  # the other resources' word
+
+
+@webhooks_app.command("update")
+def webhooks_update(
+    webhook_id: Annotated[str, typer.Argument(metavar="ID")],
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="a new URL")] = None,
+    event_type: EventTypeOpt = None,
+    all_types: Annotated[bool, typer.Option("--all-types", help="deliver every type")] = False,
+    status: Annotated[Literal["enabled", "disabled"] | None, typer.Option()] = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Change a webhook's URL or event types, or enable or disable it; the rest is kept."""
+    with connect(url, token) as client:
+        here = path("webhooks", webhook_id)
+        current = client.get(here)
+        types = [] if all_types else (event_type or current["event_types"])
+        body = _set({"url": current["url"], "event_types": types}, url=endpoint, status=status)
+        Output(as_json).item(client.put(here, body))
+
+
+@webhooks_app.command("delete")
+def webhooks_delete(webhook_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete a webhook: nothing more is sent to it."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.delete(path("webhooks", webhook_id)))
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(webhook_id: Annotated[str, typer.Argument(metavar="ID")],
+                        limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                        as_json: JsonOpt = False) -> None:
+    """The webhook's deliveries, newest first, with their latest attempt."""
+    with connect(url, token) as client:
+        Output(as_json).items("delivery",
+                              *client.pages(path("webhooks", webhook_id, "deliveries"), limit))
+
+
+@webhooks_app.command("retry")
+def webhooks_retry(webhook_id: Annotated[str, typer.Argument(metavar="ID")],
+                   delivery_id: Annotated[str, typer.Argument(metavar="DELIVERY_ID")],
+                   url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Send a delivery again now."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(
+            path("webhooks", webhook_id, "deliveries", delivery_id, "retry"), {}))
+
+
+@webhooks_app.command("test")
+def webhooks_test(webhook_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Send a signed ping now; exit 1 if the receiver did not take it."""
+    with connect(url, token) as client:
+        answer = client.post(path("webhooks", webhook_id, "test"), {})
+    if as_json:
+        print_json(answer)
+    elif answer["status"] == "delivered":
+        console.print(f"delivered: {answer['response_code']} in {answer['latency_ms']} ms")
+    else:
+        err_console.print(f"failed: {answer['error']}")
+    if answer["status"] != "delivered":
+        raise typer.Exit(1)
+
+
 # --- import, export, stats ---------------------------------------------------------------------
 
 IMPORT_TYPES = {"csv": "text/csv", "ndjson": "application/x-ndjson", "json": "application/json"}
@@ -1042,6 +1147,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(outplans_app, name="outplans")
     app.add_typer(campaigns_app, name="campaigns")
     app.add_typer(channels_app, name="channels")
+    app.add_typer(webhooks_app, name="webhooks")
     app.command("import")(import_file)
     app.add_typer(imports_app, name="imports")
     app.command()(export)

@@ -56,7 +56,8 @@ class WebhookDelivery(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # delivered, failed
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime]
-    # Retries stop webhooks_retry_window_seconds after this (creation, or a manual retry).
+    # Retries stop webhooks_retry_window_seconds after this: the first attempt, or a manual
+    # retry.
     tm_queued: Mapped[dt.datetime]
     # The process sending it now, and until when its claim holds without a heartbeat.
     owner: Mapped[str | None] = mapped_column(String(64))

@@ -204,6 +204,8 @@ async def record_failed(
     """The attempt failed: retried at `retry_at`, or failed for good (None). The rest of the
     run is let go (it waits behind this one). False if the lease was lost meanwhile."""
     values = _outcome(status_code, latency_ms, error, now)
+    if item.attempts == 0:
+        values["tm_queued"] = now  # the retry window starts at the first attempt
     if retry_at is None:
         values["status"] = "failed"
     else:
