@@ -333,3 +333,35 @@ async def test_a_hanging_receiver_leaves_the_dialing_rate_unchanged(
     with_hanging = await attempts_made(True)
     assert without >= 150
     assert with_hanging == without
+
+
+async def test_old_deliveries_are_pruned_in_batches_but_not_one_being_sent(
+    database: Database, clock: FakeClock, customer_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outdial.webhooks import delivery
+
+    monkeypatch.setattr(delivery, "PRUNE_BATCH", 3)
+    webhook_id = await add_webhook(database, customer_id, "https://a.example.com/",
+                                   generate_secret(), clock)
+    old = clock.now()
+
+    def row(status: str, **extra: Any) -> WebhookDelivery:
+        return WebhookDelivery(
+            id=uuid.uuid4(), customer_id=customer_id, webhook_id=webhook_id,
+            event_id=extra.pop("event_id"), event_type="campaign_updated", status=status,
+            attempts=1, next_attempt_at=old, tm_queued=old, tm_create=old, **extra)
+
+    async with database.transaction() as session:
+        session.add_all([row("delivered", event_id=n) for n in range(7)])
+        session.add(row("pending", event_id=100, owner="someone else",
+                        tm_lease_expire=old + dt.timedelta(days=30)))
+    clock.advance(8 * 24 * 3600)
+    async with database.transaction() as session:
+        session.add(WebhookDelivery(
+            id=uuid.uuid4(), customer_id=customer_id, webhook_id=webhook_id, event_id=200,
+            event_type="campaign_updated", status="delivered", attempts=1,
+            next_attempt_at=clock.now(), tm_queued=clock.now(), tm_create=clock.now()))
+    deliverer = Deliverer(database, clock, BOX, DeliveryConfig(retention_seconds=7 * 24 * 3600))
+    assert await deliverer.prune_if_due() == 7  # three batches: 3, 3, 1
+    assert await deliverer.prune_if_due() == 0  # not due again before a minute
+    assert [d.event_id for d in await deliveries(database, webhook_id)] == [100, 200]

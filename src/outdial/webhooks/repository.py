@@ -114,14 +114,22 @@ async def fan_out(
 
 
 async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> list[uuid.UUID]:
-    """Webhooks with a delivery due and not held by a live lease."""
+    """Enabled webhooks whose first pending delivery (the one the others wait behind) is due
+    and not held by a live lease; longest waiting first."""
+    earlier = DELIVERIES.alias("earlier")
+    head = ~exists().where(
+        earlier.c.webhook_id == DELIVERIES.c.webhook_id, earlier.c.status == "pending",
+        earlier.c.event_id < DELIVERIES.c.event_id,
+    )
     query = (
         select(DELIVERIES.c.webhook_id)
+        .join(WEBHOOKS, WEBHOOKS.c.id == DELIVERIES.c.webhook_id)
         .where(
             DELIVERIES.c.status == "pending", DELIVERIES.c.next_attempt_at <= now,
             or_(DELIVERIES.c.tm_lease_expire.is_(None), DELIVERIES.c.tm_lease_expire < now),
+            WEBHOOKS.c.status == "enabled", WEBHOOKS.c.tm_delete.is_(None), head,
         )
-        .distinct()
+        .order_by(DELIVERIES.c.next_attempt_at)
         .limit(most)
     )
     return list(await session.scalars(query))
