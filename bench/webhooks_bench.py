@@ -24,14 +24,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from engine_bench import (  # noqa: E402 - the engine bench's seed and worker handling
+from engine_bench import (  # noqa: E402 - the engine bench's database and worker handling
     INSTANT,
     drop_database,
     fresh_database,
-    seed,
     set_status,
     start_workers,
     status_of,
@@ -43,8 +42,16 @@ from outdial.clock import utcnow  # noqa: E402
 from outdial.db import Database  # noqa: E402
 from outdial.events.outbox import EVENTS, emit_many  # noqa: E402
 from outdial.migrations import upgrade_database  # noqa: E402
-from outdial.models import Campaign, Campaigncall, WebhookDelivery  # noqa: E402
-from outdial.models import Webhook  # noqa: E402
+from outdial.models import (  # noqa: E402
+    Campaign,
+    Campaigncall,
+    Customer,
+    Outdial,
+    OutdialTarget,
+    Outplan,
+    Webhook,
+    WebhookDelivery,
+)
 from outdial.webhooks.signing import generate_secret  # noqa: E402
 
 CHANNEL_KEY = "webhooks bench channel key"
@@ -107,6 +114,36 @@ def rate(arrivals: list[tuple[float, dict[str, Any]]]) -> float:
     return (len(arrivals) - 1) / (arrivals[-1][0] - arrivals[0][0])
 
 
+async def seed(database: Database, targets: int) -> uuid.UUID:
+    """A stopped campaign over `targets` targets of one phone number each, tried once; the
+    destinations are whole (as the API stores them), since every change is published."""
+    now = utcnow()
+    customer = Customer(id=uuid.uuid4(), name="bench", detail="", tm_create=now)
+    outplan = Outplan(id=uuid.uuid4(), customer_id=customer.id, source=None, dial_timeout=30000,
+                      try_interval=0, tm_create=now, max_try_count_0=1)
+    outdial = Outdial(id=uuid.uuid4(), customer_id=customer.id, tm_create=now)
+    campaign = Campaign(
+        id=uuid.uuid4(), customer_id=customer.id, status="stop", end_handle="stop",
+        outplan_id=outplan.id, outdial_id=outdial.id, concurrency=100_000,
+        dial_rate=1_000_000, actions=[], tm_create=now)
+    outdial.campaign_id = campaign.id
+    rows = [{
+        "id": uuid.uuid4(), "customer_id": customer.id, "outdial_id": outdial.id, "name": "",
+        "detail": "", "data": "", "status": "idle", "tm_create": now,
+        **{f"try_count_{s}": 0 for s in range(5)},
+        "destination_0": {"type": "tel", "target": f"+1555{n:07d}", "target_name": "",
+                          "name": "", "detail": ""},
+    } for n in range(targets)]
+    async with database.transaction() as session:
+        session.add(customer)
+        await session.flush()
+        session.add_all([outplan, outdial, campaign])
+        await session.flush()
+        for start in range(0, len(rows), 2000):
+            await session.execute(insert(OutdialTarget.__table__), rows[start:start + 2000])
+    return campaign.id
+
+
 async def subscribe(database: Database, customer_id: uuid.UUID, url: str) -> uuid.UUID:
     webhook_id = uuid.uuid4()
     async with database.transaction() as session:
@@ -141,7 +178,7 @@ async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
     receiver = Receiver()
     try:
         await upgrade_database(database)
-        campaign_id = await seed(database, targets, concurrency=100_000)
+        campaign_id = await seed(database, targets)
         async with database.transaction() as session:
             customer_id = (await session.get(Campaign, campaign_id)).customer_id
         webhook_id = await subscribe(database, customer_id, receiver.url) if subscribed else None
@@ -178,7 +215,7 @@ async def fixed_rate(events_per_s: int, seconds: float) -> dict[str, Any]:
     receiver = Receiver()
     try:
         await upgrade_database(database)
-        campaign_id = await seed(database, 1, concurrency=1)
+        campaign_id = await seed(database, 1)
         async with database.transaction() as session:
             customer_id = (await session.get(Campaign, campaign_id)).customer_id
         webhook_id = await subscribe(database, customer_id, receiver.url)

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,6 @@ from outdial.channels.secrets import SecretBox
 from outdial.clock import FakeClock, utcnow
 from outdial.db import Database
 from outdial.events.outbox import emit
-from outdial.migrations import upgrade_database
 from outdial.models import Customer, Webhook
 from outdial.webhooks.delivery import Deliverer, DeliveryConfig
 from outdial.webhooks.signing import generate_secret
@@ -28,14 +27,6 @@ OUTDIAL = str(Path(sys.executable).parent / "outdial")
 CHANNEL_KEY = "test channel key of the killed worker"
 LEASE_SECONDS = 3.0
 ARRIVAL_WAIT_S = 60.0  # a worker process on a loaded machine takes a while to start
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await upgrade_database(db)
-    yield db
-    await db.dispose()
 
 
 @pytest.fixture

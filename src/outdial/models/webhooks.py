@@ -73,7 +73,8 @@ class WebhookDelivery(Base):
         # Exactly one delivery of an event to a webhook, whichever process fans it out.
         UniqueConstraint("webhook_id", "event_id"),
         Index("ix_webhook_deliveries_page", "webhook_id", "tm_create", "id"),
-        Index("ix_webhook_deliveries_due", "next_attempt_at",
+        # An endpoint's pending deliveries in event order: its first one, and its next run.
+        Index("ix_webhook_deliveries_pending", "webhook_id", "event_id",
               sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
         Index("ix_webhook_deliveries_tm_create", "tm_create"),  # retention
     )

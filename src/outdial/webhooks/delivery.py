@@ -219,8 +219,9 @@ class Deliverer:
             if sent.ok:
                 kept = await repo.record_delivered(
                     session, item, claim.webhook_id, self.worker_id, sent.status_code,
-                    sent.latency_ms, now,
+                    sent.latency_ms, now, reset_failures=claim.failures != 0,
                 )
+                claim.failures = 0  # one statement fewer for the rest of the run
                 _record_delivery(claim.webhook_id, sent, final=True)
                 return kept
             retry_at = None
