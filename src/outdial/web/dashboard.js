@@ -518,8 +518,7 @@
   function ImportResult({ job, outdialId }) {
     const report = useAction();
     return html`<div id="import-result" aria-live="polite">
-      <p>Import <${Status} value=${job.status} />: <span id="import-counts">${job.rows_total} rows,
-        ${job.rows_imported} imported, ${job.rows_rejected} rejected, ${job.rows_duplicate} duplicate</span></p>
+      <p>Import <${Status} value=${job.status} />: <span id="import-counts">${`${job.rows_total} rows, ${job.rows_imported} imported, ${job.rows_rejected} rejected, ${job.rows_duplicate} duplicate`}</span></p>
       ${job.errors && job.errors.length > 0 && html`<div>
         <h2>Bad rows</h2>
         <div class="table-wrap"><table id="import-errors">
@@ -764,6 +763,7 @@
       if (plot.current) plot.current.setData(samples);
     }, [version]);
     return html`<div class="chart" ref=${box} id="live-chart" data-points=${samples[0].length}
+      data-last=${JSON.stringify(samples.map((series) => (series.length ? series[series.length - 1] : null)))}
       role="img" aria-label="In flight, attempts per minute, answered and exhausted over time"></div>`;
   }
 
