@@ -194,6 +194,8 @@ def test_an_operator_imports_a_list_and_runs_a_campaign(
                         and number(d, "live-answered") + number(d, "live-exhausted") > 0)
     wait(browser).until(lambda d: chart(d)[0] >= first_points + 2 and chart(d)[1][2] > 0)
     wait(browser).until(lambda d: any(row[3] for row in table_rows(d, "campaigncalls")))  # an outcome
+    if os.environ.get("OUTDIAL_DASHBOARD_SCREENSHOTS"):  # a chart with a few more points to show
+        wait(browser).until(lambda d: chart(d)[0] >= 8)
     screenshot(browser, "campaign")
 
     browser.find_element(By.ID, "campaign-stop").click()

@@ -348,7 +348,7 @@
       <h1>Outdial</h1>
       <form class="card" onSubmit=${submit} aria-label="Log in">
         ${message && html`<p class="notice" role="status">${message}</p>`}
-        <label>Username<input name="username" autocomplete="username" required value="admin" /></label>
+        <label>Username<input name="username" autocomplete="username" required /></label>
         <label>Password<input name="password" type="password" autocomplete="current-password" required /></label>
         <${ErrorText} error=${action.error} />
         <button type="submit" disabled=${action.busy}>Log in</button>
