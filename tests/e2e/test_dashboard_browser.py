@@ -143,12 +143,13 @@ def test_an_operator_imports_a_list_and_runs_a_campaign(
     assert [row[:2] for row in bad_rows] == [["41", "destination_0.target"], ["42", "destination_0"]]
     assert "+1555" in bad_rows[0][2]
     wait(browser).until(lambda d: number(d, "stat-targets") == 40 and number(d, "stat-idle") == 40)
+    browser.execute_script("document.getElementById('stats').scrollIntoView()")
+    screenshot(browser, "outdial")
     wait(browser).until(lambda d: len(table_rows(d, "targets")) == 25)  # one page of 25
     browser.find_element(By.CSS_SELECTOR, "nav[aria-label='Targets pages'] button:last-child").click()
     wait(browser).until(lambda d: len(table_rows(d, "targets")) == 15)
     Select(browser.find_element(By.ID, "target-status")).select_by_value("done")
     wait(browser).until(lambda d: d.find_elements(By.XPATH, "//p[normalize-space(.)='No target done.']"))
-    screenshot(browser, "outdial")
 
     # A simulated channel, checked; an outplan that dials through it.
     browser.get(f"{server.url}/#/channels")

@@ -433,8 +433,10 @@
     return FORMATS[extension] || file.type || "text/csv";
   }
 
-  function megabytes(bytes) {
-    return `${(bytes / 1048576).toFixed(bytes < 1048576 ? 2 : 1)} MB`;
+  function size(bytes) {
+    if (bytes < 1024) return `${bytes} bytes`;
+    if (bytes < 1048576) return `${(bytes / 1024).toFixed(1)} KB`;
+    return `${(bytes / 1048576).toFixed(1)} MB`;
   }
 
   // The upload goes through XMLHttpRequest, the one browser API that reports how much of a
@@ -507,7 +509,7 @@
         <button type="submit" disabled=${progress && progress.phase !== "Done"}>Upload</button>
       </div>
       ${progress && html`<div id="import-progress">
-        <label>${progress.phase}: ${percent}% (${megabytes(progress.sent)} of ${megabytes(progress.total)})
+        <label>${progress.phase}: ${percent}% (${size(progress.sent)} of ${size(progress.total)})
           <progress max="100" value=${percent}>${percent}%</progress></label>
       </div>`}
       <${ErrorText} error=${error} />
