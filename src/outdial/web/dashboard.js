@@ -979,17 +979,18 @@
   function Deliveries({ webhook }) {
     const paged = usePaged(`/v1.0/webhooks/${webhook.id}/deliveries`, { page_size: 20 }, [webhook.id]);
     const retry = useAction();
-    const pick = (d, ...keys) => { for (const k of keys) if (d[k] !== undefined && d[k] !== null) return d[k]; return ""; };
-    return html`<section class="card" aria-label=${`Deliveries of ${webhook.url}`}>
+    return html`<section class="card" aria-label=${`Deliveries to ${webhook.url}`}>
       <div class="row"><h2>Deliveries to ${webhook.url}</h2><button type="button" class="secondary" onClick=${paged.reload}>Refresh</button></div>
       <${ErrorText} error=${paged.error || retry.error} />
-      <div class="table-wrap"><table>
-        <thead><tr><th>When</th><th>Event</th><th>Status</th><th class="num">Code</th><th class="num hide-narrow">ms</th><th>Error</th><th></th></tr></thead>
+      <div class="table-wrap"><table id="deliveries">
+        <thead><tr><th>When</th><th>Event</th><th>Status</th><th class="num">Tries</th><th class="num">HTTP</th>
+          <th class="num hide-narrow">ms</th><th>Error</th><th></th></tr></thead>
         <tbody>${paged.rows.map((d) => html`<tr key=${d.id}>
-          <td>${shortTime(pick(d, "tm_update", "tm_create"))}</td><td>${pick(d, "event_type", "type")} ${pick(d, "event_id")}</td>
-          <td><${Status} value=${pick(d, "status")} /></td><td class="num">${pick(d, "status_code", "response_status")}</td>
-          <td class="num hide-narrow">${pick(d, "latency_ms", "latency")}</td><td>${pick(d, "error")}</td>
-          <td><button type="button" class="secondary" onClick=${async () => { if (await retry.run(() => api("POST", `/v1.0/webhooks/${webhook.id}/deliveries/${d.id}/retry`))) paged.reload(); }}>Retry</button></td></tr>`)}</tbody>
+          <td>${shortTime(d.tm_update) || shortTime(d.tm_create)}</td><td>${d.event_type}${d.event_id !== null && d.event_id !== undefined ? ` #${d.event_id}` : ""}</td>
+          <td><${Status} value=${d.status} />${d.status === "pending" && shortTime(d.next_attempt_at) ? ` next ${shortTime(d.next_attempt_at)}` : ""}</td>
+          <td class="num">${d.attempts}</td><td class="num">${d.response_code || ""}</td>
+          <td class="num hide-narrow">${d.latency_ms}</td><td>${d.error}</td>
+          <td><button type="button" class="secondary" aria-label=${`Retry delivery ${d.id}`} onClick=${async () => { if (await retry.run(() => api("POST", `/v1.0/webhooks/${webhook.id}/deliveries/${d.id}/retry`))) paged.reload(); }}>Retry</button></td></tr>`)}</tbody>
       </table></div>
       ${!paged.loading && !paged.rows.length && html`<p class="muted">No delivery yet.</p>`}
       <${Pager} paged=${paged} label="Deliveries" />
@@ -1041,6 +1042,7 @@
           <td class="actions">
             <button type="button" class="secondary" aria-expanded=${open && open.id === w.id} onClick=${() => setOpen(open && open.id === w.id ? null : w)}>Deliveries</button>
             <button type="button" class="secondary" onClick=${async () => { if (await act.run(() => api("POST", `/v1.0/webhooks/${w.id}/test`))) setTested(`A test event is on its way to ${w.url}.`); }}>Send a test</button>
+            <button type="button" class="secondary" onClick=${async () => { if (await act.run(() => api("PUT", `/v1.0/webhooks/${w.id}`, { body: { url: w.url, event_types: w.event_types, status: w.status === "enabled" ? "disabled" : "enabled" } }))) paged.reload(); }}>${w.status === "enabled" ? "Disable" : "Enable"}</button>
             <button type="button" class="danger" onClick=${async () => { if (await act.run(() => api("DELETE", `/v1.0/webhooks/${w.id}`))) { setOpen(null); paged.reload(); } }}>Delete</button>
           </td></tr>`)}</tbody>
       </table></div>
