@@ -23,6 +23,7 @@ from outdial.api.routes import (
     imports,
     outdials,
     outplans,
+    webhooks,
 )
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(campaigns.router)
     v1.include_router(campaigncalls.router)
     v1.include_router(channels.router)
+    v1.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)
