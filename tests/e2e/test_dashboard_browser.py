@@ -4,6 +4,7 @@ running its engine: log in, import a list, run a simulated campaign and watch it
 Set OUTDIAL_DASHBOARD_SCREENSHOTS to a folder to keep the screenshots the README shows."""
 
 import csv
+import datetime as dt
 import json
 import os
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from selenium.webdriver.support.select import Select
 
 from tests.e2e.browser import console_errors, requests_made, wait
 from tests.e2e.test_serve import Server
+from tests.webhook_support import Receiver
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +34,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("dashboard")
     env = {**os.environ, "OUTDIAL_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'outdial.db'}",
            "OUTDIAL_ADMIN_PASSWORD": ADMIN_PASSWORD, "OUTDIAL_ENGINE_POLL_SECONDS": "0.1",
-           "OUTDIAL_IMPORT_WORKERS": "0"}
+           "OUTDIAL_IMPORT_WORKERS": "0",
+           "OUTDIAL_WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "true"}  # the receiver is on this machine
     running = Server(env, folder / "serve.log")
     yield running
     running.stop()
@@ -271,3 +274,39 @@ def test_every_control_is_reached_with_the_keyboard(server: Server, browser: Web
           .map(e => e.outerHTML)""")
     assert unnamed == []
     assert browser.execute_script("return document.querySelectorAll('div[onclick], span[onclick]').length") == 0
+
+
+def test_webhooks_and_access_keys_are_managed_from_the_dashboard(server: Server, browser: WebDriver) -> None:
+    """A webhook made with a generated secret, a signed test ping it receives, shown among its
+    deliveries; an access key whose secret, shown once, works."""
+    receiver = Receiver(now=lambda: dt.datetime.now(dt.UTC)).start()
+    try:
+        browser.set_window_size(*LAPTOP)
+        log_in(browser, server)
+        wait(browser).until(lambda d: d.find_elements(By.LINK_TEXT, "Webhooks"))[0].click()
+        new_webhook = form(browser, "New webhook")
+        fill(new_webhook, "url", receiver.url)
+        new_webhook.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        secret = wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "form[aria-label='New webhook'] code"))[0].text
+        assert secret.startswith("whsec_")
+        receiver.secret = secret  # the receiver now verifies every signature with it
+        wait(browser).until(lambda d: d.find_elements(By.XPATH, "//button[text()='Send a test']"))[0].click()
+        wait(browser).until(lambda d: d.find_elements(By.XPATH, "//p[starts-with(., 'A test event')]"))
+        browser.find_element(By.XPATH, "//button[text()='Deliveries']").click()
+        wait(browser).until(lambda d: (rows := table_rows(d, "deliveries")) and rows[0][2].startswith("delivered"))
+        delivery = table_rows(browser, "deliveries")[0]
+        assert delivery[1] == "webhook_test" and delivery[4] == "200"
+        assert [r.verified for r in receiver.received] == [True]
+        screenshot(browser, "webhooks")
+
+        browser.find_element(By.LINK_TEXT, "Access keys").click()
+        new_key = form(browser, "New access key")
+        fill(new_key, "name", "nightly import")
+        new_key.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        key = wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "form[aria-label='New access key'] code"))[0].text
+        assert httpx.get(f"{server.url}/v1.0/outdials", params={"accesskey": key}, timeout=10).status_code == 200
+        wait(browser).until(lambda d: [row[0] for row in table_rows(d, "accesskeys")] == ["nightly import"])
+        assert_only_local(browser, server)
+        assert script_errors(browser) == []
+    finally:
+        receiver.stop()
