@@ -748,11 +748,13 @@
       const width = () => Math.max(280, box.current.clientWidth - 16);
       plot.current = new window.uPlot({
         width: width(), height: 260,
-        scales: { x: { time: true } },
+        // Attempts per minute on an axis of their own (right): they run far above the counts.
+        scales: { x: { time: true }, rate: { range: (u, min, max) => [0, Math.max(10, max)] } },
+        axes: [{}, { label: "calls, targets" }, { scale: "rate", side: 1, label: "attempts/min", grid: { show: false } }],
         series: [
           {},
           { label: "in flight", stroke: "#0b5cad", width: 2 },
-          { label: "attempts/min", stroke: "#9a6700", width: 2 },
+          { label: "attempts/min", stroke: "#9a6700", width: 2, scale: "rate" },
           { label: "answered", stroke: "#17723b", width: 2 },
           { label: "exhausted", stroke: "#b42318", width: 2 },
         ],
