@@ -145,6 +145,12 @@ def test_an_operator_imports_a_list_and_runs_a_campaign(
     bad_rows = table_rows(browser, "import-errors")
     assert [row[:2] for row in bad_rows] == [["41", "destination_0.target"], ["42", "destination_0"]]
     assert "+1555" in bad_rows[0][2]
+    # A target refused by the API: its message, naming the field, is shown by the form.
+    add = form(browser, "Add a target")
+    fill(add, "destination_0", "+1555")
+    add.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    refused = wait(browser).until(lambda d: add.find_elements(By.CSS_SELECTOR, "[role=alert]"))[0]
+    assert refused.text.startswith("destination_0.target: '+1555' is not a valid E.164 phone number")
     wait(browser).until(lambda d: number(d, "stat-targets") == 40 and number(d, "stat-idle") == 40)
     browser.execute_script("document.getElementById('stats').scrollIntoView()")
     screenshot(browser, "outdial")

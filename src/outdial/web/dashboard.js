@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   const { h, render } = window.preact;
-  const { useState, useEffect, useRef, useCallback } = window.preactHooks;
+  const { useState, useEffect, useRef, useCallback, useErrorBoundary } = window.preactHooks;
   const html = window.htm.bind(h);
 
   // ---------------------------------------------------------------- the API
@@ -534,6 +534,36 @@
     </div>`;
   }
 
+  // The type of an address as the import infers it from a bare value.
+  function addressOf(value) {
+    const target = value.trim();
+    if (!target) return null;
+    const type = /^sips?:/i.test(target) ? "sip" : target.includes("@") && !target.startsWith("+") ? "email" : "tel";
+    return { type, target };
+  }
+
+  function AddTarget({ outdialId, onDone }) {
+    const add = useAction();
+    const submit = async (event) => {
+      event.preventDefault();
+      const v = formValues(event.target);
+      const body = { name: v.name, destination_0: addressOf(v.destination_0), destination_1: addressOf(v.destination_1) };
+      if (await add.run(() => api("POST", `/v1.0/outdials/${outdialId}/targets`, { body }))) {
+        event.target.reset();
+        onDone();
+      }
+    };
+    return html`<form onSubmit=${submit} aria-label="Add a target">
+      <div class="row">
+        <label>Name<input name="name" /></label>
+        <label>Destination 0<input name="destination_0" required placeholder="+15559876543, sip:…, a@b.example" /></label>
+        <label>Destination 1<input name="destination_1" /></label>
+        <button type="submit" class="secondary" disabled=${add.busy}>Add target</button>
+      </div>
+      <${ErrorText} error=${add.error} />
+    </form>`;
+  }
+
   function Outdial({ id }) {
     const outdial = useLoad(() => api("GET", `/v1.0/outdials/${id}`), [id]);
     const stats = useLoad(() => api("GET", `/v1.0/outdials/${id}/stats`), [id]);
@@ -559,6 +589,7 @@
       <${Import} outdialId=${id} onDone=${refresh} />
       <section class="card" aria-label="Targets">
         <h2>Targets</h2>
+        <${AddTarget} outdialId=${id} onDone=${refresh} />
         <div class="row">
           <label>Status<select id="target-status" value=${status} onChange=${(e) => setStatus(e.target.value)}>
             <option value="">any</option><option value="idle">idle</option>
@@ -1117,6 +1148,16 @@
     return html`<${Outdials} />`;
   }
 
+  // A screen that fails to draw says so, with the way back, instead of leaving a blank page.
+  function Guard({ route }) {
+    const [error, reset] = useErrorBoundary();
+    if (error) {
+      return html`<div><p class="error" role="alert">This screen could not be shown: ${error.message || String(error)}</p>
+        <button type="button" onClick=${reset}>Try again</button></div>`;
+    }
+    return html`<${Screen} route=${route} />`;
+  }
+
   function App() {
     const [loggedIn, setLoggedIn] = useState(Boolean(session.token));
     const [message, setMessage] = useState("");
@@ -1143,7 +1184,7 @@
         <span class="muted hide-narrow">${session.username}</span>
         <button type="button" onClick=${() => logout("")}>Log out</button>
       </header>
-      <main><${Screen} route=${route} /></main>
+      <main><${Guard} route=${route} key=${route.join("/")} /></main>
     </div>`;
   }
 
