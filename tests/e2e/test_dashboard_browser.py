@@ -244,7 +244,8 @@ def test_the_main_screens_fit_a_phone(server: Server, browser: WebDriver) -> Non
     log_in(browser, server)
     for screen, heading in [("outdials", "Outdials"), (f"outdials/{outdial['id']}", "phone list"),
                             ("campaigns", "Campaigns"), (f"campaigns/{campaign['id']}", "phone campaign"),
-                            ("outplans", "Outplans"), ("channels", "Channels"), ("accesskeys", "Access keys")]:
+                            ("outplans", "Outplans"), ("channels", "Channels"), ("webhooks", "Webhooks"),
+                            ("accesskeys", "Access keys")]:
         browser.get(f"{server.url}/#/{screen}")
         wait(browser).until(lambda d: d.find_element(By.TAG_NAME, "h1").text.startswith(heading))
         # Nothing wider than the screen: wide tables scroll inside their own box.
