@@ -108,6 +108,36 @@
 
   // ---------------------------------------------------------------- the event stream
 
+  // The events the live view follows; the stream sends no others.
+  const STREAM_TYPES = "campaign_updated,campaigncall_created,campaigncall_updated";
+
+  // The newest event id the API shows, found with GET /v1.0/events?after=N (oldest first, one
+  // at a time) in a few dozen look-ups: a stream opened without an id would replay every event
+  // kept (days of them), and the live view only wants what happens from now on.
+  async function newestEventId() {
+    const after = async (id) => {
+      const page = await api("GET", "/v1.0/events", { query: { after: id, page_size: 1 } });
+      return page.result.length ? page.result[0].id : null;
+    };
+    let found = await after(0); // an event with this id exists
+    if (found === null) return 0;
+    let step = 1024;
+    let above;
+    for (;;) { // no event above `above`
+      const next = await after(found + step);
+      if (next === null) { above = found + step; break; }
+      found = next;
+      step *= 8;
+    }
+    while (found < above) {
+      const middle = Math.floor((found + above) / 2);
+      const next = await after(middle);
+      if (next === null) above = middle;
+      else found = next;
+    }
+    return found;
+  }
+
   // GET /v1.0/events/stream read with fetch(), so the token goes in a header (EventSource cannot
   // send one); a dropped connection resumes with Last-Event-ID. A server without the stream
   // answers 404 and the views poll instead.
@@ -117,12 +147,15 @@
     listeners: new Set(),
     stateListeners: new Set(),
     controller: null,
-    running: false,
+    generation: 0, // each start() is one; an older loop sees it changed and ends
 
     subscribe(listener) {
       this.listeners.add(listener);
-      this.start();
-      return () => this.listeners.delete(listener);
+      if (this.listeners.size === 1) this.start();
+      return () => {
+        this.listeners.delete(listener);
+        if (!this.listeners.size) this.stop();
+      };
     },
     onState(listener) {
       this.stateListeners.add(listener);
@@ -133,38 +166,39 @@
       this.state = state;
       this.stateListeners.forEach((listener) => listener(state));
     },
+    // Nobody is watching: close the connection; the next view starts from the newest event.
     stop() {
-      this.running = false;
+      this.generation += 1;
       if (this.controller) this.controller.abort();
       this.lastId = null;
-      this.setState("idle");
+      if (this.state !== "unavailable") this.setState("idle");
     },
     async start() {
-      if (this.running || this.state === "unavailable" || !session.token) return;
-      this.running = true;
+      if (this.state === "unavailable" || !session.token) return;
+      const mine = ++this.generation;
+      const current = () => mine === this.generation && session.token;
       let backoff = 500;
-      while (this.running && session.token) {
+      while (current()) {
         this.controller = new AbortController();
         this.setState("connecting");
         try {
-          const headers = { ...authHeaders(), Accept: "text/event-stream" };
-          if (this.lastId !== null) headers["Last-Event-ID"] = String(this.lastId);
-          const response = await fetch("/v1.0/events/stream", {
+          if (this.lastId === null) this.lastId = String(await newestEventId());
+          if (!current()) return;
+          const headers = { ...authHeaders(), Accept: "text/event-stream", "Last-Event-ID": this.lastId };
+          const response = await fetch(urlOf("/v1.0/events/stream", { type: STREAM_TYPES }), {
             headers, signal: this.controller.signal, cache: "no-store",
           });
-          if (response.status === 404) {
-            this.running = false;
-            this.setState("unavailable");
-            return;
-          }
           if (!response.ok) throw await errorOf(response);
           this.setState("open");
           backoff = 500;
           await this.read(response.body);
         } catch (error) {
-          if (!this.running) return;
+          if (error.status === 404) { // no events API on this server: the views poll
+            this.setState("unavailable");
+            return;
+          }
         }
-        if (!this.running) return;
+        if (!current()) return;
         this.setState("connecting");
         await sleep(backoff);
         backoff = Math.min(backoff * 2, 10000);
@@ -859,7 +893,6 @@
       };
       const unsubscribe = stream.subscribe((event) => {
         const data = event.data || {};
-        const c = latest.current.campaign;
         if (event.type === "campaign_updated" && data.id === id) {
           latest.current.campaign = data;
           setCampaign(data);
@@ -867,8 +900,6 @@
         } else if (event.type && event.type.startsWith("campaigncall_") && data.campaign_id === id) {
           setCalls((list) => [data, ...list.filter((x) => x.id !== data.id)]
             .sort((a, b) => (a.tm_create < b.tm_create ? 1 : -1)).slice(0, 20));
-          soon();
-        } else if (event.type === "outdialtarget_updated" && c && data.outdial_id === c.outdial_id) {
           soon();
         }
       });
