@@ -360,9 +360,9 @@
   }
 
   function Reasons({ stats }) {
-    const reasons = waitingReasons(stats);
-    if (!reasons || !Object.keys(reasons).length) return null;
-    return html`<span class="muted">${Object.entries(reasons).map(([reason, count]) => `${reason}: ${count}`).join(", ")}</span>`;
+    const present = Object.entries(waitingReasons(stats) || {}).filter(([, count]) => count > 0);
+    if (!present.length) return null;
+    return html`<span class="muted">${present.map(([reason, count]) => `${reason}: ${count}`).join(", ")}</span>`;
   }
 
   // ---------------------------------------------------------------- login
