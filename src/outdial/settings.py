@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     # On SIGTERM, how long in-flight attempts may run on before they are ended as `canceled`.
     engine_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
+    # -- events ----------------------------------------------------------------------------------
+    # Events older than this are pruned by the engines (the workers, or serve's own).
+    events_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    # Most events deleted by one prune transaction, and how often an engine prunes.
+    events_prune_batch: int = Field(default=1000, gt=0)
+    events_prune_seconds: float = Field(default=60.0, gt=0)
+    # The event stream (GET /v1.0/events/stream): how often it looks for new events, and how
+    # often it sends a comment line when there are none (proxies drop silent connections).
+    events_poll_seconds: float = Field(default=0.5, gt=0)
+    events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+
     # -- the simulated dialer: outcome weights (normalized), durations, and a seed ----------
     sim_seed: int | None = None
     sim_p_answered: float = Field(default=0.55, ge=0)

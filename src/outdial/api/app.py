@@ -19,6 +19,7 @@ from outdial.api.routes import (
     campaigncalls,
     campaigns,
     channels,
+    events,
     health,
     imports,
     outdials,
@@ -120,6 +121,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(campaigncalls.router)
     v1.include_router(channels.router)
     v1.include_router(webhooks.router)
+    v1.include_router(events.router)
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)

@@ -34,7 +34,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import Row, delete, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from outdial.clock import utcnow
 from outdial.events.catalogue import EVENT_TYPES
@@ -52,6 +52,8 @@ _ANNOUNCED = "outdial.events.announced"  # session.info: the transaction that ho
 # Emission can be switched off for one process (bench/events_bench.py compares both runs).
 _enabled: ContextVar[bool] = ContextVar("outdial_events_enabled", default=True)
 
+# Where events are written: the caller's session, or its connection (an import's last write).
+Executor = AsyncSession | AsyncConnection
 NewEvent = tuple[str, uuid.UUID, dict[str, Any]]  # (type, customer_id, data)
 
 
@@ -66,7 +68,7 @@ def emission_disabled() -> Iterator[None]:
 
 
 async def emit(
-    session: AsyncSession, type: str, customer_id: uuid.UUID, data: dict[str, Any],
+    session: Executor, type: str, customer_id: uuid.UUID, data: dict[str, Any],
     *, now: dt.datetime | None = None,
 ) -> None:
     """Add one event to the caller's transaction (no commit)."""
@@ -74,7 +76,7 @@ async def emit(
 
 
 async def emit_many(
-    session: AsyncSession, events: Iterable[NewEvent], *, now: dt.datetime | None = None
+    session: Executor, events: Iterable[NewEvent], *, now: dt.datetime | None = None
 ) -> None:
     """Add events to the caller's transaction in one statement (the engine's batches)."""
     if not _enabled.get():
@@ -91,9 +93,9 @@ async def emit_many(
     await session.execute(insert(EVENTS), rows)
 
 
-async def _announce(session: AsyncSession) -> None:
+async def _announce(session: Executor) -> None:
     """PostgreSQL: hold the lock that keeps readers below this transaction's ids (see above)."""
-    if session.bind.dialect.name != "postgresql":
+    if _dialect(session) != "postgresql":
         return
     nested = session.in_nested_transaction()
     transaction = session.get_transaction()
@@ -108,11 +110,17 @@ async def _announce(session: AsyncSession) -> None:
         session.info[_ANNOUNCED] = transaction
 
 
+def _dialect(session: Executor) -> str:
+    if isinstance(session, AsyncConnection):
+        return session.dialect.name
+    return session.bind.dialect.name
+
+
 async def safe_horizon(session: AsyncSession) -> int | None:
     """The greatest id below which every transaction has ended; None: no limit (SQLite).
 
     Three statements, in this order (each READ COMMITTED statement takes a new snapshot)."""
-    if session.bind.dialect.name != "postgresql":
+    if _dialect(session) != "postgresql":
         return None
     last_value, is_called = (
         await session.execute(text(f"SELECT last_value, is_called FROM {SEQUENCE}"))
