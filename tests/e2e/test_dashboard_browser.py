@@ -88,14 +88,15 @@ def chart(driver: WebDriver) -> tuple[int, list[Any]]:
     return int(box.get_attribute("data-points") or 0), json.loads(box.get_attribute("data-last") or "[]")
 
 
-def assert_only_local(driver: WebDriver, server: Server) -> None:
+def assert_only_local(driver: WebDriver, server: Server) -> list[dict[str, Any]]:
     """Every request the page made since the last check went to this server, and the
-    Content-Security-Policy had nothing to refuse."""
+    Content-Security-Policy had nothing to refuse. Returns those requests."""
     requests, refused = requests_made(driver)
     sent = [r["request"]["url"] for r in requests.values()]
     assert [url for url in sent if not url.startswith((f"{server.url}/", "data:", "blob:"))] == []
     assert refused == set(), [requests[id] for id in refused]
     assert any("/dashboard-assets/" in url for url in sent), sent  # the assets came from here
+    return [r["request"] for r in requests.values()]
 
 
 def script_errors(driver: WebDriver) -> list[Any]:
@@ -195,6 +196,8 @@ def test_an_operator_imports_a_list_and_runs_a_campaign(
     browser.execute_script("window.sameDocument = true")
     assert text_of(browser, "campaign-status") == "stop"
 
+    # The screen follows the event stream (polled figures only as a fallback).
+    wait(browser).until(lambda d: text_of(d, "live-source") == "live from the event stream")
     browser.find_element(By.ID, "campaign-run").click()
     wait(browser).until(lambda d: text_of(d, "campaign-status") == "run")
     wait(browser).until(lambda d: number(d, "live-attempts") > 0)
@@ -221,8 +224,12 @@ def test_an_operator_imports_a_list_and_runs_a_campaign(
     browser.get(f"{server.url}/#/outdials")
     wait(browser).until(lambda d: (rows := table_rows(d, "outdials")) and rows[0][1] == "40")
     screenshot(browser, "outdials")
-    assert_only_local(browser, server)
+    requests = assert_only_local(browser, server)
     assert script_errors(browser) == []
+    # The stream was read with the token in a header, from the newest event on.
+    streams = [r for r in requests if r["url"].startswith(f"{server.url}/v1.0/events/stream")]
+    assert streams and all(r["headers"].get("Authorization", "").startswith("Bearer ") for r in streams)
+    assert all(r["headers"].get("Last-Event-ID", "").isdigit() for r in streams), streams
 
 
 def test_the_main_screens_fit_a_phone(server: Server, browser: WebDriver) -> None:
