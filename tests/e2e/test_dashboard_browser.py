@@ -305,7 +305,8 @@ def test_webhooks_and_access_keys_are_managed_from_the_dashboard(server: Server,
         assert secret.startswith("whsec_")
         receiver.secret = secret  # the receiver now verifies every signature with it
         wait(browser).until(lambda d: d.find_elements(By.XPATH, "//button[text()='Send a test']"))[0].click()
-        wait(browser).until(lambda d: d.find_elements(By.XPATH, "//p[starts-with(., 'A test event')]"))
+        sent = wait(browser).until(lambda d: d.find_elements(By.XPATH, "//p[starts-with(., 'Test ping')]"))[0]
+        assert sent.text == f"Test ping to {receiver.url}: delivered (HTTP 200)"
         browser.find_element(By.XPATH, "//button[text()='Deliveries']").click()
         wait(browser).until(lambda d: (rows := table_rows(d, "deliveries")) and rows[0][2].startswith("delivered"))
         delivery = table_rows(browser, "deliveries")[0]

@@ -1105,7 +1105,10 @@
           <td><${Status} value=${w.status} /> ${w.detail || ""}</td>
           <td class="actions">
             <button type="button" class="secondary" aria-expanded=${open && open.id === w.id} onClick=${() => setOpen(open && open.id === w.id ? null : w)}>Deliveries</button>
-            <button type="button" class="secondary" onClick=${async () => { if (await act.run(() => api("POST", `/v1.0/webhooks/${w.id}/test`))) setTested(`A test event is on its way to ${w.url}.`); }}>Send a test</button>
+            <button type="button" class="secondary" onClick=${async () => {
+              const d = await act.run(() => api("POST", `/v1.0/webhooks/${w.id}/test`));
+              if (d) setTested(`Test ping to ${w.url}: ${d.status}${d.response_code ? ` (HTTP ${d.response_code})` : ""}${d.error ? `: ${d.error}` : ""}`);
+            }}>Send a test</button>
             <button type="button" class="secondary" onClick=${async () => { if (await act.run(() => api("PUT", `/v1.0/webhooks/${w.id}`, { body: { url: w.url, event_types: w.event_types, status: w.status === "enabled" ? "disabled" : "enabled" } }))) paged.reload(); }}>${w.status === "enabled" ? "Disable" : "Enable"}</button>
             <button type="button" class="danger" onClick=${async () => { if (await act.run(() => api("DELETE", `/v1.0/webhooks/${w.id}`))) { setOpen(null); paged.reload(); } }}>Delete</button>
           </td></tr>`)}</tbody>
