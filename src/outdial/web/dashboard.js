@@ -49,6 +49,8 @@
     return session.token ? { Authorization: `Bearer ${session.token}` } : {};
   }
 
+  const CALL_TIMEOUT_MS = 60000;
+
   async function api(method, path, { body, query, raw } = {}) {
     const headers = authHeaders();
     let payload;
@@ -58,8 +60,13 @@
     }
     let response;
     try {
-      response = await fetch(urlOf(path, query), { method, headers, body: payload, cache: "no-store" });
+      // Bounded, but not a download: an export streams for as long as the list takes.
+      const signal = raw ? undefined : AbortSignal.timeout(CALL_TIMEOUT_MS);
+      response = await fetch(urlOf(path, query), { method, headers, body: payload, cache: "no-store", signal });
     } catch (error) {
+      if (error.name === "TimeoutError") {
+        throw new ApiError(0, "TIMEOUT", `The server did not answer within ${CALL_TIMEOUT_MS / 1000} s.`);
+      }
       throw new ApiError(0, "NETWORK", `The server could not be reached (${error.message}).`);
     }
     if (!response.ok) throw await errorOf(response);
