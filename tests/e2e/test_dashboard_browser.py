@@ -280,14 +280,16 @@ def test_every_control_is_reached_with_the_keyboard(server: Server, browser: Web
         reached.append(browser.switch_to.active_element)
     assert [e.get_attribute("name") or e.text for e in reached] == ["username", "password", "Log in"]
     log_in(browser, server)
-    wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "form[aria-label='New outdial']"))
-    unnamed = browser.execute_script("""
-        return [...document.querySelectorAll('input, select, textarea, button, a[href]')]
-          .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
-                       && !e.textContent.trim())
-          .map(e => e.outerHTML)""")
-    assert unnamed == []
-    assert browser.execute_script("return document.querySelectorAll('div[onclick], span[onclick]').length") == 0
+    for screen in ("outdials", "campaigns", "outplans", "channels", "webhooks", "accesskeys"):
+        browser.get(f"{server.url}/#/{screen}")
+        wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "main form[aria-label^='New ']"))
+        unnamed = browser.execute_script("""
+            return [...document.querySelectorAll('input, select, textarea, button, a[href]')]
+              .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+                           && !e.textContent.trim())
+              .map(e => e.outerHTML)""")
+        assert unnamed == [], screen
+        assert browser.execute_script("return document.querySelectorAll('[onclick]').length") == 0, screen
 
 
 def test_webhooks_and_access_keys_are_managed_from_the_dashboard(server: Server, browser: WebDriver) -> None:
