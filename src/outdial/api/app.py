@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outdial import __version__
+from outdial.api.dashboard import install_dashboard
 from outdial.api.deps import authenticated
 from outdial.api.docs import install_docs
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
@@ -125,6 +126,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.include_router(auth.login_router)
     app.include_router(v1)
     install_docs(app)
+    install_dashboard(app)
 
     install_error_handlers(app)
     app.add_middleware(
