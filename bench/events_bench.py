@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 
 from engine_bench import drop_database, fresh_database, seed, set_status, status_of
 from outdial.clock import SystemClock
-from outdial.db import Database
+from outdial.db import Database, Limits
 from outdial.dialers import MockDialer, Outcome, OutcomeKind
 from outdial.engine import Engine, EngineConfig
 from outdial.events.outbox import EVENTS, emission_disabled
@@ -51,7 +51,8 @@ async def one_run(kind: str, targets: int, emit: bool) -> dict[str, Any]:
     else:
         workdir = tempfile.TemporaryDirectory()
         url = f"sqlite+aiosqlite:///{Path(workdir.name) / 'bench.db'}"
-    database = Database(url, pool_size=4)
+    # A loaded machine can hold SQLite's writer for seconds: the bench waits rather than fails.
+    database = Database(url, pool_size=4, limits=Limits(lock_timeout=60))
     try:
         await upgrade_database(database)
         campaign_id = await seed(database, targets, concurrency=400)
