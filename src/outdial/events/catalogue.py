@@ -13,6 +13,7 @@ from outdial.campaigns.schemas import CampaigncallOut, CampaignOut
 from outdial.channels.schemas import ChannelCheckOut
 from outdial.imports.schemas import ImportJobOut
 from outdial.outdials.schemas import TargetOut
+from outdial.webhooks.schemas import WebhookOut
 
 CAMPAIGNCALL_CREATED = "campaigncall_created"
 CAMPAIGNCALL_UPDATED = "campaigncall_updated"
@@ -20,6 +21,7 @@ OUTDIALTARGET_UPDATED = "outdialtarget_updated"
 CAMPAIGN_UPDATED = "campaign_updated"
 IMPORT_UPDATED = "import_updated"
 CHANNEL_CHECK_DONE = "channel_check_done"
+WEBHOOK_DISABLED = "webhook_disabled"
 
 # Every type, with what it says; `type=` filters and webhook subscriptions are checked against
 # these keys. Names follow VoIPbin's <resource>_<verb>.
@@ -31,6 +33,7 @@ EVENT_TYPES: dict[str, str] = {
     CAMPAIGN_UPDATED: "a campaign changed, its status included (also when the engine stops it)",
     IMPORT_UPDATED: "an import job ended: done or failed, with its counts",
     CHANNEL_CHECK_DONE: "a channel check ended: whether the peer was reached",
+    WEBHOOK_DISABLED: "a webhook was disabled after failed attempts in a row; detail says why",
 }
 
 
@@ -57,3 +60,8 @@ def import_job(row: Any) -> dict[str, Any]:
 def channel_check(channel_id: uuid.UUID, result: ChannelCheckOut) -> dict[str, Any]:
     """What POST /channels/{id}/check answered, with the channel it was about."""
     return {"channel_id": str(channel_id), **result.model_dump(mode="json")}
+
+
+def webhook(row: Any) -> dict[str, Any]:
+    """A webhook as GET /webhooks/{id} returns it (its secret never)."""
+    return WebhookOut.of(row).model_dump(mode="json")

@@ -7,8 +7,10 @@ from outdial.models.channels import Channel
 from outdial.models.events import Event
 from outdial.models.imports import ImportJob, ImportRowError, ImportRowTarget
 from outdial.models.outdials import Outdial, OutdialTarget
+from outdial.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
     "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Customer", "Event", "ImportJob",
     "ImportRowError", "ImportRowTarget", "Outdial", "OutdialTarget", "Outplan", "ServerSecret",
+    "Webhook", "WebhookDelivery",
 ]
