@@ -107,6 +107,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.stopping = False  # set by `outdial serve` on SIGTERM (cli/server.py)
 
     v1 = APIRouter(
         prefix="/v1.0", dependencies=[Depends(authenticated)],

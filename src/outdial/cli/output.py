@@ -96,6 +96,20 @@ def per_slot(item: dict[str, Any], prefix: str) -> str:
     return "/".join(str(item.get(f"{prefix}_{n}", 0)) for n in range(5))
 
 
+def event_subject(event: dict[str, Any]) -> str:
+    """The id of what an event is about (a channel check's channel)."""
+    data = event.get("data") or {}
+    return ref(data.get("id") or data.get("channel_id"))
+
+
+def event_state(event: dict[str, Any]) -> str:
+    """An event's gist: status and outcome, or a check's ok and detail."""
+    data = event.get("data") or {}
+    if "ok" in data:
+        return f"{'ok' if data['ok'] else 'failed'}: {data.get('detail', '')}"
+    return " ".join(str(data[key]) for key in ("status", "outcome") if data.get(key))
+
+
 def milliseconds(value: Any) -> str:
     if not isinstance(value, int):
         return cell("", value)
@@ -168,6 +182,12 @@ COLUMNS: dict[str, list[Column]] = {
         Column("result", _field("result")), Column("outcome", _field("outcome"), True),
         Column("created", _field("tm_create"), True),
     ],
+    "event": [
+        Column("id", _field("id"), True), Column("type", _field("type"), True),
+        Column("resource", lambda e: event_subject(e), True),
+        Column("status", lambda e: event_state(e), True),
+        Column("created", _field("tm_create"), True),
+    ],
     # The live view has no room for two full ids per attempt: the target's prefix is enough
     # to tell attempts apart, and `campaigns calls` lists them in full.
     "campaigncall_brief": [
@@ -190,6 +210,7 @@ LEFT_OUT_FIRST: dict[str, list[str]] = {
     "delivery": ["at", "ms", "type", "error"],
     "campaigncall": ["created", "target", "result", "try", "status"],
     "campaigncall_brief": ["result", "at", "try"],
+    "event": ["created", "status"],
 }
 NARROW = 120
 # A wrapped column still gets this many characters before the table counts as too wide.

@@ -32,6 +32,7 @@ from outdial.cli.client import (
     ApiError,
     BadServerUrl,
     CliError,
+    ServerUnreachable,
     load_config,
     resolve_connection,
     save_config,
@@ -40,11 +41,14 @@ from outdial.cli.output import (
     Output,
     console,
     err_console,
+    event_state,
+    event_subject,
     fail,
     item_table,
     list_table,
     print_error,
     print_json,
+    stamp,
 )
 
 # --- options every client command takes ---------------------------------------------------------
@@ -1136,6 +1140,71 @@ def _watch_json_or_frame(state: dict[str, Any], as_json: bool) -> None:
         console.print(_watch_frame(state))
 
 
+# --- events ------------------------------------------------------------------------------------
+
+# A stream silent this long is taken for broken and reopened (servers send a heartbeat every
+# 15 s by default).
+EVENTS_READ_TIMEOUT = 60.0
+# Waits between reconnections, after the first retry at once.
+RECONNECT_WAITS = (1.0, 2.0, 5.0, 10.0)
+
+
+def events(
+    after: Annotated[int, typer.Option(min=0, help="only events with a greater id")] = 0,
+    types: Annotated[list[str] | None, typer.Option(
+        "--type", help="only events of this type (repeatable), e.g. campaigncall_updated")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="print events as they happen, until Ctrl-C")] = False,
+    limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="the API's raw JSON (with --follow: one event per line)")] = False,
+) -> None:
+    """List your events after an id, oldest first; with --follow, print them live, resuming
+    after the last one printed whenever the connection drops."""
+    with connect(url, token) as client:
+        if not follow:
+            Output(as_json).items("event", *client.pages(path("events"), limit, after=after,
+                                                         type=types or None))
+            return
+        try:
+            _follow_events(client, after, types or [], as_json)
+        except KeyboardInterrupt:
+            err_console.print("stopped following events")
+
+
+def _follow_events(client: ApiClient, after: int, types: list[str], as_json: bool) -> None:
+    last, failures = after, 0
+    while True:
+        try:
+            for message in client.server_sent_events(
+                path("events", "stream"), last, EVENTS_READ_TIMEOUT, type=types or None,
+            ):
+                event = json.loads(message["data"])
+                _print_event(event, as_json)
+                last, failures = int(event["id"]), 0
+            why = "the server closed the stream"
+        except ServerUnreachable as error:
+            why = error.message
+        except ApiError as error:
+            if error.http_status < 500:
+                raise  # a bad credential or option: reconnecting will not help
+            why = f"{error.message} ({error.reason})"
+        wait = 0.0 if failures == 0 else RECONNECT_WAITS[min(failures, len(RECONNECT_WAITS)) - 1]
+        failures += 1
+        err_console.print(f"{why}; reconnecting after event {last}"
+                          + (f" in {wait:g} s" if wait else ""))
+        time.sleep(wait)
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(event, ensure_ascii=False), flush=True)
+        return
+    console.print(Text.assemble(
+        (str(event["id"]), "bold"), "  ", stamp(event.get("tm_create")), "  ",
+        (str(event["type"]), "cyan"), "  ", event_subject(event), "  ", event_state(event)))
+
+
 # --- registration ------------------------------------------------------------------------------
 
 def register(app: typer.Typer) -> None:
@@ -1153,4 +1222,5 @@ def register(app: typer.Typer) -> None:
     app.command()(export)
     app.command()(stats)
     app.command()(watch)
+    app.command()(events)
 

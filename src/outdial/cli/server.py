@@ -4,6 +4,7 @@ import errno
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 import uvicorn
 
@@ -39,6 +40,14 @@ def listen(host: str, port: int) -> socket.socket:
 class GracefulServer(uvicorn.Server):
     """uvicorn's server, except that a SIGTERM or Ctrl-C that shuts it down gracefully ends the
     process with status 0: uvicorn re-raises the signal once shut down, which makes it 143 or 130."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Responses that never end by themselves (the event stream) end at their next look,
+        # so that the graceful shutdown does not wait on them for ever; clients resume.
+        state = getattr(self.config.app, "state", None)
+        if state is not None:
+            state.stopping = True
+        super().handle_exit(sig, frame)
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
