@@ -54,6 +54,7 @@ def metrics_app(settings: Settings) -> FastAPI:
     app.include_router(metrics_router(settings.metrics_token))
     install_error_handlers(app)
     app.add_middleware(RequestEnvelopeMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetricsMiddleware, router=app.router)
     return app
 
 
