@@ -164,13 +164,13 @@ class Engine:
                 written = await repo.record_outcomes(
                     session, closings, answered, self.worker_id, self.clock.now()
                 )
-            # Counted once committed: the counts equal the campaigncalls written down.
-            metrics.attempts_ended((c.outcome.value, c.channel_type) for c in written)
         except BaseException:  # cancelled mid-write too: nothing may be forgotten
             # Kept for the next try; the leases keep these attempts ours meanwhile.
             self._finished[:0] = closings
             self._answered[:0] = answered
             raise
+        # Counted once committed: the counts equal the campaigncalls written down.
+        metrics.attempts_ended((c.outcome.value, c.channel_type) for c in written)
         if len(written) < len(closings):
             log.warning(
                 "%d attempts had lost their lease; their outcome was dropped",
