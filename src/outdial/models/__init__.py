@@ -5,9 +5,16 @@ from outdial.models.base import Base
 from outdial.models.campaigns import Campaign, Campaigncall, Outplan
 from outdial.models.channels import Channel
 from outdial.models.imports import ImportJob, ImportRowError, ImportRowTarget
-from outdial.models.outdials import Outdial, OutdialTarget
+from outdial.models.outdials import (
+    CountCompaction,
+    Outdial,
+    OutdialTarget,
+    OutdialTargetCount,
+    OutdialTargetCountChange,
+)
 
 __all__ = [
-    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Customer", "ImportJob",
-    "ImportRowError", "ImportRowTarget", "Outdial", "OutdialTarget", "Outplan", "ServerSecret",
+    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "CountCompaction", "Customer", "ImportJob",
+    "ImportRowError", "ImportRowTarget", "Outdial", "OutdialTarget", "OutdialTargetCount",
+    "OutdialTargetCountChange", "Outplan", "ServerSecret",
 ]
