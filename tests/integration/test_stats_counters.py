@@ -314,3 +314,22 @@ async def test_concurrent_changes_from_many_sessions_stay_exact(
 
     await asyncio.gather(*(edit(i) for i in range(40)))
     await assert_exact(database, scenario.outdial_id)
+
+
+async def test_a_writer_killed_mid_transaction_leaves_the_counts_exact(
+    database: Database, clock: FakeClock, postgres_only: None
+) -> None:
+    scenario = await make_campaign(database, clock, targets=[[tel("+15550000001")]] * 3)
+    victim = await database.engine.connect()
+    try:
+        await victim.begin()
+        await victim.execute(insert(TARGETS).values(_row(scenario, "+15550000002")))
+        await victim.execute(update(TARGETS).where(TARGETS.c.outdial_id == scenario.outdial_id)
+                             .values(status="done"))
+        pid = await victim.scalar(text("SELECT pg_backend_pid()"))
+        async with database.transaction() as session:  # the server process dies, as by kill -9
+            await session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await victim.invalidate()
+    await assert_exact(database, scenario.outdial_id)
+    assert sum((await counted(database, scenario.outdial_id)).values()) == 3
