@@ -82,7 +82,9 @@ async def seed(database: Database) -> uuid.UUID:
 
 
 async def collect(chunks: Any) -> bytes:
-    return b"".join([chunk async for chunk in chunks])
+    pieces = [chunk async for chunk in chunks]
+    assert all(type(piece) is bytes for piece in pieces)  # what a streamed response takes
+    return b"".join(pieces)
 
 
 @pytest.mark.parametrize("form", ["tutorial", "rfc3339"])

@@ -289,6 +289,7 @@ async def _copy(database: Database, query: str, format: str) -> AsyncIterator[by
             chunk = getter.result()
             if chunk is None:
                 break
+            chunk = bytes(chunk)  # the driver hands out bytearrays
             yield unescape_copy_text(chunk) if format == "csv" else chunk
         await task
     finally:
