@@ -233,6 +233,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--skip-posts", action="store_true", help="skip the one-POST-per-target run")
+    parser.add_argument("--export-rounds", type=int, default=2)
     parser.add_argument("--waiting", type=int, default=10_000,
                         help="targets put in their retry interval for the second stats figure")
     args = parser.parse_args()
@@ -276,7 +277,7 @@ def main() -> None:
             print(f"PostgreSQL COPY of the same validated rows: {copy:.1f} s "
                   f"({args.rows / copy:,.0f} rows/s); import / COPY = {elapsed / copy:.1f}x")
 
-        for round_ in range(2):  # alternated, to see the spread on a shared machine
+        for round_ in range(args.export_rounds):  # alternated: the spread on a shared machine
             for format in ("csv", "ndjson"):
                 seconds, size = export(http, params, outdial, format)
                 print(f"export ({format}, round {round_ + 1}): {seconds:.2f} s, "
