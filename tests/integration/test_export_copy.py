@@ -117,3 +117,13 @@ async def test_a_client_that_goes_away_leaves_the_pool_usable(
     await stream.aclose()
     assert (await collect(export.copy_export(database, outdial, "csv"))) == (
         await collect(export.python_export(database, outdial, "csv")))
+
+
+def test_a_sqlalchemy_expression_becomes_a_column_of_the_copy() -> None:
+    from sqlalchemy import case, literal
+
+    table = OutdialTarget.__table__
+    reason = case((table.c.status == "done", literal("finished")), else_=literal("it's waiting"))
+    column = export.Column("reason", lambda form: export.csv_cell(export.sql_text(reason)),
+                           lambda form: export.json_string(export.sql_text(reason)))
+    assert "'it''s waiting'" in column.csv("tutorial") and "outdial_targets.status" in column.json("rfc3339")

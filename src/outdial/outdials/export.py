@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.dialects import postgresql
 
 from outdial.db import Database
 from outdial.models import OutdialTarget
@@ -162,6 +163,14 @@ def timestamp(value: str, form: str, unset: str) -> str:
     """format_timestamp in SQL; `unset` is what a NULL becomes in this format."""
     pattern = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' if form == "rfc3339" else "YYYY-MM-DD HH24:MI:SS.US"
     return f"coalesce(to_char({value}, {_literal(pattern)}), {unset})"
+
+
+def sql_text(expression: Any) -> str:
+    """A SQLAlchemy expression as PostgreSQL SQL text with its values inlined (COPY takes no
+    parameters): how a column computed by other code, such as a waiting reason, becomes an
+    entry of COLUMNS, e.g. `Column("waiting_reason", lambda form: csv_cell(sql_text(e)), …)`."""
+    return str(expression.compile(dialect=postgresql.dialect(),
+                                  compile_kwargs={"literal_binds": True}))
 
 
 @dataclass(frozen=True)
