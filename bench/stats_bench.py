@@ -103,6 +103,8 @@ async def run(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         sqlite = database.is_sqlite
         async with database.transaction() as session:
+            if not sqlite:  # one statement writes the million rows
+                await session.execute(text("SET LOCAL statement_timeout = 0"))
             await session.execute(text(FILL_SQLITE if sqlite else FILL_POSTGRES), {
                 "customer": customer.hex if sqlite else customer,
                 "outdial": outdial_id.hex if sqlite else outdial_id,
@@ -111,6 +113,8 @@ async def run(args: argparse.Namespace) -> None:
         # Some done after two tries, some waiting out their interval after a first try.
         table = OutdialTarget.__table__
         async with database.transaction() as session:
+            if not sqlite:
+                await session.execute(text("SET LOCAL statement_timeout = 0"))
             for status, tries, ended, count in (("done", 2, NOW - dt.timedelta(hours=1), args.targets // 10),
                                                 ("idle", 1, NOW - dt.timedelta(minutes=1), args.waiting)):
                 ids = (text("SELECT id FROM outdial_targets WHERE status = 'idle' AND try_count_0 = 0 "
