@@ -267,11 +267,11 @@ async def test_the_migration_counts_the_targets_already_there(database_url: str,
         url = databases.create_postgres_database()
     database = Database(url)
     try:
-        def to_0006(connection: Connection) -> None:
-            command.upgrade(alembic_config(connection), "0006_channels")
+        def before_0007(connection: Connection) -> None:
+            command.upgrade(alembic_config(connection), "0007_webhooks")
 
         async with database.engine.begin() as connection:
-            await connection.run_sync(to_0006)
+            await connection.run_sync(before_0007)
         now = clock.now()
         customer, outdial = uuid.uuid4(), uuid.uuid4()
         columns = {"customer_id": customer, "outdial_id": outdial, "name": "", "detail": "",
