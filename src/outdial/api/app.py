@@ -35,6 +35,7 @@ from outdial.db import Database, Limits
 from outdial.engine import BackgroundEngine
 from outdial.imports.service import ImportRunner
 from outdial.migrations import upgrade_database
+from outdial.outdials.counts import Compactor
 from outdial.settings import Settings
 from outdial.timestamps import TimeFormat, use_time_format
 
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         )
         app.state.imports = ImportRunner(settings, clock)
         await app.state.imports.start()
+        compactor = Compactor(database, clock)
+        compactor.start()
         engine = (
             BackgroundEngine.start(settings, clock, app.state.channel_secrets)
             if settings.engine_in_process else None
@@ -99,6 +102,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         finally:
             if engine is not None:
                 await engine.stop()
+            await compactor.stop()
             await app.state.imports.close()
             await app.state.read_database.dispose()
             await database.dispose()

@@ -6,11 +6,18 @@ from outdial.models.campaigns import Campaign, Campaigncall, Outplan
 from outdial.models.channels import Channel
 from outdial.models.events import Event
 from outdial.models.imports import ImportJob, ImportRowError, ImportRowTarget
-from outdial.models.outdials import Outdial, OutdialTarget
+from outdial.models.outdials import (
+    CountCompaction,
+    Outdial,
+    OutdialTarget,
+    OutdialTargetCount,
+    OutdialTargetCountChange,
+)
 from outdial.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
-    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Customer", "Event", "ImportJob",
-    "ImportRowError", "ImportRowTarget", "Outdial", "OutdialTarget", "Outplan", "ServerSecret",
+    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "CountCompaction",
+    "Customer", "Event", "ImportJob", "ImportRowError", "ImportRowTarget", "Outdial",
+    "OutdialTarget", "OutdialTargetCount", "OutdialTargetCountChange", "Outplan", "ServerSecret",
     "Webhook", "WebhookDelivery",
 ]

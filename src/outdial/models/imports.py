@@ -58,6 +58,8 @@ class ImportRowError(Base):
 class ImportRowTarget(Base):
     __tablename__ = "import_row_targets"
 
+    # No foreign key on PostgreSQL (migration 0007): only the import writes these rows, in the
+    # transaction that ends its job, and jobs are never deleted.
     import_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("import_jobs.id"), primary_key=True)
     row: Mapped[int] = mapped_column(primary_key=True)
     target_id: Mapped[uuid.UUID]
