@@ -2,11 +2,14 @@
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Row, ScalarSelect, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.models import Campaign, Outdial, OutdialTarget
+
+
+_OUTDIALS, _TARGETS = Outdial.__table__, OutdialTarget.__table__
 
 
 class OutdialRepository:
@@ -21,6 +24,27 @@ class OutdialRepository:
             # Locked (and re-read) when its campaign link is about to change.
             query = query.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(query)
+
+    async def outdial_row(
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, also: ScalarSelect
+    ) -> Row | None:
+        """The outdial's columns and `also` (as `also`) in one Core statement."""
+        connection = await self.session.connection()
+        return (await connection.execute(
+            select(*_OUTDIALS.c, also.label("also"))
+            .where(_OUTDIALS.c.id == outdial_id, _OUTDIALS.c.customer_id == customer_id)
+        )).one_or_none()
+
+    async def insert_target_if(self, target: OutdialTarget, allowed: ColumnElement[bool]) -> bool:
+        """Insert the (unsaved) target in one statement, INSERT … SELECT from its outdial, only
+        if the outdial is its customer's and live and `allowed` holds; whether it was."""
+        values = select(*(literal(getattr(target, c.key), c.type) for c in _TARGETS.c)).where(
+            _OUTDIALS.c.id == target.outdial_id, _OUTDIALS.c.customer_id == target.customer_id,
+            _OUTDIALS.c.tm_delete.is_(None), allowed,
+        )
+        connection = await self.session.connection()
+        result = await connection.execute(insert(_TARGETS).from_select(list(_TARGETS.c.keys()), values))
+        return result.rowcount == 1
 
     async def get_campaign(self, customer_id: uuid.UUID, campaign_id: uuid.UUID) -> Campaign | None:
         """The campaign an outdial may name: only one of the same customer."""
