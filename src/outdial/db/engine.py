@@ -89,6 +89,9 @@ def busy_reason(error: BaseException) -> str | None:
     if isinstance(error, exc.TimeoutError):
         return "no database connection came free in time"
     if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            # The server went away under a statement; the pool has dropped its connections.
+            return "the connection to the database was lost"
         original = error.orig
         busy = _BUSY_SQLSTATES.get(getattr(original, "sqlstate", None) or "")
         if busy:
