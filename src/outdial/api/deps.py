@@ -8,11 +8,10 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import ScalarSelect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.cache import Credential, CredentialCache
-from outdial.auth.repository import AuthRepository, live_permission
+from outdial.auth.repository import AuthRepository, CallerCheck, live_permission
 from outdial.auth.service import AuthService, Permission, Principal, confirm
 from outdial.clock import Clock
 from outdial.db.paging import PageRequest
@@ -52,7 +51,7 @@ accesskey_query = APIKeyQuery(name="accesskey", scheme_name="accesskey", auto_er
                               description="an access key (POST /v1.0/accesskeys)")
 
 
-def credential(
+async def credential(
     token: Annotated[str | None, Security(token_query)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_header)],
     accesskey: Annotated[str | None, Security(accesskey_query)],
@@ -100,7 +99,7 @@ class DeferredContext:
     cache: CredentialCache
     principal: Principal | None = field(default=None)
 
-    def check(self) -> ScalarSelect[str | None]:
+    def check(self) -> CallerCheck:
         return live_permission(self.credential)
 
     def confirm(self, permission: str | None) -> Principal:

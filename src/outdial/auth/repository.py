@@ -2,8 +2,10 @@
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Row, ScalarSelect, and_, case, func, literal, select, update
+from sqlalchemy import Row, ScalarSelect, and_, bindparam, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.cache import Credential
@@ -21,22 +23,36 @@ _KEY_AGENT = _KEYS.outerjoin(_AGENTS, and_(
 _KEY_PERMISSION = case((_KEYS.c.agent_id.is_(None), literal("admin")), else_=_AGENTS.c.permission)
 
 
-def live_permission(credential: Credential) -> ScalarSelect[str | None]:
-    """The credential's permission of the moment, NULL once it (or its agent) is deleted: a
-    scalar subquery, so that a route can read it in its own statement (Core, one index look-up
-    by primary key). Expiry is not in it: it never changes, and is checked against the clock."""
+@dataclass(frozen=True)
+class CallerCheck:
+    """A credential's permission of the moment, NULL once it (or its agent) is deleted: a
+    scalar subquery built once (one index look-up by primary key), so that a route can read it
+    in its own statement, and the parameters it binds. Expiry is not in it: it never changes,
+    and is checked against the clock."""
+
+    permission: ScalarSelect[str | None]
+    parameters: dict[str, Any]
+
+
+_TOKEN_PERMISSION = (
+    select(_AGENTS.c.permission)
+    .where(_AGENTS.c.id == bindparam("caller_agent_id"),
+           _AGENTS.c.customer_id == bindparam("caller_customer_id"), _AGENTS.c.tm_delete.is_(None))
+    .scalar_subquery()
+)
+_ACCESS_KEY_PERMISSION = (
+    select(_KEY_PERMISSION).select_from(_KEY_AGENT)
+    .where(_KEYS.c.id == bindparam("caller_key_id"), _KEYS.c.tm_delete.is_(None))
+    .scalar_subquery()
+)
+_CHECKS = {expression: select(expression) for expression in (_TOKEN_PERMISSION, _ACCESS_KEY_PERMISSION)}
+
+
+def live_permission(credential: Credential) -> CallerCheck:
     if credential.access_key_id is None:
-        return (
-            select(_AGENTS.c.permission)
-            .where(_AGENTS.c.id == credential.agent_id,
-                   _AGENTS.c.customer_id == credential.customer_id, _AGENTS.c.tm_delete.is_(None))
-            .scalar_subquery()
-        )
-    return (
-        select(_KEY_PERMISSION).select_from(_KEY_AGENT)
-        .where(_KEYS.c.id == credential.access_key_id, _KEYS.c.tm_delete.is_(None))
-        .scalar_subquery()
-    )
+        return CallerCheck(_TOKEN_PERMISSION, {"caller_agent_id": credential.agent_id,
+                                               "caller_customer_id": credential.customer_id})
+    return CallerCheck(_ACCESS_KEY_PERMISSION, {"caller_key_id": credential.access_key_id})
 
 
 class AuthRepository:
@@ -79,7 +95,9 @@ class AuthRepository:
         )).one_or_none()
 
     async def permission_of(self, credential: Credential) -> str | None:
-        return await self.session.scalar(select(live_permission(credential)))
+        check = live_permission(credential)
+        connection = await self.session.connection()
+        return (await connection.execute(_CHECKS[check.permission], check.parameters)).scalar()
 
     async def get_access_key(self, customer_id: uuid.UUID, key_id: uuid.UUID) -> AccessKey | None:
         return await self.session.scalar(

@@ -3,10 +3,11 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, ScalarSelect
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from outdial.auth.service import Principal
+from outdial.auth.repository import CallerCheck
+from outdial.auth.service import WRITERS, Principal
 from outdial.campaigns.repository import CampaignRepository
 from outdial.campaigns.service import stop_campaign
 from outdial.clock import Clock
@@ -59,11 +60,11 @@ class OutdialService:
         return outdial
 
     async def get_outdial_row(
-        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, also: ScalarSelect
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, check: CallerCheck
     ) -> Row:
-        """get_outdial as one Core statement that also reads `also` (the caller's check): the
-        row has the outdial's columns and `also`."""
-        row = await self.repo.outdial_row(customer_id, outdial_id, also)
+        """get_outdial as one Core statement that also reads the caller's permission: the row
+        has the outdial's columns and `permission`."""
+        row = await self.repo.outdial_row(customer_id, outdial_id, check)
         if row is None:
             raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
         return row
@@ -145,14 +146,14 @@ class OutdialService:
 
     async def add_target(
         self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
-        allowed: ColumnElement[bool],
+        check: CallerCheck,
     ) -> OutdialTarget | None:
         """create_target in one statement, for a caller not checked yet: the target is added
-        only if the outdial is the customer's and live and `allowed` (the caller's check)
-        holds; None if not (create_target then tells why)."""
+        only if the outdial is the customer's and live and the caller may write; None if not
+        (create_target then tells why)."""
         destinations = validate_destinations(body.destinations())
         target = self._new_target(customer_id, outdial_id, body, destinations)
-        return target if await self.repo.insert_target_if(target, allowed) else None
+        return target if await self.repo.insert_target_if(target, check, WRITERS) else None
 
     def _new_target(
         self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,

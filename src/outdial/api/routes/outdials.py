@@ -6,7 +6,6 @@ from fastapi import APIRouter, Query
 
 from outdial.api.bodies import JsonRulesRoute
 from outdial.api.deps import Ctx, DeferredCtx, OutdialId, Paging, TargetId, parse_id
-from outdial.auth.service import WRITERS
 from outdial.api.schemas import PageOut
 from outdial.outdials.schemas import (
     OutdialCampaignUpdate,
@@ -47,7 +46,7 @@ async def get_outdial(outdial_id: OutdialId, ctx: DeferredCtx) -> OutdialOut:
     async with ctx.unconfirmed():
         row = await _service(ctx).get_outdial_row(ctx.credential.customer_id, parse_id(outdial_id),
                                                   ctx.check())
-    ctx.confirm(row.also)
+    ctx.confirm(row.permission)
     return OutdialOut.of(row)
 
 
@@ -93,7 +92,7 @@ async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: DeferredC
     async with ctx.unconfirmed():
         outdial = parse_id(outdial_id)
         target = await _service(ctx).add_target(ctx.credential.customer_id, outdial, body,
-                                                ctx.check().in_(WRITERS))
+                                                ctx.check())
         if target is None:
             target = await _service(ctx).create_target(await ctx.verify(), outdial, body)
         else:
