@@ -163,6 +163,8 @@ CampaignId = Annotated[str, Path(description="the campaign's id")]
 CampaigncallId = Annotated[str, Path(description="the campaigncall's id")]
 AccessKeyId = Annotated[str, Path(description="the access key's id")]
 ChannelId = Annotated[str, Path(description="the channel's id")]
+WebhookId = Annotated[str, Path(description="the webhook's id")]
+DeliveryId = Annotated[str, Path(description="the delivery's id")]
 
 
 def parse_id(value: str, field: str = "id") -> uuid.UUID:

@@ -4,10 +4,13 @@ from outdial.models.auth import AccessKey, Agent, Customer, ServerSecret
 from outdial.models.base import Base
 from outdial.models.campaigns import Campaign, Campaigncall, Outplan
 from outdial.models.channels import Channel
+from outdial.models.events import Event
 from outdial.models.imports import ImportJob, ImportRowError, ImportRowTarget
 from outdial.models.outdials import Outdial, OutdialTarget
+from outdial.models.webhooks import Webhook, WebhookDelivery
 
 __all__ = [
-    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Customer", "ImportJob",
+    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Customer", "Event", "ImportJob",
     "ImportRowError", "ImportRowTarget", "Outdial", "OutdialTarget", "Outplan", "ServerSecret",
+    "Webhook", "WebhookDelivery",
 ]

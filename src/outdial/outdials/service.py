@@ -12,6 +12,8 @@ from outdial.campaigns.repository import CampaignRepository
 from outdial.campaigns.service import stop_campaign
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
+from outdial.events import catalogue
+from outdial.events.outbox import emit
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
 from outdial.models import Outdial, OutdialTarget
 from outdial.models.base import NIL_UUID
@@ -203,6 +205,7 @@ class OutdialService:
         for n, destination in enumerate(destinations):
             setattr(target, f"destination_{n}", destination)
         target.tm_update = self.clock.now()
+        await self._target_changed(target)
         return target
 
     async def delete_target(
@@ -211,4 +214,9 @@ class OutdialService:
         target = await self.get_target(principal, outdial_id, target_id, for_update=True)
         if target.tm_delete is None:
             target.tm_delete = target.tm_update = self.clock.now()
+            await self._target_changed(target)
         return target
+
+    async def _target_changed(self, target: OutdialTarget) -> None:
+        await emit(self.session, catalogue.OUTDIALTARGET_UPDATED, target.customer_id,
+                   catalogue.outdialtarget(target), now=target.tm_update)
