@@ -3,9 +3,11 @@
 import uuid
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from outdial.auth.service import Principal
+from outdial.auth.repository import CallerCheck
+from outdial.auth.service import WRITERS, Principal
 from outdial.campaigns.repository import CampaignRepository
 from outdial.campaigns.service import stop_campaign
 from outdial.clock import Clock
@@ -58,6 +60,16 @@ class OutdialService:
         if outdial is None:
             raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
         return outdial
+
+    async def get_outdial_row(
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, check: CallerCheck
+    ) -> Row:
+        """get_outdial as one Core statement that also reads the caller's permission: the row
+        has the outdial's columns and `permission`."""
+        row = await self.repo.outdial_row(customer_id, outdial_id, check)
+        if row is None:
+            raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
+        return row
 
     async def live_outdial(self, principal: Principal, outdial_id: uuid.UUID) -> Outdial:
         outdial = await self.get_outdial(principal, outdial_id)
@@ -129,17 +141,34 @@ class OutdialService:
     ) -> OutdialTarget:
         destinations = validate_destinations(body.destinations())
         outdial = await self.live_outdial(principal, outdial_id)
+        target = self._new_target(outdial.customer_id, outdial.id, body, destinations)
+        self.repo.add(target)
+        await self.repo.flush()
+        return target
+
+    async def add_target(
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
+        check: CallerCheck,
+    ) -> OutdialTarget | None:
+        """create_target in one statement, for a caller not checked yet: the target is added
+        only if the outdial is the customer's and live and the caller may write; None if not
+        (create_target then tells why)."""
+        destinations = validate_destinations(body.destinations())
+        target = self._new_target(customer_id, outdial_id, body, destinations)
+        return target if await self.repo.insert_target_if(target, check, WRITERS) else None
+
+    def _new_target(
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
+        destinations: list[dict[str, str] | None],
+    ) -> OutdialTarget:
         now = self.clock.now()
-        target = OutdialTarget(
-            id=uuid.uuid4(), customer_id=outdial.customer_id, outdial_id=outdial.id,
+        return OutdialTarget(
+            id=uuid.uuid4(), customer_id=customer_id, outdial_id=outdial_id,
             name=body.name, detail=body.detail, data=body.data, status="idle",
             tm_create=now, tm_update=now,
             **{f"destination_{n}": d for n, d in enumerate(destinations)},
             **{f"try_count_{n}": 0 for n in range(DESTINATION_SLOTS)},
         )
-        self.repo.add(target)
-        await self.repo.flush()
-        return target
 
     async def list_targets(
         self, principal: Principal, outdial_id: uuid.UUID, page: PageRequest, status: str | None
