@@ -2,6 +2,7 @@
 
 import functools
 import uuid
+from typing import Any
 
 from sqlalchemy import Insert, Row, ScalarSelect, Select, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +29,15 @@ def _insert_target_if(permission: ScalarSelect, permissions: tuple[str, ...]) ->
     values = select(*(bindparam(f"new_{c.key}", type_=c.type) for c in _TARGETS.c)).where(
         *_ONE_OUTDIAL, _OUTDIALS.c.tm_delete.is_(None), permission.in_(permissions))
     return insert(_TARGETS).from_select(list(_TARGETS.c.keys()), values)
+
+
+def _value(target: OutdialTarget, column: Any) -> Any:
+    """The column's value on an unsaved target: a default the ORM would apply at flush is not
+    on the object yet, and this statement bypasses the flush."""
+    value = getattr(target, column.key)
+    if value is None and column.default is not None and column.default.is_scalar:
+        return column.default.arg
+    return value
 
 
 class OutdialRepository:
@@ -62,7 +72,7 @@ class OutdialRepository:
         connection = await self.session.connection()
         result = await connection.execute(
             _insert_target_if(check.permission, permissions),
-            {**{f"new_{c.key}": getattr(target, c.key) for c in _TARGETS.c},
+            {**{f"new_{c.key}": _value(target, c) for c in _TARGETS.c},
              "outdial_id": target.outdial_id, "customer_id": target.customer_id, **check.parameters},
         )
         return result.rowcount == 1
