@@ -41,31 +41,17 @@ from outdial.dialers.base import Outcome, OutcomeKind
 from outdial.engine.rules import SLOTS, call_result, choose_destination
 from outdial.models import Campaign, Campaigncall, Channel, Outdial, OutdialTarget, Outplan
 from outdial.models.base import NIL_UUID
+from outdial.strategy import limits as contact_limits
+from outdial.strategy import reasons
+from outdial.strategy.reasons import DUE, TARGETS, Limits, Situation, tries_left
 
-TARGETS = OutdialTarget.__table__
 CALLS = Campaigncall.__table__
 IN_FLIGHT = CALLS.c.status != "done"
-# When a target is due: a never-tried one since its creation, a retry at its last end plus the
-# try_interval (stored as next_attempt_at when the attempt closes). Claims go earliest due
-# first, along the index ix_outdial_targets_due, whose expression this must stay equal to.
-DUE = func.coalesce(TARGETS.c.next_attempt_at, TARGETS.c.tm_create)
 # SQLite and PostgreSQL both cap the parameters of one statement; stay well under.
 CHUNK = 500
 # How long a claim waits for a channel's row lock (another claim on the same trunk) before it
 # gives the campaign's turn up for this round.
 CHANNEL_LOCK_TIMEOUT_MS = 2000
-
-Limits = tuple[int, ...]
-
-
-def tries_left(max_try_counts: Sequence[Any]) -> ColumnElement[bool]:
-    """SQL for "some slot has a destination and tries left" (see rules.choose_destination)."""
-    terms = [
-        and_(TARGETS.c[f"destination_{n}"].is_not(None), TARGETS.c[f"try_count_{n}"] < limit)
-        for n, limit in zip(SLOTS, max_try_counts, strict=True)
-        if not isinstance(limit, int) or limit > 0
-    ]
-    return or_(*terms) if terms else false()
 
 
 def limits_of(outplan: Outplan | None) -> Limits:
@@ -206,13 +192,19 @@ async def take_turn(
     )
     room = min(most, campaign.concurrency - in_flight, campaign.dial_rate - started)
     if room > 0:
-        routes = await _routes(session, outplan, now)
-        if routes is None:  # another claim holds the trunk: this campaign waits a round
-            return []
-        claimed = await _claim_targets(
-            session, campaign, outplan, outdial, limits, room, worker_id, now,
-            lease_seconds, routes,
+        situation = await reasons.situation(
+            session, outdial, now, campaign=campaign, outplan=outplan
         )
+        if situation.contact_limits:
+            await contact_limits.prune(session, campaign.customer_id, situation.contact_limits, now)
+        if not situation.nothing_open():
+            routes = await _routes(session, outplan, now)
+            if routes is None:  # another claim holds the trunk: this campaign waits a round
+                return []
+            claimed = await _claim_targets(
+                session, campaign, outplan, outdial, situation, room, worker_id, now,
+                lease_seconds, routes,
+            )
 
     if (
         not claimed
@@ -342,11 +334,11 @@ async def _has_pending_targets(
     )
 
 
-def claim_query(
-    outdial_id: uuid.UUID, limits: Limits, try_interval: int, now: dt.datetime, room: int
-) -> Select[Any]:
+def claim_query(situation: Situation, room: int) -> Select[Any]:
     """Up to `room` dialable targets of the outdial, earliest due first: one query along
-    ix_outdial_targets_due, however long the list."""
+    ix_outdial_targets_due, however long the list. Dialable: idle, and every strategy rule
+    allows it now (strategy.reasons: tries left, interval passed, window open, under the
+    contact limits …), the very rules a waiting target's reason is told from."""
     slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
     count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
     return (
@@ -355,17 +347,10 @@ def claim_query(
             *slot_columns, *count_columns,
         )
         .where(
-            TARGETS.c.outdial_id == outdial_id,
+            TARGETS.c.outdial_id == situation.outdial_id,
             TARGETS.c.tm_delete.is_(None),
             TARGETS.c.status == "idle",
-            DUE <= now,
-            # Never sooner than the outplan's interval now, even if it grew since the
-            # target's next_attempt_at was set.
-            or_(
-                TARGETS.c.tm_last_end.is_(None),
-                TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=try_interval),
-            ),
-            tries_left(limits),
+            *reasons.claimable(situation),
         )
         .order_by(DUE, TARGETS.c.id)
         .limit(room)
@@ -379,16 +364,15 @@ async def _claim_targets(
     campaign: Campaign,
     outplan: Outplan,
     outdial: Outdial,
-    limits: Limits,
+    situation: Situation,
     room: int,
     worker_id: str,
     now: dt.datetime,
     lease_seconds: float,
     routes: dict[str, Route],
 ) -> list[Claimed]:
-    rows = (
-        await session.execute(claim_query(outdial.id, limits, outplan.try_interval, now, room))
-    ).all()
+    limits = limits_of(outplan)
+    rows = (await session.execute(claim_query(situation, room))).all()
     if not rows:
         return []
 
@@ -470,6 +454,11 @@ async def _claim_targets(
             for c in claimed
         ],
     )
+    if situation.contact_limits:
+        await contact_limits.record_contacts(
+            session, campaign.customer_id,
+            ((c.campaigncall_id, c.destination) for c in claimed), now,
+        )
     return claimed
 
 
@@ -568,6 +557,9 @@ async def _close_attempts(
             }
             for c in closings
         ],
+    )
+    await contact_limits.mark_answered(
+        session, [c.campaigncall_id for c in closings if c.outcome is OutcomeKind.ANSWERED]
     )
     limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
     await session.execute(

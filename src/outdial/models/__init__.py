@@ -6,8 +6,9 @@ from outdial.models.campaigns import Campaign, Campaigncall, Outplan
 from outdial.models.channels import Channel
 from outdial.models.imports import ImportJob, ImportRowError, ImportRowTarget
 from outdial.models.outdials import Outdial, OutdialTarget
+from outdial.models.strategy import Contact
 
 __all__ = [
-    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Customer", "ImportJob",
+    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Contact", "Customer", "ImportJob",
     "ImportRowError", "ImportRowTarget", "Outdial", "OutdialTarget", "Outplan", "ServerSecret",
 ]

@@ -62,6 +62,8 @@ class Campaign(Base):
     next_campaign_id: Mapped[uuid.UUID] = mapped_column(default=NIL_UUID)
     concurrency: Mapped[int] = mapped_column(default=10)
     dial_rate: Mapped[int] = mapped_column(default=10)
+    # When destinations may be dialed, in their own zones (strategy.windows); None: any time.
+    calling_window: Mapped[dict | None]
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]
