@@ -24,6 +24,13 @@ END_HANDLE = "stop: stop once no target can be dialed again; continue: keep runn
 CONCURRENCY = "most attempts in flight at once (1-1000)"
 DIAL_RATE = "most new attempts per second (1-1000)"
 TYPE = "call (the only type this service runs)"
+CALLING_WINDOW = (
+    "when destinations may be dialed, in each one's own time zone: {days: [mon..sun], start: "
+    "HH:MM, end: HH:MM (or 24:00), timezone_default: an IANA zone for destinations with no "
+    "known zone, holidays: [YYYY-MM-DD]}; null: any time"
+)
+_WINDOW_EXAMPLE = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "20:00",
+                   "timezone_default": "America/New_York", "holidays": ["2026-12-25"]}
 _DIAL_INFO_EXAMPLE = {
     "source": {"type": "tel", "target": "+15550000000"}, "dial_timeout": 30000,
     "try_interval": 600000, "max_try_count_0": 2, "max_try_count_1": 1,
@@ -154,6 +161,8 @@ class CampaignCreate(ResourceInfo):
     actions: list[Action] = Field(default_factory=list, description=ACTIONS)
     concurrency: int = Field(10, description=CONCURRENCY)
     dial_rate: int = Field(10, description=DIAL_RATE)
+    calling_window: dict[str, Any] | None = Field(
+        None, description=CALLING_WINDOW, examples=[_WINDOW_EXAMPLE])
 
 
 class CampaignUpdate(Body):
@@ -170,6 +179,8 @@ class CampaignUpdate(Body):
     service_level: int | None = Field(None, description=SERVICE_LEVEL + "; left out: kept")
     concurrency: int | None = Field(None, description=CONCURRENCY + "; left out: kept")
     dial_rate: int | None = Field(None, description=DIAL_RATE + "; left out: kept")
+    calling_window: dict[str, Any] | None = Field(
+        None, description=CALLING_WINDOW + "; left out: kept", examples=[_WINDOW_EXAMPLE])
 
 
 class CampaignStatusUpdate(Body):
@@ -211,6 +222,7 @@ class CampaignOut(BaseModel):
     tm_delete: str | None = Field(description=TM_DELETE)
     concurrency: int = Field(description=CONCURRENCY)
     dial_rate: int = Field(description=DIAL_RATE)
+    calling_window: dict[str, Any] | None = Field(description=CALLING_WINDOW)
 
     @classmethod
     def of(cls, row: Campaign) -> "CampaignOut":
@@ -223,6 +235,7 @@ class CampaignOut(BaseModel):
             tm_create=format_timestamp(row.tm_create), tm_update=format_timestamp(row.tm_update),
             tm_delete=format_timestamp(row.tm_delete),
             concurrency=row.concurrency, dial_rate=row.dial_rate,
+            calling_window=row.calling_window,
         )
 
 

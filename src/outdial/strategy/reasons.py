@@ -342,12 +342,12 @@ async def waiting_of(
         select(TARGETS.c.id, *columns(s)).where(TARGETS.c.id.in_(list(target_ids)))
     )
     return {
-        row.id: Waiting(row.waiting_reason, _as_datetime(row.next_attempt_at), row.waiting_detail)
+        row.id: Waiting(row.waiting_reason, as_datetime(row.next_attempt_at), row.waiting_detail)
         for row in rows
     }
 
 
-def _as_datetime(value: Any) -> dt.datetime | None:
+def as_datetime(value: Any) -> dt.datetime | None:
     """A CASE mixing stored and computed times reads back as text on SQLite."""
     if value is None or isinstance(value, dt.datetime):
         return value
