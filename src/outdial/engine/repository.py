@@ -41,6 +41,7 @@ from outdial.dialers.base import Outcome, OutcomeKind
 from outdial.engine.rules import SLOTS, call_result, choose_destination
 from outdial.models import Campaign, Campaigncall, Channel, Outdial, OutdialTarget, Outplan
 from outdial.models.base import NIL_UUID
+from outdial.strategy import dnc, retry
 
 TARGETS = OutdialTarget.__table__
 CALLS = Campaigncall.__table__
@@ -58,10 +59,14 @@ CHANNEL_LOCK_TIMEOUT_MS = 2000
 Limits = tuple[int, ...]
 
 
-def tries_left(max_try_counts: Sequence[Any]) -> ColumnElement[bool]:
-    """SQL for "some slot has a destination and tries left" (see rules.choose_destination)."""
+def tries_left(
+    max_try_counts: Sequence[Any], first_slot: Any = TARGETS.c.first_slot
+) -> ColumnElement[bool]:
+    """SQL for "some slot from first_slot on has a destination and tries left" (see
+    rules.choose_destination)."""
     terms = [
-        and_(TARGETS.c[f"destination_{n}"].is_not(None), TARGETS.c[f"try_count_{n}"] < limit)
+        and_(TARGETS.c[f"destination_{n}"].is_not(None), TARGETS.c[f"try_count_{n}"] < limit,
+             first_slot <= n)
         for n, limit in zip(SLOTS, max_try_counts, strict=True)
         if not isinstance(limit, int) or limit > 0
     ]
@@ -92,6 +97,7 @@ class Claimed:
     target_data: str
     limits: Limits
     try_interval: int  # ms
+    retry_rules: dict[str, Any] | None = None  # the outplan's, see strategy/retry.py
     target_name: str = ""
     target_detail: str = ""
     channel_id: uuid.UUID = NIL_UUID
@@ -110,6 +116,8 @@ class Closing:
     limits: Limits
     try_interval: int  # ms, from this end to the target's next attempt
     report: Outcome | None = None  # what the channel said (SIP code, SMTP reply …)
+    retry_rules: dict[str, Any] | None = None  # what the outcome does next, when set
+    destination_index: int = 0  # the slot dialed
 
 
 @dataclass
@@ -343,31 +351,39 @@ async def _has_pending_targets(
 
 
 def claim_query(
-    outdial_id: uuid.UUID, limits: Limits, try_interval: int, now: dt.datetime, room: int
+    outdial_id: uuid.UUID, limits: Limits, try_interval: int | None, now: dt.datetime,
+    room: int, priority: str = "due_first",
 ) -> Select[Any]:
-    """Up to `room` dialable targets of the outdial, earliest due first: one query along
-    ix_outdial_targets_due, however long the list."""
+    """Up to `room` dialable targets of the outdial, earliest due first (`fresh_first`:
+    untried ones first): one query along ix_outdial_targets_due (ix_outdial_targets_fresh),
+    however long the list. `try_interval` None: no floor (the outplan has retry rules, whose
+    intervals differ by outcome; next_attempt_at alone says when)."""
     slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
     count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
+    conditions = [
+        TARGETS.c.outdial_id == outdial_id,
+        TARGETS.c.tm_delete.is_(None),
+        TARGETS.c.status == "idle",
+        DUE <= now,
+        tries_left(limits),
+    ]
+    if try_interval is not None:
+        # Never sooner than the outplan's interval now, even if it grew since the target's
+        # next_attempt_at was set.
+        conditions.append(or_(
+            TARGETS.c.tm_last_end.is_(None),
+            TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=try_interval),
+        ))
+    order = [DUE, TARGETS.c.id]
+    if priority == "fresh_first":
+        order.insert(0, TARGETS.c.next_attempt_at.is_not(None))
     return (
         select(
             TARGETS.c.id, TARGETS.c.data, TARGETS.c.name, TARGETS.c.detail,
-            *slot_columns, *count_columns,
+            *slot_columns, *count_columns, TARGETS.c.first_slot,
         )
-        .where(
-            TARGETS.c.outdial_id == outdial_id,
-            TARGETS.c.tm_delete.is_(None),
-            TARGETS.c.status == "idle",
-            DUE <= now,
-            # Never sooner than the outplan's interval now, even if it grew since the
-            # target's next_attempt_at was set.
-            or_(
-                TARGETS.c.tm_last_end.is_(None),
-                TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=try_interval),
-            ),
-            tries_left(limits),
-        )
-        .order_by(DUE, TARGETS.c.id)
+        .where(*conditions)
+        .order_by(*order)
         .limit(room)
         # PostgreSQL: rows another claimer holds are passed over, never waited for.
         .with_for_update(skip_locked=True)
@@ -386,19 +402,38 @@ async def _claim_targets(
     lease_seconds: float,
     routes: dict[str, Route],
 ) -> list[Claimed]:
-    rows = (
-        await session.execute(claim_query(outdial.id, limits, outplan.try_interval, now, room))
-    ).all()
+    floor = None if outplan.retry_rules else outplan.try_interval
+    query = claim_query(outdial.id, limits, floor, now, room, campaign.priority)
+    rows = (await session.execute(query)).all()
     if not rows:
         return []
 
+    width = len(SLOTS)
+    # Destinations on a do-not-call list are looked up for the whole batch at once.
+    dnc_lists = await dnc.applicable_lists(session, campaign.customer_id, campaign.dnclist_ids)
+    on_list = await dnc.listed(
+        session, dnc_lists,
+        (dnc.normalised(d) for row in rows for d in row[4 : 4 + width] if d is not None), now,
+    ) if dnc_lists else {}
+
     by_slot: dict[int, list[uuid.UUID]] = defaultdict(list)
     claimed: list[Claimed] = []
-    width = len(SLOTS)
+    skipped: list[dict[str, Any]] = []  # campaigncalls of slots passed over (outcome dnc)
+    moved: list[dict[str, Any]] = []  # targets whose first_slot moved past listed slots
     for row in rows:
         destinations, counts = row[4 : 4 + width], row[4 + width : 4 + 2 * width]
-        slot = choose_destination(destinations, counts, limits)
-        if slot is None:  # the SQL filter and the rule disagree: never claim on a doubt
+        first_slot = row.first_slot
+        slot = choose_destination(destinations, counts, limits, first_slot)
+        # A listed destination is never dialed: its slot is recorded as `dnc` and passed
+        # over, and the target moves on at once, as a next_destination rule would have it.
+        while slot is not None and on_list and dnc.normalised(destinations[slot]) in on_list:
+            skipped.append(_dnc_call(campaign, outplan, outdial, row.id, destinations[slot],
+                                     slot, counts[slot], now))
+            first_slot = slot + 1
+            slot = choose_destination(destinations, counts, limits, first_slot)
+        if first_slot != row.first_slot:
+            moved.append({"b_id": row.id, "b_first": first_slot, "b_done": slot is None})
+        if slot is None:  # the SQL filter and the rule disagree, or every slot left is listed
             continue
         route = routes.get(destinations[slot].get("type"), Route(NIL_UUID, ""))
         if not route.take():  # the channel is full this round; the target waits for the next
@@ -419,6 +454,7 @@ async def _claim_targets(
                 target_data=row.data,
                 limits=limits,
                 try_interval=outplan.try_interval,
+                retry_rules=outplan.retry_rules,
                 target_name=row.name,
                 target_detail=row.detail,
                 channel_id=route.channel_id,
@@ -426,6 +462,19 @@ async def _claim_targets(
                 channel_revision=route.revision,
             )
         )
+    if moved:
+        await session.execute(
+            update(TARGETS)
+            .where(TARGETS.c.id == bindparam("b_id"))
+            .values(
+                first_slot=bindparam("b_first"),
+                status=case((bindparam("b_done", type_=Boolean), "done"), else_=TARGETS.c.status),
+                tm_update=now,
+            ),
+            moved,
+        )
+    if skipped:
+        await session.execute(insert(CALLS), skipped)
     if not claimed:
         return []
     for slot, ids in by_slot.items():
@@ -440,17 +489,8 @@ async def _claim_targets(
         insert(CALLS),
         [
             {
+                **_call_row(campaign, outplan, outdial, c.target_id, now),
                 "id": c.campaigncall_id,
-                "customer_id": campaign.customer_id,
-                "campaign_id": campaign.id,
-                "outplan_id": outplan.id,
-                "outdial_id": outdial.id,
-                "outdial_target_id": c.target_id,
-                "queue_id": campaign.queue_id,
-                "activeflow_id": NIL_UUID,
-                "flow_id": NIL_UUID,
-                "reference_type": "call",
-                "reference_id": NIL_UUID,
                 "status": "dialing",
                 "result": "",
                 "outcome": "",
@@ -463,14 +503,58 @@ async def _claim_targets(
                 "worker_id": worker_id,
                 "tm_lease_expire": lease_expire,
                 "tm_end": None,
-                "tm_create": now,
-                "tm_update": now,
-                "tm_delete": None,
             }
             for c in claimed
         ],
     )
     return claimed
+
+
+def _call_row(
+    campaign: Campaign, outplan: Outplan, outdial: Outdial, target_id: uuid.UUID,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The columns every campaigncall of this campaign's claim shares."""
+    return {
+        "customer_id": campaign.customer_id,
+        "campaign_id": campaign.id,
+        "outplan_id": outplan.id,
+        "outdial_id": outdial.id,
+        "outdial_target_id": target_id,
+        "queue_id": campaign.queue_id,
+        "activeflow_id": NIL_UUID,
+        "flow_id": NIL_UUID,
+        "reference_type": "call",
+        "reference_id": NIL_UUID,
+        "tm_create": now,
+        "tm_update": now,
+        "tm_delete": None,
+    }
+
+
+def _dnc_call(
+    campaign: Campaign, outplan: Outplan, outdial: Outdial, target_id: uuid.UUID,
+    destination: dict[str, Any], slot: int, tries: int, now: dt.datetime,
+) -> dict[str, Any]:
+    """The campaigncall of a slot passed over because its destination is on a do-not-call
+    list: done at once, no channel used, and not a try (try_count stays the slot's count)."""
+    return {
+        **_call_row(campaign, outplan, outdial, target_id, now),
+        "id": uuid.uuid4(),
+        "status": "done",
+        "result": call_result(OutcomeKind.FAILED),
+        "outcome": dnc.DNC_OUTCOME,
+        "source": outplan.source,
+        "destination": destination,
+        "destination_index": slot,
+        "try_count": tries,
+        "channel_id": NIL_UUID,
+        "channel_type": "",
+        "worker_id": "",
+        "tm_lease_expire": None,
+        "tm_end": now,
+        **{f"{name}": 0 if name in NUMERIC_REPORTS else "" for name in REPORTED},
+    }
 
 
 async def record_outcomes(
@@ -514,7 +598,8 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
     """Close attempts whose lease ran out (their worker died) as `failed`, freeing their targets."""
     rows = (
         await session.execute(
-            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id)
+            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id,
+                   CALLS.c.destination_index)
             .where(IN_FLIGHT, CALLS.c.tm_lease_expire < now)
             .order_by(CALLS.c.id)
             .limit(most)
@@ -534,7 +619,9 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
         outplan = outplans.get(r.outplan_id)
         interval = outplan.try_interval if outplan is not None else 0
         closings.append(
-            Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplan), interval)
+            Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplan),
+                    interval, retry_rules=outplan.retry_rules if outplan is not None else None,
+                    destination_index=r.destination_index)
         )
     await _close_attempts(session, closings, now)
     return len(rows)
@@ -569,6 +656,11 @@ async def _close_attempts(
             for c in closings
         ],
     )
+    plain = [c for c in closings if not c.retry_rules]
+    if len(plain) < len(closings):
+        await _close_targets_by_rules(session, [c for c in closings if c.retry_rules], now)
+    if not plain:
+        return
     limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
     await session.execute(
         update(TARGETS)
@@ -591,8 +683,61 @@ async def _close_attempts(
                 "b_next": c.tm_end + dt.timedelta(milliseconds=c.try_interval),
                 **{f"b_max_{n}": c.limits[n] for n in SLOTS},
             }
-            for c in closings
+            for c in plain
         ],
+    )
+
+
+async def _close_targets_by_rules(
+    session: AsyncSession, closings: Sequence[Closing], now: dt.datetime
+) -> None:
+    """Targets of attempts whose outplan has retry rules: each outcome's rule says when the
+    next attempt is due, whether the slot is passed over, or whether the target is done."""
+    tries: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
+    for chunk in _chunks(sorted({c.target_id for c in closings})):
+        rows = await session.execute(
+            select(TARGETS.c.id, TARGETS.c.first_slot, TARGETS.c.outcome_tries)
+            .where(TARGETS.c.id.in_(chunk))
+        )
+        tries.update({r.id: (r.first_slot, r.outcome_tries or {}) for r in rows})
+    params = []
+    for c in closings:
+        first_slot, counts = tries.get(c.target_id, (0, {}))
+        slot = str(c.destination_index)
+        mine = dict(counts.get(slot, {}))
+        mine[c.outcome.value] = mine.get(c.outcome.value, 0) + 1
+        decision = retry.decide(
+            c.retry_rules, c.outcome.value, c.tm_end, c.try_interval, mine[c.outcome.value]
+        )
+        if decision.move_on:
+            first_slot = max(first_slot, c.destination_index + 1)
+        params.append({
+            "b_id": c.target_id,
+            "b_done": c.outcome is OutcomeKind.ANSWERED or decision.finish,
+            "b_first": first_slot,
+            "b_tries": {**counts, slot: mine},
+            "b_tm_end": c.tm_end,
+            "b_next": decision.next_attempt_at,
+            **{f"b_max_{n}": c.limits[n] for n in SLOTS},
+        })
+    limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
+    first_slot = bindparam("b_first", type_=Integer)
+    await session.execute(
+        update(TARGETS)
+        .where(TARGETS.c.id == bindparam("b_id"))
+        .values(
+            status=case(
+                (bindparam("b_done", type_=Boolean), "done"),
+                (tries_left(limit_params, first_slot), "idle"),
+                else_="done",
+            ),
+            first_slot=first_slot,
+            outcome_tries=bindparam("b_tries", type_=TARGETS.c.outcome_tries.type),
+            tm_last_end=bindparam("b_tm_end"),
+            next_attempt_at=bindparam("b_next"),
+            tm_update=now,
+        ),
+        params,
     )
 
 

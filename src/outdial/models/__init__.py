@@ -4,10 +4,12 @@ from outdial.models.auth import AccessKey, Agent, Customer, ServerSecret
 from outdial.models.base import Base
 from outdial.models.campaigns import Campaign, Campaigncall, Outplan
 from outdial.models.channels import Channel
+from outdial.models.dnc import DncEntry, Dnclist
 from outdial.models.imports import ImportJob, ImportRowError, ImportRowTarget
 from outdial.models.outdials import Outdial, OutdialTarget
 
 __all__ = [
-    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Customer", "ImportJob",
+    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Customer", "DncEntry",
+    "Dnclist", "ImportJob",
     "ImportRowError", "ImportRowTarget", "Outdial", "OutdialTarget", "Outplan", "ServerSecret",
 ]

@@ -57,6 +57,11 @@ class OutdialTarget(Base):
     # When a retry is due (the last end plus the try_interval); unset until the first attempt
     # ends, when the target is due since its creation. The engine claims earliest due first.
     next_attempt_at: Mapped[dt.datetime | None]
+    # Slots below this one are passed over: a retry rule or a do-not-call entry moved the
+    # target on from them (strategy/retry.py).
+    first_slot: Mapped[int] = mapped_column(default=0)
+    # Under retry rules: how many tries ended in each outcome, per slot ({"0": {"busy": 2}}).
+    outcome_tries: Mapped[dict | None]
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]
@@ -70,6 +75,13 @@ class OutdialTarget(Base):
         Index(
             "ix_outdial_targets_due", "outdial_id", "status",
             text("coalesce(next_attempt_at, tm_create)"), "id",
+            sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
+        ),
+        # The claim of a fresh_first campaign: untried targets (no next attempt set) first.
+        Index(
+            "ix_outdial_targets_fresh", "outdial_id", "status",
+            text("(next_attempt_at IS NOT NULL)"), text("coalesce(next_attempt_at, tm_create)"),
+            "id",
             sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
         ),
     )
