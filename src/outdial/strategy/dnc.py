@@ -50,6 +50,25 @@ def entry_value(value: Any, default_region: str | None = None,
     return address["type"], normalised(address)
 
 
+async def referenced_lists(
+    session: AsyncSession, customer_id: uuid.UUID, ids: Iterable[uuid.UUID],
+    field: str = "dnclist_ids",
+) -> list[str]:
+    """A campaign's dnclist_ids, each a live list of the customer (another customer's is as
+    missing as a made-up id), in stored form: distinct id texts, in the order given."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    found = set(await session.scalars(
+        select(Dnclist.id).where(Dnclist.id.in_(wanted), Dnclist.customer_id == customer_id,
+                                 Dnclist.tm_delete.is_(None))
+    ))
+    for index, list_id in enumerate(wanted):
+        if list_id not in found:
+            raise InvalidArgument(f"{field}.{index}", f"dnclist {list_id} does not exist")
+    return [str(i) for i in wanted]
+
+
 async def applicable_lists(
     session: AsyncSession, customer_id: uuid.UUID, named: Iterable[Any]
 ) -> list[uuid.UUID]:
