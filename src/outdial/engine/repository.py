@@ -41,36 +41,18 @@ from outdial.dialers.base import Outcome, OutcomeKind
 from outdial.engine.rules import SLOTS, call_result, choose_destination
 from outdial.models import Campaign, Campaigncall, Channel, Outdial, OutdialTarget, Outplan
 from outdial.models.base import NIL_UUID
+from outdial.strategy import limits as contact_limits
+from outdial.strategy import reasons
+from outdial.strategy.reasons import DUE, TARGETS, Limits, Situation, tries_left
 from outdial.strategy import dnc, retry
 
-TARGETS = OutdialTarget.__table__
 CALLS = Campaigncall.__table__
 IN_FLIGHT = CALLS.c.status != "done"
-# When a target is due: a never-tried one since its creation, a retry at its last end plus the
-# try_interval (stored as next_attempt_at when the attempt closes). Claims go earliest due
-# first, along the index ix_outdial_targets_due, whose expression this must stay equal to.
-DUE = func.coalesce(TARGETS.c.next_attempt_at, TARGETS.c.tm_create)
 # SQLite and PostgreSQL both cap the parameters of one statement; stay well under.
 CHUNK = 500
 # How long a claim waits for a channel's row lock (another claim on the same trunk) before it
 # gives the campaign's turn up for this round.
 CHANNEL_LOCK_TIMEOUT_MS = 2000
-
-Limits = tuple[int, ...]
-
-
-def tries_left(
-    max_try_counts: Sequence[Any], first_slot: Any = TARGETS.c.first_slot
-) -> ColumnElement[bool]:
-    """SQL for "some slot from first_slot on has a destination and tries left" (see
-    rules.choose_destination)."""
-    terms = [
-        and_(TARGETS.c[f"destination_{n}"].is_not(None), TARGETS.c[f"try_count_{n}"] < limit,
-             first_slot <= n)
-        for n, limit in zip(SLOTS, max_try_counts, strict=True)
-        if not isinstance(limit, int) or limit > 0
-    ]
-    return or_(*terms) if terms else false()
 
 
 def limits_of(outplan: Outplan | None) -> Limits:
@@ -214,13 +196,19 @@ async def take_turn(
     )
     room = min(most, campaign.concurrency - in_flight, campaign.dial_rate - started)
     if room > 0:
-        routes = await _routes(session, outplan, now)
-        if routes is None:  # another claim holds the trunk: this campaign waits a round
-            return []
-        claimed = await _claim_targets(
-            session, campaign, outplan, outdial, limits, room, worker_id, now,
-            lease_seconds, routes,
+        situation = await reasons.situation(
+            session, outdial, now, campaign=campaign, outplan=outplan
         )
+        if situation.contact_limits:
+            await contact_limits.prune(session, campaign.customer_id, situation.contact_limits, now)
+        if not situation.nothing_open():
+            routes = await _routes(session, outplan, now)
+            if routes is None:  # another claim holds the trunk: this campaign waits a round
+                return []
+            claimed = await _claim_targets(
+                session, campaign, outplan, outdial, situation, room, worker_id, now,
+                lease_seconds, routes,
+            )
 
     if (
         not claimed
@@ -350,39 +338,32 @@ async def _has_pending_targets(
     )
 
 
-def claim_query(
-    outdial_id: uuid.UUID, limits: Limits, try_interval: int | None, now: dt.datetime,
-    room: int, priority: str = "due_first",
-) -> Select[Any]:
-    """Up to `room` dialable targets of the outdial, earliest due first (`fresh_first`:
-    untried ones first): one query along ix_outdial_targets_due (ix_outdial_targets_fresh),
-    however long the list. `try_interval` None: no floor (the outplan has retry rules, whose
-    intervals differ by outcome; next_attempt_at alone says when)."""
+def claim_query(situation: Situation, room: int) -> Select[Any]:
+    """Up to `room` dialable targets of the outdial, earliest due first (a `fresh_first`
+    campaign: untried ones first): one query along ix_outdial_targets_due
+    (ix_outdial_targets_fresh), however long the list. Dialable: idle, and every strategy rule
+    allows it now (strategy.reasons: tries left, interval passed, window open, under the
+    contact limits …), the very rules a waiting target's reason is told from. A rule that
+    passes slots over (the do-not-call lists) is selected instead, per slot: the claim takes
+    such a target and records its listed slots as `dnc` rather than dial them."""
     slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
     count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
-    conditions = [
-        TARGETS.c.outdial_id == outdial_id,
-        TARGETS.c.tm_delete.is_(None),
-        TARGETS.c.status == "idle",
-        DUE <= now,
-        tries_left(limits),
-    ]
-    if try_interval is not None:
-        # Never sooner than the outplan's interval now, even if it grew since the target's
-        # next_attempt_at was set.
-        conditions.append(or_(
-            TARGETS.c.tm_last_end.is_(None),
-            TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=try_interval),
-        ))
     order = [DUE, TARGETS.c.id]
-    if priority == "fresh_first":
+    campaign = situation.campaign
+    if campaign is not None and campaign.priority == "fresh_first":
         order.insert(0, TARGETS.c.next_attempt_at.is_not(None))
     return (
         select(
             TARGETS.c.id, TARGETS.c.data, TARGETS.c.name, TARGETS.c.detail,
             *slot_columns, *count_columns, TARGETS.c.first_slot,
+            *dnc.listed_columns(situation),
         )
-        .where(*conditions)
+        .where(
+            TARGETS.c.outdial_id == situation.outdial_id,
+            TARGETS.c.tm_delete.is_(None),
+            TARGETS.c.status == "idle",
+            *reasons.claimable(situation),
+        )
         .order_by(*order)
         .limit(room)
         # PostgreSQL: rows another claimer holds are passed over, never waited for.
@@ -395,27 +376,19 @@ async def _claim_targets(
     campaign: Campaign,
     outplan: Outplan,
     outdial: Outdial,
-    limits: Limits,
+    situation: Situation,
     room: int,
     worker_id: str,
     now: dt.datetime,
     lease_seconds: float,
     routes: dict[str, Route],
 ) -> list[Claimed]:
-    floor = None if outplan.retry_rules else outplan.try_interval
-    query = claim_query(outdial.id, limits, floor, now, room, campaign.priority)
-    rows = (await session.execute(query)).all()
+    limits = limits_of(outplan)
+    rows = (await session.execute(claim_query(situation, room))).all()
     if not rows:
         return []
 
     width = len(SLOTS)
-    # Destinations on a do-not-call list are looked up for the whole batch at once.
-    dnc_lists = await dnc.applicable_lists(session, campaign.customer_id, campaign.dnclist_ids)
-    on_list = await dnc.listed(
-        session, dnc_lists,
-        (dnc.normalised(d) for row in rows for d in row[4 : 4 + width] if d is not None), now,
-    ) if dnc_lists else {}
-
     by_slot: dict[int, list[uuid.UUID]] = defaultdict(list)
     claimed: list[Claimed] = []
     skipped: list[dict[str, Any]] = []  # campaigncalls of slots passed over (outcome dnc)
@@ -426,7 +399,8 @@ async def _claim_targets(
         slot = choose_destination(destinations, counts, limits, first_slot)
         # A listed destination is never dialed: its slot is recorded as `dnc` and passed
         # over, and the target moves on at once, as a next_destination rule would have it.
-        while slot is not None and on_list and dnc.normalised(destinations[slot]) in on_list:
+        listed = dnc.listed_slots(row)
+        while slot is not None and slot in listed:
             skipped.append(_dnc_call(campaign, outplan, outdial, row.id, destinations[slot],
                                      slot, counts[slot], now))
             first_slot = slot + 1
@@ -507,6 +481,11 @@ async def _claim_targets(
             for c in claimed
         ],
     )
+    if situation.contact_limits:
+        await contact_limits.record_contacts(
+            session, campaign.customer_id,
+            ((c.campaigncall_id, c.destination) for c in claimed), now,
+        )
     return claimed
 
 
@@ -655,6 +634,9 @@ async def _close_attempts(
             }
             for c in closings
         ],
+    )
+    await contact_limits.mark_answered(
+        session, [c.campaigncall_id for c in closings if c.outcome is OutcomeKind.ANSWERED]
     )
     plain = [c for c in closings if not c.retry_rules]
     if len(plain) < len(closings):

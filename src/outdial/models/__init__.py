@@ -7,9 +7,10 @@ from outdial.models.channels import Channel
 from outdial.models.dnc import DncEntry, Dnclist
 from outdial.models.imports import ImportJob, ImportRowError, ImportRowTarget
 from outdial.models.outdials import Outdial, OutdialTarget
+from outdial.models.strategy import Contact
 
 __all__ = [
-    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Customer", "DncEntry",
-    "Dnclist", "ImportJob",
+    "AccessKey", "Agent", "Base", "Campaign", "Campaigncall", "Channel", "Contact", "Customer",
+    "DncEntry", "Dnclist", "ImportJob",
     "ImportRowError", "ImportRowTarget", "Outdial", "OutdialTarget", "Outplan", "ServerSecret",
 ]

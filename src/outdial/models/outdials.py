@@ -2,12 +2,21 @@
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outdial.models.base import NIL_UUID, Base
 from outdial.outdials.destinations import DESTINATION_SLOTS  # noqa: F401 - re-exported
+from outdial.strategy.windows import zone_key
+
+
+def _zone_key_default(context: Any) -> str:
+    """A target stored without a zone_key gets the one of the values it is stored with."""
+    values = context.get_current_parameters()
+    return zone_key(values.get("timezone"),
+                    (values.get(f"destination_{n}") for n in range(DESTINATION_SLOTS)))
 
 
 class Outdial(Base):
@@ -57,6 +66,11 @@ class OutdialTarget(Base):
     # When a retry is due (the last end plus the try_interval); unset until the first attempt
     # ends, when the target is due since its creation. The engine claims earliest due first.
     next_attempt_at: Mapped[dt.datetime | None]
+    # The contact's own IANA time zone, if known better than from the number.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    # The zones the campaign's calling window must be open in to dial this target
+    # (strategy.windows.zone_key), written with the target from its timezone and destinations.
+    zone_key: Mapped[str] = mapped_column(default=_zone_key_default)
     # Slots below this one are passed over: a retry rule or a do-not-call entry moved the
     # target on from them (strategy/retry.py).
     first_slot: Mapped[int] = mapped_column(default=0)
@@ -67,6 +81,11 @@ class OutdialTarget(Base):
     tm_delete: Mapped[dt.datetime | None]
 
     __table_args__ = (
+        # The distinct zone keys of an outdial, read one index probe each (strategy.reasons).
+        Index(
+            "ix_outdial_targets_zone_key", "outdial_id", "zone_key",
+            sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
+        ),
         Index(
             "ix_outdial_targets_live_page", "outdial_id", "tm_create", "id",
             sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),

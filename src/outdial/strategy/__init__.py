@@ -1,1 +1,1 @@
-"""Dialing strategy: what each outcome does next, do-not-call lists, calling windows, limits."""
+"""Dialing strategy and compliance: which target may be dialed now, and why another waits."""

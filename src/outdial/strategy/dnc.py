@@ -9,21 +9,20 @@ apply to the campaign: those it names in `dnclist_ids` and those of its customer
 `applies_to_all`; an entry whose tm_expire has passed no longer counts.
 """
 
-import datetime as dt
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, String, and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.errors import InvalidArgument
 from outdial.models import DncEntry, Dnclist
-from outdial.outdials.destinations import sip_uri, validate_address
+from outdial.outdials.destinations import DESTINATION_SLOTS, sip_uri, validate_address
+from outdial.strategy.reasons import TARGETS, Rule, add_rule
 
 # The outcome recorded on the campaigncall of a slot passed over because it is on a list.
 DNC_OUTCOME = "dnc"
-CHUNK = 500  # values per lookup: under both databases' parameter caps
 
 
 def normalised(address: dict[str, Any]) -> str:
@@ -85,23 +84,85 @@ async def applicable_lists(
     return list(rows)
 
 
-async def listed(
-    session: AsyncSession, list_ids: list[uuid.UUID], values: Iterable[str], now: dt.datetime
-) -> dict[str, uuid.UUID]:
-    """Which of `values` an unexpired entry of the lists holds, with one such list each: an
-    indexed lookup (uq_dnc_entries_list_value) of just these values, however long the lists."""
-    wanted = sorted(set(values))
-    found: dict[str, uuid.UUID] = {}
-    if not list_ids or not wanted:
-        return found
-    for start in range(0, len(wanted), CHUNK):
-        rows = await session.execute(
-            select(DncEntry.value, DncEntry.dnclist_id).where(
-                DncEntry.dnclist_id.in_(list_ids),
-                DncEntry.value.in_(wanted[start:start + CHUNK]),
-                or_(DncEntry.tm_expire.is_(None), DncEntry.tm_expire > now),
-            )
+# -- the rule, in SQL: the claim and the waiting_reason both read it --------------------------
+
+
+def value_sql(column: Any) -> ColumnElement[str]:
+    """`normalised` in SQL, for a destination column (NULL for no destination)."""
+    kind, target = column["type"].as_string(), column["target"].as_string()
+    low = func.lower(target)
+    sip = case(
+        (low.like("sip:%"), low),
+        (low.like("sips:%"), literal("sip:", String()) + func.substr(low, 6)),
+        else_=literal("sip:", String()) + low,
+    )
+    return case((kind == "tel", target), (kind == "sip", sip), else_=low)
+
+
+def _listed(s: Any, value: ColumnElement[str]) -> Any:
+    return (
+        select(DncEntry.dnclist_id)
+        .where(
+            DncEntry.dnclist_id.in_(s.extra["dnclists"]),
+            DncEntry.value == value,
+            or_(DncEntry.tm_expire.is_(None), DncEntry.tm_expire > s.now),
         )
-        for value, list_id in rows:
-            found.setdefault(value, list_id)
-    return found
+        .limit(1)
+    )
+
+
+def _next_value(s: Any) -> ColumnElement[str]:
+    """The normalised value of the destination the engine dials next (rules.choose_destination:
+    the lowest slot from first_slot on with a destination and tries left)."""
+    whens = []
+    for n in range(DESTINATION_SLOTS):
+        column = TARGETS.c[f"destination_{n}"]
+        present = and_(column.is_not(None), TARGETS.c.first_slot <= n)
+        if s.limits is not None:
+            if s.limits[n] <= 0:
+                continue
+            present = and_(present, TARGETS.c[f"try_count_{n}"] < s.limits[n])
+        whens.append((present, value_sql(column)))
+    return case(*whens, else_=None) if whens else literal(None, String())
+
+
+def listed_columns(s: Any) -> list[ColumnElement[bool]]:
+    """For the claim: whether each slot's destination is listed (dnc_listed_N), one index
+    probe of uq_dnc_entries_list_value per list and slot of each row claimed."""
+    if not s.extra.get("dnclists"):
+        return []
+    return [
+        _listed(s, value_sql(TARGETS.c[f"destination_{n}"])).exists().label(f"dnc_listed_{n}")
+        for n in range(DESTINATION_SLOTS)
+    ]
+
+
+def listed_slots(row: Any) -> set[int]:
+    """The slots of a claimed row (selected with listed_columns) that are listed."""
+    mapping = row._mapping
+    return {n for n in range(DESTINATION_SLOTS) if mapping.get(f"dnc_listed_{n}")}
+
+
+def _allows(s: Any) -> Any:
+    if not s.extra.get("dnclists"):
+        return None
+    return ~_listed(s, _next_value(s)).exists()
+
+
+def _which_list(s: Any) -> Any:
+    """The id of a list holding the next destination, as text (the same on both databases)."""
+    if not s.extra.get("dnclists"):
+        return None
+    found = _listed(s, _next_value(s)).scalar_subquery()
+    return case({i: literal(str(i), String()) for i in s.extra["dnclists"]}, value=found,
+                else_=None)
+
+
+async def _prepare(session: AsyncSession, s: Any) -> None:
+    named = s.campaign.dnclist_ids if s.campaign is not None else []
+    s.extra["dnclists"] = await applicable_lists(session, s.customer_id, named or [])
+
+
+# Asked last: a target is said to wait on a list only when nothing else holds it, which is
+# exactly when the claim takes it and passes its listed destination over.
+add_rule(Rule(DNC_OUTCOME, _allows, detail=_which_list, prepare=_prepare, passes_over=True))

@@ -1,7 +1,7 @@
 """retry rules on outplans, campaign priority, do-not-call lists and their entries
 
 Revision ID: 0007_retry_dnc
-Revises: 0006_channels
+Revises: 0007_windows
 Create Date: 2026-11-27 20:50:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_retry_dnc"
-down_revision: str | None = "0006_channels"
+down_revision: str | None = "0007_windows"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
