@@ -19,6 +19,7 @@ from outdial.api.routes import (
     campaigns,
     channels,
     contactlimits,
+    dnclists,
     health,
     imports,
     outdials,
@@ -119,6 +120,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(campaigncalls.router)
     v1.include_router(channels.router)
     v1.include_router(contactlimits.router)
+    v1.include_router(dnclists.router)
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)

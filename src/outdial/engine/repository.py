@@ -44,6 +44,7 @@ from outdial.models.base import NIL_UUID
 from outdial.strategy import limits as contact_limits
 from outdial.strategy import reasons
 from outdial.strategy.reasons import DUE, TARGETS, Limits, Situation, tries_left
+from outdial.strategy import dnc, retry
 
 CALLS = Campaigncall.__table__
 IN_FLIGHT = CALLS.c.status != "done"
@@ -78,6 +79,7 @@ class Claimed:
     target_data: str
     limits: Limits
     try_interval: int  # ms
+    retry_rules: dict[str, Any] | None = None  # the outplan's, see strategy/retry.py
     target_name: str = ""
     target_detail: str = ""
     channel_id: uuid.UUID = NIL_UUID
@@ -96,6 +98,8 @@ class Closing:
     limits: Limits
     try_interval: int  # ms, from this end to the target's next attempt
     report: Outcome | None = None  # what the channel said (SIP code, SMTP reply …)
+    retry_rules: dict[str, Any] | None = None  # what the outcome does next, when set
+    destination_index: int = 0  # the slot dialed
 
 
 @dataclass
@@ -335,16 +339,24 @@ async def _has_pending_targets(
 
 
 def claim_query(situation: Situation, room: int) -> Select[Any]:
-    """Up to `room` dialable targets of the outdial, earliest due first: one query along
-    ix_outdial_targets_due, however long the list. Dialable: idle, and every strategy rule
+    """Up to `room` dialable targets of the outdial, earliest due first (a `fresh_first`
+    campaign: untried ones first): one query along ix_outdial_targets_due
+    (ix_outdial_targets_fresh), however long the list. Dialable: idle, and every strategy rule
     allows it now (strategy.reasons: tries left, interval passed, window open, under the
-    contact limits …), the very rules a waiting target's reason is told from."""
+    contact limits …), the very rules a waiting target's reason is told from. A rule that
+    passes slots over (the do-not-call lists) is selected instead, per slot: the claim takes
+    such a target and records its listed slots as `dnc` rather than dial them."""
     slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
     count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
+    order = [DUE, TARGETS.c.id]
+    campaign = situation.campaign
+    if campaign is not None and campaign.priority == "fresh_first":
+        order.insert(0, TARGETS.c.next_attempt_at.is_not(None))
     return (
         select(
             TARGETS.c.id, TARGETS.c.data, TARGETS.c.name, TARGETS.c.detail,
-            *slot_columns, *count_columns,
+            *slot_columns, *count_columns, TARGETS.c.first_slot,
+            *dnc.listed_columns(situation),
         )
         .where(
             TARGETS.c.outdial_id == situation.outdial_id,
@@ -352,7 +364,7 @@ def claim_query(situation: Situation, room: int) -> Select[Any]:
             TARGETS.c.status == "idle",
             *reasons.claimable(situation),
         )
-        .order_by(DUE, TARGETS.c.id)
+        .order_by(*order)
         .limit(room)
         # PostgreSQL: rows another claimer holds are passed over, never waited for.
         .with_for_update(skip_locked=True)
@@ -376,13 +388,26 @@ async def _claim_targets(
     if not rows:
         return []
 
+    width = len(SLOTS)
     by_slot: dict[int, list[uuid.UUID]] = defaultdict(list)
     claimed: list[Claimed] = []
-    width = len(SLOTS)
+    skipped: list[dict[str, Any]] = []  # campaigncalls of slots passed over (outcome dnc)
+    moved: list[dict[str, Any]] = []  # targets whose first_slot moved past listed slots
     for row in rows:
         destinations, counts = row[4 : 4 + width], row[4 + width : 4 + 2 * width]
-        slot = choose_destination(destinations, counts, limits)
-        if slot is None:  # the SQL filter and the rule disagree: never claim on a doubt
+        first_slot = row.first_slot
+        slot = choose_destination(destinations, counts, limits, first_slot)
+        # A listed destination is never dialed: its slot is recorded as `dnc` and passed
+        # over, and the target moves on at once, as a next_destination rule would have it.
+        listed = dnc.listed_slots(row)
+        while slot is not None and slot in listed:
+            skipped.append(_dnc_call(campaign, outplan, outdial, row.id, destinations[slot],
+                                     slot, counts[slot], now))
+            first_slot = slot + 1
+            slot = choose_destination(destinations, counts, limits, first_slot)
+        if first_slot != row.first_slot:
+            moved.append({"b_id": row.id, "b_first": first_slot, "b_done": slot is None})
+        if slot is None:  # the SQL filter and the rule disagree, or every slot left is listed
             continue
         route = routes.get(destinations[slot].get("type"), Route(NIL_UUID, ""))
         if not route.take():  # the channel is full this round; the target waits for the next
@@ -403,6 +428,7 @@ async def _claim_targets(
                 target_data=row.data,
                 limits=limits,
                 try_interval=outplan.try_interval,
+                retry_rules=outplan.retry_rules,
                 target_name=row.name,
                 target_detail=row.detail,
                 channel_id=route.channel_id,
@@ -410,6 +436,19 @@ async def _claim_targets(
                 channel_revision=route.revision,
             )
         )
+    if moved:
+        await session.execute(
+            update(TARGETS)
+            .where(TARGETS.c.id == bindparam("b_id"))
+            .values(
+                first_slot=bindparam("b_first"),
+                status=case((bindparam("b_done", type_=Boolean), "done"), else_=TARGETS.c.status),
+                tm_update=now,
+            ),
+            moved,
+        )
+    if skipped:
+        await session.execute(insert(CALLS), skipped)
     if not claimed:
         return []
     for slot, ids in by_slot.items():
@@ -424,17 +463,8 @@ async def _claim_targets(
         insert(CALLS),
         [
             {
+                **_call_row(campaign, outplan, outdial, c.target_id, now),
                 "id": c.campaigncall_id,
-                "customer_id": campaign.customer_id,
-                "campaign_id": campaign.id,
-                "outplan_id": outplan.id,
-                "outdial_id": outdial.id,
-                "outdial_target_id": c.target_id,
-                "queue_id": campaign.queue_id,
-                "activeflow_id": NIL_UUID,
-                "flow_id": NIL_UUID,
-                "reference_type": "call",
-                "reference_id": NIL_UUID,
                 "status": "dialing",
                 "result": "",
                 "outcome": "",
@@ -447,9 +477,6 @@ async def _claim_targets(
                 "worker_id": worker_id,
                 "tm_lease_expire": lease_expire,
                 "tm_end": None,
-                "tm_create": now,
-                "tm_update": now,
-                "tm_delete": None,
             }
             for c in claimed
         ],
@@ -460,6 +487,53 @@ async def _claim_targets(
             ((c.campaigncall_id, c.destination) for c in claimed), now,
         )
     return claimed
+
+
+def _call_row(
+    campaign: Campaign, outplan: Outplan, outdial: Outdial, target_id: uuid.UUID,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The columns every campaigncall of this campaign's claim shares."""
+    return {
+        "customer_id": campaign.customer_id,
+        "campaign_id": campaign.id,
+        "outplan_id": outplan.id,
+        "outdial_id": outdial.id,
+        "outdial_target_id": target_id,
+        "queue_id": campaign.queue_id,
+        "activeflow_id": NIL_UUID,
+        "flow_id": NIL_UUID,
+        "reference_type": "call",
+        "reference_id": NIL_UUID,
+        "tm_create": now,
+        "tm_update": now,
+        "tm_delete": None,
+    }
+
+
+def _dnc_call(
+    campaign: Campaign, outplan: Outplan, outdial: Outdial, target_id: uuid.UUID,
+    destination: dict[str, Any], slot: int, tries: int, now: dt.datetime,
+) -> dict[str, Any]:
+    """The campaigncall of a slot passed over because its destination is on a do-not-call
+    list: done at once, no channel used, and not a try (try_count stays the slot's count)."""
+    return {
+        **_call_row(campaign, outplan, outdial, target_id, now),
+        "id": uuid.uuid4(),
+        "status": "done",
+        "result": call_result(OutcomeKind.FAILED),
+        "outcome": dnc.DNC_OUTCOME,
+        "source": outplan.source,
+        "destination": destination,
+        "destination_index": slot,
+        "try_count": tries,
+        "channel_id": NIL_UUID,
+        "channel_type": "",
+        "worker_id": "",
+        "tm_lease_expire": None,
+        "tm_end": now,
+        **{f"{name}": 0 if name in NUMERIC_REPORTS else "" for name in REPORTED},
+    }
 
 
 async def record_outcomes(
@@ -503,7 +577,8 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
     """Close attempts whose lease ran out (their worker died) as `failed`, freeing their targets."""
     rows = (
         await session.execute(
-            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id)
+            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id,
+                   CALLS.c.destination_index)
             .where(IN_FLIGHT, CALLS.c.tm_lease_expire < now)
             .order_by(CALLS.c.id)
             .limit(most)
@@ -523,7 +598,9 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
         outplan = outplans.get(r.outplan_id)
         interval = outplan.try_interval if outplan is not None else 0
         closings.append(
-            Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplan), interval)
+            Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplan),
+                    interval, retry_rules=outplan.retry_rules if outplan is not None else None,
+                    destination_index=r.destination_index)
         )
     await _close_attempts(session, closings, now)
     return len(rows)
@@ -561,6 +638,11 @@ async def _close_attempts(
     await contact_limits.mark_answered(
         session, [c.campaigncall_id for c in closings if c.outcome is OutcomeKind.ANSWERED]
     )
+    plain = [c for c in closings if not c.retry_rules]
+    if len(plain) < len(closings):
+        await _close_targets_by_rules(session, [c for c in closings if c.retry_rules], now)
+    if not plain:
+        return
     limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
     await session.execute(
         update(TARGETS)
@@ -583,8 +665,61 @@ async def _close_attempts(
                 "b_next": c.tm_end + dt.timedelta(milliseconds=c.try_interval),
                 **{f"b_max_{n}": c.limits[n] for n in SLOTS},
             }
-            for c in closings
+            for c in plain
         ],
+    )
+
+
+async def _close_targets_by_rules(
+    session: AsyncSession, closings: Sequence[Closing], now: dt.datetime
+) -> None:
+    """Targets of attempts whose outplan has retry rules: each outcome's rule says when the
+    next attempt is due, whether the slot is passed over, or whether the target is done."""
+    tries: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
+    for chunk in _chunks(sorted({c.target_id for c in closings})):
+        rows = await session.execute(
+            select(TARGETS.c.id, TARGETS.c.first_slot, TARGETS.c.outcome_tries)
+            .where(TARGETS.c.id.in_(chunk))
+        )
+        tries.update({r.id: (r.first_slot, r.outcome_tries or {}) for r in rows})
+    params = []
+    for c in closings:
+        first_slot, counts = tries.get(c.target_id, (0, {}))
+        slot = str(c.destination_index)
+        mine = dict(counts.get(slot, {}))
+        mine[c.outcome.value] = mine.get(c.outcome.value, 0) + 1
+        decision = retry.decide(
+            c.retry_rules, c.outcome.value, c.tm_end, c.try_interval, mine[c.outcome.value]
+        )
+        if decision.move_on:
+            first_slot = max(first_slot, c.destination_index + 1)
+        params.append({
+            "b_id": c.target_id,
+            "b_done": c.outcome is OutcomeKind.ANSWERED or decision.finish,
+            "b_first": first_slot,
+            "b_tries": {**counts, slot: mine},
+            "b_tm_end": c.tm_end,
+            "b_next": decision.next_attempt_at,
+            **{f"b_max_{n}": c.limits[n] for n in SLOTS},
+        })
+    limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
+    first_slot = bindparam("b_first", type_=Integer)
+    await session.execute(
+        update(TARGETS)
+        .where(TARGETS.c.id == bindparam("b_id"))
+        .values(
+            status=case(
+                (bindparam("b_done", type_=Boolean), "done"),
+                (tries_left(limit_params, first_slot), "idle"),
+                else_="done",
+            ),
+            first_slot=first_slot,
+            outcome_tries=bindparam("b_tries", type_=TARGETS.c.outcome_tries.type),
+            tm_last_end=bindparam("b_tm_end"),
+            next_attempt_at=bindparam("b_next"),
+            tm_update=now,
+        ),
+        params,
     )
 
 

@@ -283,6 +283,8 @@ class Engine:
                 claimed.limits,
                 claimed.try_interval,
                 report=outcome,
+                retry_rules=claimed.retry_rules,
+                destination_index=claimed.destination_index,
             )
         )
         self._ended.set()

@@ -71,6 +71,11 @@ class OutdialTarget(Base):
     # The zones the campaign's calling window must be open in to dial this target
     # (strategy.windows.zone_key), written with the target from its timezone and destinations.
     zone_key: Mapped[str] = mapped_column(default=_zone_key_default)
+    # Slots below this one are passed over: a retry rule or a do-not-call entry moved the
+    # target on from them (strategy/retry.py).
+    first_slot: Mapped[int] = mapped_column(default=0)
+    # Under retry rules: how many tries ended in each outcome, per slot ({"0": {"busy": 2}}).
+    outcome_tries: Mapped[dict | None]
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]
@@ -89,6 +94,13 @@ class OutdialTarget(Base):
         Index(
             "ix_outdial_targets_due", "outdial_id", "status",
             text("coalesce(next_attempt_at, tm_create)"), "id",
+            sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
+        ),
+        # The claim of a fresh_first campaign: untried targets (no next attempt set) first.
+        Index(
+            "ix_outdial_targets_fresh", "outdial_id", "status",
+            text("(next_attempt_at IS NOT NULL)"), text("coalesce(next_attempt_at, tm_create)"),
+            "id",
             sqlite_where=text("tm_delete IS NULL"), postgresql_where=text("tm_delete IS NULL"),
         ),
     )

@@ -102,7 +102,8 @@ def next_address_sql(limits: Sequence[int] | None) -> ColumnElement[str]:
         if limits is not None:
             if limits[n] <= 0:
                 continue
-            present = and_(present, TARGETS.c[f"try_count_{n}"] < limits[n])
+            present = and_(present, TARGETS.c[f"try_count_{n}"] < limits[n],
+                           TARGETS.c.first_slot <= n)
         whens.append((present, address_sql(column)))
     return case(*whens, else_=None) if whens else literal(None)
 

@@ -58,10 +58,15 @@ EXHAUSTED = "exhausted"
 Limits = tuple[int, ...]
 
 
-def tries_left(max_try_counts: Sequence[Any]) -> ColumnElement[bool]:
-    """SQL for "some slot has a destination and tries left" (see rules.choose_destination)."""
+def tries_left(
+    max_try_counts: Sequence[Any], first_slot: Any = TARGETS.c.first_slot
+) -> ColumnElement[bool]:
+    """SQL for "some slot from first_slot on has a destination and tries left" (see
+    rules.choose_destination; slots below first_slot were moved on from by a retry rule or a
+    do-not-call entry)."""
     terms = [
-        and_(TARGETS.c[f"destination_{n}"].is_not(None), TARGETS.c[f"try_count_{n}"] < limit)
+        and_(TARGETS.c[f"destination_{n}"].is_not(None), TARGETS.c[f"try_count_{n}"] < limit,
+             first_slot <= n)
         for n, limit in zip(range(DESTINATION_SLOTS), max_try_counts, strict=True)
         if not isinstance(limit, int) or limit > 0
     ]
@@ -110,6 +115,9 @@ class Rule:
     detail: Callable[[Situation], Clause] = lambda _: None
     # Loads what `allows` needs into situation.extra, once per situation.
     prepare: Callable[[AsyncSession, Situation], Awaitable[None]] | None = None
+    # True: the claim does not leave a target this rule holds: it takes it and passes the
+    # held slot over (the do-not-call lists); the target's reason is still this rule's.
+    passes_over: bool = False
 
 
 def _not_running(s: Situation) -> Clause:
@@ -120,7 +128,15 @@ def _has_tries(s: Situation) -> Clause:
     return None if s.limits is None else tries_left(s.limits)
 
 
+def _has_retry_rules(s: Situation) -> bool:
+    return s.outplan is not None and bool(s.outplan.retry_rules)
+
+
 def _interval_passed(s: Situation) -> Clause:
+    if _has_retry_rules(s):
+        # Under retry rules the wait depends on the outcome (strategy.retry): next_attempt_at,
+        # written when the attempt closed, alone says when.
+        return DUE <= s.now
     return and_(
         DUE <= s.now,
         # Never sooner than the outplan's interval now, even if it grew since the target's
@@ -133,6 +149,8 @@ def _interval_passed(s: Situation) -> Clause:
 
 
 def _interval_ends(s: Situation) -> Clause:
+    if _has_retry_rules(s):
+        return DUE
     after_last = caps.shifted(TARGETS.c.tm_last_end, literal(s.try_interval))
     return case((DUE > s.now, DUE), else_=after_last)
 
@@ -187,10 +205,12 @@ RULES: list[Rule] = [
 ]
 
 
-def add_rule(rule: Rule, *, before: str) -> None:
-    """Add a rule, asked just before the rule of reason `before` (once; a reload replaces it)."""
+def add_rule(rule: Rule, *, before: str | None = None) -> None:
+    """Add a rule, asked just before the rule of reason `before`, or last (once; a reload
+    replaces it)."""
     RULES[:] = [r for r in RULES if r.reason != rule.reason]
-    at = next(i for i, r in enumerate(RULES) if r.reason == before)
+    at = len(RULES) if before is None else next(
+        i for i, r in enumerate(RULES) if r.reason == before)
     RULES.insert(at, rule)
 
 
@@ -205,8 +225,10 @@ def reasons() -> list[str]:
 
 
 def claimable(s: Situation) -> list[ColumnElement[bool]]:
-    """The claim's conditions on an idle target: every rule allows it."""
-    return [clause for rule in RULES if (clause := rule.allows(s)) is not None]
+    """The claim's conditions on an idle target: every rule allows it (but those that pass a
+    slot over, which the claim selects instead)."""
+    return [clause for rule in RULES
+            if not rule.passes_over and (clause := rule.allows(s)) is not None]
 
 
 def _answered() -> ColumnElement[bool]:
@@ -369,3 +391,7 @@ async def reason_counts(session: AsyncSession, s: Situation) -> dict[str, int]:
     for name, count in rows:
         counts[name] = count
     return counts
+
+
+# Rules defined with their own subject register themselves here (they import this module).
+from outdial.strategy import dnc as _dnc  # noqa: E402,F401

@@ -1,0 +1,168 @@
+"""Do-not-call lists: what a destination's normalised value is, and which are listed now.
+
+A value is normalised once, the same way for an entry and for a target's destination:
+a phone number in E.164 (the destination rules of outdials/destinations.py read it, so
+"(212) 555-0123" with default_region US and "+12125550123" are one value), a SIP URI with its
+scheme (`sips:` read as `sip:`, a bare user@host given `sip:`) and an email address, both
+lower-cased. The claim looks the normalised destinations of its batch up in the lists that
+apply to the campaign: those it names in `dnclist_ids` and those of its customer marked
+`applies_to_all`; an entry whose tm_expire has passed no longer counts.
+"""
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from outdial.errors import InvalidArgument
+from outdial.models import DncEntry, Dnclist
+from outdial.outdials.destinations import DESTINATION_SLOTS, sip_uri, validate_address
+from outdial.strategy.reasons import TARGETS, Rule, add_rule
+
+# The outcome recorded on the campaigncall of a slot passed over because it is on a list.
+DNC_OUTCOME = "dnc"
+
+
+def normalised(address: dict[str, Any]) -> str:
+    """The value a stored address (a destination) is listed under."""
+    kind, target = address["type"], address["target"]
+    if kind == "tel":
+        return str(target)  # stored destinations are E.164 already
+    if kind == "sip":
+        uri = sip_uri(target).lower()
+        return "sip:" + uri[5:] if uri.startswith("sips:") else uri
+    return str(target).lower()
+
+
+def entry_value(value: Any, default_region: str | None = None,
+                field: str = "value") -> tuple[str, str]:
+    """(type, normalised value) of an entry as written: a bare value ('+1 212 555 0123',
+    a national number with default_region, 'sip:…', '…@…') or an address object; by the
+    destination rules, so an entry is refused for what a destination would be."""
+    if isinstance(value, str) and not value.strip():
+        raise InvalidArgument(field, "must not be empty")
+    address = validate_address(field, value, from_import=True, default_region=default_region)
+    if address is None:
+        raise InvalidArgument(field, "must be a phone number, SIP URI or email address")
+    return address["type"], normalised(address)
+
+
+async def referenced_lists(
+    session: AsyncSession, customer_id: uuid.UUID, ids: Iterable[uuid.UUID],
+    field: str = "dnclist_ids",
+) -> list[str]:
+    """A campaign's dnclist_ids, each a live list of the customer (another customer's is as
+    missing as a made-up id), in stored form: distinct id texts, in the order given."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    found = set(await session.scalars(
+        select(Dnclist.id).where(Dnclist.id.in_(wanted), Dnclist.customer_id == customer_id,
+                                 Dnclist.tm_delete.is_(None))
+    ))
+    for index, list_id in enumerate(wanted):
+        if list_id not in found:
+            raise InvalidArgument(f"{field}.{index}", f"dnclist {list_id} does not exist")
+    return [str(i) for i in wanted]
+
+
+async def applicable_lists(
+    session: AsyncSession, customer_id: uuid.UUID, named: Iterable[Any]
+) -> list[uuid.UUID]:
+    """The live lists a campaign of the customer honours: those it names, and those of the
+    customer that apply to all."""
+    ids = [uuid.UUID(str(i)) for i in named]
+    wanted = Dnclist.applies_to_all.is_(True)
+    if ids:
+        wanted = or_(wanted, Dnclist.id.in_(ids))
+    rows = await session.scalars(
+        select(Dnclist.id).where(Dnclist.customer_id == customer_id, Dnclist.tm_delete.is_(None),
+                                 wanted).order_by(Dnclist.id)
+    )
+    return list(rows)
+
+
+# -- the rule, in SQL: the claim and the waiting_reason both read it --------------------------
+
+
+def value_sql(column: Any) -> ColumnElement[str]:
+    """`normalised` in SQL, for a destination column (NULL for no destination)."""
+    kind, target = column["type"].as_string(), column["target"].as_string()
+    low = func.lower(target)
+    sip = case(
+        (low.like("sip:%"), low),
+        (low.like("sips:%"), literal("sip:", String()) + func.substr(low, 6)),
+        else_=literal("sip:", String()) + low,
+    )
+    return case((kind == "tel", target), (kind == "sip", sip), else_=low)
+
+
+def _listed(s: Any, value: ColumnElement[str]) -> Any:
+    return (
+        select(DncEntry.dnclist_id)
+        .where(
+            DncEntry.dnclist_id.in_(s.extra["dnclists"]),
+            DncEntry.value == value,
+            or_(DncEntry.tm_expire.is_(None), DncEntry.tm_expire > s.now),
+        )
+        .limit(1)
+    )
+
+
+def _next_value(s: Any) -> ColumnElement[str]:
+    """The normalised value of the destination the engine dials next (rules.choose_destination:
+    the lowest slot from first_slot on with a destination and tries left)."""
+    whens = []
+    for n in range(DESTINATION_SLOTS):
+        column = TARGETS.c[f"destination_{n}"]
+        present = and_(column.is_not(None), TARGETS.c.first_slot <= n)
+        if s.limits is not None:
+            if s.limits[n] <= 0:
+                continue
+            present = and_(present, TARGETS.c[f"try_count_{n}"] < s.limits[n])
+        whens.append((present, value_sql(column)))
+    return case(*whens, else_=None) if whens else literal(None, String())
+
+
+def listed_columns(s: Any) -> list[ColumnElement[bool]]:
+    """For the claim: whether each slot's destination is listed (dnc_listed_N), one index
+    probe of uq_dnc_entries_list_value per list and slot of each row claimed."""
+    if not s.extra.get("dnclists"):
+        return []
+    return [
+        _listed(s, value_sql(TARGETS.c[f"destination_{n}"])).exists().label(f"dnc_listed_{n}")
+        for n in range(DESTINATION_SLOTS)
+    ]
+
+
+def listed_slots(row: Any) -> set[int]:
+    """The slots of a claimed row (selected with listed_columns) that are listed."""
+    mapping = row._mapping
+    return {n for n in range(DESTINATION_SLOTS) if mapping.get(f"dnc_listed_{n}")}
+
+
+def _allows(s: Any) -> Any:
+    if not s.extra.get("dnclists"):
+        return None
+    return ~_listed(s, _next_value(s)).exists()
+
+
+def _which_list(s: Any) -> Any:
+    """The id of a list holding the next destination, as text (the same on both databases)."""
+    if not s.extra.get("dnclists"):
+        return None
+    found = _listed(s, _next_value(s)).scalar_subquery()
+    return case({i: literal(str(i), String()) for i in s.extra["dnclists"]}, value=found,
+                else_=None)
+
+
+async def _prepare(session: AsyncSession, s: Any) -> None:
+    named = s.campaign.dnclist_ids if s.campaign is not None else []
+    s.extra["dnclists"] = await applicable_lists(session, s.customer_id, named or [])
+
+
+# Asked last: a target is said to wait on a list only when nothing else holds it, which is
+# exactly when the claim takes it and passes its listed destination over.
+add_rule(Rule(DNC_OUTCOME, _allows, detail=_which_list, prepare=_prepare, passes_over=True))
