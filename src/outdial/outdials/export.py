@@ -30,14 +30,23 @@ _TABLE = OutdialTarget.__table__
 
 async def target_batches(database: Database, outdial_id: uuid.UUID) -> AsyncIterator[list[Any]]:
     """Live targets oldest first, by (tm_create, id): the index of target pages."""
+    async for rows in keyset_batches(
+        database, _TABLE, _TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None)
+    ):
+        yield rows
+
+
+async def keyset_batches(database: Database, table: Any, *where: Any) -> AsyncIterator[list[Any]]:
+    """Rows of `table` matching `where`, oldest first by (tm_create, id), BATCH_ROWS at a time,
+    each batch read in a short session of its own: flat memory however many there are."""
     after: tuple[Any, Any] | None = None
     while True:
-        query = select(_TABLE).where(_TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None))
+        query = select(table).where(*where)
         if after is not None:
             # A row-value comparison, so that the index seeks to the position: bulk imports
             # give many rows one tm_create, and an OR of the two cases would rescan them.
-            query = query.where(tuple_(_TABLE.c.tm_create, _TABLE.c.id) > tuple_(*after))
-        query = query.order_by(_TABLE.c.tm_create, _TABLE.c.id).limit(BATCH_ROWS)
+            query = query.where(tuple_(table.c.tm_create, table.c.id) > tuple_(*after))
+        query = query.order_by(table.c.tm_create, table.c.id).limit(BATCH_ROWS)
         async with database.sessions() as session:
             rows = (await session.execute(query)).all()
         if not rows:
