@@ -211,3 +211,57 @@ async def test_retry_rules_over_the_api(api: Api) -> None:
         assert field in error["message"], (bad, error)
     cleared = (await api.put(f"/v1.0/outplans/{outplan['id']}/dial_info", json={})).json()
     assert cleared["retry_rules"] is None
+
+
+async def test_import_and_export_of_a_list(api: Api) -> None:
+    dnclist = (await api.post("/v1.0/dnclists", json={"name": "registry"})).json()
+    base = f"/v1.0/dnclists/{dnclist['id']}"
+    assert (await api.post(f"{base}/entries", json={"value": "+12125550101"})).status_code == 200
+    upload = ("value,tm_expire,note\n"
+              "(212) 555-0101,,already on the list\n"
+              "+1 212 555 0102,2027-06-30T00:00:00Z,\n"
+              "212.555.0102,,twice in the file\n"
+              "Alice@Example.com,,\n"
+              "sips:Bob@Host.example,,\n"
+              "not a number,,\n"
+              "+12125550103,someday,\n")
+    response = await api.post(f"{base}/imports", params={"default_region": "US"},
+                              content=upload.encode(), headers={"content-type": "text/csv"})
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["status"] == "done" and job["dnclist_id"] == dnclist["id"]
+    assert job["outdial_id"] == "00000000-0000-0000-0000-000000000000"
+    assert (job["rows_total"], job["rows_imported"], job["rows_duplicate"], job["rows_rejected"]) \
+        == (7, 3, 2, 2)
+    assert [(e["row"], e["field"]) for e in job["errors"]] == [(6, "value"), (7, "tm_expire")]
+    assert (await api.get(f"{base}/imports/{job['id']}")).json()["status"] == "done"
+    assert [j["id"] for j in (await api.get(f"{base}/imports")).json()["result"]] == [job["id"]]
+    errors = (await api.get(f"{base}/imports/{job['id']}/errors")).text
+    assert errors.splitlines()[0] == "row,field,message" and len(errors.splitlines()) == 3
+
+    exported = (await api.get(f"{base}/entries/export")).text
+    lines = exported.splitlines()
+    assert lines[0] == "value,tm_expire,type,id,tm_create"
+    assert sorted(line.split(",")[:2] for line in lines[1:]) == [
+        ["+12125550101", ""], ["+12125550102", "2027-06-30 00:00:00.000000"],
+        ["alice@example.com", ""], ["sip:bob@host.example", ""]]
+    # What is exported imports back unchanged into another list.
+    other = (await api.post("/v1.0/dnclists", json={})).json()
+    again = (await api.post(f"/v1.0/dnclists/{other['id']}/imports", content=exported.encode(),
+                            headers={"content-type": "text/csv"})).json()
+    assert again["rows_imported"] == 4 and again["rows_rejected"] == 0
+    ndjson = (await api.get(f"/v1.0/dnclists/{other['id']}/entries/export",
+                            params={"format": "ndjson"})).text
+    import json
+    assert sorted((e["value"], e["tm_expire"]) for e in map(json.loads, ndjson.splitlines())) == [
+        ("+12125550101", None), ("+12125550102", "2027-06-30 00:00:00.000000"),
+        ("alice@example.com", None), ("sip:bob@host.example", None)]
+    # An NDJSON file, and a CSV without a value column.
+    third = (await api.post("/v1.0/dnclists", json={})).json()
+    job = (await api.post(f"/v1.0/dnclists/{third['id']}/imports", content=ndjson.encode(),
+                          headers={"content-type": "application/x-ndjson"})).json()
+    assert job["rows_imported"] == 4
+    refused = await api.post(f"/v1.0/dnclists/{third['id']}/imports", content=b"number\n+1212\n",
+                             headers={"content-type": "text/csv"})
+    assert "value" in assert_error(refused, 400, "INVALID_IMPORT_FILE")["message"]
+

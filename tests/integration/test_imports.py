@@ -61,7 +61,7 @@ async def test_csv_rows_become_targets_with_inferred_types(api: Api) -> None:
     response = await upload(api, outdial, body, CSV)
     assert response.status_code == 200, response.text
     job = response.json()
-    assert list(job) == ["id", "outdial_id", "status", "rows_total", "rows_imported",
+    assert list(job) == ["id", "outdial_id", "dnclist_id", "status", "rows_total", "rows_imported",
                          "rows_rejected", "rows_duplicate", "errors", "tm_create", "tm_end"]
     assert (job["status"], job["rows_total"], job["rows_imported"], job["rows_rejected"]) == ("done", 2, 2, 0)
     targets = {t["name"]: t for t in await all_targets(api, outdial)}

@@ -80,6 +80,7 @@ CampaignId = Annotated[str, Path(description="the campaign's id")]
 CampaigncallId = Annotated[str, Path(description="the campaigncall's id")]
 AccessKeyId = Annotated[str, Path(description="the access key's id")]
 ChannelId = Annotated[str, Path(description="the channel's id")]
+DnclistId = Annotated[str, Path(description="the do-not-call list's id")]
 
 
 def parse_id(value: str, field: str = "id") -> uuid.UUID:

@@ -9,7 +9,7 @@ import datetime as dt
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -44,14 +44,27 @@ async def target_batches(
         if outdial is None:
             return
         situation = await reasons.situation(session, outdial, now)
+    async for rows in keyset_batches(
+        database, _TABLE, _TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None),
+        columns=[*_STORED, *reasons.columns(situation)],
+    ):
+        yield rows
+
+
+async def keyset_batches(
+    database: Database, table: Any, *where: Any, columns: Sequence[Any] = ()
+) -> AsyncIterator[list[Any]]:
+    """Rows of `table` matching `where` (its `columns`, or all of them), oldest first by
+    (tm_create, id), BATCH_ROWS at a time, each batch read in a short session of its own: flat
+    memory however many there are."""
     after: tuple[Any, Any] | None = None
     while True:
-        query = select(*_STORED, *reasons.columns(situation)).where(_TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None))
+        query = select(*(columns or [table])).where(*where)
         if after is not None:
             # A row-value comparison, so that the index seeks to the position: bulk imports
             # give many rows one tm_create, and an OR of the two cases would rescan them.
-            query = query.where(tuple_(_TABLE.c.tm_create, _TABLE.c.id) > tuple_(*after))
-        query = query.order_by(_TABLE.c.tm_create, _TABLE.c.id).limit(BATCH_ROWS)
+            query = query.where(tuple_(table.c.tm_create, table.c.id) > tuple_(*after))
+        query = query.order_by(table.c.tm_create, table.c.id).limit(BATCH_ROWS)
         async with database.sessions() as session:
             rows = (await session.execute(query)).all()
         if not rows:

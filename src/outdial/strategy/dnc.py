@@ -18,35 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.errors import InvalidArgument
 from outdial.models import DncEntry, Dnclist
-from outdial.outdials.destinations import DESTINATION_SLOTS, sip_uri, validate_address
+from outdial.outdials.destinations import DESTINATION_SLOTS
+from outdial.outdials.destinations import dnc_entry as entry_value  # noqa: F401 - re-exported
+from outdial.outdials.destinations import dnc_value as normalised  # noqa: F401 - re-exported
 from outdial.strategy.reasons import TARGETS, Rule, add_rule
 
 # The outcome recorded on the campaigncall of a slot passed over because it is on a list.
 DNC_OUTCOME = "dnc"
-
-
-def normalised(address: dict[str, Any]) -> str:
-    """The value a stored address (a destination) is listed under."""
-    kind, target = address["type"], address["target"]
-    if kind == "tel":
-        return str(target)  # stored destinations are E.164 already
-    if kind == "sip":
-        uri = sip_uri(target).lower()
-        return "sip:" + uri[5:] if uri.startswith("sips:") else uri
-    return str(target).lower()
-
-
-def entry_value(value: Any, default_region: str | None = None,
-                field: str = "value") -> tuple[str, str]:
-    """(type, normalised value) of an entry as written: a bare value ('+1 212 555 0123',
-    a national number with default_region, 'sip:…', '…@…') or an address object; by the
-    destination rules, so an entry is refused for what a destination would be."""
-    if isinstance(value, str) and not value.strip():
-        raise InvalidArgument(field, "must not be empty")
-    address = validate_address(field, value, from_import=True, default_region=default_region)
-    if address is None:
-        raise InvalidArgument(field, "must be a phone number, SIP URI or email address")
-    return address["type"], normalised(address)
 
 
 async def referenced_lists(

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from outdial.api.bodies import JsonRulesRoute
-from outdial.api.deps import Ctx, Paging, parse_id
+from outdial.api.deps import Ctx, DnclistId, Paging, parse_id
 from outdial.api.schemas import PageOut
 from outdial.dnclists.schemas import (
     DncEntryCreate,
@@ -18,7 +18,6 @@ from outdial.dnclists.service import DnclistService
 
 router = APIRouter(tags=["dnclists"], route_class=JsonRulesRoute)
 
-DnclistId = Annotated[str, Path(description="the do-not-call list's id")]
 EntryId = Annotated[str, Path(description="the entry's id")]
 
 

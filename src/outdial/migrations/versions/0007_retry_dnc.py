@@ -79,9 +79,25 @@ def upgrade() -> None:
                     unique=True)
     op.create_index("ix_dnc_entries_page", "dnc_entries", ["dnclist_id", "tm_create", "id"],
                     unique=False)
+    # Import jobs fill a do-not-call list as they fill an outdial.
+    with op.batch_alter_table("import_jobs", schema=None) as batch_op:
+        batch_op.alter_column("outdial_id", existing_type=sa.Uuid(), nullable=True)
+        batch_op.add_column(sa.Column("dnclist_id", sa.Uuid(), nullable=True))
+        batch_op.create_foreign_key(
+            op.f("fk_import_jobs_dnclist_id_dnclists"), "dnclists", ["dnclist_id"], ["id"])
+        batch_op.create_index("ix_import_jobs_dnclist_id", ["dnclist_id", "tm_create"],
+                              unique=False)
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM import_row_errors WHERE import_id IN "
+               "(SELECT id FROM import_jobs WHERE dnclist_id IS NOT NULL)")
+    op.execute("DELETE FROM import_jobs WHERE dnclist_id IS NOT NULL")
+    with op.batch_alter_table("import_jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_import_jobs_dnclist_id")
+        batch_op.drop_constraint(op.f("fk_import_jobs_dnclist_id_dnclists"), type_="foreignkey")
+        batch_op.drop_column("dnclist_id")
+        batch_op.alter_column("outdial_id", existing_type=sa.Uuid(), nullable=False)
     op.drop_index("ix_dnc_entries_page", table_name="dnc_entries")
     op.drop_index("uq_dnc_entries_list_value", table_name="dnc_entries")
     op.drop_table("dnc_entries")
