@@ -18,6 +18,7 @@ from outdial.api.routes import (
     campaigncalls,
     campaigns,
     channels,
+    contactlimits,
     dnclists,
     health,
     imports,
@@ -118,6 +119,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(campaigns.router)
     v1.include_router(campaigncalls.router)
     v1.include_router(channels.router)
+    v1.include_router(contactlimits.router)
     v1.include_router(dnclists.router)
     app.include_router(health.router)
     app.include_router(auth.login_router)

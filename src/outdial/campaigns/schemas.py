@@ -24,6 +24,13 @@ END_HANDLE = "stop: stop once no target can be dialed again; continue: keep runn
 CONCURRENCY = "most attempts in flight at once (1-1000)"
 DIAL_RATE = "most new attempts per second (1-1000)"
 TYPE = "call (the only type this service runs)"
+CALLING_WINDOW = (
+    "when destinations may be dialed, in each one's own time zone: {days: [mon..sun], start: "
+    "HH:MM, end: HH:MM (or 24:00), timezone_default: an IANA zone for destinations with no "
+    "known zone, holidays: [YYYY-MM-DD]}; null: any time"
+)
+_WINDOW_EXAMPLE = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "20:00",
+                   "timezone_default": "America/New_York", "holidays": ["2026-12-25"]}
 RETRY_RULES = (
     "what each outcome does next, by outcome (busy, no_answer, rejected, failed, unreachable, "
     "invalid_destination, canceled): {interval (ms, replaces try_interval), max_tries (n or "
@@ -168,6 +175,8 @@ class CampaignCreate(ResourceInfo):
     actions: list[Action] = Field(default_factory=list, description=ACTIONS)
     concurrency: int = Field(10, description=CONCURRENCY)
     dial_rate: int = Field(10, description=DIAL_RATE)
+    calling_window: dict[str, Any] | None = Field(
+        None, description=CALLING_WINDOW, examples=[_WINDOW_EXAMPLE])
     priority: str = Field("due_first", description=PRIORITY)
     dnclist_ids: list[Id] = Field(default_factory=list, description=DNCLIST_IDS)
 
@@ -186,6 +195,8 @@ class CampaignUpdate(Body):
     service_level: int | None = Field(None, description=SERVICE_LEVEL + "; left out: kept")
     concurrency: int | None = Field(None, description=CONCURRENCY + "; left out: kept")
     dial_rate: int | None = Field(None, description=DIAL_RATE + "; left out: kept")
+    calling_window: dict[str, Any] | None = Field(
+        None, description=CALLING_WINDOW + "; left out: kept", examples=[_WINDOW_EXAMPLE])
     priority: str | None = Field(None, description=PRIORITY + "; left out: kept")
     dnclist_ids: list[Id] | None = Field(None, description=DNCLIST_IDS + "; left out: kept")
 
@@ -229,6 +240,7 @@ class CampaignOut(BaseModel):
     tm_delete: str | None = Field(description=TM_DELETE)
     concurrency: int = Field(description=CONCURRENCY)
     dial_rate: int = Field(description=DIAL_RATE)
+    calling_window: dict[str, Any] | None = Field(description=CALLING_WINDOW)
     priority: str = Field(description=PRIORITY)
     dnclist_ids: list[uuid.UUID] = Field(description=DNCLIST_IDS)
 
@@ -243,6 +255,7 @@ class CampaignOut(BaseModel):
             tm_create=format_timestamp(row.tm_create), tm_update=format_timestamp(row.tm_update),
             tm_delete=format_timestamp(row.tm_delete),
             concurrency=row.concurrency, dial_rate=row.dial_rate,
+            calling_window=row.calling_window,
             priority=row.priority, dnclist_ids=[uuid.UUID(str(i)) for i in row.dnclist_ids or []],
         )
 

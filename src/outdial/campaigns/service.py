@@ -12,6 +12,7 @@ locks its outdial, so two started at once on one outdial are taken one after the
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +38,7 @@ from outdial.models.base import NIL_UUID
 from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.destinations import validate_address
 from outdial.outdials.repository import OutdialRepository
+from outdial.strategy.windows import stored_window, window_problem
 from outdial.strategy.dnc import referenced_lists
 from outdial.strategy.retry import check_retry_rules
 
@@ -64,6 +66,13 @@ def check_one_of(field: str, value: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
         raise InvalidArgument(field, f"{value!r} is not accepted (one of: {', '.join(accepted)})")
     return value
+
+
+def check_window(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A calling window as stored, or 400 naming the field at fault."""
+    if problem := window_problem(value):
+        raise InvalidArgument(*problem)
+    return stored_window(value)
 
 
 def check_actions(actions: list[Action]) -> list[dict[str, object]]:
@@ -193,6 +202,7 @@ class CampaignService:
         check_range("concurrency", body.concurrency, CONCURRENCY)
         check_range("dial_rate", body.dial_rate, DIAL_RATE, " per second")
         check_range("service_level", body.service_level, SERVICE_LEVEL)
+        calling_window = check_window(body.calling_window)
         check_one_of("priority", body.priority, PRIORITIES)
         dnclist_ids = await referenced_lists(self.session, principal.customer_id, body.dnclist_ids)
         campaign = Campaign(
@@ -201,6 +211,7 @@ class CampaignService:
             end_handle=body.end_handle, actions=actions, concurrency=body.concurrency,
             dial_rate=body.dial_rate, outplan_id=NIL_UUID, outdial_id=NIL_UUID,
             queue_id=NIL_UUID, next_campaign_id=NIL_UUID, tm_create=self.clock.now(),
+            calling_window=calling_window,
             priority=body.priority, dnclist_ids=dnclist_ids,
         )
         await self._apply_resource_info(principal, campaign, body)
@@ -242,6 +253,7 @@ class CampaignService:
             check_range("dial_rate", body.dial_rate, DIAL_RATE, " per second")
         if body.service_level is not None:
             check_range("service_level", body.service_level, SERVICE_LEVEL)
+        calling_window = check_window(body.calling_window)
         if body.priority is not None:
             check_one_of("priority", body.priority, PRIORITIES)
         campaign = await self.live_campaign(principal, campaign_id)
@@ -249,6 +261,8 @@ class CampaignService:
             campaign.dnclist_ids = await referenced_lists(
                 self.session, principal.customer_id, body.dnclist_ids)
         campaign.name, campaign.detail = body.name, body.detail
+        if "calling_window" in body.model_fields_set:  # null: no window any more
+            campaign.calling_window = calling_window
         for field in ("type", "end_handle", "service_level", "concurrency", "dial_rate",
                       "priority"):
             if (value := getattr(body, field)) is not None:

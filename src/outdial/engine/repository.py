@@ -39,7 +39,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from outdial.channels.schemas import CHANNEL_OF_DESTINATION
 from outdial.dialers.base import Outcome, OutcomeKind
 from outdial.engine.rules import SLOTS, call_result, choose_destination
-from outdial.models import Campaign, Campaigncall, Channel, Outdial, OutdialTarget, Outplan
+from outdial.models import (
+    Campaign,
+    Campaigncall,
+    Channel,
+    Customer,
+    Outdial,
+    OutdialTarget,
+    Outplan,
+)
 from outdial.models.base import NIL_UUID
 from outdial.strategy import limits as contact_limits
 from outdial.strategy import reasons
@@ -200,8 +208,16 @@ async def take_turn(
             session, outdial, now, campaign=campaign, outplan=outplan
         )
         if situation.contact_limits:
-            await contact_limits.prune(session, campaign.customer_id, situation.contact_limits, now)
+            # Two campaigns of one customer claim one at a time, so that both never see a
+            # destination under its cap and dial it past it. FOR NO KEY UPDATE: inserts that
+            # merely reference the customer are not held up.
+            customer = select(Customer).where(Customer.id == campaign.customer_id).with_for_update(
+                key_share=True)
+            if await _locked(session, customer) is None:
+                return []
+            await contact_limits.prune(session, now)
         if not situation.nothing_open():
+            await reasons.plan_for_rows(session)
             routes = await _routes(session, outplan, now)
             if routes is None:  # another claim holds the trunk: this campaign waits a round
                 return []
@@ -270,14 +286,21 @@ async def _lock_channels(
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    rows = await _locked(session, query)
+    return None if rows is None else {c.id: c for c in rows}
+
+
+async def _locked(session: AsyncSession, query: Select[Any]) -> list[Any] | None:
+    """The rows of a locking query, waiting at most CHANNEL_LOCK_TIMEOUT_MS for their locks on
+    PostgreSQL; None when that ran out. SQLite has one writer."""
     if session.bind.dialect.name != "postgresql":
-        return {c.id: c for c in await session.scalars(query)}
+        return list(await session.scalars(query))
     previous = await session.scalar(text("SELECT current_setting('lock_timeout')"))
     set_timeout = text("SELECT set_config('lock_timeout', :value, true)")
     try:
         async with session.begin_nested():  # a timed-out lock rolls back this savepoint only
             await session.execute(set_timeout, {"value": f"{CHANNEL_LOCK_TIMEOUT_MS}ms"})
-            rows = {c.id: c for c in await session.scalars(query)}
+            rows = list(await session.scalars(query))
     except DBAPIError as error:
         if getattr(error.orig, "sqlstate", None) != "55P03":  # lock_not_available
             raise

@@ -32,6 +32,7 @@ from outdial.outdials.destinations import (
     unknown_destination_keys,
     validate_destination,
 )
+from outdial.strategy.windows import timezone_problem, zone_key
 from outdial.timestamps import WIRE_FORMAT, parse_timestamp
 from outdial.validation import Refused, decode_json, key_text, text_problem
 
@@ -42,7 +43,7 @@ TARGET_COLUMNS = (
     "id", "customer_id", "outdial_id", "name", "detail", "data", "status",
     *DESTINATION_FIELDS,
     *(f"try_count_{n}" for n in range(DESTINATION_SLOTS)),
-    "tm_last_end", "tm_create", "tm_update", "tm_delete",
+    "tm_last_end", "tm_create", "tm_update", "tm_delete", "timezone", "zone_key",
 )
 MAPPING_COLUMNS = ("import_id", "row", "target_id")
 # A do-not-call list's import: the fields of a row, and dnc_entries columns as encoded.
@@ -138,14 +139,14 @@ def check_chunk(chunk: Chunk, rules: RowRules) -> CheckedChunk:
             result.rejected += 1
             result.errors.append((number, *unreadable))
             continue
-        errors, texts, destinations, key = _check_values(values, rules)
+        errors, texts, destinations, key, zones = _check_values(values, rules)
         if errors:
             result.rejected += 1
             result.errors.extend((number, name, message) for name, message in errors)
             continue
         result.numbers.append(number)
         result.target_ids.append(target_id)
-        targets.append(encode(target_id, texts, destinations))
+        targets.append(encode(target_id, texts, destinations, zones))
         if rules.dedupe:
             result.keys.append(key)
     result.targets = encode_targets(targets, rules.encoding)
@@ -164,13 +165,13 @@ def decode_targets(blob: bytes, encoding: str) -> list[Any]:
     return pickle.loads(blob)
 
 
-ROW_FIELDS = (*TEXT_FIELDS, *DESTINATION_FIELDS)
-ROW_DEFAULTS = ("", "", "", None, None, None, None, None)
+ROW_FIELDS = (*TEXT_FIELDS, *DESTINATION_FIELDS, "timezone")
+ROW_DEFAULTS = ("", "", "", None, None, None, None, None, None)
 
 
 def _records(chunk: Chunk, result: CheckedChunk, fields: tuple[str, ...] = ROW_FIELDS,
              defaults: tuple[Any, ...] = ROW_DEFAULTS) -> Any:
-    """(number in chunk, the row's `fields` (a target's 3 texts and 5 destinations), None or
+    """(number in chunk, the row's `fields` (a target's 3 texts, 5 destinations and timezone), None or
     why it is unreadable: (field or "", problem))."""
     if chunk.format == "csv":
         yield from _csv_records(chunk, result, fields, defaults)
@@ -228,8 +229,9 @@ def _csv_records(chunk: Chunk, result: CheckedChunk, fields: tuple[str, ...],
 
 def _check_values(
     values: list[Any], rules: RowRules
-) -> tuple[list[tuple[str, str]], list[str], list[str | None], Any]:
-    """Errors, texts, destinations in stored form (JSON text or None) and the dedupe key."""
+) -> tuple[list[tuple[str, str]], list[str], list[str | None], Any, tuple[str | None, str]]:
+    """Errors, texts, destinations in stored form (JSON text or None), the dedupe key, and the
+    timezone and zone key (strategy.windows.zone_key, as the API stores them)."""
     errors: list[tuple[str, str]] = []
     texts = values[:3]
     for name, value in zip(TEXT_FIELDS, texts):
@@ -237,26 +239,33 @@ def _check_values(
             errors.append((name, "must be a string"))
         elif problem := text_problem(name, value):
             errors.append((name, problem))
+    timezone = values[8] or None  # an empty cell: none
+    if timezone is not None and (problem := timezone_problem(timezone)):
+        errors.append(("timezone", problem))
     destinations: list[str | None] = []
+    reached: list[dict[str, str]] = []
     key = None
-    for slot, value in enumerate(values[3:]):
+    for slot, value in enumerate(values[3:8]):
         try:
-            stored, slot_key = _destination(slot, value, rules)
+            stored, slot_key, address = _destination(slot, value, rules)
         except InvalidArgument as error:
             errors.append((error.field, error.problem))
-            stored = slot_key = None
+            stored = slot_key = address = None
         if key is None and stored is not None:
             key = slot_key
+        if address is not None:
+            reached.append(address)
         destinations.append(stored)
     if not errors and key is None:
         errors.append(("destination_0", "a target needs at least one destination"))
-    return errors, texts, destinations, key
+    return errors, texts, destinations, key, (timezone, zone_key(timezone, reached))
 
 
-def _destination(slot: int, value: Any, rules: RowRules) -> tuple[str | None, Any]:
-    """One destination cell in stored form (JSON text) with its dedupe key, or (None, None)."""
+def _destination(slot: int, value: Any, rules: RowRules) -> tuple[str | None, Any, Any]:
+    """One destination cell in stored form (JSON text) with its dedupe key and its address
+    (type and target at least), or (None, None, None)."""
     if value is None or value == "":  # an empty cell or slot: no destination
-        return None, None
+        return None, None, None
     if value.__class__ is str:
         # Most cells: a bare number already in E.164, or a national one that national_e164 reads
         # as normalise_tel would. Same checks as below, no address dict.
@@ -265,12 +274,12 @@ def _destination(slot: int, value: Any, rules: RowRules) -> tuple[str | None, An
             problem = tel_problem(number, require_valid=rules.require_valid)
             if problem:
                 raise InvalidArgument(f"destination_{slot}.target", problem)
-            return TEL_JSON % number, int(number[1:])
+            return TEL_JSON % number, int(number[1:]), {"type": "tel", "target": number}
     address = validate_destination(slot, value, from_import=True, default_region=rules.default_region,
                                    require_valid=rules.require_valid)
     if address is None:
-        return None, None
-    return json.dumps(address), dedupe_key(address)
+        return None, None, None
+    return json.dumps(address), dedupe_key(address), address
 
 
 class _Encoder:
@@ -279,19 +288,26 @@ class _Encoder:
     def __init__(self, rules: RowRules) -> None:
         stamp = rules.tm_create.strftime(WIRE_FORMAT)
         self.copy = rules.encoding == "copy"
-        # Columns after the destinations: try counts 0, tm_last_end, tm_create, tm_update, tm_delete.
+        # Columns after the destinations: try counts 0, tm_last_end, tm_create, tm_update,
+        # tm_delete; then the timezone and zone key of the row.
         self.copy_head = f"\t{rules.customer_id.hex}\t{rules.outdial_id.hex}\t"
-        self.copy_tail = "\t" + "\t".join(["0"] * DESTINATION_SLOTS) + f"\t\\N\t{stamp}\t{stamp}\t\\N\n"
+        self.copy_tail = "\t" + "\t".join(["0"] * DESTINATION_SLOTS) + f"\t\\N\t{stamp}\t{stamp}\t\\N\t"
         # The forms SQLAlchemy stores on SQLite: UUIDs as 32 hex digits, timestamps as text.
         self.row_head = (rules.customer_id.hex, rules.outdial_id.hex)
         self.row_tail = (*([0] * DESTINATION_SLOTS), None, stamp, stamp, None)
 
-    def __call__(self, target_id: str, texts: list[str], destinations: list[str | None]) -> Any:
+    def __call__(
+        self, target_id: str, texts: list[str], destinations: list[str | None],
+        zones: tuple[str | None, str],
+    ) -> Any:
         if not self.copy:
-            return (target_id, *self.row_head, *texts, "idle", *destinations, *self.row_tail)
+            return (target_id, *self.row_head, *texts, "idle", *destinations, *self.row_tail,
+                    *zones)
+        timezone, key = zones
         cells = [*map(_copy_text, texts), "idle",
                  *("\\N" if d is None else _copy_text(d) for d in destinations)]
-        return (target_id + self.copy_head + "\t".join(cells) + self.copy_tail).encode()
+        return (target_id + self.copy_head + "\t".join(cells) + self.copy_tail
+                + ("\\N" if timezone is None else timezone) + "\t" + key + "\n").encode()
 
 
 def _copy_text(value: str) -> str:

@@ -17,6 +17,14 @@ from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.destinations import validate_destination
 from outdial.outdials.repository import OutdialRepository
 from outdial.outdials.schemas import OutdialCreate, TargetWrite
+from outdial.strategy import reasons
+from outdial.strategy.windows import timezone_problem, zone_key
+
+
+def validate_timezone(value: str | None) -> str | None:
+    if value is not None and (problem := timezone_problem(value)):
+        raise InvalidArgument("timezone", problem)
+    return value or None
 
 
 def validate_destinations(values: list[Any]) -> list[dict[str, str] | None]:
@@ -126,11 +134,13 @@ class OutdialService:
         self, principal: Principal, outdial_id: uuid.UUID, body: TargetWrite
     ) -> OutdialTarget:
         destinations = validate_destinations(body.destinations())
+        timezone = validate_timezone(body.timezone)
         outdial = await self.live_outdial(principal, outdial_id)
         now = self.clock.now()
         target = OutdialTarget(
             id=uuid.uuid4(), customer_id=outdial.customer_id, outdial_id=outdial.id,
             name=body.name, detail=body.detail, data=body.data, status="idle",
+            timezone=timezone, zone_key=zone_key(timezone, destinations),
             tm_create=now, tm_update=now,
             **{f"destination_{n}": d for n, d in enumerate(destinations)},
             **{f"try_count_{n}": 0 for n in range(DESTINATION_SLOTS)},
@@ -161,6 +171,7 @@ class OutdialService:
         self, principal: Principal, outdial_id: uuid.UUID, target_id: uuid.UUID, body: TargetWrite
     ) -> OutdialTarget:
         destinations = validate_destinations(body.destinations())
+        timezone = validate_timezone(body.timezone)
         await self.live_outdial(principal, outdial_id)
         target = await self.get_target(principal, outdial_id, target_id, for_update=True)
         if target.tm_delete is not None:
@@ -173,6 +184,7 @@ class OutdialService:
         target.name, target.detail, target.data = body.name, body.detail, body.data
         for n, destination in enumerate(destinations):
             setattr(target, f"destination_{n}", destination)
+        target.timezone, target.zone_key = timezone, zone_key(timezone, destinations)
         target.tm_update = self.clock.now()
         return target
 
@@ -183,3 +195,14 @@ class OutdialService:
         if target.tm_delete is None:
             target.tm_delete = target.tm_update = self.clock.now()
         return target
+
+    async def waiting_of(
+        self, outdial_id: uuid.UUID, targets: list[OutdialTarget]
+    ) -> dict[uuid.UUID, reasons.Waiting]:
+        """Why each of these targets waits, now (strategy.reasons)."""
+        outdial = await self.session.get(Outdial, outdial_id)
+        if outdial is None or not targets:
+            return {}
+        await self.session.flush()
+        situation = await reasons.situation(self.session, outdial, self.clock.now())
+        return await reasons.waiting_of(self.session, situation, [t.id for t in targets])

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from outdial.models import Campaign, Outdial, Outplan
 from outdial.models.base import NIL_UUID
 from outdial.models.outdials import DESTINATION_SLOTS
+from outdial.strategy import reasons
 
 ATTEMPTS = "attempts made on destination_{n}: the sum of the targets' try_count_{n}"
 
@@ -42,6 +43,9 @@ class OutdialStats(BaseModel):
     attempts: int = Field(description="attempts on every slot")
     dialable_now: int = Field(description="idle targets with tries left whose try_interval has passed")
     waiting_retry: int = Field(description="idle targets with tries left still in their try_interval")
+    waiting_reasons: dict[str, int] = Field(
+        description="live targets per waiting_reason (strategy: the rules the engine claims by), "
+        "every reason present")
 
 
 _OUTDIAL = bindparam("outdial_id", type_=Uuid())
@@ -101,4 +105,11 @@ async def outdial_stats(session: AsyncSession, outdial: Outdial, now: dt.datetim
         **{f"attempts_{n}": a for n, a in enumerate(attempts)}, attempts=sum(attempts),
         dialable_now=int(idle.dialable) if live else 0,
         waiting_retry=int(idle.waiting) if live else 0,
+        waiting_reasons=await waiting_reasons(session, outdial, now),
     )
+
+
+async def waiting_reasons(session: AsyncSession, outdial: Outdial, now: dt.datetime) -> dict[str, int]:
+    """The outdial's targets counted per waiting reason: a part of its own, computed from the
+    reason's SQL expression, whatever the other figures are computed from."""
+    return await reasons.reason_counts(session, await reasons.situation(session, outdial, now))

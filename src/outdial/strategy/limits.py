@@ -5,7 +5,7 @@ Each attempt of a customer with limits is written down in `contacts` under its d
 normalised address as it is claimed; a target whose next destination has reached a limit waits
 (reason `contact_limit`) until the oldest contact counted leaves the window. The check is a
 count along ix_contacts_address (customer, address, time) per candidate row, so it stays cheap
-however long the history; the history is pruned past the longest window as campaigns take turns.
+however long the history; the history is pruned past the longest window allowed (31 days) as campaigns take turns.
 """
 
 import datetime as dt
@@ -187,16 +187,13 @@ async def mark_answered(session: AsyncSession, call_ids: Sequence[uuid.UUID]) ->
         )
 
 
-async def prune(
-    session: AsyncSession, customer_id: uuid.UUID, limits: Sequence[ContactLimit],
-    now: dt.datetime,
-) -> None:
-    """Forget up to PRUNE_ROWS contacts no limit counts any more (older than the longest
-    window; all of them once the customer has no limits)."""
-    horizon = now - dt.timedelta(milliseconds=max((limit.window for limit in limits), default=0))
+async def prune(session: AsyncSession, now: dt.datetime) -> None:
+    """Forget up to PRUNE_ROWS contacts older than any limit may count (MAX_WINDOW_MS), oldest
+    first along ix_contacts_age: the history stays bounded by the longest window allowed."""
     old = (
         select(CONTACTS.c.id)
-        .where(CONTACTS.c.customer_id == customer_id, CONTACTS.c.tm_create <= horizon)
+        .where(CONTACTS.c.tm_create <= now - dt.timedelta(milliseconds=MAX_WINDOW_MS))
+        .order_by(CONTACTS.c.tm_create)
         .limit(PRUNE_ROWS)
     )
     await session.execute(delete(CONTACTS).where(CONTACTS.c.id.in_(old.scalar_subquery())))

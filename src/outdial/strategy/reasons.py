@@ -289,6 +289,14 @@ def columns(s: Situation) -> list[ColumnElement[Any]]:
 # -- loading a situation ----------------------------------------------------------------------
 
 
+async def plan_for_rows(session: AsyncSession) -> None:
+    """The rules' SQL runs subqueries per row: PostgreSQL's cost estimates for it reach the JIT
+    threshold, and compiling (seconds) then costs far more than running (milliseconds). Off for
+    the rest of this transaction."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text("SET LOCAL jit = off"))
+
+
 async def zone_keys(session: AsyncSession, outdial_id: uuid.UUID) -> list[str]:
     """The distinct zone keys of an outdial's live targets: one probe of
     ix_outdial_targets_zone_key per key (a loose index scan), however long the list."""
@@ -360,16 +368,17 @@ async def waiting_of(
     """The reason, time and detail of some targets (a page of them)."""
     if not target_ids:
         return {}
+    await plan_for_rows(session)
     rows = await session.execute(
         select(TARGETS.c.id, *columns(s)).where(TARGETS.c.id.in_(list(target_ids)))
     )
     return {
-        row.id: Waiting(row.waiting_reason, _as_datetime(row.next_attempt_at), row.waiting_detail)
+        row.id: Waiting(row.waiting_reason, as_datetime(row.next_attempt_at), row.waiting_detail)
         for row in rows
     }
 
 
-def _as_datetime(value: Any) -> dt.datetime | None:
+def as_datetime(value: Any) -> dt.datetime | None:
     """A CASE mixing stored and computed times reads back as text on SQLite."""
     if value is None or isinstance(value, dt.datetime):
         return value
@@ -379,6 +388,7 @@ def _as_datetime(value: Any) -> dt.datetime | None:
 async def reason_counts(session: AsyncSession, s: Situation) -> dict[str, int]:
     """How many live targets of the outdial wait for each reason (every reason present, 0 if
     none): one aggregate over the outdial's targets, the reason being the SQL expression."""
+    await plan_for_rows(session)
     per_target = (
         select(reason_sql(s).label("reason"))
         .where(TARGETS.c.outdial_id == s.outdial_id, TARGETS.c.tm_delete.is_(None))

@@ -196,7 +196,7 @@ async def export_outdial_targets(
     outdial = await OutdialService(ctx.session, ctx.clock).get_outdial(ctx.principal, parse_id(outdial_id))
     await ctx.commit()  # the stream reads in sessions of its own; free SQLite's writer now
     return StreamingResponse(
-        export_targets(request.app.state.database, outdial.id, format),
+        export_targets(request.app.state.database, outdial.id, format, ctx.clock.now()),
         media_type=EXPORT_FORMATS[format],
         headers={"Content-Disposition": f'attachment; filename="outdial-{outdial.id}.{format}"'},
     )

@@ -15,6 +15,7 @@ from outdial.outdials.schemas import (
     TargetOut,
     TargetWrite,
 )
+from outdial.models import OutdialTarget
 from outdial.outdials.service import OutdialService
 from outdial.schemas import NameDetail
 
@@ -23,6 +24,11 @@ router = APIRouter(tags=["outdials"], route_class=JsonRulesRoute)
 
 def _service(ctx: Ctx) -> OutdialService:
     return OutdialService(ctx.session, ctx.clock)
+
+
+async def _with_waiting(service: OutdialService, target: OutdialTarget) -> TargetOut:
+    waiting = await service.waiting_of(target.outdial_id, [target])
+    return TargetOut.of(target, waiting.get(target.id))
 
 
 @router.get("/outdials")
@@ -82,9 +88,10 @@ async def delete_outdial(outdial_id: OutdialId, ctx: Ctx) -> OutdialOut:
 @router.post("/outdials/{outdial_id}/targets")
 async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: Ctx) -> TargetOut:
     """Add a target with up to five destinations (tel: E.164, sip: a SIP URI, email)."""
-    target = await _service(ctx).create_target(ctx.principal, parse_id(outdial_id), body)
+    service = _service(ctx)
+    target = await service.create_target(ctx.principal, parse_id(outdial_id), body)
     await ctx.commit()
-    return TargetOut.of(target)
+    return await _with_waiting(service, target)
 
 
 @router.get("/outdials/{outdial_id}/targets")
@@ -97,27 +104,31 @@ async def list_targets(
     ] = None,
 ) -> PageOut[TargetOut]:
     """The outdial's live targets, newest first, optionally only those in one status."""
-    page = await _service(ctx).list_targets(ctx.principal, parse_id(outdial_id), paging, status)
-    return PageOut.of(page, TargetOut.of)
+    service = _service(ctx)
+    page = await service.list_targets(ctx.principal, parse_id(outdial_id), paging, status)
+    waiting = await service.waiting_of(parse_id(outdial_id), list(page.rows))
+    return PageOut.of(page, lambda t: TargetOut.of(t, waiting.get(t.id)))
 
 
 @router.get("/outdials/{outdial_id}/targets/{target_id}")
 async def get_target(outdial_id: OutdialId, target_id: TargetId, ctx: Ctx) -> TargetOut:
     """One target of the outdial, deleted ones too."""
-    target = await _service(ctx).get_target(
+    service = _service(ctx)
+    target = await service.get_target(
         ctx.principal, parse_id(outdial_id, "outdial_id"), parse_id(target_id, "target_id")
     )
-    return TargetOut.of(target)
+    return await _with_waiting(service, target)
 
 
 @router.put("/outdials/{outdial_id}/targets/{target_id}")
 async def update_target(outdial_id: OutdialId, target_id: TargetId, body: TargetWrite, ctx: Ctx) -> TargetOut:
     """Replace a target's fields and destinations; 409 while it is being dialed."""
-    target = await _service(ctx).update_target(
+    service = _service(ctx)
+    target = await service.update_target(
         ctx.principal, parse_id(outdial_id, "outdial_id"), parse_id(target_id, "target_id"), body
     )
     await ctx.commit()
-    return TargetOut.of(target)
+    return await _with_waiting(service, target)
 
 
 @router.delete("/outdials/{outdial_id}/targets/{target_id}")

@@ -53,7 +53,7 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_contacts_address", ["customer_id", "address", "tm_create"], unique=False
         )
-        batch_op.create_index("ix_contacts_age", ["customer_id", "tm_create"], unique=False)
+        batch_op.create_index("ix_contacts_age", ["tm_create"], unique=False)
 
 
 def _zone_keys_of_existing_targets() -> None:
