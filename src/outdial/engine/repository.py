@@ -365,9 +365,14 @@ def claim_query(situation: Situation, room: int) -> Select[Any]:
     slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
     count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
     order = [DUE, TARGETS.c.id]
+    conditions = []
     campaign = situation.campaign
     if campaign is not None and campaign.priority == "fresh_first":
-        order.insert(0, TARGETS.c.next_attempt_at.is_not(None))
+        tried = TARGETS.c.next_attempt_at.is_not(None)
+        order.insert(0, tried)
+        # Always true; it names the index's third column, so that SQLite's planner reads
+        # ix_outdial_targets_fresh (untried, then tried, each in due order) instead of sorting.
+        conditions.append(tried.in_([False, True]))
     return (
         select(
             TARGETS.c.id, TARGETS.c.data, TARGETS.c.name, TARGETS.c.detail,
@@ -379,6 +384,7 @@ def claim_query(situation: Situation, room: int) -> Select[Any]:
             TARGETS.c.tm_delete.is_(None),
             TARGETS.c.status == "idle",
             *reasons.claimable(situation),
+            *conditions,
         )
         .order_by(*order)
         .limit(room)

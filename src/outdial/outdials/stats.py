@@ -55,7 +55,8 @@ def _tries_left(outplan: Outplan | None) -> str:
     if outplan is None:
         return "1 = 1"
     return "(" + " OR ".join(
-        f"(destination_{n} IS NOT NULL AND try_count_{n} < {int(outplan.max_try_count(n))})"
+        f"(destination_{n} IS NOT NULL AND try_count_{n} < {int(outplan.max_try_count(n))}"
+        f" AND first_slot <= {n})"
         for n in range(DESTINATION_SLOTS)
     ) + ")"
 
