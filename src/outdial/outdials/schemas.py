@@ -167,7 +167,8 @@ class TargetOut(BaseModel):
         return cls(
             timezone=row.timezone,
             waiting_reason=waiting.reason if waiting else None,
-            next_attempt_at=format_timestamp(waiting.next_attempt_at) if waiting else None,
+            next_attempt_at=format_timestamp(waiting.next_attempt_at)
+            if waiting and waiting.next_attempt_at else None,
             waiting_detail=waiting.detail if waiting else None,
             id=row.id, outdial_id=row.outdial_id, name=row.name, detail=row.detail, data=row.data,
             status=row.status,

@@ -212,5 +212,7 @@ class OutdialService:
         return await reasons.waiting_of(self.session, situation, [t.id for t in targets])
 
     async def _target_changed(self, target: OutdialTarget) -> None:
+        # With its waiting reason as of now, as the API answers the change.
+        waiting = await self.waiting_of(target.outdial_id, [target])
         await emit(self.session, catalogue.OUTDIALTARGET_UPDATED, target.customer_id,
-                   catalogue.outdialtarget(target), now=target.tm_update)
+                   catalogue.outdialtarget(target, waiting.get(target.id)), now=target.tm_update)

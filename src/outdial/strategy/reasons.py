@@ -283,7 +283,10 @@ def reason_sql(s: Situation) -> ColumnElement[str]:
 
 
 def _per_rule(s: Situation, part: str, dialable: Any) -> ColumnElement[Any]:
-    whens: list[tuple[Any, Any]] = [(TARGETS.c.status != "idle", literal(None))]
+    whens: list[tuple[Any, Any]] = [
+        (TARGETS.c.tm_delete.is_not(None), literal(None)),
+        (TARGETS.c.status != "idle", literal(None)),
+    ]
     for rule in RULES:
         if (allows := rule.allows(s)) is not None:
             value = getattr(rule, part)(s)
