@@ -154,7 +154,7 @@ async def run(args: argparse.Namespace) -> None:
               f"dialable_now {stats.dialable_now:,}, waiting_retry {stats.waiting_retry:,}")
         for round_ in range(args.export_rounds):  # alternated: the spread on a shared machine
             for format in ("csv", "ndjson"):
-                seconds, size = await timed(export_targets(database, outdial_id, format))
+                seconds, size = await timed(export_targets(database, outdial_id, format, dt.datetime.now(dt.UTC).replace(tzinfo=None)))
                 print(f"export ({format}, round {round_ + 1}): {seconds:.2f} s, {size / 1e6:.0f} MB")
             if not sqlite:
                 seconds, size = await pg_copy_to(url, outdial_id)

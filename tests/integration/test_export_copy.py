@@ -45,6 +45,10 @@ RAW_JSON = [
 ]
 
 
+async def situation(database: Database, outdial: uuid.UUID) -> Any:
+    return await export.situation_of(database, outdial, dt.datetime(2026, 3, 4, 6, 0, 0))
+
+
 @pytest.fixture
 def postgres_only(database_url: str) -> None:
     if database_url.startswith("sqlite"):
@@ -95,8 +99,8 @@ async def test_copy_export_is_byte_identical_to_the_python_export(
     outdial = await seed(database)
     monkeypatch.setattr(export, "COPY_BATCH_ROWS", 8)  # many batches, boundaries inside instants
     with use_time_format(form):  # type: ignore[arg-type]
-        expected = await collect(export.python_export(database, outdial, format))
-        got = await collect(export.copy_export(database, outdial, format))
+        expected = await collect(export.python_export(database, outdial, format, await situation(database, outdial)))
+        got = await collect(export.copy_export(database, outdial, format, await situation(database, outdial)))
     assert expected.count(b"\n") > 50
     if got != expected:  # show the first line that differs
         for mine, theirs in zip(got.split(b"\n"), expected.split(b"\n"), strict=False):
@@ -111,12 +115,12 @@ async def test_a_client_that_goes_away_leaves_the_pool_usable(
 ) -> None:
     outdial = await seed(database)
     monkeypatch.setattr(export, "COPY_BATCH_ROWS", 4)
-    stream = export.copy_export(database, outdial, "csv")
+    stream = export.copy_export(database, outdial, "csv", await situation(database, outdial))
     await anext(stream)
     await anext(stream)
     await stream.aclose()
-    assert (await collect(export.copy_export(database, outdial, "csv"))) == (
-        await collect(export.python_export(database, outdial, "csv")))
+    assert (await collect(export.copy_export(database, outdial, "csv", await situation(database, outdial)))) == (
+        await collect(export.python_export(database, outdial, "csv", await situation(database, outdial))))
 
 
 def test_a_sqlalchemy_expression_becomes_a_column_of_the_copy() -> None:

@@ -15,7 +15,8 @@ NIL = "00000000-0000-0000-0000-000000000000"
 # depends on whose id is in the path, not on the body.
 VALID_BODY = {"destination_0": TEL, "campaign_id": NIL, "name": "n", "detail": "d", "data": "x",
               "expire": 3600, "status": "stop", "actions": [], "service_level": 0,
-              "outplan_id": NIL, "outdial_id": NIL, "queue_id": NIL, "next_campaign_id": NIL}
+              "outplan_id": NIL, "outdial_id": NIL, "queue_id": NIL, "next_campaign_id": NIL,
+              "value": "+15559876543"}
 # A webhook's status words differ from a campaign's.
 WEBHOOK_BODY = {"url": "https://hooks.example.invalid/in", "status": "enabled"}
 
@@ -40,7 +41,11 @@ async def owned_ids(api: Api, app: Any, clock: FakeClock) -> dict[str, str]:
                           headers={"content-type": "text/csv"})).json()
     channel = (await api.post("/v1.0/channels", json={"type": "simulated"})).json()
     webhook = (await api.post("/v1.0/webhooks", json={"url": "https://hooks.example.invalid/in"})).json()
+    dnclist = (await api.post("/v1.0/dnclists", json={"name": "dnc"})).json()
+    entry = (await api.post(f"/v1.0/dnclists/{dnclist['id']}/entries",
+                            json={"value": "+15551112222"})).json()
     return {"webhook_id": webhook["id"], "delivery_id": "11111111-1111-4111-8111-111111111111",
+            "dnclist_id": dnclist["id"], "entry_id": entry["id"],
             "outdial_id": outdial["id"], "target_id": target["id"], "key_id": key["id"],
             "outplan_id": campaign["outplan_id"], "campaign_id": campaign["id"],
             "campaigncall_id": call_id, "import_id": job["id"], "channel_id": channel["id"]}

@@ -20,6 +20,8 @@ from outdial.api.routes import (
     campaigncalls,
     campaigns,
     channels,
+    contactlimits,
+    dnclists,
     events,
     health,
     imports,
@@ -135,6 +137,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(campaigns.router)
     v1.include_router(campaigncalls.router)
     v1.include_router(channels.router)
+    v1.include_router(contactlimits.router)
+    v1.include_router(dnclists.router)
     v1.include_router(events.router)
     v1.include_router(webhooks.router)
     app.include_router(health.router)

@@ -6,18 +6,20 @@ import would infer the same address from it, else the address object as JSON.
 Two paths write the same bytes (tests/integration/test_export_copy.py holds them equal):
 - PostgreSQL: the database writes every line itself, `COPY (SELECT <line>) TO STDOUT`, in
   keyset batches; each line is one SQL expression made of the columns' expressions
-  (COLUMNS), so a column computed in SQL is one more entry there.
+  (COLUMNS, then the waiting reason's columns, computed by the rules' own SQL), so a column
+  computed in SQL is one more entry there.
 - SQLite (and the reference for the above): keyset batches of rows formatted in Python.
 """
 
 import asyncio
 import contextlib
 import csv
+import datetime as dt
 import io
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +27,10 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects import postgresql
 
 from outdial.db import Database
-from outdial.models import OutdialTarget
+from outdial.models import Outdial, OutdialTarget
 from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.destinations import bare_target
+from outdial.strategy import reasons
 from outdial.timestamps import NEVER, current_time_format, format_timestamp
 
 BATCH_ROWS = 5000
@@ -38,23 +41,52 @@ COPY_BATCH_ROWS = 25_000
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 DESTINATIONS = tuple(f"destination_{n}" for n in range(DESTINATION_SLOTS))
 TRY_COUNTS = tuple(f"try_count_{n}" for n in range(DESTINATION_SLOTS))
+# After the stored columns, why each target waits, as of the export's start (strategy.reasons).
+WAITING = ("waiting_reason", "next_attempt_at", "waiting_detail")
 CSV_COLUMNS = ("id", "name", "detail", "data", "status", *DESTINATIONS, *TRY_COUNTS,
-               "tm_create", "tm_update")
+               "tm_create", "tm_update", "timezone", *WAITING)
 _TABLE = OutdialTarget.__table__
+# The stored due time gives way to next_attempt_at as the rules tell it.
+_STORED = [c for c in _TABLE.c if c.name != "next_attempt_at"]
 
 
 # -- Python: SQLite, and the reference the COPY path is held to -------------------------------
 
-async def target_batches(database: Database, outdial_id: uuid.UUID) -> AsyncIterator[list[Any]]:
-    """Live targets oldest first, by (tm_create, id): the index of target pages."""
+async def situation_of(
+    database: Database, outdial_id: uuid.UUID, now: dt.datetime
+) -> reasons.Situation | None:
+    """What the waiting rules read, as the export starts; None for no such outdial."""
+    async with database.sessions() as session:
+        outdial = await session.get(Outdial, outdial_id)
+        return None if outdial is None else await reasons.situation(session, outdial, now)
+
+
+async def target_batches(
+    database: Database, outdial_id: uuid.UUID, situation: reasons.Situation
+) -> AsyncIterator[list[Any]]:
+    """Live targets oldest first, by (tm_create, id): the index of target pages; each with its
+    waiting reason, next_attempt_at and detail as the rules stood when the export started."""
+    async for rows in keyset_batches(
+        database, _TABLE, _TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None),
+        columns=[*_STORED, *reasons.columns(situation)],
+    ):
+        yield rows
+
+
+async def keyset_batches(
+    database: Database, table: Any, *where: Any, columns: Sequence[Any] = ()
+) -> AsyncIterator[list[Any]]:
+    """Rows of `table` matching `where` (its `columns`, or all of them), oldest first by
+    (tm_create, id), BATCH_ROWS at a time, each batch read in a short session of its own: flat
+    memory however many there are."""
     after: tuple[Any, Any] | None = None
     while True:
-        query = select(_TABLE).where(_TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None))
+        query = select(*(columns or [table])).where(*where)
         if after is not None:
             # A row-value comparison, so that the index seeks to the position: bulk imports
             # give many rows one tm_create, and an OR of the two cases would rescan them.
-            query = query.where(tuple_(_TABLE.c.tm_create, _TABLE.c.id) > tuple_(*after))
-        query = query.order_by(_TABLE.c.tm_create, _TABLE.c.id).limit(BATCH_ROWS)
+            query = query.where(tuple_(table.c.tm_create, table.c.id) > tuple_(*after))
+        query = query.order_by(table.c.tm_create, table.c.id).limit(BATCH_ROWS)
         async with database.sessions() as session:
             rows = (await session.execute(query)).all()
         if not rows:
@@ -70,10 +102,12 @@ def _cell(address: dict[str, str] | None) -> str:
     return bare if bare is not None else json.dumps(address, separators=(",", ":"))
 
 
-async def python_export(database: Database, outdial_id: uuid.UUID, format: str) -> AsyncIterator[bytes]:
+async def python_export(
+    database: Database, outdial_id: uuid.UUID, format: str, situation: reasons.Situation
+) -> AsyncIterator[bytes]:
     if format == "csv":
         yield _csv_header()
-    async for rows in target_batches(database, outdial_id):
+    async for rows in target_batches(database, outdial_id, situation):
         if format == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
@@ -81,7 +115,9 @@ async def python_export(database: Database, outdial_id: uuid.UUID, format: str) 
                 (str(r.id), r.name, r.detail, r.data, r.status,
                  *(_cell(getattr(r, d)) for d in DESTINATIONS),
                  *(getattr(r, t) for t in TRY_COUNTS),
-                 format_timestamp(r.tm_create), format_timestamp(r.tm_update))
+                 format_timestamp(r.tm_create), format_timestamp(r.tm_update),
+                 r.timezone or "", r.waiting_reason or "", _moment(r.next_attempt_at),
+                 r.waiting_detail or "")
                 for r in rows
             )
             yield buffer.getvalue().encode()
@@ -94,7 +130,15 @@ async def python_export(database: Database, outdial_id: uuid.UUID, format: str) 
                 "tm_create": format_timestamp(r.tm_create),
                 "tm_update": format_timestamp(r.tm_update),
                 "tm_delete": format_timestamp(r.tm_delete),
+                "timezone": r.timezone, "waiting_reason": r.waiting_reason,
+                "next_attempt_at": _moment(r.next_attempt_at) or None,
+                "waiting_detail": r.waiting_detail,
             }) + "\n" for r in rows).encode()
+
+
+def _moment(value: Any) -> str:
+    moment = reasons.as_datetime(value)
+    return format_timestamp(moment) or "" if moment is not None else ""
 
 
 def _csv_header() -> bytes:
@@ -219,16 +263,38 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 
+def _optional_text(column: str) -> Column:
+    """A text that may be NULL: '' in CSV, null in JSON."""
+    return Column(column, lambda form: csv_cell(f"coalesce({column}, '')"),
+                  lambda form: f"(CASE WHEN {column} IS NULL THEN 'null' ELSE {json_string(column)} END)")
+
+
+def _optional_time(name: str, value: str) -> Column:
+    """A time that may be NULL: '' in CSV, null in JSON, whatever the time format."""
+    return Column(
+        name, lambda form: timestamp(value, form, "''"),
+        lambda form: "coalesce('\"' || " + timestamp(value, form, "NULL") + " || '\"', 'null')")
+
+
+# The target's zone, then why it waits: computed once per row in copy_query (AS waiting;
+# the rules' next_attempt_at is named apart from the stored column it replaces).
+WAITING_COLUMNS: tuple[Column, ...] = (
+    _optional_text("timezone"), _optional_text("waiting_reason"),
+    _optional_time("next_attempt_at", "waiting.next_attempt_at"), _optional_text("waiting_detail"),
+)
+
+
 def line_sql(format: str, form: str) -> str:
     """The SQL expression of one exported line (without its newline)."""
+    columns = (*COLUMNS, *WAITING_COLUMNS)
     if format == "csv":
-        return " || ',' || ".join(c.csv(form) for c in COLUMNS if c.csv is not None)
-    fields = [f"{_literal(json.dumps(c.name) + ': ')} || {c.json(form)}" for c in COLUMNS]
+        return " || ',' || ".join(c.csv(form) for c in columns if c.csv is not None)
+    fields = [f"{_literal(json.dumps(c.name) + ': ')} || {c.json(form)}" for c in columns]
     return "'{' || " + " || ', ' || ".join(fields) + " || '}'"
 
 
 def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, Any] | None,
-               until: tuple[Any, Any] | None) -> str:
+               until: tuple[Any, Any] | None, situation: reasons.Situation) -> str:
     """One batch of lines in export order, for COPY; keys are written as literals (COPY takes
     no parameters) from values the database itself gave."""
     where = [f"outdial_id = '{outdial_id}'", "tm_delete IS NULL"]
@@ -240,8 +306,12 @@ def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, 
     # OFFSET 0 keeps the planner from folding them back into every use.
     parsed = ", ".join(f"outdial_targets.{d}::jsonb AS {d}_jsonb" for d in DESTINATIONS)
     cells = ", ".join(f"{destination_cell(d)} AS {d}_cell" for d in DESTINATIONS)
+    reason, due, detail = (sql_text(c) for c in reasons.columns(situation))
+    waiting = (f"{reason} AS waiting_reason, CAST({due} AS timestamp) AS next_attempt_at, "
+               f"{detail} AS waiting_detail")
     return (f"SELECT {line_sql(format, form)} FROM outdial_targets "
             f"CROSS JOIN LATERAL (SELECT {parsed} OFFSET 0) AS parsed "
+            f"CROSS JOIN LATERAL (SELECT {waiting} OFFSET 0) AS waiting "
             + (f"CROSS JOIN LATERAL (SELECT {cells} OFFSET 0) AS cells " if format == "csv" else "")
             + f"WHERE {' AND '.join(where)} ORDER BY tm_create, id")
 
@@ -258,7 +328,9 @@ def unescape_copy_text(data: bytes) -> bytes:
     return _COPY_ESCAPE.sub(lambda m: _COPY_ESCAPES[m.group(1)], data)
 
 
-async def copy_export(database: Database, outdial_id: uuid.UUID, format: str) -> AsyncIterator[bytes]:
+async def copy_export(
+    database: Database, outdial_id: uuid.UUID, format: str, situation: reasons.Situation
+) -> AsyncIterator[bytes]:
     form = current_time_format()
     if format == "csv":
         yield _csv_header()
@@ -272,8 +344,9 @@ async def copy_export(database: Database, outdial_id: uuid.UUID, format: str) ->
                 query = query.where(tuple_(_TABLE.c.tm_create, _TABLE.c.id) > tuple_(*after))
             until = (await session.execute(query.order_by(_TABLE.c.tm_create, _TABLE.c.id)
                                            .offset(COPY_BATCH_ROWS - 1).limit(1))).first()
-        async for chunk in _copy(database, copy_query(format, form, outdial_id, after,
-                                                      tuple(until) if until else None), format):
+        query = copy_query(format, form, outdial_id, after, tuple(until) if until else None,
+                           situation)
+        async for chunk in _copy(database, query, format):
             yield chunk
         if until is None:
             return
@@ -326,7 +399,12 @@ async def _copy(database: Database, query: str, format: str) -> AsyncIterator[by
                 await task
 
 
-async def export_targets(database: Database, outdial_id: uuid.UUID, format: str) -> AsyncIterator[bytes]:
+async def export_targets(
+    database: Database, outdial_id: uuid.UUID, format: str, now: dt.datetime
+) -> AsyncIterator[bytes]:
+    situation = await situation_of(database, outdial_id, now)
+    if situation is None:
+        return
     export = python_export if database.is_sqlite else copy_export
-    async for chunk in export(database, outdial_id, format):
+    async for chunk in export(database, outdial_id, format, situation):
         yield chunk

@@ -21,6 +21,14 @@ from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.destinations import validate_destination
 from outdial.outdials.repository import OutdialRepository
 from outdial.outdials.schemas import OutdialCreate, TargetWrite
+from outdial.strategy import reasons
+from outdial.strategy.windows import timezone_problem, zone_key
+
+
+def validate_timezone(value: str | None) -> str | None:
+    if value is not None and (problem := timezone_problem(value)):
+        raise InvalidArgument("timezone", problem)
+    return value or None
 
 
 def validate_destinations(values: list[Any]) -> list[dict[str, str] | None]:
@@ -140,8 +148,9 @@ class OutdialService:
         self, principal: Principal, outdial_id: uuid.UUID, body: TargetWrite
     ) -> OutdialTarget:
         destinations = validate_destinations(body.destinations())
+        timezone = validate_timezone(body.timezone)
         outdial = await self.live_outdial(principal, outdial_id)
-        target = self._new_target(outdial.customer_id, outdial.id, body, destinations)
+        target = self._new_target(outdial.customer_id, outdial.id, body, destinations, timezone)
         self.repo.add(target)
         await self.repo.flush()
         return target
@@ -154,17 +163,19 @@ class OutdialService:
         only if the outdial is the customer's and live and the caller may write; None if not
         (create_target then tells why)."""
         destinations = validate_destinations(body.destinations())
-        target = self._new_target(customer_id, outdial_id, body, destinations)
+        timezone = validate_timezone(body.timezone)
+        target = self._new_target(customer_id, outdial_id, body, destinations, timezone)
         return target if await self.repo.insert_target_if(target, check, WRITERS) else None
 
     def _new_target(
         self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
-        destinations: list[dict[str, str] | None],
+        destinations: list[dict[str, str] | None], timezone: str | None,
     ) -> OutdialTarget:
         now = self.clock.now()
         return OutdialTarget(
             id=uuid.uuid4(), customer_id=customer_id, outdial_id=outdial_id,
             name=body.name, detail=body.detail, data=body.data, status="idle",
+            timezone=timezone, zone_key=zone_key(timezone, destinations),
             tm_create=now, tm_update=now,
             **{f"destination_{n}": d for n, d in enumerate(destinations)},
             **{f"try_count_{n}": 0 for n in range(DESTINATION_SLOTS)},
@@ -192,6 +203,7 @@ class OutdialService:
         self, principal: Principal, outdial_id: uuid.UUID, target_id: uuid.UUID, body: TargetWrite
     ) -> OutdialTarget:
         destinations = validate_destinations(body.destinations())
+        timezone = validate_timezone(body.timezone)
         await self.live_outdial(principal, outdial_id)
         target = await self.get_target(principal, outdial_id, target_id, for_update=True)
         if target.tm_delete is not None:
@@ -204,6 +216,7 @@ class OutdialService:
         target.name, target.detail, target.data = body.name, body.detail, body.data
         for n, destination in enumerate(destinations):
             setattr(target, f"destination_{n}", destination)
+        target.timezone, target.zone_key = timezone, zone_key(timezone, destinations)
         target.tm_update = self.clock.now()
         await self._target_changed(target)
         return target
@@ -217,6 +230,19 @@ class OutdialService:
             await self._target_changed(target)
         return target
 
+    async def waiting_of(
+        self, outdial_id: uuid.UUID, targets: list[OutdialTarget]
+    ) -> dict[uuid.UUID, reasons.Waiting]:
+        """Why each of these targets waits, now (strategy.reasons)."""
+        outdial = await self.session.get(Outdial, outdial_id)
+        if outdial is None or not targets:
+            return {}
+        await self.session.flush()
+        situation = await reasons.situation(self.session, outdial, self.clock.now())
+        return await reasons.waiting_of(self.session, situation, [t.id for t in targets])
+
     async def _target_changed(self, target: OutdialTarget) -> None:
+        # With its waiting reason as of now, as the API answers the change.
+        waiting = await self.waiting_of(target.outdial_id, [target])
         await emit(self.session, catalogue.OUTDIALTARGET_UPDATED, target.customer_id,
-                   catalogue.outdialtarget(target), now=target.tm_update)
+                   catalogue.outdialtarget(target, waiting.get(target.id)), now=target.tm_update)

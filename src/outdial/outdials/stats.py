@@ -21,6 +21,7 @@ from outdial.models import Campaign, Outdial, Outplan
 from outdial.models.base import NIL_UUID
 from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.counts import shape_of, shapes_query
+from outdial.strategy import reasons
 
 ATTEMPTS = "attempts made on destination_{n}: the sum of the targets' try_count_{n}"
 
@@ -45,6 +46,10 @@ class OutdialStats(BaseModel):
     attempts: int = Field(description="attempts on every slot")
     dialable_now: int = Field(description="idle targets with tries left whose try_interval has passed")
     waiting_retry: int = Field(description="idle targets with tries left still in their try_interval")
+    waiting_reasons: dict[str, int] | None = Field(
+        default=None,
+        description="live targets per waiting_reason (strategy: the rules the engine claims by), "
+        "every reason present; only when asked for with `reasons=true`, as it reads every target")
 
 
 async def _outplan_of(session: AsyncSession, outdial: Outdial) -> tuple[uuid.UUID, Outplan | None]:
@@ -68,7 +73,9 @@ def _waiting_query(outdial_id: uuid.UUID, limits: Limits | None, cutoff: dt.date
     return query if limits is None else query.where(tries_left(limits))
 
 
-async def outdial_stats(session: AsyncSession, outdial: Outdial, now: dt.datetime) -> OutdialStats:
+async def outdial_stats(
+    session: AsyncSession, outdial: Outdial, now: dt.datetime, reasons_wanted: bool = False
+) -> OutdialStats:
     """The stats from the counts per shape (outdials.counts), without reading the targets:
     only those still in their retry interval are counted from the table, along an index."""
     campaign_id, outplan = await _outplan_of(session, outdial)
@@ -102,4 +109,11 @@ async def outdial_stats(session: AsyncSession, outdial: Outdial, now: dt.datetim
         **{f"attempts_{n}": a for n, a in enumerate(attempts)}, attempts=sum(attempts),
         dialable_now=with_tries - waiting if live else 0,
         waiting_retry=waiting if live else 0,
+        waiting_reasons=await waiting_reasons(session, outdial, now) if reasons_wanted else None,
     )
+
+
+async def waiting_reasons(session: AsyncSession, outdial: Outdial, now: dt.datetime) -> dict[str, int]:
+    """The outdial's targets counted per waiting reason: a part of its own, computed from the
+    reason's SQL expression, whatever the other figures are computed from."""
+    return await reasons.reason_counts(session, await reasons.situation(session, outdial, now))
