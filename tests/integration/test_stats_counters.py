@@ -268,7 +268,7 @@ async def test_the_migration_counts_the_targets_already_there(database_url: str,
     database = Database(url)
     try:
         def before_0007(connection: Connection) -> None:
-            command.upgrade(alembic_config(connection), "0007_webhooks")
+            command.upgrade(alembic_config(connection), "0008_webhooks")
 
         async with database.engine.begin() as connection:
             await connection.run_sync(before_0007)

@@ -1,8 +1,8 @@
 """calling windows (campaigns.calling_window, targets' timezone and zone_key), contact limits
 (customers.contact_limits) and the contact history they count
 
-Revision ID: 0007_windows
-Revises: 0007_webhooks
+Revision ID: 0010_windows
+Revises: 0009_stats_counters
 Create Date: 2026-11-27 21:00:00.000000
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_windows"
-down_revision: str | None = "0007_webhooks"  # after the other 0007 revisions of main
+revision: str = "0010_windows"
+down_revision: str | None = "0009_stats_counters"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """retry rules on outplans, campaign priority, do-not-call lists and their entries
 
-Revision ID: 0007_retry_dnc
-Revises: 0007_windows
+Revision ID: 0011_retry_dnc
+Revises: 0010_windows
 Create Date: 2026-11-27 20:50:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_retry_dnc"
-down_revision: str | None = "0007_windows"
+revision: str = "0011_retry_dnc"
+down_revision: str | None = "0010_windows"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

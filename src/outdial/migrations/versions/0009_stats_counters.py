@@ -1,7 +1,7 @@
 """outdial stats from counters kept by triggers; targets know whether they were answered
 
-Revision ID: 0007_stats_counters
-Revises: 0007_webhooks
+Revision ID: 0009_stats_counters
+Revises: 0008_webhooks
 Create Date: 2026-11-27 20:50:00.000000
 
 Every change to outdial_targets — by the API, an import, the engine or any path added later —
@@ -30,8 +30,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_stats_counters"
-down_revision: str | None = "0007_webhooks"  # after main's 0007 migrations
+revision: str = "0009_stats_counters"
+down_revision: str | None = "0008_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
