@@ -99,11 +99,13 @@ class Api:
     extra: dict[str, Any] = field(default_factory=dict)
 
     async def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
-        params = dict(kwargs.pop("params", {}) or {})
+        # httpx replaces a path's own query with `params`: keep both.
+        url = httpx.URL(path)
+        params = [*url.params.multi_items(), *httpx.QueryParams(kwargs.pop("params", None) or {}).multi_items()]
         credential = self.token if token is None else token
-        if credential:
-            params.setdefault("token", credential)
-        return await self.http.request(method, path, params=params, **kwargs)
+        if credential and not any(key == "token" for key, _ in params):
+            params.append(("token", credential))
+        return await self.http.request(method, url.copy_with(query=None), params=params, **kwargs)
 
     async def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.call("GET", path, **kwargs)

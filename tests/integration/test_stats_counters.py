@@ -260,6 +260,11 @@ async def test_one_compactor_at_a_time_and_another_takes_over_an_expired_lease(
     await assert_exact(database, scenario.outdial_id)
 
 
+def as_of(table: Table, *later: str) -> Table:
+    """`table` as it was before the migrations that added the `later` columns."""
+    return Table(table.name, MetaData(), *(c._copy() for c in table.c if c.name not in later))
+
+
 async def test_the_migration_counts_the_targets_already_there(database_url: str, clock: FakeClock) -> None:
     if database_url.startswith("sqlite"):
         url = database_url.replace("outdial.db", "before-0007.db")
@@ -267,18 +272,18 @@ async def test_the_migration_counts_the_targets_already_there(database_url: str,
         url = databases.create_postgres_database()
     database = Database(url)
     try:
-        def before_0007(connection: Connection) -> None:
+        def before_counters(connection: Connection) -> None:
             command.upgrade(alembic_config(connection), "0008_webhooks")
 
         async with database.engine.begin() as connection:
-            await connection.run_sync(before_0007)
+            await connection.run_sync(before_counters)
         now = clock.now()
         customer, outdial = uuid.uuid4(), uuid.uuid4()
         columns = {"customer_id": customer, "outdial_id": outdial, "name": "", "detail": "",
                    "data": "", "tm_create": now}
         async with database.transaction() as session:
-            await session.execute(insert(Customer.__table__).values(id=customer, name="c", detail="",
-                                                                    tm_create=now))
+            await session.execute(insert(as_of(Customer.__table__, "contact_limits")).values(
+                id=customer, name="c", detail="", tm_create=now))
             await session.execute(insert(Outdial.__table__).values(
                 id=outdial, customer_id=customer, campaign_id=uuid.UUID(int=0), name="", detail="",
                 data="", tm_create=now))
@@ -289,9 +294,9 @@ async def test_the_migration_counts_the_targets_already_there(database_url: str,
                      "tm_delete": now if deleted else None}
                     for status, tries, deleted in [("idle", 0, False)] * 5 + [("done", 1, False)] * 3
                     + [("idle", 0, True)] * 2]
-            # The table as it was at 0006: without the answered column.
-            before = Table("outdial_targets", MetaData(),
-                           *(c._copy() for c in TARGETS.c if c.name != "answered"))
+            # The table as it was before: without the columns later migrations add.
+            before = as_of(TARGETS, "answered", "timezone", "zone_key", "first_slot",
+                           "outcome_tries")
             await session.execute(insert(before), rows)
         await upgrade_database(database)
         assert await counted(database, outdial) == Counter({
