@@ -94,11 +94,13 @@ def tls_context() -> ssl.SSLContext:
 
 @dataclass(frozen=True)
 class Sent:
-    """What one request got: the HTTP status (0: none), how long it took, what went wrong."""
+    """What one request got: the HTTP status (0: none), how long it took, what went wrong, and
+    the kind of outcome (metrics.WEBHOOK_RESULTS; "" when no request was made at all)."""
 
     status_code: int
     latency_ms: int
     error: str = ""
+    kind: str = ""
 
     @property
     def ok(self) -> bool:
@@ -131,20 +133,22 @@ class Sender:
                 request.cancel()
                 await asyncio.wait({request})
         if request.cancelled():
-            return Sent(0, elapsed(), f"no answer within {self.timeout:g} s")
+            return Sent(0, elapsed(), f"no answer within {self.timeout:g} s", "timeout")
         try:
             status_code = request.result()
         except Unresolved as error:
-            return Sent(0, elapsed(), str(error))
+            return Sent(0, elapsed(), str(error), "unreachable")
         except AddressRefused as error:
-            return Sent(0, elapsed(), f"refused: {error}")
+            return Sent(0, elapsed(), f"refused: {error}", "refused")
         except httpx.TimeoutException:
-            return Sent(0, elapsed(), f"no answer within {self.timeout:g} s")
+            return Sent(0, elapsed(), f"no answer within {self.timeout:g} s", "timeout")
         except (httpx.HTTPError, OSError) as error:
-            return Sent(0, elapsed(), f"{type(error).__name__}: {error}".rstrip(": "))
+            return Sent(0, elapsed(), f"{type(error).__name__}: {error}".rstrip(": "),
+                        "unreachable")
         if not 200 <= status_code < 300:
-            return Sent(status_code, elapsed(), f"the receiver answered {status_code}")
-        return Sent(status_code, elapsed())
+            return Sent(status_code, elapsed(), f"the receiver answered {status_code}",
+                        "rejected")
+        return Sent(status_code, elapsed(), kind="delivered")
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         parsed = httpx.URL(url)
