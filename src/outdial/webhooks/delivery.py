@@ -112,6 +112,7 @@ class Deliverer:
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}  # one per endpoint being sent to
         self._freed = asyncio.Event()
         self._next_prune: dt.datetime | None = None
+        self._stopping = False  # no endpoint task claims another run once set
 
     @property
     def busy_endpoints(self) -> int:
@@ -195,13 +196,42 @@ class Deliverer:
 
         task.add_done_callback(done)
 
-    async def _send_run(self, claim: Claim) -> None:
+    async def _send_run(self, claim: Claim | None) -> None:
+        """Send the endpoint's claimed runs one after another, claiming its next run as soon
+        as one is sent, until none is due (or a send failed, or the process stops)."""
+        webhook_id = claim.webhook_id if claim is not None else None
+        try:
+            while claim is not None and not self._stopping:
+                if not await self._send_claim(claim):
+                    return
+                async with self.database.transaction() as session:
+                    claim = await repo.claim(
+                        session, claim.webhook_id, owner=self.worker_id, now=self.clock.now(),
+                        lease_seconds=self.config.lease_seconds, most=self.config.claim_batch,
+                    )
+        except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
+            _log_failure(f"delivering to webhook {webhook_id}", error)
+            try:
+                async with self.database.transaction() as session:
+                    await repo.release(session, self.worker_id, webhook_id)
+            except Exception:  # noqa: BLE001 - the leases run out instead
+                log.warning("could not release the claims of webhook %s", webhook_id)
+
+    async def _send_claim(self, claim: Claim) -> bool:
         """Send the claimed deliveries one after another over the endpoint's kept-alive
         connection; stop at the first that fails (the rest wait behind it, in order). Those
-        that arrived are written down together, at the end of the run or every
-        RECORD_EVERY_SECONDS, rather than one transaction each: a process killed meanwhile
-        sends them again (at most this one claim), with the same webhook-ids."""
+        that arrived are written down together every RECORD_EVERY_SECONDS (while the next ones
+        are being sent) and at the end of the run, rather than one transaction each: a process
+        killed meanwhile sends them again (at most this one claim), with the same webhook-ids.
+        True when the whole run arrived and was written down."""
         arrived: list[tuple[Item, Sent]] = []
+        writing: asyncio.Future[bool] | None = None  # the previous group's write, if any
+
+        async def written() -> bool:
+            nonlocal writing
+            previous, writing = writing, None
+            return previous is None or await previous
+
         try:
             try:
                 secret = self.secrets.decrypt(claim.secret_encrypted)
@@ -211,8 +241,8 @@ class Deliverer:
             for item in claim.items:
                 if item.event is None:
                     sent = Sent(0, 0, "the event was pruned by retention before it was sent")
-                    if not await self._record_arrived(claim, arrived):
-                        return
+                    if not (await written() and await self._record_arrived(claim, arrived)):
+                        return False
                     await self._record_failed(claim, item, sent, give_up=True)
                     continue
                 if secret is None:
@@ -224,22 +254,20 @@ class Deliverer:
                 if sent.ok:
                     arrived.append((item, sent))
                     if self.clock.now() >= record_by:
-                        if not await self._record_arrived(claim, arrived):
-                            return
+                        if not await written():
+                            return False  # the lease was lost: another process has the run
+                        group, arrived = arrived, []
+                        writing = asyncio.ensure_future(self._record_arrived(claim, group))
                         record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
                     continue
                 # The ones before it first: the failure releases the rest of the claim.
-                if await self._record_arrived(claim, arrived):
+                if await written() and await self._record_arrived(claim, arrived):
                     await self._record_failed(claim, item, sent)
-                return
-            await self._record_arrived(claim, arrived)
-        except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
-            _log_failure(f"delivering to webhook {claim.webhook_id}", error)
-            try:
-                async with self.database.transaction() as session:
-                    await repo.release(session, self.worker_id, claim.webhook_id)
-            except Exception:  # noqa: BLE001 - the leases run out instead
-                log.warning("could not release the claims of webhook %s", claim.webhook_id)
+                return False
+            return await written() and await self._record_arrived(claim, arrived)
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()  # cancelled itself: the leases bring the run back
 
     async def _record_arrived(self, claim: Claim, arrived: list[tuple[Item, Sent]]) -> bool:
         """Write down (and empty) the deliveries that arrived, in one transaction; False when
@@ -311,6 +339,7 @@ class Deliverer:
                                     self.clock.sleep(self.config.poll_seconds))
                     self._freed.clear()
         finally:
+            self._stopping = True
             await self._drain()
             beats.cancel()
             await asyncio.gather(beats, return_exceptions=True)
