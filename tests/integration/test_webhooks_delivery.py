@@ -6,6 +6,8 @@ import asyncio
 import datetime as dt
 import random
 import socket
+import ssl
+from pathlib import Path
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,15 +17,18 @@ from sqlalchemy import func, select
 
 from outdial import metrics
 from outdial.channels.secrets import SecretBox
-from outdial.clock import FakeClock, utcnow
+from outdial.clock import FakeClock, SystemClock, utcnow
 from outdial.db import Database
 from outdial.dialers import Attempt, MockDialer, Outcome, OutcomeKind
 from outdial.events.outbox import EVENTS, emit, event_json
 from outdial.models import Campaigncall, Customer, Webhook, WebhookDelivery
+from outdial.webhooks import sending
 from outdial.webhooks.delivery import Deliverer, DeliveryConfig
+from outdial.webhooks.sending import Sender
 from outdial.webhooks.signing import generate_secret
 from tests.integration.test_metrics import Scrape
 from tests.engine_support import make_campaign, make_engine, tel
+from tests.smtp_support import self_signed_certificate
 from tests.webhook_support import Receiver
 
 BOX = SecretBox("test channel key")
@@ -293,6 +298,37 @@ async def test_a_killed_claim_is_sent_again_after_its_lease_with_the_same_id(
     # together: the whole run (≤ claim_batch) goes again, in order, then the fourth.
     assert ids[3:] == sorted(set(ids)) and ids[:3] == ids[3:6] and len(ids) == 7
     assert len(ids) - len(set(ids)) <= LOCAL.claim_batch
+
+
+async def test_https_goes_to_the_checked_address_with_the_hosts_name_for_tls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TLS handshake names the URL's host (SNI) and checks the certificate for it, while the
+    connection goes to the address the guard checked; one connection carries every request."""
+    key, certificate = self_signed_certificate(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(certificate, key)
+    names: list[str | None] = []
+    served.sni_callback = lambda _socket, name, _context: names.append(name)
+    receiver = Receiver(utcnow).start(tls=served)
+    url = f"https://localhost:{receiver.server.server_address[1]}/hook"
+    try:
+        # The system's trust store refuses the self-signed certificate: nothing is delivered.
+        untrusting = Sender(SystemClock(), 5.0, allow_private=True)
+        refused = await untrusting.send(url, b"{}", {"webhook-id": "1"})
+        await untrusting.aclose()
+        assert (refused.kind, refused.ok) == ("unreachable", False)
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.error
+        trusting = ssl.create_default_context(cafile=str(certificate))
+        monkeypatch.setattr(sending, "tls_context", lambda: trusting)
+        sender = Sender(SystemClock(), 5.0, allow_private=True)
+        sent = [await sender.send(url, b"{}", {"webhook-id": str(n)}) for n in range(3)]
+        await sender.aclose()
+    finally:
+        receiver.stop()
+    assert [(s.kind, s.status_code) for s in sent] == [("delivered", 200)] * 3
+    assert [r.headers["host"] for r in receiver.received] == [url.split("/")[2]] * 3
+    assert names == ["localhost"] * 2  # the refused handshake, then one kept-alive connection
 
 
 async def test_delivery_results_are_counted_in_the_metrics(
