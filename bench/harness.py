@@ -69,11 +69,19 @@ class Server:
 
 
 @contextmanager
-def running_server(database_url: str, startup_timeout_s: float = 60.0) -> Iterator[Server]:
-    """Start bench/server.py on a free port and wait until /health answers 200."""
+def running_server(
+    database_url: str, startup_timeout_s: float = 60.0, source: str | None = None
+) -> Iterator[Server]:
+    """Start bench/server.py on a free port and wait until /health answers 200. `source`: a
+    folder holding another version's `outdial` package (e.g. main's src/) to run instead of
+    the installed one."""
     port = free_port()
+    env = dict(os.environ)
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     process = subprocess.Popen(
         [sys.executable, str(SERVER_SCRIPT), "--database-url", database_url, "--port", str(port)],
+        env=env,
     )
     server = Server(f"http://127.0.0.1:{port}", process)
     try:

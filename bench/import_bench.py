@@ -5,11 +5,14 @@
 
 Prints wall time, rows/s and the server's peak memory (the serving process plus its checking
 workers, VmHWM from /proc), beside PostgreSQL's own COPY of the same rows already validated and
-beside one POST per target (10,000 POSTs, extrapolated).
+beside one POST per target (10,000 POSTs, extrapolated); then the export (CSV and NDJSON) beside
+PostgreSQL's own COPY TO of the same rows, and the stats, plain and with targets in their retry
+interval.
 """
 
 import argparse
 import asyncio
+import datetime as dt
 import os
 import random
 import signal
@@ -18,13 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import asyncpg
 import httpx
+from sqlalchemy import select, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests import databases
+from outdial.db import Database  # noqa: E402
+from outdial.models import Campaign, Outdial, OutdialTarget, Outplan  # noqa: E402
+from tests import databases  # noqa: E402
 
 ADMIN = {"username": "admin", "password": "admin-password-1"}
 # Numbers of several countries, as people write them: most in E.164, some national (US).
@@ -158,12 +165,77 @@ async def pg_copy_baseline(url: str, outdial_id: str) -> float:
         await connection.close()
 
 
+def export(http: httpx.Client, params: dict, outdial: str, format: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    size = 0
+    with http.stream("GET", f"/v1.0/outdials/{outdial}/targets/export",
+                     params={**params, "format": format}) as r:
+        for piece in r.iter_bytes():
+            size += len(piece)
+    return time.perf_counter() - started, size
+
+
+async def pg_copy_to(url: str, outdial_id: str) -> tuple[float, int]:
+    """PostgreSQL's own COPY TO of the exported rows, in export order, to a sink that counts."""
+    connection = await asyncpg.connect(url)
+    size = 0
+
+    async def sink(data: bytes) -> None:
+        nonlocal size
+        size += len(data)
+    try:
+        started = time.perf_counter()
+        await connection.copy_from_query(
+            "SELECT * FROM outdial_targets WHERE outdial_id = $1 AND tm_delete IS NULL "
+            "ORDER BY tm_create, id", outdial_id, output=sink, format="csv")
+        return time.perf_counter() - started, size
+    finally:
+        await connection.close()
+
+
+def stats_timing(http: httpx.Client, params: dict, outdial: str, times: int = 21) -> str:
+    timings = []
+    for _ in range(times):
+        started = time.perf_counter()
+        http.get(f"/v1.0/outdials/{outdial}/stats", params=params).raise_for_status()
+        timings.append(time.perf_counter() - started)
+    timings.sort()
+    return (f"best {timings[0] * 1000:.1f} ms, median {timings[len(timings) // 2] * 1000:.1f} ms, "
+            f"worst {timings[-1] * 1000:.1f} ms ({times} GETs, over HTTP with authentication)")
+
+
+async def start_retries(url: str, outdial_id: str, count: int) -> int:
+    """Give the outdial a campaign and an outplan (10 minutes between tries), and make `count`
+    targets look as if their first attempt has just ended: they wait out their interval."""
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            outdial = await session.get(Outdial, uuid.UUID(outdial_id))
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            outplan = Outplan(id=uuid.uuid4(), customer_id=outdial.customer_id, try_interval=600_000,
+                              max_try_count_0=3, max_try_count_1=3, max_try_count_2=3, tm_create=now)
+            campaign = Campaign(id=uuid.uuid4(), customer_id=outdial.customer_id, outplan_id=outplan.id,
+                                outdial_id=outdial.id, tm_create=now)
+            session.add_all([outplan, campaign])
+            await session.flush()
+            outdial.campaign_id = campaign.id
+            ids = select(OutdialTarget.id).where(OutdialTarget.outdial_id == outdial.id).limit(count)
+            await session.execute(update(OutdialTarget).where(OutdialTarget.id.in_(ids.scalar_subquery()))
+                                  .values(try_count_0=1, tm_last_end=now, next_attempt_at=now))
+        return count
+    finally:
+        await database.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--skip-posts", action="store_true", help="skip the one-POST-per-target run")
+    parser.add_argument("--export-rounds", type=int, default=2)
+    parser.add_argument("--waiting", type=int, default=10_000,
+                        help="targets put in their retry interval for the second stats figure")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="outdial-bench-"))
     url = (databases.create_postgres_database() if args.database == "postgresql"
@@ -205,22 +277,21 @@ def main() -> None:
             print(f"PostgreSQL COPY of the same validated rows: {copy:.1f} s "
                   f"({args.rows / copy:,.0f} rows/s); import / COPY = {elapsed / copy:.1f}x")
 
-        started = time.perf_counter()
-        size = 0
-        with http.stream("GET", f"/v1.0/outdials/{outdial}/targets/export", params=params) as r:
-            for piece in r.iter_bytes():
-                size += len(piece)
-        export = time.perf_counter() - started
-        print(f"export (csv): {export:.1f} s, {job['rows_imported'] / export:,.0f} rows/s, "
-              f"{size / 1e6:.0f} MB, server peak RSS so far {peak_kib(server.process.pid) / 1024:.0f} MB")
+        for round_ in range(args.export_rounds):  # alternated: the spread on a shared machine
+            for format in ("csv", "ndjson"):
+                seconds, size = export(http, params, outdial, format)
+                print(f"export ({format}, round {round_ + 1}): {seconds:.2f} s, "
+                      f"{job['rows_imported'] / seconds:,.0f} rows/s, {size / 1e6:.0f} MB, "
+                      f"server peak RSS so far {peak_kib(server.process.pid) / 1024:.0f} MB")
+            if args.database == "postgresql":
+                seconds, size = asyncio.run(pg_copy_to(url, outdial))
+                print(f"PostgreSQL's own COPY TO of the same rows (csv, export order): {seconds:.2f} s, "
+                      f"{size / 1e6:.0f} MB")
 
-        timings = []
-        for _ in range(5):
-            started = time.perf_counter()
-            http.get(f"/v1.0/outdials/{outdial}/stats", params=params).raise_for_status()
-            timings.append(time.perf_counter() - started)
-        print(f"stats at {job['rows_imported']:,} targets: best {min(timings) * 1000:.0f} ms, "
-              f"median {sorted(timings)[2] * 1000:.0f} ms")
+        print(f"stats at {job['rows_imported']:,} targets: {stats_timing(http, params, outdial)}")
+        waiting = asyncio.run(start_retries(url, outdial, args.waiting))
+        print(f"stats at {job['rows_imported']:,} targets, {waiting:,} of them in their retry "
+              f"interval: {stats_timing(http, params, outdial)}")
 
         if args.skip_posts:
             return

@@ -44,7 +44,10 @@ def drop_postgres_database(url: str) -> None:
 
 
 TABLES = (
-    "webhook_deliveries", "webhooks", "events", "import_row_errors", "import_row_targets", "import_jobs", "campaigncalls", "campaigns", "outplans", "channels", "outdial_targets", "outdials", "accesskeys",
+    "webhook_deliveries", "webhooks", "events", "contacts", "import_row_errors", "import_row_targets",
+    "import_jobs", "dnc_entries", "campaigncalls", "campaigns", "outplans", "channels",
+    "outdial_target_count_changes", "outdial_target_counts", "count_compactions", "outdial_targets",
+    "outdials", "dnclists", "accesskeys",
     "agents", "server_secrets", "customers",
 )
 

@@ -35,6 +35,10 @@ def use_time_format(form: TimeFormat) -> Iterator[None]:
         _time_format.reset(token)
 
 
+def current_time_format() -> TimeFormat:
+    return _time_format.get()
+
+
 def format_timestamp(value: dt.datetime | None) -> str | None:
     """A stored time (naive UTC) on the wire; an unset one is the sentinel, or null in rfc3339."""
     if _time_format.get() == "rfc3339":

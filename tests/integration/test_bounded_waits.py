@@ -130,3 +130,39 @@ async def test_a_statement_past_its_timeout_is_a_busy_database(postgres_url: str
         assert busy_reason(raised.value) == "a statement ran past the statement timeout"
     finally:
         await database.dispose()
+
+
+async def test_connections_the_server_dropped_are_replaced_without_an_error(
+    api: Api, database_url: str
+) -> None:
+    """No round trip checks a pooled connection before use: one the server has closed (a
+    restart, pg_terminate_backend) is known closed already and replaced at checkout."""
+    if "postgresql" not in database_url:
+        pytest.skip("SQLite has no server to drop connections")
+    import os
+
+    outdial = (await api.post("/v1.0/outdials", json={})).json()["id"]
+    calls = [lambda: api.get("/v1.0/outdials"), lambda: api.get(f"/v1.0/outdials/{outdial}"),
+             lambda: api.post(f"/v1.0/outdials/{outdial}/targets",
+                              json={"destination_0": {"type": "tel", "target": "+15559876543"}})]
+    # Several connections in each pool.
+    assert {r.status_code for r in await asyncio.gather(*(c() for c in calls * 3))} == {200}
+    mine = f"outdial api% {os.getpid()}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        dropped = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name LIKE $1", mine)
+        assert dropped >= 2
+        for _ in range(500):  # bounded: until the server has ended them
+            if not await admin.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", mine):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await admin.close()
+    for _ in range(3):
+        await asyncio.sleep(0)  # the client's loop reads the connections' ends
+    for call in calls * 3:
+        response = await call()
+        assert response.status_code == 200, response.text

@@ -23,7 +23,8 @@ from tests.integration.campaign_setup import (
 CAMPAIGN_FIELDS = [
     "id", "customer_id", "type", "name", "detail", "status", "service_level", "end_handle",
     "actions", "outplan_id", "outdial_id", "queue_id", "next_campaign_id",
-    "tm_create", "tm_update", "tm_delete", "concurrency", "dial_rate",
+    "tm_create", "tm_update", "tm_delete", "concurrency", "dial_rate", "calling_window",
+    "priority", "dnclist_ids",
 ]
 NEVER = "9999-01-01 00:00:00.000000"
 

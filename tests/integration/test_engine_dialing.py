@@ -6,6 +6,7 @@ from sqlalchemy import text
 
 from outdial.dialers import MockDialer, Outcome, OutcomeKind
 from outdial.engine.repository import claim_query
+from outdial.strategy.reasons import Situation
 from outdial.models import OutdialTarget
 from tests.engine_support import (
     HangingDialer,
@@ -270,7 +271,9 @@ async def test_targets_are_claimed_earliest_due_first_retries_and_new_ones_alike
 async def test_the_claim_reads_the_due_index_in_order(database, clock) -> None:
     """The claim is one query along ix_outdial_targets_due, in its order: no sort."""
     scenario = await make_campaign(database, clock, targets=[[A], [B]])
-    query = claim_query(scenario.outdial_id, (1, 0, 0, 0, 0), 60000, clock.now(), 5)
+    situation = Situation(clock.now(), scenario.customer_id, scenario.outdial_id,
+                          limits=(1, 0, 0, 0, 0), try_interval=60000)
+    query = claim_query(situation, 5)
     async with database.transaction() as session:
         sql = str(query.compile(session.bind, compile_kwargs={"literal_binds": True}))
         if database.is_sqlite:

@@ -61,7 +61,7 @@ async def test_csv_rows_become_targets_with_inferred_types(api: Api) -> None:
     response = await upload(api, outdial, body, CSV)
     assert response.status_code == 200, response.text
     job = response.json()
-    assert list(job) == ["id", "outdial_id", "status", "rows_total", "rows_imported",
+    assert list(job) == ["id", "outdial_id", "dnclist_id", "status", "rows_total", "rows_imported",
                          "rows_rejected", "rows_duplicate", "errors", "tm_create", "tm_end"]
     assert (job["status"], job["rows_total"], job["rows_imported"], job["rows_rejected"]) == ("done", 2, 2, 0)
     targets = {t["name"]: t for t in await all_targets(api, outdial)}
@@ -210,3 +210,45 @@ async def test_rows_checked_by_worker_processes(api: Api) -> None:
     assert (job["rows_imported"], job["rows_rejected"]) == (12_000, 1), job
     assert job["errors"] == [{"row": 12_001, "field": "destination_0.target",
                               "message": job["errors"][0]["message"]}]
+
+
+async def test_a_timezone_column_is_checked_by_the_api_s_rule_and_stored(api: Api) -> None:
+    outdial = await new_outdial(api)
+    body = (
+        "name,destination_0,timezone\n"
+        "ann,+12125550123,\n"
+        "cid,+13105550100,America/Chicago\n"
+        "bad,+13105550101,Mars/Olympus\n"
+    )
+    job = (await upload(api, outdial, body, CSV)).json()
+    assert (job["rows_imported"], job["rows_rejected"]) == (2, 1)
+    assert [(e["row"], e["field"]) for e in job["errors"]] == [(3, "timezone")]
+    refused = await api.post(f"/v1.0/outdials/{outdial}/targets", json={
+        "destination_0": tel("+13105550101"), "timezone": "Mars/Olympus"})
+    assert job["errors"][0]["message"] in assert_error(refused, 400, "INVALID_ARGUMENT")["message"]
+    targets = {t["name"]: t for t in await all_targets(api, outdial)}
+    assert (targets["ann"]["timezone"], targets["cid"]["timezone"]) == (None, "America/Chicago")
+    ndjson = json.dumps({"destination_0": "+13105550102", "timezone": "Europe/London"}) + "\n"
+    assert (await upload(api, outdial, ndjson, "application/x-ndjson")).json()["rows_imported"] == 1
+
+
+@pytest.mark.parametrize("settings", [0], indirect=True)
+async def test_imported_targets_get_the_zone_key_the_api_gives(api: Api, app: Any) -> None:
+    from sqlalchemy import select
+
+    from outdial.models import OutdialTarget
+    from outdial.strategy.windows import zone_key
+
+    outdial = await new_outdial(api)
+    body = ("destination_0,destination_1,timezone\n+16055550100,,\n+442071234567,a@example.com,\n"
+            "+12125550123,,Asia/Tokyo\n")
+    assert (await upload(api, outdial, body, CSV)).json()["rows_imported"] == 3
+    async with app.state.database.transaction() as session:
+        rows = (await session.scalars(select(OutdialTarget))).all()
+    keys = sorted(r.zone_key for r in rows)
+    assert keys == sorted([
+        zone_key(None, [tel("+16055550100")]),
+        zone_key(None, [tel("+442071234567"), {"type": "email", "target": "a@example.com"}]),
+        "Asia/Tokyo",
+    ])
+    assert "America/Denver America/North_Dakota/Center" in keys

@@ -19,6 +19,7 @@ OUTPLAN_FIELDS = [
     "id", "customer_id", "name", "detail", "source", "dial_timeout", "try_interval",
     "max_try_count_0", "max_try_count_1", "max_try_count_2", "max_try_count_3",
     "max_try_count_4", "tm_create", "tm_update", "tm_delete", "sip_channel_id", "email_channel_id",
+    "retry_rules",
 ]
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 NEVER = "9999-01-01 00:00:00.000000"

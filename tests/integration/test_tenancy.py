@@ -15,7 +15,10 @@ NIL = "00000000-0000-0000-0000-000000000000"
 # depends on whose id is in the path, not on the body.
 VALID_BODY = {"destination_0": TEL, "campaign_id": NIL, "name": "n", "detail": "d", "data": "x",
               "expire": 3600, "status": "stop", "actions": [], "service_level": 0,
-              "outplan_id": NIL, "outdial_id": NIL, "queue_id": NIL, "next_campaign_id": NIL}
+              "outplan_id": NIL, "outdial_id": NIL, "queue_id": NIL, "next_campaign_id": NIL,
+              "value": "+15559876543"}
+# A webhook's status words differ from a campaign's.
+WEBHOOK_BODY = {"url": "https://hooks.example.invalid/in", "status": "enabled"}
 
 
 def v1_routes(app: Any) -> list[tuple[str, str]]:
@@ -37,7 +40,13 @@ async def owned_ids(api: Api, app: Any, clock: FakeClock) -> dict[str, str]:
     job = (await api.post(f"/v1.0/outdials/{outdial['id']}/imports", content=b"destination_0\n+15559876543\n",
                           headers={"content-type": "text/csv"})).json()
     channel = (await api.post("/v1.0/channels", json={"type": "simulated"})).json()
-    return {"outdial_id": outdial["id"], "target_id": target["id"], "key_id": key["id"],
+    webhook = (await api.post("/v1.0/webhooks", json={"url": "https://hooks.example.invalid/in"})).json()
+    dnclist = (await api.post("/v1.0/dnclists", json={"name": "dnc"})).json()
+    entry = (await api.post(f"/v1.0/dnclists/{dnclist['id']}/entries",
+                            json={"value": "+15551112222"})).json()
+    return {"webhook_id": webhook["id"], "delivery_id": "11111111-1111-4111-8111-111111111111",
+            "dnclist_id": dnclist["id"], "entry_id": entry["id"],
+            "outdial_id": outdial["id"], "target_id": target["id"], "key_id": key["id"],
             "outplan_id": campaign["outplan_id"], "campaign_id": campaign["id"],
             "campaigncall_id": call_id, "import_id": job["id"], "channel_id": channel["id"]}
 
@@ -53,7 +62,8 @@ async def test_another_customers_ids_answer_404_on_every_route(api: Api, app: An
     for method, path in v1_routes(app):
         if "{" not in path:
             continue
-        response = await api.call(method, fill(path, theirs), token=intruder, json=VALID_BODY)
+        body = WEBHOOK_BODY if path.startswith("/v1.0/webhooks") else VALID_BODY
+        response = await api.call(method, fill(path, theirs), token=intruder, json=body)
         assert response.status_code == 404, (method, path, response.text)
         assert_error(response, 404, response.json()["error"]["reason"])
         checked += 1

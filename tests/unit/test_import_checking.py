@@ -49,9 +49,10 @@ def test_national_cell_is_stored_or_refused_as_the_general_path_does(
     except InvalidArgument as error:
         expected: Any = (error.field, error.problem)
     else:
-        expected = (json.dumps(address), int(address["target"][1:]))
+        expected = (json.dumps(address), int(address["target"][1:]), address["target"])
     try:
-        got: Any = _destination(2, cell, rules)
+        stored, key, reached = _destination(2, cell, rules)
+        got: Any = (stored, key, reached["target"])
     except InvalidArgument as error:
         got = (error.field, error.problem)
     assert got == expected

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outdial import __version__
 from outdial.api.dashboard import install_dashboard
-from outdial.api.deps import authenticated
+from outdial.api.deps import credential
 from outdial.api.docs import install_docs
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
 from outdial.api.metrics import HttpMetricsMiddleware, metrics_router
@@ -20,6 +20,8 @@ from outdial.api.routes import (
     campaigncalls,
     campaigns,
     channels,
+    contactlimits,
+    dnclists,
     events,
     health,
     imports,
@@ -28,6 +30,7 @@ from outdial.api.routes import (
     webhooks,
 )
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
+from outdial.auth.cache import CredentialCache
 from outdial.auth.service import AuthService
 from outdial.channels.secrets import CHANNEL_KEY_NAME, SecretBox
 from outdial.clock import Clock, SystemClock
@@ -35,6 +38,7 @@ from outdial.db import Database, Limits
 from outdial.engine import BackgroundEngine
 from outdial.imports.service import ImportRunner
 from outdial.migrations import upgrade_database
+from outdial.outdials.counts import Compactor
 from outdial.settings import Settings
 from outdial.timestamps import TimeFormat, use_time_format
 
@@ -90,6 +94,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         )
         app.state.imports = ImportRunner(settings, clock)
         await app.state.imports.start()
+        compactor = Compactor(database, clock)
+        compactor.start()
         engine = (
             BackgroundEngine.start(settings, clock, app.state.channel_secrets)
             if settings.engine_in_process else None
@@ -99,6 +105,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         finally:
             if engine is not None:
                 await engine.stop()
+            await compactor.stop()
             await app.state.imports.close()
             await app.state.read_database.dispose()
             await database.dispose()
@@ -113,9 +120,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.clock = clock
     app.state.stopping = False  # set by `outdial serve` on SIGTERM (cli/server.py)
+    app.state.credentials = CredentialCache()
 
     v1 = APIRouter(
-        prefix="/v1.0", dependencies=[Depends(authenticated)],
+        # Each route depends on `authenticated` (Ctx) or, for the hot ones, on
+        # `deferred_authentication` (DeferredCtx); tests/unit/test_authenticated_routes.py holds
+        # every /v1.0 route to that.
+        prefix="/v1.0", dependencies=[Depends(credential)],
         responses=error_responses(*AUTHENTICATED_ERRORS),
     )
     v1.include_router(auth.router)
@@ -126,6 +137,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(campaigns.router)
     v1.include_router(campaigncalls.router)
     v1.include_router(channels.router)
+    v1.include_router(contactlimits.router)
+    v1.include_router(dnclists.router)
     v1.include_router(events.router)
     v1.include_router(webhooks.router)
     app.include_router(health.router)

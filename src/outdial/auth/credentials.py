@@ -45,6 +45,12 @@ def issue_login_token(agent_id: uuid.UUID, secret: str, now: dt.datetime, lifeti
 
 def read_login_token(token: str, secret: str, now: dt.datetime) -> uuid.UUID | None:
     """The agent id a valid, unexpired token names; None for anything else."""
+    claims = read_login_claims(token, secret, now)
+    return claims[0] if claims else None
+
+
+def read_login_claims(token: str, secret: str, now: dt.datetime) -> tuple[uuid.UUID, float] | None:
+    """The agent id and expiry (POSIX seconds) of a valid, unexpired token; None for anything else."""
     try:
         # Expiry is checked against the injected clock below, not the wall clock inside PyJWT.
         claims = jwt.decode(
@@ -53,7 +59,7 @@ def read_login_token(token: str, secret: str, now: dt.datetime) -> uuid.UUID | N
         )
         if not _is_finite_number(claims["exp"]) or claims["exp"] <= now.replace(tzinfo=dt.UTC).timestamp():
             return None
-        return uuid.UUID(claims["sub"])
+        return uuid.UUID(claims["sub"]), float(claims["exp"])
     except (jwt.InvalidTokenError, ValueError, TypeError):
         return None
 

@@ -2,12 +2,57 @@
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, ScalarSelect, and_, bindparam, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.auth.cache import Credential
 from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.models import AccessKey, Agent, Customer, ServerSecret
+
+_KEYS, _AGENTS = AccessKey.__table__, Agent.__table__
+# An access key's live agent: one of the key's customer that is not deleted.
+_KEY_AGENT = _KEYS.outerjoin(_AGENTS, and_(
+    _AGENTS.c.id == _KEYS.c.agent_id, _AGENTS.c.customer_id == _KEYS.c.customer_id,
+    _AGENTS.c.tm_delete.is_(None),
+))
+# What a live key may do: its agent's permission, or an admin's for keys older than key owners;
+# NULL when its agent is gone.
+_KEY_PERMISSION = case((_KEYS.c.agent_id.is_(None), literal("admin")), else_=_AGENTS.c.permission)
+
+
+@dataclass(frozen=True)
+class CallerCheck:
+    """A credential's permission of the moment, NULL once it (or its agent) is deleted: a
+    scalar subquery built once (one index look-up by primary key), so that a route can read it
+    in its own statement, and the parameters it binds. Expiry is not in it: it never changes,
+    and is checked against the clock."""
+
+    permission: ScalarSelect[str | None]
+    parameters: dict[str, Any]
+
+
+_TOKEN_PERMISSION = (
+    select(_AGENTS.c.permission)
+    .where(_AGENTS.c.id == bindparam("caller_agent_id"),
+           _AGENTS.c.customer_id == bindparam("caller_customer_id"), _AGENTS.c.tm_delete.is_(None))
+    .scalar_subquery()
+)
+_ACCESS_KEY_PERMISSION = (
+    select(_KEY_PERMISSION).select_from(_KEY_AGENT)
+    .where(_KEYS.c.id == bindparam("caller_key_id"), _KEYS.c.tm_delete.is_(None))
+    .scalar_subquery()
+)
+_CHECKS = {expression: select(expression) for expression in (_TOKEN_PERMISSION, _ACCESS_KEY_PERMISSION)}
+
+
+def live_permission(credential: Credential) -> CallerCheck:
+    if credential.access_key_id is None:
+        return CallerCheck(_TOKEN_PERMISSION, {"caller_agent_id": credential.agent_id,
+                                               "caller_customer_id": credential.customer_id})
+    return CallerCheck(_ACCESS_KEY_PERMISSION, {"caller_key_id": credential.access_key_id})
 
 
 class AuthRepository:
@@ -31,6 +76,28 @@ class AuthRepository:
 
     async def find_access_key(self, token_hash: str) -> AccessKey | None:
         return await self.session.scalar(select(AccessKey).where(AccessKey.token_hash == token_hash))
+
+    async def live_agent(self, agent_id: uuid.UUID) -> Row | None:
+        """A login token's agent, unless deleted: (customer_id, permission)."""
+        return (await self.session.execute(
+            select(_AGENTS.c.customer_id, _AGENTS.c.permission)
+            .where(_AGENTS.c.id == agent_id, _AGENTS.c.tm_delete.is_(None))
+        )).one_or_none()
+
+    async def live_access_key(self, token_hash: str) -> Row | None:
+        """The key of this digest, unless deleted: (id, customer_id, agent_id, tm_expire,
+        permission), the permission NULL when its agent is gone."""
+        return (await self.session.execute(
+            select(_KEYS.c.id, _KEYS.c.customer_id, _KEYS.c.agent_id, _KEYS.c.tm_expire,
+                   _KEY_PERMISSION.label("permission"))
+            .select_from(_KEY_AGENT)
+            .where(_KEYS.c.token_hash == token_hash, _KEYS.c.tm_delete.is_(None))
+        )).one_or_none()
+
+    async def permission_of(self, credential: Credential) -> str | None:
+        check = live_permission(credential)
+        connection = await self.session.connection()
+        return (await connection.execute(_CHECKS[check.permission], check.parameters)).scalar()
 
     async def get_access_key(self, customer_id: uuid.UUID, key_id: uuid.UUID) -> AccessKey | None:
         return await self.session.scalar(

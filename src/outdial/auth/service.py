@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth import credentials
+from outdial.auth.cache import Credential, CredentialCache
 from outdial.auth.repository import AuthRepository
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
@@ -34,6 +35,10 @@ class Permission(enum.StrEnum):
     AGENT = "agent"
 
 
+# The permissions the API's calls need.
+WRITERS = (Permission.ADMIN.value, Permission.MANAGER.value)
+
+
 @dataclass(frozen=True)
 class Principal:
     """An authenticated caller: the customer it acts for and with what permission."""
@@ -44,8 +49,27 @@ class Principal:
     access_key_id: uuid.UUID | None = None
 
     def require_manager(self) -> None:
-        if self.permission not in (Permission.ADMIN, Permission.MANAGER):
+        if self.permission not in WRITERS:
             raise PermissionDenied("this call needs the admin or manager permission")
+
+
+def confirm(
+    credential: Credential, permission: str | None, cache: CredentialCache | None = None,
+    token: str = "",
+) -> Principal:
+    """The caller a credential is, given its live permission (None: it or its agent is deleted)."""
+    if permission is None:
+        if cache is not None:
+            cache.forget(token)
+        raise Unauthenticated(_refusal(credential))
+    return Principal(credential.customer_id, Permission(permission), agent_id=credential.agent_id,
+                     access_key_id=credential.access_key_id)
+
+
+def _refusal(credential: Credential) -> str:
+    if credential.access_key_id is None:
+        return "the token is invalid or has expired"
+    return "the access key is invalid, expired or deleted, or its agent has been deleted"
 
 
 @dataclass(frozen=True)
@@ -149,30 +173,50 @@ class AuthService:
         assert agent is not None
         return credentials.issue_login_token(agent.id, secret, self.clock.now(), lifetime_s)
 
-    async def authenticate(self, token: str, secret: str) -> Principal:
+    async def authenticate(
+        self, token: str, secret: str, cache: CredentialCache | None = None
+    ) -> Principal:
         """Resolve a login token or an access key; anything not currently valid is refused."""
-        if credentials.looks_like_jwt(token):
-            agent_id = credentials.read_login_token(token, secret, self.clock.now())
-            agent = await self.repo.get_agent(agent_id) if agent_id else None
-            if agent is None or agent.tm_delete is not None:
-                raise Unauthenticated("the token is invalid or has expired")
-            return Principal(agent.customer_id, Permission(agent.permission), agent_id=agent.id)
-        return await self.authenticate_access_key(token)
+        credential, permission = await self.identify(token, secret, cache)
+        if permission is None:
+            permission = await self.repo.permission_of(credential)
+        return confirm(credential, permission, cache, token)
 
     async def authenticate_access_key(self, token: str) -> Principal:
         """A live key acts with its agent's permission of the moment, so deleting the agent (or
         lowering its permission) reaches its keys at once. Keys older than key owners act as
         their customer's admin."""
-        key = await self.repo.find_access_key(credentials.access_key_digest(token))
-        if key is None or key.tm_delete is not None or key.tm_expire <= self.clock.now():
-            raise Unauthenticated("the access key is invalid, expired or deleted")
-        if key.agent_id is None:
-            return Principal(key.customer_id, Permission.ADMIN, access_key_id=key.id)
-        agent = await self.repo.get_agent(key.agent_id)
-        if agent is None or agent.tm_delete is not None or agent.customer_id != key.customer_id:
-            raise Unauthenticated("the access key's agent has been deleted")
-        return Principal(key.customer_id, Permission(agent.permission), agent_id=agent.id,
-                         access_key_id=key.id)
+        return await self.authenticate(token, secret="")
+
+    async def identify(
+        self, token: str, secret: str, cache: CredentialCache | None = None
+    ) -> tuple[Credential, str | None]:
+        """The credential the token is, from `cache` or proven now (and then kept there), with
+        its live permission when proving it read that (else None: the caller reads it, see
+        repository.live_permission). An expired, unknown or deleted one is refused."""
+        now = self.clock.now()
+        credential = cache.get(token) if cache is not None else None
+        if credential is not None:
+            if credential.expired(now):
+                cache.forget(token)  # type: ignore[union-attr]
+                raise Unauthenticated(_refusal(credential))
+            return credential, None
+        if credentials.looks_like_jwt(token):
+            claims = credentials.read_login_claims(token, secret, now)
+            agent = await self.repo.live_agent(claims[0]) if claims else None
+            if claims is None or agent is None:
+                raise Unauthenticated("the token is invalid or has expired")
+            credential = Credential(agent.customer_id, claims[0], None, token_exp=claims[1])
+            permission = agent.permission
+        else:
+            key = await self.repo.live_access_key(credentials.access_key_digest(token))
+            if key is None or key.tm_expire <= now:
+                raise Unauthenticated("the access key is invalid, expired or deleted")
+            credential = Credential(key.customer_id, key.agent_id, key.id, key_expire=key.tm_expire)
+            permission = key.permission
+        if cache is not None:
+            cache.put(token, credential)
+        return credential, permission
 
     # -- access keys -------------------------------------------------------------------------
 

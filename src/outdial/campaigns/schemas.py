@@ -24,9 +24,26 @@ END_HANDLE = "stop: stop once no target can be dialed again; continue: keep runn
 CONCURRENCY = "most attempts in flight at once (1-1000)"
 DIAL_RATE = "most new attempts per second (1-1000)"
 TYPE = "call (the only type this service runs)"
+CALLING_WINDOW = (
+    "when destinations may be dialed, in each one's own time zone: {days: [mon..sun], start: "
+    "HH:MM, end: HH:MM (or 24:00), timezone_default: an IANA zone for destinations with no "
+    "known zone, holidays: [YYYY-MM-DD]}; null: any time"
+)
+_WINDOW_EXAMPLE = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "20:00",
+                   "timezone_default": "America/New_York", "holidays": ["2026-12-25"]}
+RETRY_RULES = (
+    "what each outcome does next, by outcome (busy, no_answer, rejected, failed, unreachable, "
+    "invalid_destination, canceled): {interval (ms, replaces try_interval), max_tries (n or "
+    "null: tries on one destination that may end so), next (retry, next_destination or "
+    "finish), backoff (optional factor >= 1 per such try)}; null: try_interval for all")
+PRIORITY = "due_first (earliest due first) or fresh_first (untried targets before retries)"
+DNCLIST_IDS = ("the do-not-call lists the campaign honours (besides the customer's lists "
+               "that apply to all)")
 _DIAL_INFO_EXAMPLE = {
     "source": {"type": "tel", "target": "+15550000000"}, "dial_timeout": 30000,
     "try_interval": 600000, "max_try_count_0": 2, "max_try_count_1": 1,
+    "retry_rules": {"busy": {"interval": 120000, "max_tries": 3, "next": "retry", "backoff": 2.0},
+                    "rejected": {"interval": 0, "next": "finish"}},
 }
 _ACTION_EXAMPLE = {"type": "talk", "option": {"text": "Hello, this is a reminder."}}
 _RESOURCE_INFO_EXAMPLE = {
@@ -64,6 +81,8 @@ class DialInfo(Body):
     email_channel_id: Id | None = Field(
         None, description="channel sending to email destinations (smtp or simulated); "
         "nil UUID: none; left out: kept (none on creation)")
+    # Checked by strategy.retry.check_retry_rules, which names the field inside the rules.
+    retry_rules: dict[str, Any] | None = Field(None, description=RETRY_RULES)
 
     def max_try_counts(self) -> list[int]:
         return [getattr(self, f"max_try_count_{n}") for n in range(5)]
@@ -99,6 +118,7 @@ class OutplanOut(BaseModel):
         description="the channel dialing tel and sip destinations; the nil UUID: none")
     email_channel_id: uuid.UUID = Field(
         description="the channel sending to email destinations; the nil UUID: none")
+    retry_rules: dict[str, Any] | None = Field(description=RETRY_RULES)
 
     @classmethod
     def of(cls, row: Outplan) -> "OutplanOut":
@@ -112,6 +132,7 @@ class OutplanOut(BaseModel):
             tm_create=format_timestamp(row.tm_create), tm_update=format_timestamp(row.tm_update),
             tm_delete=format_timestamp(row.tm_delete),
             sip_channel_id=row.sip_channel_id, email_channel_id=row.email_channel_id,
+            retry_rules=row.retry_rules,
         )
 
 
@@ -154,6 +175,10 @@ class CampaignCreate(ResourceInfo):
     actions: list[Action] = Field(default_factory=list, description=ACTIONS)
     concurrency: int = Field(10, description=CONCURRENCY)
     dial_rate: int = Field(10, description=DIAL_RATE)
+    calling_window: dict[str, Any] | None = Field(
+        None, description=CALLING_WINDOW, examples=[_WINDOW_EXAMPLE])
+    priority: str = Field("due_first", description=PRIORITY)
+    dnclist_ids: list[Id] = Field(default_factory=list, description=DNCLIST_IDS)
 
 
 class CampaignUpdate(Body):
@@ -170,6 +195,10 @@ class CampaignUpdate(Body):
     service_level: int | None = Field(None, description=SERVICE_LEVEL + "; left out: kept")
     concurrency: int | None = Field(None, description=CONCURRENCY + "; left out: kept")
     dial_rate: int | None = Field(None, description=DIAL_RATE + "; left out: kept")
+    calling_window: dict[str, Any] | None = Field(
+        None, description=CALLING_WINDOW + "; left out: kept", examples=[_WINDOW_EXAMPLE])
+    priority: str | None = Field(None, description=PRIORITY + "; left out: kept")
+    dnclist_ids: list[Id] | None = Field(None, description=DNCLIST_IDS + "; left out: kept")
 
 
 class CampaignStatusUpdate(Body):
@@ -211,6 +240,9 @@ class CampaignOut(BaseModel):
     tm_delete: str | None = Field(description=TM_DELETE)
     concurrency: int = Field(description=CONCURRENCY)
     dial_rate: int = Field(description=DIAL_RATE)
+    calling_window: dict[str, Any] | None = Field(description=CALLING_WINDOW)
+    priority: str = Field(description=PRIORITY)
+    dnclist_ids: list[uuid.UUID] = Field(description=DNCLIST_IDS)
 
     @classmethod
     def of(cls, row: Campaign) -> "CampaignOut":
@@ -223,6 +255,8 @@ class CampaignOut(BaseModel):
             tm_create=format_timestamp(row.tm_create), tm_update=format_timestamp(row.tm_update),
             tm_delete=format_timestamp(row.tm_delete),
             concurrency=row.concurrency, dial_rate=row.dial_rate,
+            calling_window=row.calling_window,
+            priority=row.priority, dnclist_ids=[uuid.UUID(str(i)) for i in row.dnclist_ids or []],
         )
 
 
@@ -253,7 +287,8 @@ class CampaigncallOut(BaseModel):
     tm_update: str | None = Field(description=TM_UPDATE)
     tm_delete: str | None = Field(description=TM_DELETE)
     outcome: str = Field(description="how it ended: answered, busy, no_answer, rejected, failed, "
-                                     "canceled, unreachable or invalid_destination")
+                                     "canceled, unreachable or invalid_destination; dnc: not "
+                                     "dialed, the destination is on a do-not-call list")
     tm_end: str | None = Field(description="when it ended, UTC; `9999-01-01 00:00:00.000000` until then")
     channel_id: uuid.UUID = Field(
         description="the channel that placed it; the nil UUID: the server's simulated dialer")

@@ -12,6 +12,7 @@ locks its outdial, so two started at once on one outdial are taken one after the
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +40,9 @@ from outdial.models.base import NIL_UUID
 from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.destinations import validate_address
 from outdial.outdials.repository import OutdialRepository
+from outdial.strategy.windows import stored_window, window_problem
+from outdial.strategy.dnc import referenced_lists
+from outdial.strategy.retry import check_retry_rules
 
 DIAL_TIMEOUT_MS = (1_000, 600_000)
 TRY_INTERVAL_MS = (0, 30 * 24 * 3600 * 1000)
@@ -50,6 +54,7 @@ SERVICE_LEVEL = (0, 2**31 - 1)
 CAMPAIGN_TYPES = ("call",)
 END_HANDLES = ("stop", "continue")
 REQUESTED_STATUSES = ("run", "stop")
+PRIORITIES = ("due_first", "fresh_first")
 
 
 def check_range(field: str, value: int, bounds: tuple[int, int], unit: str = "") -> int:
@@ -63,6 +68,13 @@ def check_one_of(field: str, value: str, accepted: tuple[str, ...]) -> str:
     if value not in accepted:
         raise InvalidArgument(field, f"{value!r} is not accepted (one of: {', '.join(accepted)})")
     return value
+
+
+def check_window(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A calling window as stored, or 400 naming the field at fault."""
+    if problem := window_problem(value):
+        raise InvalidArgument(*problem)
+    return stored_window(value)
 
 
 def check_actions(actions: list[Action]) -> list[dict[str, object]]:
@@ -177,7 +189,8 @@ class OutplanService:
             check_range(f"max_try_count_{n}", count, MAX_TRY_COUNT)
             for n, count in enumerate(body.max_try_counts())
         ]
-        outplan.source = source
+        retry_rules = check_retry_rules(body.retry_rules)
+        outplan.source, outplan.retry_rules = source, retry_rules
         outplan.dial_timeout, outplan.try_interval = dial_timeout, try_interval
         for n in range(DESTINATION_SLOTS):
             setattr(outplan, f"max_try_count_{n}", max_try_counts[n])
@@ -198,12 +211,17 @@ class CampaignService:
         check_range("concurrency", body.concurrency, CONCURRENCY)
         check_range("dial_rate", body.dial_rate, DIAL_RATE, " per second")
         check_range("service_level", body.service_level, SERVICE_LEVEL)
+        calling_window = check_window(body.calling_window)
+        check_one_of("priority", body.priority, PRIORITIES)
+        dnclist_ids = await referenced_lists(self.session, principal.customer_id, body.dnclist_ids)
         campaign = Campaign(
             id=uuid.uuid4(), customer_id=principal.customer_id, type=body.type, name=body.name,
             detail=body.detail, status="stop", service_level=body.service_level,
             end_handle=body.end_handle, actions=actions, concurrency=body.concurrency,
             dial_rate=body.dial_rate, outplan_id=NIL_UUID, outdial_id=NIL_UUID,
             queue_id=NIL_UUID, next_campaign_id=NIL_UUID, tm_create=self.clock.now(),
+            calling_window=calling_window,
+            priority=body.priority, dnclist_ids=dnclist_ids,
         )
         await self._apply_resource_info(principal, campaign, body)
         self.repo.add(campaign)
@@ -244,9 +262,18 @@ class CampaignService:
             check_range("dial_rate", body.dial_rate, DIAL_RATE, " per second")
         if body.service_level is not None:
             check_range("service_level", body.service_level, SERVICE_LEVEL)
+        calling_window = check_window(body.calling_window)
+        if body.priority is not None:
+            check_one_of("priority", body.priority, PRIORITIES)
         campaign = await self.live_campaign(principal, campaign_id)
+        if body.dnclist_ids is not None:
+            campaign.dnclist_ids = await referenced_lists(
+                self.session, principal.customer_id, body.dnclist_ids)
         campaign.name, campaign.detail = body.name, body.detail
-        for field in ("type", "end_handle", "service_level", "concurrency", "dial_rate"):
+        if "calling_window" in body.model_fields_set:  # null: no window any more
+            campaign.calling_window = calling_window
+        for field in ("type", "end_handle", "service_level", "concurrency", "dial_rate",
+                      "priority"):
             if (value := getattr(body, field)) is not None:
                 setattr(campaign, field, value)
         campaign.tm_update = self.clock.now()

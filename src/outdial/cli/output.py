@@ -116,6 +116,17 @@ def milliseconds(value: Any) -> str:
     return f"{value / 1000:g}s"
 
 
+def waiting(target: dict[str, Any]) -> str:
+    """Why a target waits, and until when: "outside_calling_window until 2026-06-01 15:00:00
+    (America/Denver)"; just the reason when nothing more is known."""
+    reason = target.get("waiting_reason") or ""
+    if reason in ("", "dialable", "in_progress", "answered", "exhausted", "campaign_not_running"):
+        return reason
+    until = target.get("next_attempt_at")
+    detail = target.get("waiting_detail")
+    return reason + (f" until {stamp(until)[:19]}" if until else "") + (f" ({detail})" if detail else "")
+
+
 # --- columns of each resource's list ------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -140,6 +151,7 @@ COLUMNS: dict[str, list[Column]] = {
         Column("id", _field("id"), True), Column("name", _field("name")),
         Column("status", _field("status"), True), Column("destinations", destinations, True),
         Column("tries", lambda t: per_slot(t, "try_count"), True),
+        Column("waiting", waiting, True),
         Column("created", _field("tm_create"), True),
     ],
     "outplan": [
@@ -202,7 +214,7 @@ COLUMNS: dict[str, list[Column]] = {
 # in `get` and in --json.
 LEFT_OUT_FIRST: dict[str, list[str]] = {
     "outdial": ["created", "campaign", "detail"],
-    "target": ["created", "tries", "status"],
+    "target": ["created", "tries", "waiting", "status"],
     "outplan": ["created", "source", "interval", "tries"],
     "campaign": ["created", "outplan", "outdial", "end"],
     "channel": ["created", "host"],

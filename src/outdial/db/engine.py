@@ -4,6 +4,7 @@ and the bounds on every wait (pool checkout, locks, statements, a hung client's 
 import asyncio
 import os
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.util import await_only
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -87,6 +89,9 @@ def busy_reason(error: BaseException) -> str | None:
     if isinstance(error, exc.TimeoutError):
         return "no database connection came free in time"
     if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            # The server went away under a statement; the pool has dropped its connections.
+            return "the connection to the database was lost"
         original = error.orig
         busy = _BUSY_SQLSTATES.get(getattr(original, "sqlstate", None) or "")
         if busy:
@@ -96,8 +101,71 @@ def busy_reason(error: BaseException) -> str | None:
     return None
 
 
+# Execution option of a connection that runs single statements outside any transaction: no
+# BEGIN, so on SQLite no write lock and on PostgreSQL no BEGIN/ROLLBACK round trips.
+NO_TRANSACTION = "outdial_no_transaction"
+
+
+class WriterQueue:
+    """The writers of one SQLite file in this process, let in one at a time in arrival order.
+
+    SQLite's own wait for its write lock (busy_timeout) retries with growing sleeps, so among
+    many waiting writers some wait far longer than others. Writers of this process wait here
+    instead, first come first served, and only the one at the head asks SQLite for the lock.
+    A transaction holds its place from BEGIN to COMMIT or ROLLBACK — no longer than SQLite's
+    own lock — so code that ends its transaction before opening another cannot deadlock here.
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()  # asyncio.Lock wakes its waiters in FIFO order
+        self.holder: asyncio.Task[Any] | None = None
+
+    @property
+    def waiting(self) -> int:
+        return len(getattr(self._lock, "_waiters", None) or ())
+
+    async def acquire(self, timeout: float) -> None:
+        task = asyncio.current_task()
+        if self.holder is not None and self.holder is task:
+            # The same task already writes on another connection: waiting would wait for itself.
+            raise _locked("this task already holds the database's writer on another session")
+        try:
+            async with asyncio.timeout(timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise _locked("another writer held the database past the lock timeout") from None
+        self.holder = task
+
+    def release(self) -> None:
+        self.holder = None
+        self._lock.release()
+
+
+def _locked(why: str) -> exc.OperationalError:
+    """Reported as SQLite reports its own lock wait running out, so callers see one error."""
+    return exc.OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(f"database is locked: {why}"))
+
+
+# One queue per database file and event loop: every engine of the process on that file shares it.
+_writer_queues: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, WriterQueue]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def writer_queue(path: str) -> WriterQueue:
+    queues = _writer_queues.setdefault(asyncio.get_running_loop(), {})
+    return queues.setdefault(os.path.abspath(path), WriterQueue())
+
+
 def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+    path = engine.url.database or ""
+    shared_file = path not in ("", ":memory:") and not path.startswith("file:")
+    sync_engine = engine.sync_engine
+    dialect = sync_engine.dialect
+    # The queue whose place each connection (by its DBAPI connection) holds.
+    holding: dict[int, WriterQueue] = {}
+
+    @event.listens_for(sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so that every transaction can begin
         # IMMEDIATE: SQLite then has one writer at a time, and a reader never has to upgrade
@@ -111,9 +179,60 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
         cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(sync_engine, "begin")
     def on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(NO_TRANSACTION):
+            return  # single statements in SQLite's autocommit mode: a reader, no write lock
+        if shared_file:
+            queue = writer_queue(path)
+            await_only(queue.acquire(busy_timeout))
+            holding[id(connection.connection.dbapi_connection)] = queue
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            release(connection.connection.dbapi_connection)
+            raise
+
+    def release(dbapi_connection: Any) -> None:
+        queue = holding.pop(id(dbapi_connection), None)
+        if queue is not None:
+            queue.release()
+
+    # The place is given up once COMMIT or ROLLBACK has returned, so that the next writer's
+    # BEGIN IMMEDIATE finds SQLite's lock free rather than falling into its busy handler.
+    # Both are called with the pool's proxy, also by the pool's reset of a returned connection.
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def commit_then_release(proxy: Any) -> None:
+        try:
+            do_commit(proxy)
+        finally:
+            release(proxy.dbapi_connection)
+
+    def rollback_then_release(proxy: Any) -> None:
+        try:
+            do_rollback(proxy)
+        finally:
+            release(proxy.dbapi_connection)
+
+    dialect.do_commit = commit_then_release  # type: ignore[method-assign]
+    dialect.do_rollback = rollback_then_release  # type: ignore[method-assign]
+
+    @event.listens_for(sync_engine.pool, "invalidate")
+    def on_invalidate(dbapi_connection: Any, _record: Any, _error: Any) -> None:
+        release(dbapi_connection)
+
+
+def _configure_postgres(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # Instead of a round trip per checkout (pool_pre_ping): asyncpg marks a connection
+        # closed as soon as the server's end of it goes away (a restart, an administrator's
+        # pg_terminate_backend), so a dead one is replaced here at no cost. One that dies
+        # while in use fails its statement, and SQLAlchemy then drops every pooled connection
+        # made before it; that request answers 503 (see busy_reason) and may be retried.
+        if dbapi_connection.driver_connection.is_closed():
+            raise exc.DisconnectionError("the server closed this connection")
 
 
 class Database:
@@ -133,7 +252,7 @@ class Database:
         options: dict[str, Any] = {"echo": echo, "pool_timeout": self.limits.pool_timeout}
         if not self.is_sqlite:
             options.update(
-                pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                pool_size=pool_size, max_overflow=pool_size,
                 connect_args={
                     "timeout": CONNECT_TIMEOUT_SECONDS,
                     "server_settings": {
@@ -145,7 +264,14 @@ class Database:
         self.engine = create_async_engine(self.url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine, self.limits.lock_timeout)
+        else:
+            _configure_postgres(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Execution options of a session's connection that runs each statement on its own, as
+        # a request that only reads with one statement does.
+        self.no_transaction: dict[str, Any] = (
+            {NO_TRANSACTION: True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
+        )
         self._probe: AsyncEngine | None = None
 
     @asynccontextmanager

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.engine.rules import SLOTS
 from outdial.models import Campaign, Campaigncall, OutdialTarget, Outplan
+from outdial.strategy.dnc import DNC_OUTCOME
+from outdial.strategy.retry import least_wait
 
 
 async def audit_campaign(
@@ -34,9 +36,10 @@ async def audit_campaign(
     calls: dict[uuid.UUID, list[Campaigncall]] = defaultdict(list)
     for call in await session.scalars(
         select(Campaigncall)
-        .where(Campaigncall.campaign_id == campaign_id)
+        .where(Campaigncall.campaign_id == campaign_id, Campaigncall.outcome != DNC_OUTCOME)
         .order_by(Campaigncall.tm_create, Campaigncall.id)
     ):
+        # A slot passed over for a do-not-call list is recorded, but was no try.
         calls[call.outdial_target_id].append(call)
 
     problems: list[str] = []
@@ -61,7 +64,7 @@ async def audit_campaign(
         for before, after in pairwise(mine):
             if before.tm_end is None or after.tm_create < before.tm_end:
                 problems.append(f"target {target.id}: attempts {before.id} and {after.id} overlap")
-            elif after.tm_create - before.tm_end < interval:
+            elif after.tm_create - before.tm_end < _least_wait(outplan, before, interval):
                 problems.append(
                     f"target {target.id}: attempt {after.id} began "
                     f"{after.tm_create - before.tm_end} after the previous ended"
@@ -69,3 +72,11 @@ async def audit_campaign(
         if finished:
             problems.extend(f"attempt {c.id} is {c.status}" for c in mine if c.status != "done")
     return problems
+
+
+def _least_wait(outplan: Outplan, before: Campaigncall, interval: dt.timedelta) -> dt.timedelta:
+    """The shortest wait allowed after `before`: try_interval, or its outcome's retry rule."""
+    if not outplan.retry_rules:
+        return interval
+    return dt.timedelta(
+        milliseconds=least_wait(outplan.retry_rules, before.outcome, outplan.try_interval))

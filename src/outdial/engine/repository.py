@@ -19,14 +19,12 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    ColumnElement,
     Integer,
     Select,
     and_,
     bindparam,
     case,
     exists,
-    false,
     func,
     insert,
     or_,
@@ -43,33 +41,27 @@ from outdial.dialers.base import Outcome, OutcomeKind
 from outdial.events import catalogue
 from outdial.events.outbox import NewEvent, emit_many
 from outdial.engine.rules import SLOTS, call_result, choose_destination
-from outdial.models import Campaign, Campaigncall, Channel, Outdial, OutdialTarget, Outplan
+from outdial.models import (
+    Campaign,
+    Campaigncall,
+    Channel,
+    Customer,
+    Outdial,
+    Outplan,
+)
 from outdial.models.base import NIL_UUID
+from outdial.strategy import limits as contact_limits
+from outdial.strategy import reasons
+from outdial.strategy.reasons import DUE, TARGETS, Limits, Situation, tries_left
+from outdial.strategy import dnc, retry
 
-TARGETS = OutdialTarget.__table__
 CALLS = Campaigncall.__table__
 IN_FLIGHT = CALLS.c.status != "done"
-# When a target is due: a never-tried one since its creation, a retry at its last end plus the
-# try_interval (stored as next_attempt_at when the attempt closes). Claims go earliest due
-# first, along the index ix_outdial_targets_due, whose expression this must stay equal to.
-DUE = func.coalesce(TARGETS.c.next_attempt_at, TARGETS.c.tm_create)
 # SQLite and PostgreSQL both cap the parameters of one statement; stay well under.
 CHUNK = 500
 # How long a claim waits for a channel's row lock (another claim on the same trunk) before it
 # gives the campaign's turn up for this round.
 CHANNEL_LOCK_TIMEOUT_MS = 2000
-
-Limits = tuple[int, ...]
-
-
-def tries_left(max_try_counts: Sequence[Any]) -> ColumnElement[bool]:
-    """SQL for "some slot has a destination and tries left" (see rules.choose_destination)."""
-    terms = [
-        and_(TARGETS.c[f"destination_{n}"].is_not(None), TARGETS.c[f"try_count_{n}"] < limit)
-        for n, limit in zip(SLOTS, max_try_counts, strict=True)
-        if not isinstance(limit, int) or limit > 0
-    ]
-    return or_(*terms) if terms else false()
 
 
 def limits_of(outplan: Outplan | None) -> Limits:
@@ -96,6 +88,7 @@ class Claimed:
     target_data: str
     limits: Limits
     try_interval: int  # ms
+    retry_rules: dict[str, Any] | None = None  # the outplan's, see strategy/retry.py
     target_name: str = ""
     target_detail: str = ""
     channel_id: uuid.UUID = NIL_UUID
@@ -115,6 +108,8 @@ class Closing:
     try_interval: int  # ms, from this end to the target's next attempt
     report: Outcome | None = None  # what the channel said (SIP code, SMTP reply …)
     channel_type: str = ""  # as claimed; for the metrics
+    retry_rules: dict[str, Any] | None = None  # what the outcome does next, when set
+    destination_index: int = 0  # the slot dialed
 
 
 @dataclass
@@ -211,13 +206,30 @@ async def take_turn(
     )
     room = min(most, campaign.concurrency - in_flight, campaign.dial_rate - started)
     if room > 0:
-        routes = await _routes(session, outplan, now)
-        if routes is None:  # another claim holds the trunk: this campaign waits a round
-            return []
-        claimed = await _claim_targets(
-            session, campaign, outplan, outdial, limits, room, worker_id, now,
-            lease_seconds, routes,
+        situation = await reasons.situation(
+            session, outdial, now, campaign=campaign, outplan=outplan
         )
+        if situation.contact_limits:
+            # Two campaigns of one customer claim one at a time, so that both never see a
+            # destination under its cap and dial it past it. One that finds the customer
+            # locked gives its turn up this round, as for the campaign's own lock. FOR NO KEY
+            # UPDATE: inserts that merely reference the customer are not held up.
+            held = await session.scalar(
+                select(Customer.id).where(Customer.id == campaign.customer_id)
+                .with_for_update(skip_locked=True, key_share=True)
+            )
+            if held is None:
+                return []
+            await contact_limits.prune(session, now)
+        if not situation.nothing_open():
+            await reasons.plan_for_rows(session)
+            routes = await _routes(session, outplan, now)
+            if routes is None:  # another claim holds the trunk: this campaign waits a round
+                return []
+            claimed = await _claim_targets(
+                session, campaign, outplan, outdial, situation, room, worker_id, now,
+                lease_seconds, routes,
+            )
 
     if (
         not claimed
@@ -350,32 +362,39 @@ async def _has_pending_targets(
     )
 
 
-def claim_query(
-    outdial_id: uuid.UUID, limits: Limits, try_interval: int, now: dt.datetime, room: int
-) -> Select[Any]:
-    """Up to `room` dialable targets of the outdial, earliest due first: one query along
-    ix_outdial_targets_due, however long the list."""
+def claim_query(situation: Situation, room: int) -> Select[Any]:
+    """Up to `room` dialable targets of the outdial, earliest due first (a `fresh_first`
+    campaign: untried ones first): one query along ix_outdial_targets_due
+    (ix_outdial_targets_fresh), however long the list. Dialable: idle, and every strategy rule
+    allows it now (strategy.reasons: tries left, interval passed, window open, under the
+    contact limits …), the very rules a waiting target's reason is told from. A rule that
+    passes slots over (the do-not-call lists) is selected instead, per slot: the claim takes
+    such a target and records its listed slots as `dnc` rather than dial them."""
     slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
     count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
+    order = [DUE, TARGETS.c.id]
+    conditions = []
+    campaign = situation.campaign
+    if campaign is not None and campaign.priority == "fresh_first":
+        tried = TARGETS.c.next_attempt_at.is_not(None)
+        order.insert(0, tried)
+        # Always true; it names the index's third column, so that SQLite's planner reads
+        # ix_outdial_targets_fresh (untried, then tried, each in due order) instead of sorting.
+        conditions.append(tried.in_([False, True]))
     return (
         select(
             TARGETS.c.id, TARGETS.c.data, TARGETS.c.name, TARGETS.c.detail,
-            *slot_columns, *count_columns,
+            *slot_columns, *count_columns, TARGETS.c.first_slot,
+            *dnc.listed_columns(situation),
         )
         .where(
-            TARGETS.c.outdial_id == outdial_id,
+            TARGETS.c.outdial_id == situation.outdial_id,
             TARGETS.c.tm_delete.is_(None),
             TARGETS.c.status == "idle",
-            DUE <= now,
-            # Never sooner than the outplan's interval now, even if it grew since the
-            # target's next_attempt_at was set.
-            or_(
-                TARGETS.c.tm_last_end.is_(None),
-                TARGETS.c.tm_last_end <= now - dt.timedelta(milliseconds=try_interval),
-            ),
-            tries_left(limits),
+            *reasons.claimable(situation),
+            *conditions,
         )
-        .order_by(DUE, TARGETS.c.id)
+        .order_by(*order)
         .limit(room)
         # PostgreSQL: rows another claimer holds are passed over, never waited for.
         .with_for_update(skip_locked=True)
@@ -387,26 +406,38 @@ async def _claim_targets(
     campaign: Campaign,
     outplan: Outplan,
     outdial: Outdial,
-    limits: Limits,
+    situation: Situation,
     room: int,
     worker_id: str,
     now: dt.datetime,
     lease_seconds: float,
     routes: dict[str, Route],
 ) -> list[Claimed]:
-    rows = (
-        await session.execute(claim_query(outdial.id, limits, outplan.try_interval, now, room))
-    ).all()
+    limits = limits_of(outplan)
+    rows = (await session.execute(claim_query(situation, room))).all()
     if not rows:
         return []
 
+    width = len(SLOTS)
     by_slot: dict[int, list[uuid.UUID]] = defaultdict(list)
     claimed: list[Claimed] = []
-    width = len(SLOTS)
+    skipped: list[dict[str, Any]] = []  # campaigncalls of slots passed over (outcome dnc)
+    moved: list[dict[str, Any]] = []  # targets whose first_slot moved past listed slots
     for row in rows:
         destinations, counts = row[4 : 4 + width], row[4 + width : 4 + 2 * width]
-        slot = choose_destination(destinations, counts, limits)
-        if slot is None:  # the SQL filter and the rule disagree: never claim on a doubt
+        first_slot = row.first_slot
+        slot = choose_destination(destinations, counts, limits, first_slot)
+        # A listed destination is never dialed: its slot is recorded as `dnc` and passed
+        # over, and the target moves on at once, as a next_destination rule would have it.
+        listed = dnc.listed_slots(row)
+        while slot is not None and slot in listed:
+            skipped.append(_dnc_call(campaign, outplan, outdial, row.id, destinations[slot],
+                                     slot, counts[slot], now))
+            first_slot = slot + 1
+            slot = choose_destination(destinations, counts, limits, first_slot)
+        if first_slot != row.first_slot:
+            moved.append({"b_id": row.id, "b_first": first_slot, "b_done": slot is None})
+        if slot is None:  # the SQL filter and the rule disagree, or every slot left is listed
             continue
         route = routes.get(destinations[slot].get("type"), Route(NIL_UUID, ""))
         if not route.take():  # the channel is full this round; the target waits for the next
@@ -427,6 +458,7 @@ async def _claim_targets(
                 target_data=row.data,
                 limits=limits,
                 try_interval=outplan.try_interval,
+                retry_rules=outplan.retry_rules,
                 target_name=row.name,
                 target_detail=row.detail,
                 channel_id=route.channel_id,
@@ -434,6 +466,19 @@ async def _claim_targets(
                 channel_revision=route.revision,
             )
         )
+    if moved:
+        await session.execute(
+            update(TARGETS)
+            .where(TARGETS.c.id == bindparam("b_id"))
+            .values(
+                first_slot=bindparam("b_first"),
+                status=case((bindparam("b_done", type_=Boolean), "done"), else_=TARGETS.c.status),
+                tm_update=now,
+            ),
+            moved,
+        )
+    if skipped:
+        await session.execute(insert(CALLS), skipped)
     if not claimed:
         return []
     events: list[NewEvent] = []
@@ -452,17 +497,8 @@ async def _claim_targets(
     lease_expire = now + dt.timedelta(seconds=lease_seconds)
     calls = [
         {
+            **_call_row(campaign, outplan, outdial, c.target_id, now),
             "id": c.campaigncall_id,
-            "customer_id": campaign.customer_id,
-            "campaign_id": campaign.id,
-            "outplan_id": outplan.id,
-            "outdial_id": outdial.id,
-            "outdial_target_id": c.target_id,
-            "queue_id": campaign.queue_id,
-            "activeflow_id": NIL_UUID,
-            "flow_id": NIL_UUID,
-            "reference_type": "call",
-            "reference_id": NIL_UUID,
             "status": "dialing",
             "result": "",
             "outcome": "",
@@ -476,13 +512,15 @@ async def _claim_targets(
             "worker_id": worker_id,
             "tm_lease_expire": lease_expire,
             "tm_end": None,
-            "tm_create": now,
-            "tm_update": now,
-            "tm_delete": None,
         }
         for c in claimed
     ]
     await session.execute(insert(CALLS), calls)
+    if situation.contact_limits:
+        await contact_limits.record_contacts(
+            session, campaign.customer_id,
+            ((c.campaigncall_id, c.destination) for c in claimed), now,
+        )
     # Every column was written above: the payloads need no read back.
     events.extend(
         (catalogue.CAMPAIGNCALL_CREATED, campaign.customer_id,
@@ -491,6 +529,53 @@ async def _claim_targets(
     )
     await emit_many(session, events, now=now)
     return claimed
+
+
+def _call_row(
+    campaign: Campaign, outplan: Outplan, outdial: Outdial, target_id: uuid.UUID,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The columns every campaigncall of this campaign's claim shares."""
+    return {
+        "customer_id": campaign.customer_id,
+        "campaign_id": campaign.id,
+        "outplan_id": outplan.id,
+        "outdial_id": outdial.id,
+        "outdial_target_id": target_id,
+        "queue_id": campaign.queue_id,
+        "activeflow_id": NIL_UUID,
+        "flow_id": NIL_UUID,
+        "reference_type": "call",
+        "reference_id": NIL_UUID,
+        "tm_create": now,
+        "tm_update": now,
+        "tm_delete": None,
+    }
+
+
+def _dnc_call(
+    campaign: Campaign, outplan: Outplan, outdial: Outdial, target_id: uuid.UUID,
+    destination: dict[str, Any], slot: int, tries: int, now: dt.datetime,
+) -> dict[str, Any]:
+    """The campaigncall of a slot passed over because its destination is on a do-not-call
+    list: done at once, no channel used, and not a try (try_count stays the slot's count)."""
+    return {
+        **_call_row(campaign, outplan, outdial, target_id, now),
+        "id": uuid.uuid4(),
+        "status": "done",
+        "result": call_result(OutcomeKind.FAILED),
+        "outcome": dnc.DNC_OUTCOME,
+        "source": outplan.source,
+        "destination": destination,
+        "destination_index": slot,
+        "try_count": tries,
+        "channel_id": NIL_UUID,
+        "channel_type": "",
+        "worker_id": "",
+        "tm_lease_expire": None,
+        "tm_end": now,
+        **{f"{name}": 0 if name in NUMERIC_REPORTS else "" for name in REPORTED},
+    }
 
 
 async def record_outcomes(
@@ -540,7 +625,8 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
     targets; returns them."""
     rows = (
         await session.execute(
-            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id, CALLS.c.channel_type)
+            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id, CALLS.c.channel_type,
+                   CALLS.c.destination_index)
             .where(IN_FLIGHT, CALLS.c.tm_lease_expire < now)
             .order_by(CALLS.c.id)
             .limit(most)
@@ -560,8 +646,9 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
         outplan = outplans.get(r.outplan_id)
         interval = outplan.try_interval if outplan is not None else 0
         closings.append(
-            Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplan), interval,
-                    channel_type=r.channel_type)
+            Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplan),
+                    interval, retry_rules=outplan.retry_rules if outplan is not None else None,
+                    destination_index=r.destination_index, channel_type=r.channel_type)
         )
     await _close_attempts(session, closings, now)
     return closings
@@ -596,6 +683,14 @@ async def _close_attempts(
             for c in closings
         ],
     )
+    await contact_limits.mark_answered(
+        session, [c.campaigncall_id for c in closings if c.outcome is OutcomeKind.ANSWERED]
+    )
+    plain = [c for c in closings if not c.retry_rules]
+    if len(plain) < len(closings):
+        await _close_targets_by_rules(session, [c for c in closings if c.retry_rules], now)
+    if not plain:
+        return
     limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
     await session.execute(
         update(TARGETS)
@@ -618,7 +713,7 @@ async def _close_attempts(
                 "b_next": c.tm_end + dt.timedelta(milliseconds=c.try_interval),
                 **{f"b_max_{n}": c.limits[n] for n in SLOTS},
             }
-            for c in closings
+            for c in plain
         ],
     )
     await _emit_closed(session, closings, now)
@@ -646,6 +741,59 @@ async def _emit_closed(
             events.append((catalogue.OUTDIALTARGET_UPDATED, target.customer_id,
                            catalogue.outdialtarget(target)))
     await emit_many(session, events, now=now)
+
+
+async def _close_targets_by_rules(
+    session: AsyncSession, closings: Sequence[Closing], now: dt.datetime
+) -> None:
+    """Targets of attempts whose outplan has retry rules: each outcome's rule says when the
+    next attempt is due, whether the slot is passed over, or whether the target is done."""
+    tries: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
+    for chunk in _chunks(sorted({c.target_id for c in closings})):
+        rows = await session.execute(
+            select(TARGETS.c.id, TARGETS.c.first_slot, TARGETS.c.outcome_tries)
+            .where(TARGETS.c.id.in_(chunk))
+        )
+        tries.update({r.id: (r.first_slot, r.outcome_tries or {}) for r in rows})
+    params = []
+    for c in closings:
+        first_slot, counts = tries.get(c.target_id, (0, {}))
+        slot = str(c.destination_index)
+        mine = dict(counts.get(slot, {}))
+        mine[c.outcome.value] = mine.get(c.outcome.value, 0) + 1
+        decision = retry.decide(
+            c.retry_rules, c.outcome.value, c.tm_end, c.try_interval, mine[c.outcome.value]
+        )
+        if decision.move_on:
+            first_slot = max(first_slot, c.destination_index + 1)
+        params.append({
+            "b_id": c.target_id,
+            "b_done": c.outcome is OutcomeKind.ANSWERED or decision.finish,
+            "b_first": first_slot,
+            "b_tries": {**counts, slot: mine},
+            "b_tm_end": c.tm_end,
+            "b_next": decision.next_attempt_at,
+            **{f"b_max_{n}": c.limits[n] for n in SLOTS},
+        })
+    limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
+    first_slot = bindparam("b_first", type_=Integer)
+    await session.execute(
+        update(TARGETS)
+        .where(TARGETS.c.id == bindparam("b_id"))
+        .values(
+            status=case(
+                (bindparam("b_done", type_=Boolean), "done"),
+                (tries_left(limit_params, first_slot), "idle"),
+                else_="done",
+            ),
+            first_slot=first_slot,
+            outcome_tries=bindparam("b_tries", type_=TARGETS.c.outcome_tries.type),
+            tm_last_end=bindparam("b_tm_end"),
+            next_attempt_at=bindparam("b_next"),
+            tm_update=now,
+        ),
+        params,
+    )
 
 
 async def renew_leases(

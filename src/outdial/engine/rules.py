@@ -10,15 +10,18 @@ SLOTS = range(DESTINATION_SLOTS)
 
 
 def choose_destination(
-    destinations: Sequence[Any], try_counts: Sequence[int], max_try_counts: Sequence[int]
+    destinations: Sequence[Any], try_counts: Sequence[int], max_try_counts: Sequence[int],
+    first_slot: int = 0,
 ) -> int | None:
-    """The slot to dial next: the lowest N with a destination and tries left, else None.
+    """The slot to dial next: the lowest N from `first_slot` on with a destination and tries
+    left, else None.
 
-    All tries of slot 0 come before slot 1, and so on. `None` means the target is exhausted.
+    All tries of slot 0 come before slot 1, and so on; slots below `first_slot` were moved on
+    from (a retry rule, a do-not-call entry). `None` means the target is exhausted.
     (`repository.tries_left` is the same test written in SQL; a test keeps the two in step.)
     """
     for n in SLOTS:
-        if destinations[n] is not None and try_counts[n] < max_try_counts[n]:
+        if n >= first_slot and destinations[n] is not None and try_counts[n] < max_try_counts[n]:
             return n
     return None
 

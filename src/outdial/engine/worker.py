@@ -329,6 +329,8 @@ class Engine:
                 claimed.try_interval,
                 report=outcome,
                 channel_type=claimed.channel_type,
+                retry_rules=claimed.retry_rules,
+                destination_index=claimed.destination_index,
             )
         )
         self._ended.set()

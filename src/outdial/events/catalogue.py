@@ -42,9 +42,10 @@ def campaigncall(row: Any) -> dict[str, Any]:
     return CampaigncallOut.of(row).model_dump(mode="json")
 
 
-def outdialtarget(row: Any) -> dict[str, Any]:
-    """A target as GET /outdials/{id}/targets/{target_id} returns it."""
-    return TargetOut.of(row).model_dump(mode="json")
+def outdialtarget(row: Any, waiting: Any = None) -> dict[str, Any]:
+    """A target as GET /outdials/{id}/targets/{target_id} returns it (its waiting reason when
+    given: strategy.reasons.Waiting)."""
+    return TargetOut.of(row, waiting).model_dump(mode="json")
 
 
 def campaign(row: Any) -> dict[str, Any]:

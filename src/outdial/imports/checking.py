@@ -26,12 +26,14 @@ from outdial.imports.reading import Chunk
 from outdial.outdials.destinations import (
     DESTINATION_SLOTS,
     E164,
+    dnc_entry,
     national_e164,
     tel_problem,
     unknown_destination_keys,
     validate_destination,
 )
-from outdial.timestamps import WIRE_FORMAT
+from outdial.strategy.windows import timezone_problem, zone_key
+from outdial.timestamps import WIRE_FORMAT, parse_timestamp
 from outdial.validation import Refused, decode_json, key_text, text_problem
 
 TEXT_FIELDS = ("name", "detail", "data")
@@ -41,9 +43,12 @@ TARGET_COLUMNS = (
     "id", "customer_id", "outdial_id", "name", "detail", "data", "status",
     *DESTINATION_FIELDS,
     *(f"try_count_{n}" for n in range(DESTINATION_SLOTS)),
-    "tm_last_end", "tm_create", "tm_update", "tm_delete",
+    "tm_last_end", "tm_create", "tm_update", "tm_delete", "timezone", "zone_key",
 )
 MAPPING_COLUMNS = ("import_id", "row", "target_id")
+# A do-not-call list's import: the fields of a row, and dnc_entries columns as encoded.
+ENTRY_FIELDS = ("value", "tm_expire")
+ENTRY_COLUMNS = ("id", "customer_id", "dnclist_id", "type", "value", "tm_expire", "tm_create")
 # The stored form of a bare E.164 cell: json.dumps of the address validate_destination gives
 # (tests/unit/test_import_checking.py holds them equal), without building the dict.
 TEL_JSON = '{"type": "tel", "target": "%s", "target_name": "", "name": "", "detail": ""}'
@@ -56,13 +61,14 @@ class RowRules:
 
     import_id: uuid.UUID
     customer_id: uuid.UUID
-    outdial_id: uuid.UUID
+    outdial_id: uuid.UUID | None  # where targets go; None for a do-not-call list's entries
     tm_create: dt.datetime
     default_region: str | None
     require_valid: bool
     dedupe: bool
     # "copy": PostgreSQL COPY text lines (bytes); "rows": parameter tuples for SQLite's executemany.
     encoding: str
+    dnclist_id: uuid.UUID | None = None  # the list the entries go into, for such an import
 
 
 @dataclass
@@ -117,6 +123,8 @@ def exit_with_parent(parent: int) -> None:
 
 
 def check_chunk(chunk: Chunk, rules: RowRules) -> CheckedChunk:
+    if rules.dnclist_id is not None:
+        return _check_entries(chunk, rules)
     result = CheckedChunk()
     try:
         records = list(_records(chunk, result))
@@ -131,14 +139,14 @@ def check_chunk(chunk: Chunk, rules: RowRules) -> CheckedChunk:
             result.rejected += 1
             result.errors.append((number, *unreadable))
             continue
-        errors, texts, destinations, key = _check_values(values, rules)
+        errors, texts, destinations, key, zones = _check_values(values, rules)
         if errors:
             result.rejected += 1
             result.errors.extend((number, name, message) for name, message in errors)
             continue
         result.numbers.append(number)
         result.target_ids.append(target_id)
-        targets.append(encode(target_id, texts, destinations))
+        targets.append(encode(target_id, texts, destinations, zones))
         if rules.dedupe:
             result.keys.append(key)
     result.targets = encode_targets(targets, rules.encoding)
@@ -157,11 +165,16 @@ def decode_targets(blob: bytes, encoding: str) -> list[Any]:
     return pickle.loads(blob)
 
 
-def _records(chunk: Chunk, result: CheckedChunk) -> Any:
-    """(number in chunk, the row's 3 texts and 5 destinations, None or why it is unreadable:
-    (field or "", problem))."""
+ROW_FIELDS = (*TEXT_FIELDS, *DESTINATION_FIELDS, "timezone")
+ROW_DEFAULTS = ("", "", "", None, None, None, None, None, None)
+
+
+def _records(chunk: Chunk, result: CheckedChunk, fields: tuple[str, ...] = ROW_FIELDS,
+             defaults: tuple[Any, ...] = ROW_DEFAULTS) -> Any:
+    """(number in chunk, the row's `fields` (a target's 3 texts, 5 destinations and timezone), None or
+    why it is unreadable: (field or "", problem))."""
     if chunk.format == "csv":
-        yield from _csv_records(chunk, result)
+        yield from _csv_records(chunk, result, fields, defaults)
         return
     if chunk.format == "ndjson":
         # Decoded strictly first: json.loads would guess UTF-16/32 from bytes and read binary
@@ -187,20 +200,19 @@ def _records(chunk: Chunk, result: CheckedChunk) -> Any:
         if not isinstance(raw, dict):
             yield number, None, ("", "must be a JSON object")
             continue
-        if unknown := unknown_destination_keys(raw):
+        if fields == ROW_FIELDS and (unknown := unknown_destination_keys(raw)):
             yield number, None, (key_text(unknown[0]),
                                  "is not a destination (a target has destination_0 to destination_4)")
             continue
-        yield number, [*(raw.get(name, "") for name in TEXT_FIELDS),
-                       *(raw.get(name) for name in DESTINATION_FIELDS)], None
+        yield number, [raw.get(name, default) for name, default in zip(fields, defaults)], None
 
 
-def _csv_records(chunk: Chunk, result: CheckedChunk) -> Any:
+def _csv_records(chunk: Chunk, result: CheckedChunk, fields: tuple[str, ...],
+                 defaults: tuple[Any, ...]) -> Any:
     header = chunk.header or []
     # Where each field sits in a record (the last column of that name, as dict(zip()) would).
     where = {name: index for index, name in enumerate(header)}
-    columns = [where.get(name) for name in (*TEXT_FIELDS, *DESTINATION_FIELDS)]
-    defaults = ["", "", "", None, None, None, None, None]
+    columns = [where.get(name) for name in fields]
     number = 0
     try:
         for record in csv.reader(io.StringIO(chunk.data.decode()), delimiter=chunk.delimiter, strict=True):
@@ -217,8 +229,9 @@ def _csv_records(chunk: Chunk, result: CheckedChunk) -> Any:
 
 def _check_values(
     values: list[Any], rules: RowRules
-) -> tuple[list[tuple[str, str]], list[str], list[str | None], Any]:
-    """Errors, texts, destinations in stored form (JSON text or None) and the dedupe key."""
+) -> tuple[list[tuple[str, str]], list[str], list[str | None], Any, tuple[str | None, str]]:
+    """Errors, texts, destinations in stored form (JSON text or None), the dedupe key, and the
+    timezone and zone key (strategy.windows.zone_key, as the API stores them)."""
     errors: list[tuple[str, str]] = []
     texts = values[:3]
     for name, value in zip(TEXT_FIELDS, texts):
@@ -226,26 +239,33 @@ def _check_values(
             errors.append((name, "must be a string"))
         elif problem := text_problem(name, value):
             errors.append((name, problem))
+    timezone = values[8] or None  # an empty cell: none
+    if timezone is not None and (problem := timezone_problem(timezone)):
+        errors.append(("timezone", problem))
     destinations: list[str | None] = []
+    reached: list[dict[str, str]] = []
     key = None
-    for slot, value in enumerate(values[3:]):
+    for slot, value in enumerate(values[3:8]):
         try:
-            stored, slot_key = _destination(slot, value, rules)
+            stored, slot_key, address = _destination(slot, value, rules)
         except InvalidArgument as error:
             errors.append((error.field, error.problem))
-            stored = slot_key = None
+            stored = slot_key = address = None
         if key is None and stored is not None:
             key = slot_key
+        if address is not None:
+            reached.append(address)
         destinations.append(stored)
     if not errors and key is None:
         errors.append(("destination_0", "a target needs at least one destination"))
-    return errors, texts, destinations, key
+    return errors, texts, destinations, key, (timezone, zone_key(timezone, reached))
 
 
-def _destination(slot: int, value: Any, rules: RowRules) -> tuple[str | None, Any]:
-    """One destination cell in stored form (JSON text) with its dedupe key, or (None, None)."""
+def _destination(slot: int, value: Any, rules: RowRules) -> tuple[str | None, Any, Any]:
+    """One destination cell in stored form (JSON text) with its dedupe key and its address
+    (type and target at least), or (None, None, None)."""
     if value is None or value == "":  # an empty cell or slot: no destination
-        return None, None
+        return None, None, None
     if value.__class__ is str:
         # Most cells: a bare number already in E.164, or a national one that national_e164 reads
         # as normalise_tel would. Same checks as below, no address dict.
@@ -254,12 +274,12 @@ def _destination(slot: int, value: Any, rules: RowRules) -> tuple[str | None, An
             problem = tel_problem(number, require_valid=rules.require_valid)
             if problem:
                 raise InvalidArgument(f"destination_{slot}.target", problem)
-            return TEL_JSON % number, int(number[1:])
+            return TEL_JSON % number, int(number[1:]), {"type": "tel", "target": number}
     address = validate_destination(slot, value, from_import=True, default_region=rules.default_region,
                                    require_valid=rules.require_valid)
     if address is None:
-        return None, None
-    return json.dumps(address), dedupe_key(address)
+        return None, None, None
+    return json.dumps(address), dedupe_key(address), address
 
 
 class _Encoder:
@@ -268,19 +288,26 @@ class _Encoder:
     def __init__(self, rules: RowRules) -> None:
         stamp = rules.tm_create.strftime(WIRE_FORMAT)
         self.copy = rules.encoding == "copy"
-        # Columns after the destinations: try counts 0, tm_last_end, tm_create, tm_update, tm_delete.
+        # Columns after the destinations: try counts 0, tm_last_end, tm_create, tm_update,
+        # tm_delete; then the timezone and zone key of the row.
         self.copy_head = f"\t{rules.customer_id.hex}\t{rules.outdial_id.hex}\t"
-        self.copy_tail = "\t" + "\t".join(["0"] * DESTINATION_SLOTS) + f"\t\\N\t{stamp}\t{stamp}\t\\N\n"
+        self.copy_tail = "\t" + "\t".join(["0"] * DESTINATION_SLOTS) + f"\t\\N\t{stamp}\t{stamp}\t\\N\t"
         # The forms SQLAlchemy stores on SQLite: UUIDs as 32 hex digits, timestamps as text.
         self.row_head = (rules.customer_id.hex, rules.outdial_id.hex)
         self.row_tail = (*([0] * DESTINATION_SLOTS), None, stamp, stamp, None)
 
-    def __call__(self, target_id: str, texts: list[str], destinations: list[str | None]) -> Any:
+    def __call__(
+        self, target_id: str, texts: list[str], destinations: list[str | None],
+        zones: tuple[str | None, str],
+    ) -> Any:
         if not self.copy:
-            return (target_id, *self.row_head, *texts, "idle", *destinations, *self.row_tail)
+            return (target_id, *self.row_head, *texts, "idle", *destinations, *self.row_tail,
+                    *zones)
+        timezone, key = zones
         cells = [*map(_copy_text, texts), "idle",
                  *("\\N" if d is None else _copy_text(d) for d in destinations)]
-        return (target_id + self.copy_head + "\t".join(cells) + self.copy_tail).encode()
+        return (target_id + self.copy_head + "\t".join(cells) + self.copy_tail
+                + ("\\N" if timezone is None else timezone) + "\t" + key + "\n").encode()
 
 
 def _copy_text(value: str) -> str:
@@ -289,3 +316,57 @@ def _copy_text(value: str) -> str:
         value = (value.replace("\\", "\\\\").replace("\t", "\\t")
                  .replace("\n", "\\n").replace("\r", "\\r"))
     return value
+
+
+# -- a do-not-call list's entries -------------------------------------------------------------
+
+
+def _check_entries(chunk: Chunk, rules: RowRules) -> CheckedChunk:
+    """Rows {value, tm_expire} as dnc_entries rows, keyed on their normalised value (an import
+    into a list always skips values the list or the file holds already)."""
+    result = CheckedChunk()
+    try:
+        records = list(_records(chunk, result, ENTRY_FIELDS, (None, None)))
+    except UnicodeDecodeError as error:
+        result.malformed = (0, f"the file is not UTF-8 ({error.reason} at byte {chunk.start + error.start})")
+        return result
+    stamp = rules.tm_create.strftime(WIRE_FORMAT)
+    assert rules.dnclist_id is not None
+    head = (rules.customer_id.hex, rules.dnclist_id.hex)
+    entries = []
+    for (number, values, unreadable), entry_id in zip(records, new_target_ids(len(records))):
+        problem = unreadable
+        if problem is None:
+            value, expire = values
+            try:
+                kind, normalised = dnc_entry(value, rules.default_region)
+                expiry = _expiry(expire)
+            except InvalidArgument as error:
+                problem = (error.field, error.problem)
+        if problem is not None:
+            result.rejected += 1
+            result.errors.append((number, *problem))
+            continue
+        result.numbers.append(number)
+        result.target_ids.append(entry_id)
+        result.keys.append(normalised)
+        row = (entry_id, *head, kind, normalised, expiry, stamp)
+        if rules.encoding == "copy":
+            entries.append(("\t".join("\\N" if cell is None else _copy_text(cell) for cell in row)
+                            + "\n").encode())
+        else:
+            entries.append(row)
+    result.targets = encode_targets(entries, rules.encoding)
+    return result
+
+
+def _expiry(value: Any) -> str | None:
+    """An entry's tm_expire cell in stored form (the wire format, UTC), or None for none."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument("tm_expire", "must be a timestamp string or empty")
+    try:
+        return parse_timestamp(value.strip()).strftime(WIRE_FORMAT)
+    except ValueError as error:
+        raise InvalidArgument("tm_expire", str(error)) from None

@@ -86,8 +86,16 @@ class UploadInterrupted(InvalidArgument):
                                  "no row was imported", "UPLOAD_INTERRUPTED")
 
 
-async def read_chunks(format: str, stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
-    reader = {"csv": _csv_chunks, "ndjson": _ndjson_chunks, "json": _json_array_chunks}[format]
+async def read_chunks(
+    format: str, stream: AsyncIterator[bytes], required: tuple[str, ...] = DESTINATION_COLUMNS
+) -> AsyncIterator[Chunk]:
+    """Chunks of the upload; a CSV header must name one of the `required` columns (a target's
+    destinations; a do-not-call entry's value)."""
+    if format == "csv":
+        async for chunk in _csv_chunks(stream, required):
+            yield chunk
+        return
+    reader = {"ndjson": _ndjson_chunks, "json": _json_array_chunks}[format]
     async for chunk in reader(stream):
         yield chunk
 
@@ -143,20 +151,21 @@ def _line_end(data: bytes) -> int:
 
 # -- CSV --------------------------------------------------------------------------------------
 
-async def _csv_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
+async def _csv_chunks(stream: AsyncIterator[bytes], required: tuple[str, ...]) -> AsyncIterator[Chunk]:
     header: list[str] | None = None
     delimiter = ","
     async for block, position in _blocks(stream, _csv_record_end):
         if position == 0 and block.startswith(_BOM):
             block, position = block[len(_BOM):], len(_BOM)
         if header is None:
-            header, delimiter, rows_at = _take_header(block, position)
+            header, delimiter, rows_at = _take_header(block, position, required)
             block, position = block[rows_at:], position + rows_at
         if block:
             yield Chunk("csv", block, header, position, delimiter)
 
 
-def _take_header(block: bytes, position: int) -> tuple[list[str] | None, str, int]:
+def _take_header(block: bytes, position: int,
+                 required: tuple[str, ...] = DESTINATION_COLUMNS) -> tuple[list[str] | None, str, int]:
     """The header record at the start of `block` (blank lines before it skipped), its field
     separator, and where the rows after it begin; (None, ",", len(block)) if the block holds
     blank lines only."""
@@ -175,15 +184,15 @@ def _take_header(block: bytes, position: int) -> tuple[list[str] | None, str, in
             raise malformed(0, f"the file is not UTF-8 ({error.reason} at byte "
                                f"{position + start + error.start})") from None
         if line.strip():
-            header, delimiter = _csv_header(line)
+            header, delimiter = _csv_header(line, required)
             if last:  # blocks end at a record's end: this is the whole upload
                 raise malformed(0, f"the upload is a single line (a header and no row); {SEND_THE_FILE}")
-            return _checked_header(header, delimiter), delimiter, end
+            return _checked_header(header, delimiter, required), delimiter, end
         start = end
     return None, ",", len(block)
 
 
-def _csv_header(line: str) -> tuple[list[str], str]:
+def _csv_header(line: str, required: tuple[str, ...] = DESTINATION_COLUMNS) -> tuple[list[str], str]:
     """The header's column names (trimmed, lower case) and its separator: a comma, or else the
     first of `;` and tab that makes it name a destination column."""
     headers = {}
@@ -193,21 +202,29 @@ def _csv_header(line: str) -> tuple[list[str], str]:
         except csv.Error as error:
             raise malformed(0, f"the CSV header is not valid CSV: {error}") from None
         headers[delimiter] = [name.strip().lower() for name in record]
-        if _known_destinations(headers[delimiter]):
+        if _known_destinations(headers[delimiter], required):
             return headers[delimiter], delimiter
     return headers[","], ","
 
 
-def _known_destinations(header: list[str]) -> list[str]:
-    return [name for name in header if name in DESTINATION_COLUMNS]
+def _known_destinations(header: list[str], required: tuple[str, ...] = DESTINATION_COLUMNS) -> list[str]:
+    return [name for name in header if name in required]
 
 
-def _checked_header(header: list[str], delimiter: str) -> list[str]:
+def _checked_header(header: list[str], delimiter: str,
+                    required: tuple[str, ...] = DESTINATION_COLUMNS) -> list[str]:
     """Other columns (an export's status, try counts…) are ignored, but one that looks like a
     destination and is not one is refused: its numbers would be silently dropped."""
     if unknown := unknown_destination_keys(header):
         raise malformed(0, f"the CSV header has an unknown column {unknown[0]!r}; destination "
                            "columns are destination_0..destination_4")
+    if required != DESTINATION_COLUMNS:
+        if not _known_destinations(header, required):
+            raise malformed(0, f"the CSV header {','.join(header)[:200]!r} names no "
+                               f"{required[0]} column; the first line must name the columns "
+                               f"({', '.join(required)} and optionally tm_expire), separated by "
+                               "commas, semicolons or tabs")
+        return header
     if not _known_destinations(header):
         raise malformed(0, f"the CSV header {','.join(header)[:200]!r} names no destination column; "
                            "the first line must name the columns, with at least one of "

@@ -27,16 +27,32 @@ from outdial.db import Database
 from outdial.events import catalogue
 from outdial.events.outbox import emit
 from outdial.db.paging import Page, PageRequest, fetch_page
-from outdial.imports.checking import MAPPING_COLUMNS, TARGET_COLUMNS, decode_targets, dedupe_key
-from outdial.models import ImportJob, ImportRowError, ImportRowTarget, OutdialTarget
+from outdial.imports.checking import (
+    ENTRY_COLUMNS,
+    MAPPING_COLUMNS,
+    TARGET_COLUMNS,
+    decode_targets,
+    dedupe_key,
+)
+from outdial.models import DncEntry, ImportJob, ImportRowError, ImportRowTarget, OutdialTarget
 
 RowError = tuple[int, str, str]
 JOBS = ImportJob.__table__
 CLOSE_SECONDS = 5  # for a clean rollback before the connection is dropped instead
 
 
+# What an import fills: an outdial (its targets) or a do-not-call list (its entries).
+TARGETS, DNC_ENTRIES = "targets", "dnc_entries"
+
+
+def _into(kind: str) -> Any:
+    """The job column naming what a job of this kind fills."""
+    return ImportJob.dnclist_id if kind == DNC_ENTRIES else ImportJob.outdial_id
+
+
 def outdial_lock_key(outdial_id: uuid.UUID) -> int:
-    """A PostgreSQL advisory lock key (signed 64 bits) for one outdial's dedupe turn."""
+    """A PostgreSQL advisory lock key (signed 64 bits) for one outdial's (or list's) dedupe
+    turn."""
     return int.from_bytes(outdial_id.bytes[:8], "big", signed=True)
 
 
@@ -44,9 +60,10 @@ class ImportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get_job(self, outdial_id: uuid.UUID, import_id: uuid.UUID) -> ImportJob | None:
+    async def get_job(self, outdial_id: uuid.UUID, import_id: uuid.UUID,
+                      kind: str = TARGETS) -> ImportJob | None:
         return await self.session.scalar(
-            select(ImportJob).where(ImportJob.id == import_id, ImportJob.outdial_id == outdial_id)
+            select(ImportJob).where(ImportJob.id == import_id, _into(kind) == outdial_id)
         )
 
     async def save_progress(self, job_id: uuid.UUID, counts: dict[str, int], errors: list[Any]) -> None:
@@ -90,7 +107,7 @@ class ImportRepository:
         return result.rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
     async def take_dedupe_turn(self, job_id: uuid.UUID, outdial_id: uuid.UUID, now: dt.datetime,
-                               is_sqlite: bool) -> uuid.UUID | None:
+                               is_sqlite: bool, kind: str = TARGETS) -> uuid.UUID | None:
         """Give the job its outdial's dedupe turn unless a live deduping job holds it; returns
         that job's id then. Checking and taking are one step: on SQLite every transaction is
         the single writer (BEGIN IMMEDIATE); on PostgreSQL an advisory lock per outdial,
@@ -100,7 +117,7 @@ class ImportRepository:
                                        {"key": outdial_lock_key(outdial_id)})
         holder = await self.session.scalar(
             select(ImportJob.id).where(
-                ImportJob.outdial_id == outdial_id, ImportJob.status == "running",
+                _into(kind) == outdial_id, ImportJob.status == "running",
                 ImportJob.dedupe_turn.is_(True), ImportJob.id != job_id,
                 ImportJob.tm_lease_expire >= now,
             ).limit(1)
@@ -111,12 +128,18 @@ class ImportRepository:
             )
         return holder
 
-    async def list_jobs(self, outdial_id: uuid.UUID, page: PageRequest) -> Page[ImportJob]:
-        return await fetch_page(self.session, select(ImportJob).where(ImportJob.outdial_id == outdial_id),
+    async def list_jobs(self, outdial_id: uuid.UUID, page: PageRequest,
+                        kind: str = TARGETS) -> Page[ImportJob]:
+        return await fetch_page(self.session, select(ImportJob).where(_into(kind) == outdial_id),
                                 ImportJob, page)
 
-    async def existing_keys(self, outdial_id: uuid.UUID) -> set[Any]:
-        """Dedupe keys of the first destination of every live target of the outdial."""
+    async def existing_keys(self, outdial_id: uuid.UUID, kind: str = TARGETS) -> set[Any]:
+        """Dedupe keys of the first destination of every live target of the outdial (of a
+        list: the values it holds)."""
+        if kind == DNC_ENTRIES:
+            values = select(DncEntry.value).where(DncEntry.dnclist_id == outdial_id)
+            stream = await self.session.stream_scalars(values.execution_options(yield_per=10_000))
+            return {value async for value in stream}
         first = type_coerce(func.coalesce(*(
             getattr(OutdialTarget, f"destination_{n}") for n in range(5)
         )), JSON)
@@ -185,8 +208,8 @@ class TargetSink:
 
 
 class PostgresSink(TargetSink):
-    def __init__(self, database: Database, job_id: uuid.UUID) -> None:
-        self.database, self.job_id = database, job_id
+    def __init__(self, database: Database, job_id: uuid.UUID, kind: str = TARGETS) -> None:
+        self.database, self.job_id, self.kind = database, job_id, kind
         self.connection: AsyncConnection | None = None
         self.driver: Any = None
 
@@ -202,7 +225,10 @@ class PostgresSink(TargetSink):
     async def write(
         self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError]
     ) -> None:
-        if rows:
+        if rows and self.kind == DNC_ENTRIES:  # entries have no row → target mapping
+            await self.driver.copy_to_table(
+                "dnc_entries", source=_once(targets), columns=ENTRY_COLUMNS, format="text")
+        elif rows:
             await self.driver.copy_to_table(
                 "outdial_targets", source=_once(targets), columns=TARGET_COLUMNS,
                 format="text",
@@ -244,6 +270,10 @@ _INSERT_TARGET = (
     f"INSERT INTO outdial_targets ({', '.join(TARGET_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(TARGET_COLUMNS))})"
 )
+_INSERT_ENTRY = (
+    f"INSERT INTO dnc_entries ({', '.join(ENTRY_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ENTRY_COLUMNS))})"
+)
 _INSERT_MAPPING = "INSERT INTO import_row_targets (import_id, row, target_id) VALUES (?, ?, ?)"
 _INSERT_ERROR = "INSERT INTO import_row_errors (import_id, row, field, message) VALUES (?, ?, ?, ?)"
 
@@ -256,8 +286,8 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 
 
 class SqliteSink(TargetSink):
-    def __init__(self, database: Database, job_id: uuid.UUID) -> None:
-        self.database, self.job_id = database, job_id
+    def __init__(self, database: Database, job_id: uuid.UUID, kind: str = TARGETS) -> None:
+        self.database, self.job_id, self.kind = database, job_id, kind
         self.spool: Any = None
 
     async def open(self) -> None:
@@ -278,9 +308,12 @@ class SqliteSink(TargetSink):
                     targets, rows, target_ids, errors = pickle.load(self.spool)
                 except EOFError:
                     break
-                await _executemany(connection, _INSERT_TARGET, decode_targets(targets, "rows"))
-                await _executemany(connection, _INSERT_MAPPING,
-                                   [(job, row, target) for row, target in zip(rows, target_ids)])
+                if self.kind == DNC_ENTRIES:
+                    await _executemany(connection, _INSERT_ENTRY, decode_targets(targets, "rows"))
+                else:
+                    await _executemany(connection, _INSERT_TARGET, decode_targets(targets, "rows"))
+                    await _executemany(connection, _INSERT_MAPPING,
+                                       [(job, row, target) for row, target in zip(rows, target_ids)])
                 await _executemany(connection, _INSERT_ERROR, [(job, *e) for e in errors])
             if not await finish(connection):
                 await connection.rollback()
@@ -300,8 +333,9 @@ async def _executemany(connection: AsyncConnection, statement: str, rows: Sequen
         await raw.driver_connection.executemany(statement, rows)
 
 
-def sink_for(database: Database, job_id: uuid.UUID) -> TargetSink:
-    return SqliteSink(database, job_id) if database.is_sqlite else PostgresSink(database, job_id)
+def sink_for(database: Database, job_id: uuid.UUID, kind: str = TARGETS) -> TargetSink:
+    sink = SqliteSink if database.is_sqlite else PostgresSink
+    return sink(database, job_id, kind)
 
 
 async def batches(database: Database, fetch: Any, start: Any, key: Any) -> AsyncIterator[list[Any]]:

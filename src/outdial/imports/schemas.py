@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from outdial.models import ImportJob
+from outdial.models.base import NIL_UUID
 from outdial.timestamps import format_timestamp
 
 
@@ -21,7 +22,10 @@ class ImportJobOut(BaseModel):
     """An import job and its counts."""
 
     id: uuid.UUID = Field(description="the job's id")
-    outdial_id: uuid.UUID = Field(description="the outdial the rows go into")
+    outdial_id: uuid.UUID = Field(description="the outdial the rows go into; the nil UUID for a "
+                                              "do-not-call list's import")
+    dnclist_id: uuid.UUID = Field(description="the do-not-call list the rows go into; the nil "
+                                              "UUID for an outdial's import")
     status: Literal["running", "done", "failed"] = Field(
         description="running; done (its rows are in); failed (none is)")
     rows_total: int = Field(description="rows read so far")
@@ -35,7 +39,8 @@ class ImportJobOut(BaseModel):
     @classmethod
     def of(cls, job: ImportJob) -> "ImportJobOut":
         return cls(
-            id=job.id, outdial_id=job.outdial_id, status=job.status, rows_total=job.rows_total,
+            id=job.id, outdial_id=job.outdial_id or NIL_UUID,
+            dnclist_id=job.dnclist_id or NIL_UUID, status=job.status, rows_total=job.rows_total,
             rows_imported=job.rows_imported, rows_rejected=job.rows_rejected,
             rows_duplicate=job.rows_duplicate, errors=job.errors,
             tm_create=format_timestamp(job.tm_create), tm_end=format_timestamp(job.tm_end),

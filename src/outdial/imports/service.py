@@ -37,9 +37,16 @@ from outdial.imports.checking import (
     exit_with_parent,
 )
 from outdial.imports.reading import Chunk, malformed, no_rows, read_chunks
-from outdial.imports.repository import ImportRepository, mark_done, sink_for
+from outdial.imports.repository import (
+    DNC_ENTRIES,
+    TARGETS,
+    ImportRepository,
+    mark_done,
+    sink_for,
+)
 from outdial.models import ImportJob
 from outdial.models.imports import JOB_ERRORS_SHOWN
+from outdial.dnclists.service import DnclistService
 from outdial.outdials.service import OutdialService
 from outdial.settings import Settings
 from outdial.timestamps import use_time_format
@@ -164,13 +171,19 @@ class ImportRunner:
         await self.database.dispose()
 
     async def _new_job(self, principal: Principal, outdial_id: uuid.UUID, format: str,
-                       options: ImportOptions, job_id: uuid.UUID | None) -> ImportJob:
+                       options: ImportOptions, job_id: uuid.UUID | None, kind: str) -> ImportJob:
         now = self.clock.now()
         try:
             async with self.database.transaction() as session:
-                outdial = await OutdialService(session, self.clock).live_outdial(principal, outdial_id)
+                if kind == DNC_ENTRIES:
+                    into: Any = await DnclistService(session, self.clock).live_list(
+                        principal, outdial_id)
+                    subject = {"outdial_id": None, "dnclist_id": into.id}
+                else:
+                    into = await OutdialService(session, self.clock).live_outdial(principal, outdial_id)
+                    subject = {"outdial_id": into.id, "dnclist_id": None}
                 job = ImportJob(
-                    id=job_id or uuid.uuid4(), customer_id=outdial.customer_id, outdial_id=outdial.id,
+                    id=job_id or uuid.uuid4(), customer_id=into.customer_id, **subject,
                     status="running", format=format, default_region=options.default_region or "",
                     validation=options.validation, dedupe=options.dedupe, rows_total=0,
                     rows_imported=0, rows_rejected=0, rows_duplicate=0, errors=[],
@@ -186,11 +199,15 @@ class ImportRunner:
 
     async def run(
         self, principal: Principal, outdial_id: uuid.UUID, format: str, options: ImportOptions,
-        upload: AsyncIterator[bytes], job_id: uuid.UUID | None = None,
+        upload: AsyncIterator[bytes], job_id: uuid.UUID | None = None, kind: str = TARGETS,
     ) -> ImportJob:
-        """Import the upload into the outdial and return the finished job (done or failed).
-        `job_id`, when the client chose it, lets it follow the job while it uploads."""
-        job = await self._new_job(principal, outdial_id, format, options, job_id)
+        """Import the upload into the outdial (`kind` DNC_ENTRIES: into the do-not-call list
+        `outdial_id`) and return the finished job (done or failed). `job_id`, when the client
+        chose it, lets it follow the job while it uploads. A list's import always skips the
+        values the list or the file holds already (rows_duplicate)."""
+        if kind == DNC_ENTRIES:
+            options = ImportOptions(options.default_region, "possible", dedupe=True)
+        job = await self._new_job(principal, outdial_id, format, options, job_id, kind)
         keeper = asyncio.create_task(self._keep_lease(job.id))
         try:
             return await self._import(job, options, upload)
@@ -201,7 +218,8 @@ class ImportRunner:
 
     async def _import(self, job: ImportJob, options: ImportOptions, upload: AsyncIterator[bytes]) -> ImportJob:
         tally = _Tally()
-        sink = sink_for(self.database, job.id)
+        into, kind = _subject(job)
+        sink = sink_for(self.database, job.id, kind)
         # Chunks being checked, in file order. A bounded queue: two per worker keep both cores
         # busy while rows are written, and cap what the upload can make the server hold.
         pending: asyncio.Queue[Awaitable[CheckedChunk] | None] = asyncio.Queue(max(self.workers, 1) * 2)
@@ -211,18 +229,19 @@ class ImportRunner:
             if options.dedupe:
                 await self._take_dedupe_turn(job)
                 async with self.database.sessions() as session:
-                    seen = await ImportRepository(session).existing_keys(job.outdial_id)
+                    seen = await ImportRepository(session).existing_keys(into, kind)
             await sink.open()
             rules = RowRules(
                 import_id=job.id, customer_id=job.customer_id, outdial_id=job.outdial_id,
                 tm_create=job.tm_create, default_region=options.default_region,
                 require_valid=options.validation == "valid", dedupe=options.dedupe,
-                encoding=self._encoding,
+                encoding=self._encoding, dnclist_id=job.dnclist_id,
             )
             # Checked chunks are written as they come, not when the next one is read: a slow
             # or stalled upload still writes (and reports progress on) what has arrived.
             lander = asyncio.create_task(self._land_all(job.id, pending, tally, seen, sink))
-            async for chunk in read_chunks(job.format, upload):
+            async for chunk in read_chunks(job.format, upload, *(
+                    [("value",)] if kind == DNC_ENTRIES else [])):
                 await _put_unless_done(pending, self._check(chunk, rules), lander)
             await _put_unless_done(pending, None, lander)
             await lander
@@ -237,7 +256,8 @@ class ImportRunner:
                 tally.rows_imported = 0
                 raise _Abandoned()
             metrics.import_ended("done", tally.counts())
-        except BaseException as error:
+        except BaseException as caught:
+            error = _conflict(caught) if isinstance(caught, IntegrityError) else caught
             # Whatever stopped the import (a bad file, the client gone, the server stopping),
             # the job is failed at once and the transaction holding its rows is dropped.
             if lander is not None:
@@ -252,7 +272,7 @@ class ImportRunner:
                 return await self._reload_or_raise(job, error)
             raise
         await sink.close()
-        return await self.get_job(job.outdial_id, job.id)
+        return await self.get_job(into, job.id, kind)
 
     async def _abandon(self, job_id: uuid.UUID, tally: "_Tally", error: BaseException, sink: Any) -> None:
         try:
@@ -281,13 +301,14 @@ class ImportRunner:
         the turn: from reading the outdial's numbers to the commit, this job is the only one
         deduping against it, so no two deduping imports can both add the same number."""
         deadline = self.clock.now() + dt.timedelta(seconds=self.dedupe_wait_seconds)
+        into, kind = _subject(job)
         while True:
             self._turn_freed.clear()
             holder: uuid.UUID | str | None
             try:
                 async with self.database.transaction() as session:
                     holder = await ImportRepository(session).take_dedupe_turn(
-                        job.id, job.outdial_id, self.clock.now(), self.database.is_sqlite)
+                        job.id, into, self.clock.now(), self.database.is_sqlite, kind)
             except OperationalError:
                 # The database is busy past its lock wait, as it is on SQLite while another
                 # import writes its rows: that import still holds the turn.
@@ -373,13 +394,16 @@ class ImportRunner:
             # and name the job, which stays as failed for the record.
             error.message = f"{error.message} (import {job.id} failed; no row was imported)"
             raise error
-        return await self.get_job(job.outdial_id, job.id)
+        into, kind = _subject(job)
+        return await self.get_job(into, job.id, kind)
 
-    async def get_job(self, outdial_id: uuid.UUID, import_id: uuid.UUID) -> ImportJob:
+    async def get_job(self, outdial_id: uuid.UUID, import_id: uuid.UUID,
+                      kind: str = TARGETS) -> ImportJob:
         async with self.database.sessions() as session:
-            job = await ImportRepository(session).get_job(outdial_id, import_id)
+            job = await ImportRepository(session).get_job(outdial_id, import_id, kind)
         if job is None:
-            raise NotFound(f"import {import_id} not found in outdial {outdial_id}", "IMPORT_NOT_FOUND")
+            raise NotFound(f"import {import_id} not found in {_named(kind, outdial_id)}",
+                           "IMPORT_NOT_FOUND")
         return job
 
 
@@ -395,23 +419,53 @@ async def _put_unless_done(queue: asyncio.Queue[Any], item: Any, consumer: async
         raise RuntimeError("the import stopped writing rows")
 
 
+def _subject(job: ImportJob) -> tuple[uuid.UUID, str]:
+    """What the job fills: (the outdial's or the list's id, its kind)."""
+    if job.dnclist_id is not None:
+        return job.dnclist_id, DNC_ENTRIES
+    assert job.outdial_id is not None
+    return job.outdial_id, TARGETS
+
+
+def _named(kind: str, subject_id: uuid.UUID) -> str:
+    return f"{'dnclist' if kind == DNC_ENTRIES else 'outdial'} {subject_id}"
+
+
+def _conflict(error: IntegrityError) -> FailedPrecondition:
+    """A row the database refused at the final write: another write (an entry added at once
+    through the API) took one of its values meanwhile."""
+    return FailedPrecondition(
+        "a value of the file was added to the list by another request during the import; "
+        f"send the file again ({str(error.orig)[:200]})", "IMPORT_CONFLICT")
+
+
 class _Abandoned(Exception):
     """The job was declared failed by a restarted server while this process still ran it."""
 
 
+async def _check_subject(session: AsyncSession, clock: Clock, principal: Principal,
+                         subject_id: uuid.UUID, kind: str) -> None:
+    """The outdial (or list) exists and is the principal's customer's: else 404."""
+    if kind == DNC_ENTRIES:
+        await DnclistService(session, clock).get_list(principal, subject_id)
+    else:
+        await OutdialService(session, clock).get_outdial(principal, subject_id)
+
+
 async def find_job(session: AsyncSession, clock: Clock, principal: Principal,
-                   outdial_id: uuid.UUID, import_id: uuid.UUID) -> ImportJob:
-    await OutdialService(session, clock).get_outdial(principal, outdial_id)
-    job = await ImportRepository(session).get_job(outdial_id, import_id)
+                   outdial_id: uuid.UUID, import_id: uuid.UUID, kind: str = TARGETS) -> ImportJob:
+    await _check_subject(session, clock, principal, outdial_id, kind)
+    job = await ImportRepository(session).get_job(outdial_id, import_id, kind)
     if job is None:
-        raise NotFound(f"import {import_id} not found in outdial {outdial_id}", "IMPORT_NOT_FOUND")
+        raise NotFound(f"import {import_id} not found in {_named(kind, outdial_id)}",
+                       "IMPORT_NOT_FOUND")
     return job
 
 
 async def list_jobs(session: AsyncSession, clock: Clock, principal: Principal,
-                    outdial_id: uuid.UUID, page: PageRequest) -> Page[ImportJob]:
-    await OutdialService(session, clock).get_outdial(principal, outdial_id)
-    return await ImportRepository(session).list_jobs(outdial_id, page)
+                    outdial_id: uuid.UUID, page: PageRequest, kind: str = TARGETS) -> Page[ImportJob]:
+    await _check_subject(session, clock, principal, outdial_id, kind)
+    return await ImportRepository(session).list_jobs(outdial_id, page, kind)
 
 
 async def fail_expired_imports(database: Database, clock: Clock, alive_owner: str = "") -> int:

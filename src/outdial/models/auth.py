@@ -15,6 +15,8 @@ class Customer(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     detail: Mapped[str] = mapped_column(default="")
+    # How often one destination may be contacted across every campaign (strategy.limits).
+    contact_limits: Mapped[list] = mapped_column(default=list)
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]

@@ -29,6 +29,8 @@ class Outplan(Base):
     # dialer (the quick start).
     sip_channel_id: Mapped[uuid.UUID] = mapped_column(default=NIL_UUID)
     email_channel_id: Mapped[uuid.UUID] = mapped_column(default=NIL_UUID)
+    # What each outcome does next (strategy/retry.py); None: every outcome waits try_interval.
+    retry_rules: Mapped[dict | None]
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]
@@ -62,6 +64,12 @@ class Campaign(Base):
     next_campaign_id: Mapped[uuid.UUID] = mapped_column(default=NIL_UUID)
     concurrency: Mapped[int] = mapped_column(default=10)
     dial_rate: Mapped[int] = mapped_column(default=10)
+    # When destinations may be dialed, in their own zones (strategy.windows); None: any time.
+    calling_window: Mapped[dict | None]
+    # Which due target goes first: due_first (earliest due) or fresh_first (untried ones).
+    priority: Mapped[str] = mapped_column(String(16), default="due_first")
+    # The do-not-call lists the campaign honours, besides its customer's applies_to_all ones.
+    dnclist_ids: Mapped[list] = mapped_column(default=list)
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]

@@ -17,7 +17,10 @@ class ImportJob(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"))
-    outdial_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("outdials.id"))
+    # What the rows go into: an outdial's targets, or a do-not-call list's entries (the other
+    # is None).
+    outdial_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("outdials.id"))
+    dnclist_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("dnclists.id"))
     status: Mapped[str] = mapped_column(String(16), default="running")  # running, done, failed
     format: Mapped[str] = mapped_column(String(16))
     default_region: Mapped[str] = mapped_column(String(8), default="")
@@ -41,6 +44,7 @@ class ImportJob(Base):
 
     __table_args__ = (
         Index("ix_import_jobs_outdial_id", "outdial_id", "tm_create"),
+        Index("ix_import_jobs_dnclist_id", "dnclist_id", "tm_create"),
         Index("ix_import_jobs_running", "status", postgresql_where=text("status = 'running'"),
               sqlite_where=text("status = 'running'")),
     )
@@ -58,6 +62,8 @@ class ImportRowError(Base):
 class ImportRowTarget(Base):
     __tablename__ = "import_row_targets"
 
+    # No foreign key on PostgreSQL (migration 0007): only the import writes these rows, in the
+    # transaction that ends its job, and jobs are never deleted.
     import_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("import_jobs.id"), primary_key=True)
     row: Mapped[int] = mapped_column(primary_key=True)
     target_id: Mapped[uuid.UUID]

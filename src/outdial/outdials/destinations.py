@@ -369,3 +369,33 @@ def bare_target(address: dict[str, str]) -> str | None:
     if infer_type(target) != address["type"] or target != target.strip() or target.startswith("{"):
         return None
     return target
+
+
+# -- do-not-call values (strategy/dnc.py; the import's checking workers use them too) ---------
+
+
+def dnc_value(address: dict[str, Any]) -> str:
+    """The value a stored address is listed under on a do-not-call list: a tel target as it is
+    stored (E.164), a SIP URI with its scheme (`sips:` read as `sip:`, a bare user@host given
+    `sip:`) and an email address, both lower-cased. strategy.dnc.value_sql is the same in SQL."""
+    kind, target = address["type"], address["target"]
+    if kind == "tel":
+        return str(target)
+    if kind == "sip":
+        uri = sip_uri(target).lower()
+        return "sip:" + uri[5:] if uri.startswith("sips:") else uri
+    return str(target).lower()
+
+
+def dnc_entry(value: Any, default_region: str | None = None,
+              field: str = "value") -> tuple[str, str]:
+    """(type, normalised value) of a do-not-call entry as written: a bare value ('+1 212 555
+    0123', a national number with default_region, 'sip:…', '…@…') or an address object, read
+    by the rules of an imported destination, so an entry is refused for what a destination
+    would be."""
+    if isinstance(value, str) and not value.strip():
+        raise InvalidArgument(field, "must not be empty")
+    address = validate_address(field, value, from_import=True, default_region=default_region)
+    if address is None:
+        raise InvalidArgument(field, "must be a phone number, SIP URI or email address")
+    return address["type"], dnc_value(address)

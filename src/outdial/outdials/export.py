@@ -1,43 +1,92 @@
-"""Export of an outdial's targets as CSV or NDJSON, read in keyset batches: flat memory.
+"""Export of an outdial's targets as CSV or NDJSON, streamed: flat memory however long the list.
 
 What it writes imports back unchanged: a CSV destination cell is the bare target when the
 import would infer the same address from it, else the address object as JSON.
+
+Two paths write the same bytes (tests/integration/test_export_copy.py holds them equal):
+- PostgreSQL: the database writes every line itself, `COPY (SELECT <line>) TO STDOUT`, in
+  keyset batches; each line is one SQL expression made of the columns' expressions
+  (COLUMNS, then the waiting reason's columns, computed by the rules' own SQL), so a column
+  computed in SQL is one more entry there.
+- SQLite (and the reference for the above): keyset batches of rows formatted in Python.
 """
 
+import asyncio
+import contextlib
 import csv
+import datetime as dt
 import io
 import json
+import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.dialects import postgresql
 
 from outdial.db import Database
-from outdial.models import OutdialTarget
+from outdial.models import Outdial, OutdialTarget
 from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.destinations import bare_target
-from outdial.timestamps import format_timestamp
+from outdial.strategy import reasons
+from outdial.timestamps import NEVER, current_time_format, format_timestamp
 
 BATCH_ROWS = 5000
+# Rows per COPY statement: read at the database's pace and never waiting on the client, so
+# each statement stays well inside the statement timeout; at most ~4 MB of CSV (~17 MB of
+# NDJSON) held at once; few enough statements that planning the long line costs little.
+COPY_BATCH_ROWS = 25_000
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 DESTINATIONS = tuple(f"destination_{n}" for n in range(DESTINATION_SLOTS))
 TRY_COUNTS = tuple(f"try_count_{n}" for n in range(DESTINATION_SLOTS))
+# After the stored columns, why each target waits, as of the export's start (strategy.reasons).
+WAITING = ("waiting_reason", "next_attempt_at", "waiting_detail")
 CSV_COLUMNS = ("id", "name", "detail", "data", "status", *DESTINATIONS, *TRY_COUNTS,
-               "tm_create", "tm_update")
+               "tm_create", "tm_update", "timezone", *WAITING)
 _TABLE = OutdialTarget.__table__
+# The stored due time gives way to next_attempt_at as the rules tell it.
+_STORED = [c for c in _TABLE.c if c.name != "next_attempt_at"]
 
 
-async def target_batches(database: Database, outdial_id: uuid.UUID) -> AsyncIterator[list[Any]]:
-    """Live targets oldest first, by (tm_create, id): the index of target pages."""
+# -- Python: SQLite, and the reference the COPY path is held to -------------------------------
+
+async def situation_of(
+    database: Database, outdial_id: uuid.UUID, now: dt.datetime
+) -> reasons.Situation | None:
+    """What the waiting rules read, as the export starts; None for no such outdial."""
+    async with database.sessions() as session:
+        outdial = await session.get(Outdial, outdial_id)
+        return None if outdial is None else await reasons.situation(session, outdial, now)
+
+
+async def target_batches(
+    database: Database, outdial_id: uuid.UUID, situation: reasons.Situation
+) -> AsyncIterator[list[Any]]:
+    """Live targets oldest first, by (tm_create, id): the index of target pages; each with its
+    waiting reason, next_attempt_at and detail as the rules stood when the export started."""
+    async for rows in keyset_batches(
+        database, _TABLE, _TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None),
+        columns=[*_STORED, *reasons.columns(situation)],
+    ):
+        yield rows
+
+
+async def keyset_batches(
+    database: Database, table: Any, *where: Any, columns: Sequence[Any] = ()
+) -> AsyncIterator[list[Any]]:
+    """Rows of `table` matching `where` (its `columns`, or all of them), oldest first by
+    (tm_create, id), BATCH_ROWS at a time, each batch read in a short session of its own: flat
+    memory however many there are."""
     after: tuple[Any, Any] | None = None
     while True:
-        query = select(_TABLE).where(_TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None))
+        query = select(*(columns or [table])).where(*where)
         if after is not None:
             # A row-value comparison, so that the index seeks to the position: bulk imports
             # give many rows one tm_create, and an OR of the two cases would rescan them.
-            query = query.where(tuple_(_TABLE.c.tm_create, _TABLE.c.id) > tuple_(*after))
-        query = query.order_by(_TABLE.c.tm_create, _TABLE.c.id).limit(BATCH_ROWS)
+            query = query.where(tuple_(table.c.tm_create, table.c.id) > tuple_(*after))
+        query = query.order_by(table.c.tm_create, table.c.id).limit(BATCH_ROWS)
         async with database.sessions() as session:
             rows = (await session.execute(query)).all()
         if not rows:
@@ -53,13 +102,12 @@ def _cell(address: dict[str, str] | None) -> str:
     return bare if bare is not None else json.dumps(address, separators=(",", ":"))
 
 
-async def export_targets(database: Database, outdial_id: uuid.UUID, format: str) -> AsyncIterator[bytes]:
+async def python_export(
+    database: Database, outdial_id: uuid.UUID, format: str, situation: reasons.Situation
+) -> AsyncIterator[bytes]:
     if format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
-        yield buffer.getvalue().encode()
-    async for rows in target_batches(database, outdial_id):
+        yield _csv_header()
+    async for rows in target_batches(database, outdial_id, situation):
         if format == "csv":
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
@@ -67,7 +115,9 @@ async def export_targets(database: Database, outdial_id: uuid.UUID, format: str)
                 (str(r.id), r.name, r.detail, r.data, r.status,
                  *(_cell(getattr(r, d)) for d in DESTINATIONS),
                  *(getattr(r, t) for t in TRY_COUNTS),
-                 format_timestamp(r.tm_create), format_timestamp(r.tm_update))
+                 format_timestamp(r.tm_create), format_timestamp(r.tm_update),
+                 r.timezone or "", r.waiting_reason or "", _moment(r.next_attempt_at),
+                 r.waiting_detail or "")
                 for r in rows
             )
             yield buffer.getvalue().encode()
@@ -80,4 +130,281 @@ async def export_targets(database: Database, outdial_id: uuid.UUID, format: str)
                 "tm_create": format_timestamp(r.tm_create),
                 "tm_update": format_timestamp(r.tm_update),
                 "tm_delete": format_timestamp(r.tm_delete),
+                "timezone": r.timezone, "waiting_reason": r.waiting_reason,
+                "next_attempt_at": _moment(r.next_attempt_at) or None,
+                "waiting_detail": r.waiting_detail,
             }) + "\n" for r in rows).encode()
+
+
+def _moment(value: Any) -> str:
+    moment = reasons.as_datetime(value)
+    return format_timestamp(moment) or "" if moment is not None else ""
+
+
+def _csv_header() -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(CSV_COLUMNS)
+    return buffer.getvalue().encode()
+
+
+# -- SQL: each value written as Python's csv and json modules write it ------------------------
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def csv_cell(value: str) -> str:
+    """csv.writer's QUOTE_MINIMAL with lineterminator "\\n": quoted when holding a comma, a
+    quote or a newline (a lone carriage return is not quoted), quotes doubled."""
+    return (f"(CASE WHEN strpos({value}, ',') + strpos({value}, '\"') + strpos({value}, E'\\n') > 0 "
+            f"THEN '\"' || replace({value}, '\"', '\"\"') || '\"' ELSE {value} END)")
+
+
+def json_string(value: str) -> str:
+    """json.dumps of a string (ensure_ascii): PostgreSQL's own escaping, which is Python's for
+    quotes, backslashes and control characters, then every character outside ' '..'~' as
+    \\uXXXX (a surrogate pair above U+FFFF), as Python writes it."""
+    quoted = f"to_json({value}::text)::text"
+    escaped = (
+        "(SELECT string_agg(CASE WHEN c BETWEEN ' ' AND '~' AND ascii(c) < 127 THEN c "
+        "WHEN ascii(c) < 65536 THEN '\\u' || lpad(to_hex(ascii(c)), 4, '0') "
+        "ELSE '\\u' || to_hex(55296 + ((ascii(c) - 65536) >> 10)) "
+        "|| '\\u' || to_hex(56320 + ((ascii(c) - 65536) & 1023)) END, '' ORDER BY n) "
+        f"FROM unnest(string_to_array({quoted}, NULL)) WITH ORDINALITY AS chars(c, n))"
+    )
+    return f"(CASE WHEN {value} ~ '[^ -~]' THEN {escaped} ELSE {quoted} END)"
+
+
+def json_object(value: str, item: str, between: str) -> str:
+    """json.dumps of a stored JSON object with string values, keys in their stored order."""
+    items = (f"(SELECT string_agg({json_string('key')} || '{item}' || "
+             f"CASE json_typeof(value) WHEN 'string' THEN {json_string('(value #>> ARRAY[]::text[])')} "
+             f"ELSE value::text END, '{between}' ORDER BY n) "
+             f"FROM json_each({value}) WITH ORDINALITY AS fields(key, value, n))")
+    return f"('{{' || coalesce({items}, '') || '}}')"
+
+
+# What str.strip() removes: str.isspace() characters.
+_PY_SPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+
+
+def bare_cell(value: str) -> str:
+    """destinations.bare_target in SQL: the bare target, or NULL when it would not read back.
+    `value` is the address as jsonb (parsed once per row: `->>` on json parses it each time)."""
+    target = f"({value} ->> 'target')"
+    inferred = (f"(CASE WHEN left({target}, 1) = '+' THEN 'tel' "
+                f"WHEN lower(left({target}, 4)) = 'sip:' OR lower(left({target}, 5)) = 'sips:' "
+                f"THEN 'sip' WHEN strpos({target}, '@') > 0 THEN 'email' END)")
+    quiet = " AND ".join(f"coalesce({value} ->> '{key}', '') = ''"
+                         for key in ("target_name", "name", "detail"))
+    return (f"(CASE WHEN {quiet} AND {inferred} = ({value} ->> 'type') "
+            f"AND strpos({_literal(_PY_SPACE)}, left({target}, 1)) = 0 "
+            f"AND strpos({_literal(_PY_SPACE)}, right({target}, 1)) = 0 "
+            f"AND left({target}, 1) <> '{{' THEN {target} END)")
+
+
+def destination_cell(value: str) -> str:
+    """_cell in SQL: '' for no address, else the bare target or the compact JSON."""
+    compact = json_object(value, ":", ",")
+    return (f"(CASE WHEN outdial_targets.{value} IS NULL THEN '' "
+            f"ELSE coalesce({bare_cell(f'{value}_jsonb')}, {compact}) END)")
+
+
+def timestamp(value: str, form: str, unset: str) -> str:
+    """format_timestamp in SQL; `unset` is what a NULL becomes in this format."""
+    pattern = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' if form == "rfc3339" else "YYYY-MM-DD HH24:MI:SS.US"
+    return f"coalesce(to_char({value}, {_literal(pattern)}), {unset})"
+
+
+def sql_text(expression: Any) -> str:
+    """A SQLAlchemy expression as PostgreSQL SQL text with its values inlined (COPY takes no
+    parameters): how a column computed by other code, such as a waiting reason, becomes an
+    entry of COLUMNS, e.g. `Column("waiting_reason", lambda form: csv_cell(sql_text(e)), …)`."""
+    return str(expression.compile(dialect=postgresql.dialect(),
+                                  compile_kwargs={"literal_binds": True}))
+
+
+@dataclass(frozen=True)
+class Column:
+    """One exported field: its name and its SQL as a CSV cell and as a JSON value. `form` is
+    the time format (tutorial or rfc3339)."""
+
+    name: str
+    csv: Callable[[str], str] | None  # None: not a CSV column
+    json: Callable[[str], str]
+
+
+def _text(column: str) -> Column:
+    return Column(column, lambda form: csv_cell(column), lambda form: json_string(column))
+
+
+def _time(column: str, in_csv: bool) -> Column:
+    def as_csv(form: str) -> str:
+        return timestamp(column, form, "''" if form == "rfc3339" else _literal(NEVER))
+
+    def as_json(form: str) -> str:
+        stamp = "'\"' || " + timestamp(column, form, "NULL") + " || '\"'"
+        return f"coalesce({stamp}, 'null')" if form == "rfc3339" else (
+            "'\"' || " + timestamp(column, form, _literal(NEVER)) + " || '\"'")
+    return Column(column, as_csv if in_csv else None, as_json)
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("id", lambda form: "id::text", lambda form: "'\"' || id::text || '\"'"),
+    Column("outdial_id", None, lambda form: "'\"' || outdial_id::text || '\"'"),
+    _text("name"), _text("detail"), _text("data"),
+    Column("status", lambda form: csv_cell("status"), lambda form: json_string("status")),
+    # The cell is worked out once per row in copy_query (cells.destination_N_cell).
+    *(Column(d, lambda form, d=d: csv_cell(f"{d}_cell"),
+             lambda form, d=d: f"(CASE WHEN {d} IS NULL THEN 'null' ELSE {json_object(d, ': ', ', ')} END)")
+      for d in DESTINATIONS),
+    *(Column(t, lambda form, t=t: f"{t}::text", lambda form, t=t: f"{t}::text") for t in TRY_COUNTS),
+    _time("tm_create", True), _time("tm_update", True), _time("tm_delete", False),
+)
+
+
+def _optional_text(column: str) -> Column:
+    """A text that may be NULL: '' in CSV, null in JSON."""
+    return Column(column, lambda form: csv_cell(f"coalesce({column}, '')"),
+                  lambda form: f"(CASE WHEN {column} IS NULL THEN 'null' ELSE {json_string(column)} END)")
+
+
+def _optional_time(name: str, value: str) -> Column:
+    """A time that may be NULL: '' in CSV, null in JSON, whatever the time format."""
+    return Column(
+        name, lambda form: timestamp(value, form, "''"),
+        lambda form: "coalesce('\"' || " + timestamp(value, form, "NULL") + " || '\"', 'null')")
+
+
+# The target's zone, then why it waits: computed once per row in copy_query (AS waiting;
+# the rules' next_attempt_at is named apart from the stored column it replaces).
+WAITING_COLUMNS: tuple[Column, ...] = (
+    _optional_text("timezone"), _optional_text("waiting_reason"),
+    _optional_time("next_attempt_at", "waiting.next_attempt_at"), _optional_text("waiting_detail"),
+)
+
+
+def line_sql(format: str, form: str) -> str:
+    """The SQL expression of one exported line (without its newline)."""
+    columns = (*COLUMNS, *WAITING_COLUMNS)
+    if format == "csv":
+        return " || ',' || ".join(c.csv(form) for c in columns if c.csv is not None)
+    fields = [f"{_literal(json.dumps(c.name) + ': ')} || {c.json(form)}" for c in columns]
+    return "'{' || " + " || ', ' || ".join(fields) + " || '}'"
+
+
+def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, Any] | None,
+               until: tuple[Any, Any] | None, situation: reasons.Situation) -> str:
+    """One batch of lines in export order, for COPY; keys are written as literals (COPY takes
+    no parameters) from values the database itself gave."""
+    where = [f"outdial_id = '{outdial_id}'", "tm_delete IS NULL"]
+    if after is not None:
+        where.append(f"(tm_create, id) > ('{after[0].isoformat()}'::timestamp, '{after[1]}'::uuid)")
+    if until is not None:
+        where.append(f"(tm_create, id) <= ('{until[0].isoformat()}'::timestamp, '{until[1]}'::uuid)")
+    # Values used several times in a line are computed once per row in LATERAL subqueries;
+    # OFFSET 0 keeps the planner from folding them back into every use.
+    parsed = ", ".join(f"outdial_targets.{d}::jsonb AS {d}_jsonb" for d in DESTINATIONS)
+    cells = ", ".join(f"{destination_cell(d)} AS {d}_cell" for d in DESTINATIONS)
+    reason, due, detail = (sql_text(c) for c in reasons.columns(situation))
+    waiting = (f"{reason} AS waiting_reason, CAST({due} AS timestamp) AS next_attempt_at, "
+               f"{detail} AS waiting_detail")
+    return (f"SELECT {line_sql(format, form)} FROM outdial_targets "
+            f"CROSS JOIN LATERAL (SELECT {parsed} OFFSET 0) AS parsed "
+            f"CROSS JOIN LATERAL (SELECT {waiting} OFFSET 0) AS waiting "
+            + (f"CROSS JOIN LATERAL (SELECT {cells} OFFSET 0) AS cells " if format == "csv" else "")
+            + f"WHERE {' AND '.join(where)} ORDER BY tm_create, id")
+
+
+# COPY's text format escapes these in a value; the CSV lines are read back unescaped.
+_COPY_ESCAPES = {b"\\": b"\\", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f",
+                 b"v": b"\v"}
+_COPY_ESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+
+
+def unescape_copy_text(data: bytes) -> bytes:
+    if b"\\" not in data:
+        return data
+    return _COPY_ESCAPE.sub(lambda m: _COPY_ESCAPES[m.group(1)], data)
+
+
+async def copy_export(
+    database: Database, outdial_id: uuid.UUID, format: str, situation: reasons.Situation
+) -> AsyncIterator[bytes]:
+    form = current_time_format()
+    if format == "csv":
+        yield _csv_header()
+    after: tuple[Any, Any] | None = None
+    while True:
+        async with database.sessions() as session:
+            # Where this batch ends: the key COPY_BATCH_ROWS rows on, along the page index.
+            query = select(_TABLE.c.tm_create, _TABLE.c.id).where(
+                _TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None))
+            if after is not None:
+                query = query.where(tuple_(_TABLE.c.tm_create, _TABLE.c.id) > tuple_(*after))
+            until = (await session.execute(query.order_by(_TABLE.c.tm_create, _TABLE.c.id)
+                                           .offset(COPY_BATCH_ROWS - 1).limit(1))).first()
+        query = copy_query(format, form, outdial_id, after, tuple(until) if until else None,
+                           situation)
+        async for chunk in _copy(database, query, format):
+            yield chunk
+        if until is None:
+            return
+        after = tuple(until)
+
+
+async def _copy(database: Database, query: str, format: str) -> AsyncIterator[bytes]:
+    """The output of one COPY (one batch), as the database sends it. The queue holds at most
+    the batch, so the statement never waits on a slow client."""
+    # NDJSON lines are pure ASCII without control characters (ensure_ascii), so CSV mode with
+    # a quote and delimiter they never hold passes them through untouched; CSV lines may hold
+    # newlines, so they go in text format and are unescaped here.
+    options: dict[str, Any] = ({"format": "csv", "quote": "\x01", "delimiter": "\x02"}
+                               if format == "ndjson" else {"format": "text"})
+    chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    async def run() -> None:
+        async with database.engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            try:
+                # The line is one long expression: compiling it (JIT) would cost a minute.
+                await driver.execute("SET jit = off")
+                await driver.copy_from_query(query, output=chunks.put, **options)
+                await driver.execute("RESET jit")
+            except BaseException:
+                await connection.invalidate()  # a COPY cut short leaves the connection unusable
+                raise
+        await chunks.put(None)
+
+    task = asyncio.create_task(run())
+    try:
+        while True:
+            getter = asyncio.ensure_future(chunks.get())
+            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:  # the COPY ended first: raise its error, else read on
+                getter.cancel()
+                task.result()
+                continue
+            chunk = getter.result()
+            if chunk is None:
+                break
+            chunk = bytes(chunk)  # the driver hands out bytearrays
+            yield unescape_copy_text(chunk) if format == "csv" else chunk
+        await task
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def export_targets(
+    database: Database, outdial_id: uuid.UUID, format: str, now: dt.datetime
+) -> AsyncIterator[bytes]:
+    situation = await situation_of(database, outdial_id, now)
+    if situation is None:
+        return
+    export = python_export if database.is_sqlite else copy_export
+    async for chunk in export(database, outdial_id, format, situation):
+        yield chunk

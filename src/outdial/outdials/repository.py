@@ -1,12 +1,43 @@
 """SQL for outdials and targets."""
 
+import functools
 import uuid
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, Row, ScalarSelect, Select, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.auth.repository import CallerCheck
 from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.models import Campaign, Outdial, OutdialTarget
+
+
+_OUTDIALS, _TARGETS = Outdial.__table__, OutdialTarget.__table__
+_ONE_OUTDIAL = (_OUTDIALS.c.id == bindparam("outdial_id"),
+                _OUTDIALS.c.customer_id == bindparam("customer_id"))
+
+
+# The hot statements are built once per kind of caller check: building a statement costs more
+# CPU than running it.
+@functools.cache
+def _outdial_with(permission: ScalarSelect) -> Select:
+    return select(*_OUTDIALS.c, permission.label("permission")).where(*_ONE_OUTDIAL)
+
+
+@functools.cache
+def _insert_target_if(permission: ScalarSelect, permissions: tuple[str, ...]) -> Insert:
+    values = select(*(bindparam(f"new_{c.key}", type_=c.type) for c in _TARGETS.c)).where(
+        *_ONE_OUTDIAL, _OUTDIALS.c.tm_delete.is_(None), permission.in_(permissions))
+    return insert(_TARGETS).from_select(list(_TARGETS.c.keys()), values)
+
+
+def _value(target: OutdialTarget, column: Any) -> Any:
+    """The column's value on an unsaved target: a default the ORM would apply at flush is not
+    on the object yet, and this statement bypasses the flush."""
+    value = getattr(target, column.key)
+    if value is None and column.default is not None and column.default.is_scalar:
+        return column.default.arg
+    return value
 
 
 class OutdialRepository:
@@ -21,6 +52,30 @@ class OutdialRepository:
             # Locked (and re-read) when its campaign link is about to change.
             query = query.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(query)
+
+    async def outdial_row(
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, check: CallerCheck
+    ) -> Row | None:
+        """The outdial's columns and the caller's permission (as `permission`), one statement."""
+        connection = await self.session.connection()
+        return (await connection.execute(
+            _outdial_with(check.permission),
+            {"outdial_id": outdial_id, "customer_id": customer_id, **check.parameters},
+        )).one_or_none()
+
+    async def insert_target_if(
+        self, target: OutdialTarget, check: CallerCheck, permissions: tuple[str, ...]
+    ) -> bool:
+        """Insert the (unsaved) target in one statement, INSERT … SELECT from its outdial, only
+        if the outdial is its customer's and live and the caller has one of `permissions`;
+        whether it was."""
+        connection = await self.session.connection()
+        result = await connection.execute(
+            _insert_target_if(check.permission, permissions),
+            {**{f"new_{c.key}": _value(target, c) for c in _TARGETS.c},
+             "outdial_id": target.outdial_id, "customer_id": target.customer_id, **check.parameters},
+        )
+        return result.rowcount == 1
 
     async def get_campaign(self, customer_id: uuid.UUID, campaign_id: uuid.UUID) -> Campaign | None:
         """The campaign an outdial may name: only one of the same customer."""

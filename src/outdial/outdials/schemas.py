@@ -16,6 +16,20 @@ TargetStatus = Literal["idle", "progressing", "done"]
 DATA = "free data for your own use, handed to the dialer with each attempt"
 DESTINATION = "slot {n}: an address to contact, tried in slot order; null if empty"
 TRY_COUNT = "attempts made so far on destination_{n}"
+TIMEZONE = (
+    "the contact's IANA time zone, for the campaign's calling window; null: the zones of its "
+    "numbers, else the campaign's timezone_default"
+)
+WAITING_REASON = (
+    "why the target is not being dialed now: dialable, retry_interval, dnc, "
+    "outside_calling_window, contact_limit, campaign_not_running, exhausted, answered, "
+    "in_progress; null if deleted"
+)
+NEXT_ATTEMPT_AT = (
+    "when it may be dialed: now or earlier if dialable, else when the rule it waits for lets it "
+    "(the window opens, the interval or cap runs out); null if done, being dialed, or unknown"
+)
+WAITING_DETAIL = "what it waits for: the zone whose window is shut, the list it is on; or null"
 
 
 class Address(Body):
@@ -69,6 +83,7 @@ class TargetWrite(Body):
     destination_2: Address | None = Field(None, description=DESTINATION.format(n=2))
     destination_3: Address | None = Field(None, description=DESTINATION.format(n=3))
     destination_4: Address | None = Field(None, description=DESTINATION.format(n=4))
+    timezone: str | None = Field(None, description=TIMEZONE, examples=["America/Chicago"])
 
     @model_validator(mode="before")
     @classmethod
@@ -138,13 +153,23 @@ class TargetOut(BaseModel):
     try_count_2: int = Field(description=TRY_COUNT.format(n=2))
     try_count_3: int = Field(description=TRY_COUNT.format(n=3))
     try_count_4: int = Field(description=TRY_COUNT.format(n=4))
+    timezone: str | None = Field(description=TIMEZONE)
+    waiting_reason: str | None = Field(description=WAITING_REASON)
+    next_attempt_at: str | None = Field(description=NEXT_ATTEMPT_AT)
+    waiting_detail: str | None = Field(description=WAITING_DETAIL)
     tm_create: str = Field(description=TM_CREATE)
     tm_update: str | None = Field(description=TM_UPDATE)
     tm_delete: str | None = Field(description=TM_DELETE)
 
     @classmethod
-    def of(cls, row: OutdialTarget) -> "TargetOut":
+    def of(cls, row: OutdialTarget, waiting: Any = None) -> "TargetOut":
+        """The target, with its waiting (strategy.reasons.Waiting) when told."""
         return cls(
+            timezone=row.timezone,
+            waiting_reason=waiting.reason if waiting else None,
+            next_attempt_at=format_timestamp(waiting.next_attempt_at)
+            if waiting and waiting.next_attempt_at else None,
+            waiting_detail=waiting.detail if waiting else None,
             id=row.id, outdial_id=row.outdial_id, name=row.name, detail=row.detail, data=row.data,
             status=row.status,
             destination_0=row.destination_0, destination_1=row.destination_1,

@@ -3,9 +3,11 @@
 import uuid
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from outdial.auth.service import Principal
+from outdial.auth.repository import CallerCheck
+from outdial.auth.service import WRITERS, Principal
 from outdial.campaigns.repository import CampaignRepository
 from outdial.campaigns.service import stop_campaign
 from outdial.clock import Clock
@@ -19,6 +21,14 @@ from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.destinations import validate_destination
 from outdial.outdials.repository import OutdialRepository
 from outdial.outdials.schemas import OutdialCreate, TargetWrite
+from outdial.strategy import reasons
+from outdial.strategy.windows import timezone_problem, zone_key
+
+
+def validate_timezone(value: str | None) -> str | None:
+    if value is not None and (problem := timezone_problem(value)):
+        raise InvalidArgument("timezone", problem)
+    return value or None
 
 
 def validate_destinations(values: list[Any]) -> list[dict[str, str] | None]:
@@ -58,6 +68,16 @@ class OutdialService:
         if outdial is None:
             raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
         return outdial
+
+    async def get_outdial_row(
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, check: CallerCheck
+    ) -> Row:
+        """get_outdial as one Core statement that also reads the caller's permission: the row
+        has the outdial's columns and `permission`."""
+        row = await self.repo.outdial_row(customer_id, outdial_id, check)
+        if row is None:
+            raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
+        return row
 
     async def live_outdial(self, principal: Principal, outdial_id: uuid.UUID) -> Outdial:
         outdial = await self.get_outdial(principal, outdial_id)
@@ -128,18 +148,38 @@ class OutdialService:
         self, principal: Principal, outdial_id: uuid.UUID, body: TargetWrite
     ) -> OutdialTarget:
         destinations = validate_destinations(body.destinations())
+        timezone = validate_timezone(body.timezone)
         outdial = await self.live_outdial(principal, outdial_id)
+        target = self._new_target(outdial.customer_id, outdial.id, body, destinations, timezone)
+        self.repo.add(target)
+        await self.repo.flush()
+        return target
+
+    async def add_target(
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
+        check: CallerCheck,
+    ) -> OutdialTarget | None:
+        """create_target in one statement, for a caller not checked yet: the target is added
+        only if the outdial is the customer's and live and the caller may write; None if not
+        (create_target then tells why)."""
+        destinations = validate_destinations(body.destinations())
+        timezone = validate_timezone(body.timezone)
+        target = self._new_target(customer_id, outdial_id, body, destinations, timezone)
+        return target if await self.repo.insert_target_if(target, check, WRITERS) else None
+
+    def _new_target(
+        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
+        destinations: list[dict[str, str] | None], timezone: str | None,
+    ) -> OutdialTarget:
         now = self.clock.now()
-        target = OutdialTarget(
-            id=uuid.uuid4(), customer_id=outdial.customer_id, outdial_id=outdial.id,
+        return OutdialTarget(
+            id=uuid.uuid4(), customer_id=customer_id, outdial_id=outdial_id,
             name=body.name, detail=body.detail, data=body.data, status="idle",
+            timezone=timezone, zone_key=zone_key(timezone, destinations),
             tm_create=now, tm_update=now,
             **{f"destination_{n}": d for n, d in enumerate(destinations)},
             **{f"try_count_{n}": 0 for n in range(DESTINATION_SLOTS)},
         )
-        self.repo.add(target)
-        await self.repo.flush()
-        return target
 
     async def list_targets(
         self, principal: Principal, outdial_id: uuid.UUID, page: PageRequest, status: str | None
@@ -163,6 +203,7 @@ class OutdialService:
         self, principal: Principal, outdial_id: uuid.UUID, target_id: uuid.UUID, body: TargetWrite
     ) -> OutdialTarget:
         destinations = validate_destinations(body.destinations())
+        timezone = validate_timezone(body.timezone)
         await self.live_outdial(principal, outdial_id)
         target = await self.get_target(principal, outdial_id, target_id, for_update=True)
         if target.tm_delete is not None:
@@ -175,6 +216,7 @@ class OutdialService:
         target.name, target.detail, target.data = body.name, body.detail, body.data
         for n, destination in enumerate(destinations):
             setattr(target, f"destination_{n}", destination)
+        target.timezone, target.zone_key = timezone, zone_key(timezone, destinations)
         target.tm_update = self.clock.now()
         await self._target_changed(target)
         return target
@@ -188,6 +230,19 @@ class OutdialService:
             await self._target_changed(target)
         return target
 
+    async def waiting_of(
+        self, outdial_id: uuid.UUID, targets: list[OutdialTarget]
+    ) -> dict[uuid.UUID, reasons.Waiting]:
+        """Why each of these targets waits, now (strategy.reasons)."""
+        outdial = await self.session.get(Outdial, outdial_id)
+        if outdial is None or not targets:
+            return {}
+        await self.session.flush()
+        situation = await reasons.situation(self.session, outdial, self.clock.now())
+        return await reasons.waiting_of(self.session, situation, [t.id for t in targets])
+
     async def _target_changed(self, target: OutdialTarget) -> None:
+        # With its waiting reason as of now, as the API answers the change.
+        waiting = await self.waiting_of(target.outdial_id, [target])
         await emit(self.session, catalogue.OUTDIALTARGET_UPDATED, target.customer_id,
-                   catalogue.outdialtarget(target), now=target.tm_update)
+                   catalogue.outdialtarget(target, waiting.get(target.id)), now=target.tm_update)

@@ -1,4 +1,4 @@
-"""Live statistics of an outdial, counted by aggregate SQL over its targets.
+"""Live statistics of an outdial, from counters kept exact by the database (outdials.counts).
 
 "Dialable now" follows the engine's rule (engine.md §2) with the outplan of the outdial's
 campaign: an idle target with some slot that has a destination and tries left, never tried or
@@ -12,12 +12,16 @@ import uuid
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import DateTime, Uuid, bindparam, text
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.engine.repository import TARGETS, Limits, limits_of, tries_left
+from outdial.engine.rules import choose_destination
 from outdial.models import Campaign, Outdial, Outplan
 from outdial.models.base import NIL_UUID
 from outdial.models.outdials import DESTINATION_SLOTS
+from outdial.outdials.counts import shape_of, shapes_query
+from outdial.strategy import reasons
 
 ATTEMPTS = "attempts made on destination_{n}: the sum of the targets' try_count_{n}"
 
@@ -42,18 +46,10 @@ class OutdialStats(BaseModel):
     attempts: int = Field(description="attempts on every slot")
     dialable_now: int = Field(description="idle targets with tries left whose try_interval has passed")
     waiting_retry: int = Field(description="idle targets with tries left still in their try_interval")
-
-
-_OUTDIAL = bindparam("outdial_id", type_=Uuid())
-
-
-def _tries_left(outplan: Outplan | None) -> str:
-    if outplan is None:
-        return "1 = 1"
-    return "(" + " OR ".join(
-        f"(destination_{n} IS NOT NULL AND try_count_{n} < {int(outplan.max_try_count(n))})"
-        for n in range(DESTINATION_SLOTS)
-    ) + ")"
+    waiting_reasons: dict[str, int] | None = Field(
+        default=None,
+        description="live targets per waiting_reason (strategy: the rules the engine claims by), "
+        "every reason present; only when asked for with `reasons=true`, as it reads every target")
 
 
 async def _outplan_of(session: AsyncSession, outdial: Outdial) -> tuple[uuid.UUID, Outplan | None]:
@@ -66,39 +62,58 @@ async def _outplan_of(session: AsyncSession, outdial: Outdial) -> tuple[uuid.UUI
     return outdial.campaign_id, outplan if outplan is not None and outplan.tm_delete is None else None
 
 
-async def outdial_stats(session: AsyncSession, outdial: Outdial, now: dt.datetime) -> OutdialStats:
+def _waiting_query(outdial_id: uuid.UUID, limits: Limits | None, cutoff: dt.datetime) -> Select:
+    """Idle targets with tries left whose last attempt ended after `cutoff`: a range of the
+    index ix_outdial_targets_retry_wait, as long as the targets ended within the interval."""
+    query = select(func.count()).where(
+        TARGETS.c.outdial_id == outdial_id, TARGETS.c.tm_delete.is_(None),
+        TARGETS.c.status == "idle", TARGETS.c.tm_last_end.is_not(None),
+        TARGETS.c.tm_last_end > cutoff,
+    )
+    return query if limits is None else query.where(tries_left(limits))
+
+
+async def outdial_stats(
+    session: AsyncSession, outdial: Outdial, now: dt.datetime, reasons_wanted: bool = False
+) -> OutdialStats:
+    """The stats from the counts per shape (outdials.counts), without reading the targets:
+    only those still in their retry interval are counted from the table, along an index."""
     campaign_id, outplan = await _outplan_of(session, outdial)
+    limits = limits_of(outplan) if outplan is not None else None
     cutoff = now - dt.timedelta(milliseconds=outplan.try_interval) if outplan else now
-    tries_left = _tries_left(outplan)
-    sums = ", ".join(f"COALESCE(SUM(try_count_{n}), 0) AS a{n}" for n in range(DESTINATION_SLOTS))
-    # Typed parameters, so that each database gets the id and time in the form it stores.
-    rows = (await session.execute(text(f"""
-        SELECT status, COUNT(*) AS n, {sums},
-               SUM(CASE WHEN {tries_left} AND (tm_last_end IS NULL OR tm_last_end <= :cutoff)
-                        THEN 1 ELSE 0 END) AS dialable,
-               SUM(CASE WHEN {tries_left} AND tm_last_end > :cutoff THEN 1 ELSE 0 END) AS waiting
-        FROM outdial_targets
-        WHERE outdial_id = :outdial_id AND tm_delete IS NULL
-        GROUP BY status
-    """).bindparams(_OUTDIAL, bindparam("cutoff", type_=DateTime())),
-        {"outdial_id": outdial.id, "cutoff": cutoff})).all()
-    answered = await session.scalar(text("""
-        SELECT COUNT(DISTINCT c.outdial_target_id)
-        FROM campaigncalls c JOIN outdial_targets t ON t.id = c.outdial_target_id
-        WHERE c.outdial_id = :outdial_id AND c.result = 'success'
-          AND t.status = 'done' AND t.tm_delete IS NULL
-    """).bindparams(_OUTDIAL), {"outdial_id": outdial.id}) or 0
-    by_status: dict[str, Any] = {row.status: row for row in rows}
-    count = {s: (by_status[s].n if s in by_status else 0) for s in ("idle", "progressing", "done")}
-    attempts = [sum(int(getattr(row, f"a{n}")) for row in rows) for n in range(DESTINATION_SLOTS)]
-    idle = by_status.get("idle")
-    live = outdial.tm_delete is None and idle is not None
+    # One statement: the counts and the waiting targets are read at one snapshot.
+    shapes_part = shapes_query(outdial.id).subquery()
+    waiting_part = _waiting_query(outdial.id, limits, cutoff).scalar_subquery()
+    rows = (await session.execute(select(shapes_part, waiting_part.label("waiting")))).all()
+    if not rows:  # no shapes: read the waiting count alone (it is 0 then, but say so)
+        waiting = int(await session.scalar(select(waiting_part)) or 0)
+    else:
+        waiting = int(rows[0].waiting)
+    shapes = [shape_of(row) for row in rows]
+    count = {s: sum(x.targets for x in shapes if x.status == s) for s in ("idle", "progressing", "done")}
+    answered = sum(x.targets for x in shapes if x.status == "done" and x.answered)
+    attempts = [sum(x.targets * x.try_counts[n] for x in shapes) for n in range(DESTINATION_SLOTS)]
+    # The engine's own rule, applied once per shape instead of once per target.
+    with_tries = sum(
+        x.targets for x in shapes
+        if x.status == "idle" and (limits is None or choose_destination(
+            [True if x.has_destination(n) else None for n in range(DESTINATION_SLOTS)],
+            x.try_counts, limits) is not None)
+    )
+    live = outdial.tm_delete is None
     return OutdialStats(
         outdial_id=outdial.id, campaign_id=campaign_id,
         outplan_id=outplan.id if outplan else NIL_UUID,
-        targets=sum(row.n for row in rows), **count,
+        targets=sum(count.values()), **count,
         answered=answered, exhausted=count["done"] - answered,
         **{f"attempts_{n}": a for n, a in enumerate(attempts)}, attempts=sum(attempts),
-        dialable_now=int(idle.dialable) if live else 0,
-        waiting_retry=int(idle.waiting) if live else 0,
+        dialable_now=with_tries - waiting if live else 0,
+        waiting_retry=waiting if live else 0,
+        waiting_reasons=await waiting_reasons(session, outdial, now) if reasons_wanted else None,
     )
+
+
+async def waiting_reasons(session: AsyncSession, outdial: Outdial, now: dt.datetime) -> dict[str, int]:
+    """The outdial's targets counted per waiting reason: a part of its own, computed from the
+    reason's SQL expression, whatever the other figures are computed from."""
+    return await reasons.reason_counts(session, await reasons.situation(session, outdial, now))

@@ -607,7 +607,7 @@
 
   function Outdial({ id }) {
     const outdial = useLoad(() => api("GET", `/v1.0/outdials/${id}`), [id]);
-    const stats = useLoad(() => api("GET", `/v1.0/outdials/${id}/stats`), [id]);
+    const stats = useLoad(() => api("GET", `/v1.0/outdials/${id}/stats?reasons=true`), [id]);
     const [status, setStatus] = useState("");
     const [pageSize, setPageSize] = useState(25);
     const [version, setVersion] = useState(0);

@@ -1,6 +1,6 @@
 """webhooks and their deliveries
 
-Revision ID: 0007_webhooks
+Revision ID: 0008_webhooks
 Revises: 0007_events
 Create Date: 2026-11-27 20:45:00.000000
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_webhooks"
+revision: str = "0008_webhooks"
 down_revision: str | None = "0007_events"  # after the outbox it reads from
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

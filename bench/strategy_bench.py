@@ -1,0 +1,177 @@
+"""The claim with the dialing strategy on, against the plain claim, on PostgreSQL.
+
+1. Attempts/s of the engine's claim/record SQL in a bare loop (instant answers), first on a plain
+   campaign, then on the same list with a calling window (a US list over four zones, open in
+   all), 3 do-not-call lists of --dnc entries each that the campaign honours, and a contact
+   limit on: the ratio of the two (goal >= 0.8).
+2. The stats' counts per waiting reason over --reason-targets targets (goal < 100 ms).
+
+    .venv/bin/python bench/strategy_bench.py [--targets 20000] [--dnc 1000000] \
+        [--reason-targets 1000000]
+"""
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+
+from outdial.clock import utcnow
+from outdial.db import Database
+from outdial.dialers import OutcomeKind
+from outdial.engine import repository as repo
+from outdial.engine.repository import Closing
+from outdial.migrations import upgrade_database
+from outdial.models import Campaign, Customer, Outdial, Outplan
+from outdial.strategy import reasons
+from outdial.strategy.windows import zone_key
+
+from bench.engine_bench import drop_database, fresh_database
+
+AREA_CODES = ("212", "312", "303", "213")  # New York, Chicago, Denver, Los Angeles
+WINDOW = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00",
+          "end": "24:00", "timezone_default": "America/New_York", "holidays": ["2026-12-25"]}
+BATCH = 100
+
+
+async def seed(url: str, targets: int, *, strategy: bool, dnc: int) -> tuple[uuid.UUID, uuid.UUID]:
+    """A running campaign over `targets` one-number targets; with the strategy on, its window,
+    lists and cap. Rows go in by COPY: a million targets take a minute, not ten."""
+    database = Database(url)
+    now = utcnow() - dt.timedelta(hours=1)
+    customer = Customer(id=uuid.uuid4(), name="bench", tm_create=now,
+                        contact_limits=[{"max": 3, "window": 86400000, "count": "attempts"}]
+                        if strategy else [])
+    outplan = Outplan(id=uuid.uuid4(), customer_id=customer.id, source=None, try_interval=0,
+                      max_try_count_0=1, tm_create=now)
+    outdial = Outdial(id=uuid.uuid4(), customer_id=customer.id, tm_create=now)
+    campaign = Campaign(id=uuid.uuid4(), customer_id=customer.id, status="run",
+                        outplan_id=outplan.id, outdial_id=outdial.id, concurrency=1000,
+                        dial_rate=1_000_000, actions=[], tm_create=now,
+                        calling_window=WINDOW if strategy else None)
+    outdial.campaign_id = campaign.id
+    async with database.transaction() as session:
+        session.add(customer)
+        await session.flush()
+        session.add_all([outplan, outdial, campaign])
+    await database.dispose()
+    connection = await asyncpg.connect(url)
+    try:
+        records = []
+        for n in range(targets):
+            number = f"+1{AREA_CODES[n % 4]}5{n // 4 % 1000000:06d}"
+            destination = {"type": "tel", "target": number, "target_name": "", "name": "",
+                           "detail": ""}
+            records.append((uuid.uuid4(), customer.id, outdial.id, "", "", "", "idle",
+                            json.dumps(destination), 0, 0, 0, 0, 0, now,
+                            zone_key(None, [destination])))
+        await connection.copy_records_to_table(
+            "outdial_targets", records=records,
+            columns=["id", "customer_id", "outdial_id", "name", "detail", "data", "status",
+                     "destination_0", *(f"try_count_{n}" for n in range(5)), "tm_create",
+                     "zone_key"])
+        if strategy:
+            list_ids = [uuid.uuid4() for _ in range(3)]
+            for n, list_id in enumerate(list_ids):
+                await connection.execute(
+                    "INSERT INTO dnclists (id, customer_id, name, detail, applies_to_all, tm_create)"
+                    " VALUES ($1, $2, $3, '', false, $4)", list_id, customer.id, f"dnc {n}", now)
+                await connection.copy_records_to_table(
+                    "dnc_entries", records=[
+                        (uuid.uuid4(), customer.id, list_id, "tel", f"+4420{n}{i:08d}", None, now)
+                        for i in range(dnc)
+                    ],
+                    columns=["id", "customer_id", "dnclist_id", "type", "value", "tm_expire",
+                             "tm_create"])
+            await connection.execute("UPDATE campaigns SET dnclist_ids = $1 WHERE id = $2",
+                                     json.dumps([str(i) for i in list_ids]),
+                                     campaign.id)
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+    return campaign.id, outdial.id
+
+
+async def attempts_per_second(url: str, campaign_id: uuid.UUID, seconds: float) -> float:
+    """Claim BATCH targets, answer them at once, record: as fast as the database lets."""
+    database = Database(url)
+    done = 0
+    started = time.perf_counter()
+    try:
+        while time.perf_counter() - started < seconds:
+            now = utcnow()
+            async with database.transaction() as session:
+                claimed = await repo.take_turn(session, campaign_id, worker_id="bench", now=now,
+                                               lease_seconds=60, most=BATCH)
+            if not claimed:
+                break
+            async with database.transaction() as session:
+                await repo.record_outcomes(session, [
+                    Closing(c.campaigncall_id, c.target_id, OutcomeKind.ANSWERED, now, c.limits,
+                            c.try_interval) for c in claimed
+                ], [], "bench", now)
+            done += len(claimed)
+    finally:
+        await database.dispose()
+    return done / (time.perf_counter() - started)
+
+
+async def reason_counts_ms(url: str, outdial_id: uuid.UUID, runs: int = 3) -> tuple[float, dict[str, int]]:
+    database = Database(url)
+    best = float("inf")
+    counts: dict[str, int] = {}
+    try:
+        for _ in range(runs):
+            async with database.transaction() as session:
+                outdial = await session.get(Outdial, outdial_id)
+                started = time.perf_counter()
+                s = await reasons.situation(session, outdial, utcnow())
+                counts = await reasons.reason_counts(session, s)
+                best = min(best, time.perf_counter() - started)
+    finally:
+        await database.dispose()
+    return best * 1000, counts
+
+
+async def main(args: Any) -> None:
+    figures = {}
+    for strategy in (False, True):
+        url = await fresh_database()
+        try:
+            database = Database(url)
+            await upgrade_database(database)
+            await database.dispose()
+            campaign_id, _ = await seed(url, args.targets, strategy=strategy,
+                                        dnc=args.dnc if strategy else 0)
+            figures[strategy] = await attempts_per_second(url, campaign_id, args.seconds)
+            print(f"{'strategy on' if strategy else 'plain':>12}: {figures[strategy]:,.0f} attempts/s",
+                  flush=True)
+        finally:
+            await drop_database(url)
+    print(f"ratio strategy/plain: {figures[True] / figures[False]:.2f} (goal >= 0.8)")
+    if not args.reason_targets:
+        return
+    url = await fresh_database()
+    try:
+        database = Database(url)
+        await upgrade_database(database)
+        await database.dispose()
+        _, outdial_id = await seed(url, args.reason_targets, strategy=True, dnc=1000)
+        ms, counts = await reason_counts_ms(url, outdial_id)
+        print(f"waiting-reason counts over {args.reason_targets:,} targets: {ms:.0f} ms "
+              f"(goal < 100 ms) {counts}")
+    finally:
+        await drop_database(url)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--targets", type=int, default=20000)
+    parser.add_argument("--dnc", type=int, default=1_000_000)
+    parser.add_argument("--reason-targets", type=int, default=1_000_000, help="0: skip part 2")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    asyncio.run(main(parser.parse_args()))

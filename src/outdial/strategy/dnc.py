@@ -1,0 +1,121 @@
+"""Do-not-call lists: what a destination's normalised value is, and which are listed now.
+
+A value is normalised once, the same way for an entry and for a target's destination:
+a phone number in E.164 (the destination rules of outdials/destinations.py read it, so
+"(212) 555-0123" with default_region US and "+12125550123" are one value), a SIP URI with its
+scheme (`sips:` read as `sip:`, a bare user@host given `sip:`) and an email address, both
+lower-cased. The claim looks the normalised destinations of its batch up in the lists that
+apply to the campaign: those it names in `dnclist_ids` and those of its customer marked
+`applies_to_all`; an entry whose tm_expire has passed no longer counts.
+"""
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, case, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from outdial.errors import InvalidArgument
+from outdial.models import DncEntry, Dnclist
+from outdial.outdials.destinations import DESTINATION_SLOTS
+from outdial.outdials.destinations import dnc_entry as entry_value  # noqa: F401 - re-exported
+from outdial.outdials.destinations import dnc_value as normalised  # noqa: F401 - re-exported
+from outdial.strategy.reasons import TARGETS, Rule, add_rule
+from outdial.strategy.reasons import next_value_sql as _next_value
+from outdial.strategy.reasons import value_sql
+
+# The outcome recorded on the campaigncall of a slot passed over because it is on a list.
+DNC_OUTCOME = "dnc"
+
+
+async def referenced_lists(
+    session: AsyncSession, customer_id: uuid.UUID, ids: Iterable[uuid.UUID],
+    field: str = "dnclist_ids",
+) -> list[str]:
+    """A campaign's dnclist_ids, each a live list of the customer (another customer's is as
+    missing as a made-up id), in stored form: distinct id texts, in the order given."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    found = set(await session.scalars(
+        select(Dnclist.id).where(Dnclist.id.in_(wanted), Dnclist.customer_id == customer_id,
+                                 Dnclist.tm_delete.is_(None))
+    ))
+    for index, list_id in enumerate(wanted):
+        if list_id not in found:
+            raise InvalidArgument(f"{field}.{index}", f"dnclist {list_id} does not exist")
+    return [str(i) for i in wanted]
+
+
+async def applicable_lists(
+    session: AsyncSession, customer_id: uuid.UUID, named: Iterable[Any]
+) -> list[uuid.UUID]:
+    """The live lists a campaign of the customer honours: those it names, and those of the
+    customer that apply to all."""
+    ids = [uuid.UUID(str(i)) for i in named]
+    wanted = Dnclist.applies_to_all.is_(True)
+    if ids:
+        wanted = or_(wanted, Dnclist.id.in_(ids))
+    rows = await session.scalars(
+        select(Dnclist.id).where(Dnclist.customer_id == customer_id, Dnclist.tm_delete.is_(None),
+                                 wanted).order_by(Dnclist.id)
+    )
+    return list(rows)
+
+
+# -- the rule, in SQL: the claim and the waiting_reason both read it --------------------------
+
+
+def _listed(s: Any, value: ColumnElement[str]) -> Any:
+    return (
+        select(DncEntry.dnclist_id)
+        .where(
+            DncEntry.dnclist_id.in_(s.extra["dnclists"]),
+            DncEntry.value == value,
+            or_(DncEntry.tm_expire.is_(None), DncEntry.tm_expire > s.now),
+        )
+        .limit(1)
+    )
+
+
+def listed_columns(s: Any) -> list[ColumnElement[bool]]:
+    """For the claim: whether each slot's destination is listed (dnc_listed_N), one index
+    probe of uq_dnc_entries_list_value per list and slot of each row claimed."""
+    if not s.extra.get("dnclists"):
+        return []
+    return [
+        _listed(s, value_sql(TARGETS.c[f"destination_{n}"])).exists().label(f"dnc_listed_{n}")
+        for n in range(DESTINATION_SLOTS)
+    ]
+
+
+def listed_slots(row: Any) -> set[int]:
+    """The slots of a claimed row (selected with listed_columns) that are listed."""
+    mapping = row._mapping
+    return {n for n in range(DESTINATION_SLOTS) if mapping.get(f"dnc_listed_{n}")}
+
+
+def _allows(s: Any) -> Any:
+    if not s.extra.get("dnclists"):
+        return None
+    return ~_listed(s, _next_value(s)).exists()
+
+
+def _which_list(s: Any) -> Any:
+    """The id of a list holding the next destination, as text (the same on both databases)."""
+    if not s.extra.get("dnclists"):
+        return None
+    found = _listed(s, _next_value(s)).scalar_subquery()
+    return case({i: literal(str(i), String()) for i in s.extra["dnclists"]}, value=found,
+                else_=None)
+
+
+async def _prepare(session: AsyncSession, s: Any) -> None:
+    named = s.campaign.dnclist_ids if s.campaign is not None else []
+    s.extra["dnclists"] = await applicable_lists(session, s.customer_id, named or [])
+
+
+# Asked last: a target is said to wait on a list only when nothing else holds it, which is
+# exactly when the claim takes it and passes its listed destination over.
+add_rule(Rule(DNC_OUTCOME, _allows, detail=_which_list, prepare=_prepare, passes_over=True))

@@ -1,0 +1,173 @@
+"""Contact limits per customer (strategy.md §3): at most N attempts (or N answered contacts) to
+one normalised destination per rolling window, across every campaign and channel.
+
+Each attempt of a customer with limits is written down in `contacts` under its destination's
+normalised value (the one do-not-call lists use: outdials.destinations.dnc_value) as it is
+claimed; a target whose next destination has reached a limit waits
+(reason `contact_limit`) until the oldest contact counted leaves the window. The check is a
+count along ix_contacts_address (customer, address, time) per candidate row, so it stays cheap
+however long the history; the history is pruned past the longest window allowed (31 days) as campaigns take turns.
+"""
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from outdial.models import Contact
+from outdial.outdials.destinations import dnc_value as contact_address
+
+CONTACTS = Contact.__table__
+COUNTS = ("attempts", "answered")
+MAX_LIMITS = 10
+MAX_WINDOW_MS = 31 * 24 * 3600 * 1000
+MIN_WINDOW_MS = 60 * 1000
+PRUNE_ROWS = 1000  # contacts pruned per turn at most: every turn stays short
+
+
+@dataclass(frozen=True)
+class ContactLimit:
+    max: int  # contacts allowed in the window
+    window: int  # ms, rolling
+    count: str = "attempts"  # or "answered": only answered attempts count
+
+    @classmethod
+    def all_of(cls, stored: Iterable[Mapping[str, Any]] | None) -> tuple["ContactLimit", ...]:
+        return tuple(cls(int(v["max"]), int(v["window"]), v.get("count", "attempts"))
+                     for v in stored or ())
+
+
+def limits_problem(value: Any) -> tuple[str, str] | None:
+    """(field, problem) of a `limits` list the API refuses, or None."""
+    if not isinstance(value, list):
+        return "limits", "must be a list of {max, window, count}"
+    if len(value) > MAX_LIMITS:
+        return "limits", f"has more than {MAX_LIMITS} limits"
+    for n, item in enumerate(value):
+        field = f"limits[{n}]"
+        if not isinstance(item, dict):
+            return field, "must be an object {max, window, count}"
+        for key in item:
+            if key not in ("max", "window", "count"):
+                return f"{field}.{str(key)[:64]}", "is not a limit field (max, window, count)"
+        for key, (low, high) in (("max", (1, 1000)), ("window", (MIN_WINDOW_MS, MAX_WINDOW_MS))):
+            number = item.get(key)
+            if number is None:
+                return f"{field}.{key}", "is required"
+            if not isinstance(number, int) or isinstance(number, bool):
+                return f"{field}.{key}", "must be an integer"
+            if not low <= number <= high:
+                unit = " ms (1 minute to 31 days)" if key == "window" else ""
+                return f"{field}.{key}", f"{number} is outside {low}-{high}{unit}"
+        if item.get("count", "attempts") not in COUNTS:
+            return f"{field}.count", "must be attempts or answered"
+    return None
+
+
+class shifted(FunctionElement[dt.datetime]):
+    """A stored timestamp plus some milliseconds, in each database's own arithmetic."""
+
+    type = DateTime()
+    inherit_cache = True
+
+
+@compiles(shifted, "postgresql")
+def _shifted_postgresql(element: shifted, compiler: Any, **kw: Any) -> str:
+    moment, ms = list(element.clauses)
+    return f"({compiler.process(moment, **kw)} + make_interval(secs => {compiler.process(ms, **kw)} / 1000.0))"
+
+
+@compiles(shifted, "sqlite")
+def _shifted_sqlite(element: shifted, compiler: Any, **kw: Any) -> str:
+    # The form timestamps are stored in on SQLite ('YYYY-MM-DD HH:MM:SS.ffffff'), so that the
+    # result compares and reads back like a stored one.
+    moment, ms = list(element.clauses)
+    return (f"(strftime('%Y-%m-%d %H:%M:%f', {compiler.process(moment, **kw)}, "
+            f"({compiler.process(ms, **kw)} / 1000.0) || ' seconds') || '000')")
+
+
+def _counted(limit: ContactLimit, customer_id: uuid.UUID, address: Any, now: dt.datetime) -> Any:
+    since = now - dt.timedelta(milliseconds=limit.window)
+    terms = [CONTACTS.c.customer_id == customer_id, CONTACTS.c.address == address,
+             CONTACTS.c.tm_create > since]
+    if limit.count == "answered":
+        terms.append(CONTACTS.c.answered.is_(true()))
+    return and_(*terms)
+
+
+def within_limits(
+    limits: Sequence[ContactLimit], customer_id: uuid.UUID, address: Any, now: dt.datetime
+) -> ColumnElement[bool] | None:
+    """SQL: the target's next destination is under every limit (None: no limits)."""
+    if not limits:
+        return None
+    return and_(*(
+        select(func.count()).select_from(CONTACTS)
+        .where(_counted(limit, customer_id, address, now)).scalar_subquery() < limit.max
+        for limit in limits
+    ))
+
+
+def frees_at(
+    limits: Sequence[ContactLimit], customer_id: uuid.UUID, address: Any, now: dt.datetime
+) -> ColumnElement[Any] | None:
+    """SQL: when the first limit reached lets the destination be contacted again — once its
+    oldest counted contact leaves the window (sooner if contacts above the cap remain)."""
+    if not limits:
+        return None
+    whens = []
+    for limit in limits:
+        where = _counted(limit, customer_id, address, now)
+        count = select(func.count()).select_from(CONTACTS).where(where).scalar_subquery()
+        oldest = select(func.min(CONTACTS.c.tm_create)).where(where).scalar_subquery()
+        whens.append((count >= limit.max, shifted(oldest, literal(limit.window))))
+    return case(*whens, else_=None)
+
+
+async def record_contacts(
+    session: AsyncSession, customer_id: uuid.UUID,
+    attempts: Iterable[tuple[uuid.UUID, Mapping[str, Any]]], now: dt.datetime,
+) -> None:
+    """Write down claimed attempts (campaigncall id, destination) as contacts."""
+    rows = [{"id": call_id, "customer_id": customer_id, "address": contact_address(destination),
+             "answered": False, "tm_create": now} for call_id, destination in attempts]
+    if rows:
+        await session.execute(insert(CONTACTS), rows)
+
+
+async def mark_answered(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> None:
+    """Answered attempts count towards `answered` limits (no row: the customer has none)."""
+    if call_ids:
+        await session.execute(
+            update(CONTACTS).where(CONTACTS.c.id.in_(call_ids)).values(answered=True)
+        )
+
+
+async def prune(session: AsyncSession, now: dt.datetime) -> None:
+    """Forget up to PRUNE_ROWS contacts older than any limit may count (MAX_WINDOW_MS), oldest
+    first along ix_contacts_age: the history stays bounded by the longest window allowed."""
+    old = (
+        select(CONTACTS.c.id)
+        .where(CONTACTS.c.tm_create <= now - dt.timedelta(milliseconds=MAX_WINDOW_MS))
+        .order_by(CONTACTS.c.tm_create)
+        .limit(PRUNE_ROWS)
+    )
+    await session.execute(delete(CONTACTS).where(CONTACTS.c.id.in_(old.scalar_subquery())))

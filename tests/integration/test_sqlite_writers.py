@@ -1,0 +1,136 @@
+"""SQLite's writers of one process wait their turn in arrival order (db.engine.WriterQueue), within
+the lock timeout, and a session that holds no transaction never blocks another session."""
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import exc, insert, select, text
+
+from outdial.db import Database, Limits, busy_reason
+from outdial.db.engine import writer_queue
+from outdial.models import ServerSecret
+
+PATIENCE = 0.5  # lock timeout of these tests, in seconds
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path, migrated_sqlite: Path) -> AsyncIterator[str]:
+    shutil.copy(migrated_sqlite, tmp_path / "outdial.db")
+    yield f"sqlite+aiosqlite:///{tmp_path / 'outdial.db'}"
+
+
+@pytest.fixture
+async def databases(sqlite_url: str) -> AsyncIterator[tuple[Database, Database]]:
+    """Two engines on one file, as the API's and the dialing engine's are in one process."""
+    limits = Limits(lock_timeout=PATIENCE)
+    pair = (Database(sqlite_url, limits=limits), Database(sqlite_url, limits=limits))
+    yield pair
+    for database in pair:
+        await database.dispose()
+
+
+async def _write(database: Database, name: str, written: list[str]) -> None:
+    async with database.transaction() as session:
+        await session.execute(insert(ServerSecret).values(name=name, value="v"))
+        written.append(name)
+
+
+async def _names(database: Database) -> list[str]:
+    async with database.sessions() as session:
+        return list(await session.scalars(select(ServerSecret.name).order_by(ServerSecret.name)))
+
+
+async def test_writers_get_the_database_in_the_order_they_asked_for_it(
+    databases: tuple[Database, Database], sqlite_url: str
+) -> None:
+    queue = writer_queue(databases[0].engine.url.database or "")
+    assert queue is writer_queue(databases[1].engine.url.database or "")
+    written: list[str] = []
+    waiters = []
+    async with databases[0].transaction() as holder:
+        await holder.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: the writer's place is taken
+        for n in range(8):
+            # Alternating engines, each writer queued before the next one asks.
+            waiters.append(asyncio.create_task(_write(databases[n % 2], f"w{n}", written)))
+            while queue.waiting < n + 1:
+                await asyncio.sleep(0)
+    await asyncio.gather(*waiters)
+    assert written == [f"w{n}" for n in range(8)]
+    assert await _names(databases[0]) == [f"w{n}" for n in range(8)]
+
+
+async def test_a_writer_waits_no_longer_than_the_lock_timeout(
+    databases: tuple[Database, Database],
+) -> None:
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with databases[0].transaction() as session:
+            await session.execute(text("SELECT 1"))
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    started = time.perf_counter()
+    with pytest.raises(exc.OperationalError) as raised:
+        await _write(databases[1], "late", [])
+    took = time.perf_counter() - started
+    assert busy_reason(raised.value) is not None  # answered as a 503 by the API
+    assert PATIENCE * 0.8 < took < PATIENCE + 1
+    release.set()
+    await holder
+    # The writer that gave up holds nothing: the next one goes straight in.
+    await _write(databases[1], "next", [])
+    assert await _names(databases[0]) == ["next"]
+
+
+async def test_a_session_without_a_transaction_does_not_block_a_writer(
+    databases: tuple[Database, Database],
+) -> None:
+    """The import routes' pattern: the request's session ends its transaction, stays open, and
+    the import writes in sessions of its own; and sessions merely opened hold nothing."""
+    async with databases[0].sessions() as request_session:
+        await request_session.execute(text("SELECT 1"))
+        await request_session.commit()
+        async with databases[0].sessions() as opened_only, databases[0].sessions() as reader:
+            # A hot route's read: one statement, no transaction.
+            await reader.connection(execution_options=databases[0].no_transaction)
+            assert (await reader.execute(text("SELECT 1"))).scalar() == 1
+            started = time.perf_counter()
+            await _write(databases[1], "imported", [])
+            assert time.perf_counter() - started < PATIENCE
+            assert opened_only.in_transaction() is False
+    assert await _names(databases[0]) == ["imported"]
+
+
+async def test_a_second_writer_in_the_task_holding_the_writer_fails_at_once(
+    databases: tuple[Database, Database],
+) -> None:
+    """It could only wait for itself: instead of a wait until the lock timeout, a busy error at
+    once (a 503 in the API), and the first transaction carries on."""
+    async with databases[0].transaction() as outer:
+        await outer.execute(insert(ServerSecret).values(name="outer", value="v"))
+        started = time.perf_counter()
+        with pytest.raises(exc.OperationalError) as raised:
+            await _write(databases[1], "inner", [])
+        assert time.perf_counter() - started < PATIENCE / 2
+        assert busy_reason(raised.value) is not None
+    assert await _names(databases[0]) == ["outer"]
+
+
+async def test_a_transaction_that_fails_gives_its_place_up(
+    databases: tuple[Database, Database],
+) -> None:
+    with pytest.raises(exc.IntegrityError):
+        async with databases[0].transaction() as session:
+            await session.execute(insert(ServerSecret).values(name="twice", value="v"))
+            await session.execute(insert(ServerSecret).values(name="twice", value="v"))
+    started = time.perf_counter()
+    await _write(databases[1], "after", [])
+    assert time.perf_counter() - started < PATIENCE
+    assert await _names(databases[0]) == ["after"]

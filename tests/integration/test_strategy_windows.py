@@ -1,0 +1,322 @@
+"""Calling windows, contact limits and waiting reasons, with the engine and an injected clock."""
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, text
+
+from outdial.dialers import OutcomeKind
+from outdial.engine import repository
+from outdial.models import Campaign, Channel, Contact, Customer, Outdial, Outplan
+from outdial.strategy import reasons
+from outdial.strategy.windows import DAYS, zone_key
+from tests.engine_support import make_campaign, make_engine, run_round, scripted_dialer, tel
+
+EVERY_DAY = list(DAYS)
+WEEKDAYS = DAYS[:5]
+
+
+def window(start: str, end: str, *, days: Any = EVERY_DAY, zone: str = "America/New_York",
+           holidays: Any = ()) -> dict[str, Any]:
+    return {"days": list(days), "start": start, "end": end, "timezone_default": zone,
+            "holidays": list(holidays)}
+
+
+def at(clock: Any, moment: dt.datetime) -> None:
+    """Move the fake clock forward to `moment`."""
+    assert moment >= clock.now()
+    clock.advance((moment - clock.now()).total_seconds())
+
+
+async def waiting(scenario: Any, target_id: uuid.UUID) -> reasons.Waiting:
+    async with scenario.database.transaction() as session:
+        outdial = await session.get(Outdial, scenario.outdial_id)
+        s = await reasons.situation(session, outdial, scenario.clock.now())
+        return (await reasons.waiting_of(session, s, [target_id]))[target_id]
+
+
+async def counts(scenario: Any) -> dict[str, int]:
+    async with scenario.database.transaction() as session:
+        outdial = await session.get(Outdial, scenario.outdial_id)
+        s = await reasons.situation(session, outdial, scenario.clock.now())
+        return await reasons.reason_counts(session, s)
+
+
+async def test_a_window_across_the_spring_forward_hour(database, clock) -> None:
+    """New York, 8 March 2026: 02:00 EST jumps to 03:00 EDT. A window from 02:30 opens at the
+    jump (07:00 UTC), the first local time past 02:30; the day before it opened at 07:30 UTC."""
+    at(clock, dt.datetime(2026, 3, 8, 6, 30))  # 01:30 EST
+    scenario = await make_campaign(database, clock, targets=[[tel("+12125550100")]])
+    await scenario.update(Campaign, scenario.campaign_id, calling_window=window("02:30", "04:00"))
+    target = scenario.target_ids[0]
+    engine = make_engine(database, scripted_dialer(), clock)
+
+    assert await run_round(engine) == 0
+    assert await waiting(scenario, target) == reasons.Waiting(
+        "outside_calling_window", dt.datetime(2026, 3, 8, 7, 0), "America/New_York")
+    at(clock, dt.datetime(2026, 3, 8, 6, 59, 59))
+    assert await run_round(engine) == 0
+    at(clock, dt.datetime(2026, 3, 8, 7, 0))  # 03:00 EDT
+    assert (await waiting(scenario, target)).reason == "dialable"
+    assert await run_round(engine) == 1
+    assert (await waiting(scenario, target)).reason == "answered"
+
+
+async def test_a_window_closes_at_its_end_in_summer_time(database, clock) -> None:
+    at(clock, dt.datetime(2026, 3, 9, 0, 0))  # 20:00 EDT, the window's end
+    scenario = await make_campaign(database, clock, targets=[[tel("+12125550100")]])
+    await scenario.update(Campaign, scenario.campaign_id, calling_window=window("08:00", "20:00"))
+    engine = make_engine(database, scripted_dialer(), clock)
+    assert await run_round(engine) == 0
+    assert (await waiting(scenario, scenario.target_ids[0])).next_attempt_at == dt.datetime(
+        2026, 3, 9, 12, 0)  # 08:00 EDT
+
+
+async def test_a_number_whose_area_code_spans_two_zones_waits_for_both(database, clock) -> None:
+    """+1 605 (South Dakota) is in Denver's and North Dakota's Central zone: the window must be
+    open in both (fail closed). At 14:30 UTC Central is 09:30, Mountain 08:30."""
+    at(clock, dt.datetime(2026, 6, 1, 14, 30))  # a Monday
+    dakota, manhattan = tel("+16055550100"), tel("+12125550100")
+    assert zone_key(None, [dakota]) == "America/Denver America/North_Dakota/Center"
+    scenario = await make_campaign(database, clock, targets=[[dakota], [manhattan]])
+    await scenario.update(Campaign, scenario.campaign_id,
+                          calling_window=window("09:00", "17:00", days=WEEKDAYS))
+    engine = make_engine(database, scripted_dialer(), clock)
+
+    assert await run_round(engine) == 1
+    assert [c.destination["target"] for c in await scenario.calls()] == ["+12125550100"]
+    assert await waiting(scenario, scenario.target_ids[0]) == reasons.Waiting(
+        "outside_calling_window", dt.datetime(2026, 6, 1, 15, 0), "America/Denver")
+    at(clock, dt.datetime(2026, 6, 1, 15, 0))
+    assert await run_round(engine) == 1
+
+
+async def test_a_target_timezone_overrides_the_number(database, clock) -> None:
+    at(clock, dt.datetime(2026, 6, 1, 14, 30))  # 15:30 in London, 10:30 in New York
+    scenario = await make_campaign(database, clock)
+    async with database.transaction() as session:
+        target = scenario.new_target(tel("+12125550100"))
+        target.timezone = "Asia/Tokyo"  # 23:30 there
+        session.add(target)
+    await scenario.update(Campaign, scenario.campaign_id,
+                          calling_window=window("09:00", "20:00", days=WEEKDAYS))
+    engine = make_engine(database, scripted_dialer(), clock)
+    assert await run_round(engine) == 0
+    assert await waiting(scenario, target.id) == reasons.Waiting(
+        "outside_calling_window", dt.datetime(2026, 6, 2, 0, 0), "Asia/Tokyo")
+
+
+async def test_a_holiday_keeps_the_window_shut_all_day(database, clock) -> None:
+    """Christmas 2026 is a Friday: a London number waits for Monday 28 December, 09:00."""
+    at(clock, dt.datetime(2026, 12, 25, 12, 0))
+    scenario = await make_campaign(database, clock, targets=[[tel("+442071234567")]])
+    await scenario.update(Campaign, scenario.campaign_id, calling_window=window(
+        "09:00", "20:00", days=WEEKDAYS, zone="Europe/London", holidays=["2026-12-25"]))
+    engine = make_engine(database, scripted_dialer(), clock)
+    assert await run_round(engine) == 0
+    assert await waiting(scenario, scenario.target_ids[0]) == reasons.Waiting(
+        "outside_calling_window", dt.datetime(2026, 12, 28, 9, 0), "Europe/London")
+    assert (await counts(scenario))["outside_calling_window"] == 1
+    at(clock, dt.datetime(2026, 12, 28, 9, 0))
+    assert await run_round(engine) == 1
+
+
+async def test_an_email_destination_follows_the_default_zone(database, clock) -> None:
+    at(clock, dt.datetime(2026, 6, 1, 12, 0))  # 08:00 in New York, 05:00 in Los Angeles
+    email = {"type": "email", "target": "a@example.com", "target_name": "", "name": "", "detail": ""}
+    scenario = await make_campaign(database, clock, targets=[[email]])
+    await scenario.update(Campaign, scenario.campaign_id, calling_window=window(
+        "08:00", "20:00", zone="America/Los_Angeles"))
+    engine = make_engine(database, scripted_dialer(), clock)
+    assert await run_round(engine) == 0
+    assert await waiting(scenario, scenario.target_ids[0]) == reasons.Waiting(
+        "outside_calling_window", dt.datetime(2026, 6, 1, 15, 0), "America/Los_Angeles")
+
+
+async def test_an_attempt_in_flight_when_the_window_closes_runs_to_its_end(database, clock) -> None:
+    at(clock, dt.datetime(2026, 6, 1, 23, 59, 50))  # 19:59:50 in New York
+    scenario = await make_campaign(database, clock, targets=[[tel("+12125550100")]])
+    await scenario.update(Campaign, scenario.campaign_id, calling_window=window("08:00", "20:00"))
+    engine = make_engine(database, scripted_dialer(), clock)
+    assert await engine.step() == 1
+    at(clock, dt.datetime(2026, 6, 2, 0, 0, 30))  # the window has closed meanwhile
+    assert (await waiting(scenario, scenario.target_ids[0])).reason == "in_progress"
+    await engine.wait_dials()
+    await engine.record()
+    assert [c.result for c in await scenario.calls()] == ["success"]
+
+
+# -- contact limits ---------------------------------------------------------------------------
+
+
+async def second_campaign(first: Any, targets: list[Any], *, channel: bool) -> Any:
+    """Another campaign of the same customer, its outplan dialing through a channel of its own."""
+    from tests.engine_support import Scenario
+
+    now = first.clock.now()
+    outplan = Outplan(id=uuid.uuid4(), customer_id=first.customer_id, source=tel("+15550000000"),
+                      try_interval=0, max_try_count_0=3, tm_create=now)
+    outdial = Outdial(id=uuid.uuid4(), customer_id=first.customer_id, tm_create=now)
+    campaign = Campaign(id=uuid.uuid4(), customer_id=first.customer_id, status="run",
+                        outplan_id=outplan.id, outdial_id=outdial.id, actions=[], tm_create=now)
+    outdial.campaign_id = campaign.id
+    scenario = Scenario(first.database, first.clock, first.customer_id, outplan.id, outdial.id,
+                        campaign.id)
+    async with first.database.transaction() as session:
+        if channel:
+            outplan.sip_channel_id = uuid.uuid4()
+            session.add(Channel(id=outplan.sip_channel_id, customer_id=first.customer_id,
+                                name="trunk", type="simulated", settings={}, tm_create=now))
+            await session.flush()
+        session.add_all([outplan, outdial])
+        await session.flush()
+        session.add_all([scenario.new_target(*d) for d in targets])
+        session.add(campaign)
+    return scenario
+
+
+async def test_a_cap_counts_attempts_across_two_campaigns_and_two_channels(database, clock) -> None:
+    """At most 2 attempts a day to one number: one by campaign A (the simulated dialer), one by
+    campaign B (its own channel), then B's retry of that number waits while B's other number
+    gets its second attempt; the day after, the number is free again."""
+    number = "+12125550100"
+    a = await make_campaign(database, clock, targets=[[tel(number)]])
+    await a.update(Customer, a.customer_id,
+                   contact_limits=[{"max": 2, "window": 24 * 3600 * 1000}])
+    b = await second_campaign(a, [[tel(number)], [tel("+12125550111")]], channel=True)
+    engine = make_engine(database, scripted_dialer({number: [OutcomeKind.BUSY] * 5}), clock)
+
+    assert await run_round(engine) == 3  # A's target, and both of B's
+    calls = [*await a.calls(), *await b.calls()]
+    assert {(c.campaign_id, c.channel_type) for c in calls} == {
+        (a.campaign_id, "simulated"), (b.campaign_id, "simulated")}
+    assert len({c.channel_id for c in calls}) == 2  # the server's dialer and B's channel
+    clock.advance(60)
+    first_contact = clock.now() - dt.timedelta(seconds=60)
+    assert await run_round(engine) == 1  # B's second number only (one attempt ended failed)
+    held = await waiting(b, b.target_ids[0])
+    assert held == reasons.Waiting(
+        "contact_limit", first_contact + dt.timedelta(days=1), None)
+    # B's other number has had its two attempts now too.
+    assert (await counts(b))["contact_limit"] == 2
+    assert await run_round(engine) == 0
+
+    at(clock, first_contact + dt.timedelta(days=1, seconds=1))
+    assert (await waiting(b, b.target_ids[0])).reason == "dialable"
+    assert await run_round(engine) >= 1
+    assert sum(c.destination["target"] == number for c in await b.calls()) == 2
+
+
+async def test_contacts_are_pruned_past_the_longest_window_allowed(database, clock) -> None:
+    a = await make_campaign(database, clock, targets=[[tel("+12125550100")], [tel("+12125550101")]])
+    await a.update(Customer, a.customer_id, contact_limits=[{"max": 5, "window": 3600 * 1000}])
+    engine = make_engine(database, scripted_dialer(), clock)
+    assert await run_round(engine) == 2
+    async with database.transaction() as session:
+        assert len((await session.scalars(select(Contact.id))).all()) == 2
+    clock.advance(31 * 24 * 3600 + 1)  # older than any limit may count (31 days)
+    async with database.transaction() as session:
+        await session.execute(
+            text("UPDATE outdial_targets SET status = 'idle', try_count_0 = 0")
+        )  # give the campaign work again, so that it takes a turn
+    await run_round(engine)
+    async with database.transaction() as session:
+        # The two old contacts are gone; the two new attempts are the history now.
+        times = (await session.scalars(select(Contact.tm_create))).all()
+    assert len(times) == 2 and all(t == clock.now() for t in times)
+
+
+# -- the claim and the reasons agree ---------------------------------------------------------
+
+ZONES = ["America/New_York", "America/Los_Angeles", "Europe/London", "Asia/Tokyo", None]
+NUMBERS = ["+12125550100", "+13105550100", "+442071234567", "+16055550100", "+61212345678"]
+
+
+@st.composite
+def mixed_targets(draw: Any) -> list[dict[str, Any]]:
+    return draw(st.lists(st.fixed_dictionaries({
+        "number": st.sampled_from(NUMBERS),
+        "suffix": st.integers(0, 3),  # a few targets share a number: caps across them
+        "timezone": st.sampled_from(ZONES),
+        "tries": st.integers(0, 3),
+        "ended_ago": st.sampled_from([None, 10, 600, 7200]),  # seconds
+        "status": st.sampled_from(["idle", "idle", "idle", "progressing", "done"]),
+    }), min_size=20, max_size=60))
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=mixed_targets(), hour=st.integers(0, 23), running=st.sampled_from(["run", "run", "stop"]))
+async def test_every_waiting_target_s_reason_is_what_the_claim_does(
+    database, clock, specs, hour, running
+) -> None:
+    """A large mixed list (zones, tries, intervals, caps, states): the claim takes exactly the
+    targets said to be dialable, and each reason counted is the reason of its targets."""
+    # Each example a day later (the clock only moves forward): weekdays and weekends alike.
+    at(clock, dt.datetime.combine(clock.now().date() + dt.timedelta(days=1), dt.time(hour, 7)))
+    now = clock.now()
+    scenario = await make_campaign(database, clock, max_try_counts=(3, 0, 0, 0, 0),
+                                   try_interval=300000, concurrency=1000, dial_rate=1000,
+                                   status=running)
+    await scenario.update(Campaign, scenario.campaign_id, calling_window=window(
+        "09:00", "20:00", days=WEEKDAYS))
+    await scenario.update(Customer, scenario.customer_id,
+                          contact_limits=[{"max": 1, "window": 3600 * 1000}])
+    async with database.transaction() as session:
+        for n, spec in enumerate(specs):
+            number = spec["number"][:-1] + str(spec["suffix"])
+            target = scenario.new_target(tel(number))
+            target.timezone = spec["timezone"]
+            target.status = spec["status"]
+            target.try_count_0 = spec["tries"]
+            if spec["ended_ago"] is not None and spec["tries"]:
+                target.tm_last_end = now - dt.timedelta(seconds=spec["ended_ago"])
+                target.next_attempt_at = target.tm_last_end + dt.timedelta(seconds=300)
+            target.tm_create = now - dt.timedelta(hours=1, seconds=n)
+            session.add(target)
+            if n % 7 == 0:  # a recent contact with this number
+                session.add(Contact(id=uuid.uuid4(), customer_id=scenario.customer_id,
+                                    address=number, tm_create=now - dt.timedelta(minutes=30)))
+    async with database.transaction() as session:
+        outdial = await session.get(Outdial, scenario.outdial_id)
+        s = await reasons.situation(session, outdial, now)
+        said = await reasons.waiting_of(session, s, scenario.target_ids)
+        counted = await reasons.reason_counts(session, s)
+    for name, count in counted.items():
+        assert count == sum(w.reason == name for w in said.values()), name
+    async with database.transaction() as session:
+        claimed = await repository.take_turn(session, scenario.campaign_id, worker_id="w",
+                                             now=now, lease_seconds=60, most=1000)
+    dialable = {t for t, w in said.items() if w.reason == "dialable"}
+    # Two dialable targets with one number: the claim takes both (the cap is checked against
+    # the history, not against the attempts of the same claim).
+    assert {c.target_id for c in claimed} == dialable
+    for w in said.values():
+        if w.reason in ("retry_interval", "outside_calling_window", "contact_limit"):
+            assert w.next_attempt_at is not None and w.next_attempt_at > now, w
+
+
+async def test_two_campaigns_claiming_at_once_never_pass_a_cap(database, clock) -> None:
+    """Cap 1 a day: two campaigns of one customer claim the same number at the same moment;
+    the customer's lock makes the second see the first's contact, so only one attempt starts."""
+    import asyncio
+
+    number = "+12125550100"
+    a = await make_campaign(database, clock, targets=[[tel(number)]])
+    await a.update(Customer, a.customer_id, contact_limits=[{"max": 1, "window": 24 * 3600 * 1000}])
+    b = await second_campaign(a, [[tel(number)]], channel=False)
+    now = clock.now()
+
+    async def claim(campaign_id: uuid.UUID) -> int:
+        async with database.transaction() as session:
+            claimed = await repository.take_turn(session, campaign_id, worker_id=str(campaign_id),
+                                                 now=now, lease_seconds=60, most=10)
+            await asyncio.sleep(0.05)  # hold the claim open while the other one runs
+            return len(claimed)
+
+    started = await asyncio.gather(claim(a.campaign_id), claim(b.campaign_id))
+    assert sorted(started) == [0, 1]
+    async with database.transaction() as session:
+        assert len((await session.scalars(select(Contact.id))).all()) == 1
