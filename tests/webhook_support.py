@@ -3,6 +3,7 @@ clock), verifies every signature with the standardwebhooks package, and answers 
 
 import datetime as dt
 import json
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +43,8 @@ class Receiver:
     release: threading.Event = field(default_factory=threading.Event)
     arrived: threading.Event = field(default_factory=threading.Event)
 
-    def start(self) -> "Receiver":
+    def start(self, tls: ssl.SSLContext | None = None) -> "Receiver":
+        """Serve (over TLS with `tls`, a server context) on a free port of 127.0.0.1."""
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,6 +78,8 @@ class Receiver:
 
         lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

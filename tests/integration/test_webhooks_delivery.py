@@ -5,6 +5,9 @@ after failures in a row, guarded against private addresses, and never slowing th
 import asyncio
 import datetime as dt
 import random
+import socket
+import ssl
+from pathlib import Path
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -12,15 +15,20 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from outdial import metrics
 from outdial.channels.secrets import SecretBox
-from outdial.clock import FakeClock, utcnow
+from outdial.clock import FakeClock, SystemClock, utcnow
 from outdial.db import Database
 from outdial.dialers import Attempt, MockDialer, Outcome, OutcomeKind
 from outdial.events.outbox import EVENTS, emit, event_json
 from outdial.models import Campaigncall, Customer, Webhook, WebhookDelivery
+from outdial.webhooks import sending
 from outdial.webhooks.delivery import Deliverer, DeliveryConfig
+from outdial.webhooks.sending import Sender
 from outdial.webhooks.signing import generate_secret
+from tests.integration.test_metrics import Scrape
 from tests.engine_support import make_campaign, make_engine, tel
+from tests.smtp_support import self_signed_certificate
 from tests.webhook_support import Receiver
 
 BOX = SecretBox("test channel key")
@@ -267,23 +275,85 @@ async def test_a_killed_claim_is_sent_again_after_its_lease_with_the_same_id(
     database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
 ) -> None:
     """In process: a deliverer whose task dies mid-request (the -9 case runs as a process in
-    tests/e2e/test_webhooks_worker.py); its lease runs out and another sends it again."""
-    receiver.status = lambda n: "hang" if n == 0 else 200
+    tests/e2e/test_webhooks_worker.py); its lease runs out and another sends it again. What
+    arrived but was not yet written down goes again too: at most the one claimed run."""
+    receiver.status = lambda n: "hang" if n == 2 else 200
     await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
-    await add_events(database, customer_id, "campaign_updated", "campaign_updated")
+    await add_events(database, customer_id, *["campaign_updated"] * 4)
     dying = Deliverer(database, clock, BOX, LOCAL)
     await dying.step()
     await asyncio.to_thread(receiver.arrived.wait, 10)
+    while len(receiver.received) < 3:  # two answered, the third held
+        await asyncio.sleep(0.01)
     for task in list(dying._tasks.values()):
         task.cancel()  # as if the process were gone: nothing written, nothing released
     await asyncio.gather(*dying._tasks.values(), return_exceptions=True)
     survivor = Deliverer(database, clock, BOX, LOCAL)
     await deliver(survivor)
-    assert len(receiver.received) == 1  # the lease still holds
+    assert len(receiver.received) == 3  # the lease still holds
     clock.advance(LOCAL.lease_seconds + 1)
     await deliver(survivor)
-    ids = [r.message_id for r in receiver.received]
-    assert ids[0] == ids[1] and len(ids) == 3 and len(set(ids)) == 2
+    ids = [int(r.message_id) for r in receiver.received]
+    # The clock stood still, so the two that arrived were still waiting to be written down
+    # together: the whole run (≤ claim_batch) goes again, in order, then the fourth.
+    assert ids[3:] == sorted(set(ids)) and ids[:3] == ids[3:6] and len(ids) == 7
+    assert len(ids) - len(set(ids)) <= LOCAL.claim_batch
+
+
+async def test_https_goes_to_the_checked_address_with_the_hosts_name_for_tls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The TLS handshake names the URL's host (SNI) and checks the certificate for it, while the
+    connection goes to the address the guard checked; one connection carries every request."""
+    key, certificate = self_signed_certificate(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(certificate, key)
+    names: list[str | None] = []
+    served.sni_callback = lambda _socket, name, _context: names.append(name)
+    receiver = Receiver(utcnow).start(tls=served)
+    url = f"https://localhost:{receiver.server.server_address[1]}/hook"
+    try:
+        # The system's trust store refuses the self-signed certificate: nothing is delivered.
+        untrusting = Sender(SystemClock(), 5.0, allow_private=True)
+        refused = await untrusting.send(url, b"{}", {"webhook-id": "1"})
+        await untrusting.aclose()
+        assert (refused.kind, refused.ok) == ("unreachable", False)
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.error
+        trusting = ssl.create_default_context(cafile=str(certificate))
+        monkeypatch.setattr(sending, "tls_context", lambda: trusting)
+        sender = Sender(SystemClock(), 5.0, allow_private=True)
+        sent = [await sender.send(url, b"{}", {"webhook-id": str(n)}) for n in range(3)]
+        await sender.aclose()
+    finally:
+        receiver.stop()
+    assert [(s.kind, s.status_code) for s in sent] == [("delivered", 200)] * 3
+    assert [r.headers["host"] for r in receiver.received] == [url.split("/")[2]] * 3
+    assert names == ["localhost"] * 2  # the refused handshake, then one kept-alive connection
+
+
+async def test_delivery_results_are_counted_in_the_metrics(
+    database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
+) -> None:
+    receiver.status = lambda n: 200 if n < 2 else 500
+    await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    await add_webhook(database, customer_id, f"http://127.0.0.1:{port}/", generate_secret(),
+                      clock)
+    await add_events(database, customer_id, *["campaign_updated"] * 3)
+    before = Scrape(metrics.exposition(None)[0].decode())
+    config = DeliveryConfig(allow_private_networks=True, disable_after_failures=1)
+    await deliver(Deliverer(database, clock, BOX, config))
+    # A webhook the guard refuses (private addresses not allowed): one refused attempt.
+    await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
+    await deliver(Deliverer(database, clock, BOX, DeliveryConfig()))
+    after = Scrape(metrics.exposition(None)[0].decode())
+    assert after.minus(before, "outdial_webhook_deliveries_total", "result") == {
+        ("delivered",): 2, ("rejected",): 1, ("unreachable",): 1, ("refused",): 1}
+    # Both failing webhooks were disabled after their first failure.
+    assert after.minus(before, "outdial_webhooks_disabled_total") == {(): 2}
+    assert len(receiver.received) == 3
 
 
 async def test_a_hanging_receiver_leaves_the_dialing_rate_unchanged(

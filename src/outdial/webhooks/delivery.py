@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from outdial import metrics
 from outdial.channels.secrets import SecretBox, SecretUnreadable
 from outdial.clock import Clock
 from outdial.db import Database
@@ -33,6 +34,8 @@ log = logging.getLogger("outdial.webhooks")
 FAN_OUT_BATCH = 500  # events read per webhook in one fan-out transaction
 PRUNE_BATCH = 1000  # deliveries deleted in one transaction
 PRUNE_EVERY_SECONDS = 60.0
+# How long the deliveries that arrived may wait, within a run, to be written down together.
+RECORD_EVERY_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,16 @@ def message(event: Any) -> tuple[str, str]:
     return str(event.id), json.dumps(event_json(event), separators=(",", ":"), ensure_ascii=False)
 
 
-def _record_delivery(webhook_id: uuid.UUID, sent: Sent, final: bool) -> None:
-    """Every attempt ends here: the one place to count webhook deliveries and failures."""
+def _record_delivery(
+    webhook_id: uuid.UUID, sent: Sent, final: bool, disabled: bool = False
+) -> None:
+    """Every attempt ends here, once its outcome is committed: the one place to count webhook
+    deliveries and failures. An attempt that made no request (its event pruned, the secret
+    unreadable) has no result to count."""
+    if sent.kind:
+        metrics.webhook_delivery(sent.kind)  # type: ignore[arg-type] - one of WEBHOOK_RESULTS
+    if disabled:
+        metrics.webhook_disabled()
 
 
 class Deliverer:
@@ -101,6 +112,7 @@ class Deliverer:
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}  # one per endpoint being sent to
         self._freed = asyncio.Event()
         self._next_prune: dt.datetime | None = None
+        self._stopping = False  # no endpoint task claims another run once set
 
     @property
     def busy_endpoints(self) -> int:
@@ -117,28 +129,29 @@ class Deliverer:
         if room <= 0:
             return 0
         now = self.clock.now()
+        claims: list[Claim] = []
+        # One transaction finds the due endpoints and claims a run of each (an endpoint another
+        # process is claiming is skipped, not waited for).
         async with self.database.transaction() as session:
             due = await repo.due_webhooks(session, now, room + len(self._tasks))
-        started = 0
-        for webhook_id in due:
-            if webhook_id in self._tasks or len(self._tasks) >= self.config.concurrency:
-                continue
-            async with self.database.transaction() as session:
+            for webhook_id in due:
+                if webhook_id in self._tasks or len(claims) >= room:
+                    continue
                 claim = await repo.claim(
-                    session, webhook_id, owner=self.worker_id, now=self.clock.now(),
+                    session, webhook_id, owner=self.worker_id, now=now,
                     lease_seconds=self.config.lease_seconds, most=self.config.claim_batch,
                 )
-            if claim is not None:
-                self._launch(claim)
-                started += 1
-        return started
+                if claim is not None:
+                    claims.append(claim)
+        for claim in claims:
+            self._launch(claim)
+        return len(claims)
 
     async def fan_out(self) -> int:
+        """Turn new events into deliveries, for every webhook behind, in one transaction."""
         made = 0
         async with self.database.transaction() as session:
-            behind = await repo.webhooks_behind(session)
-        for webhook_id in behind:
-            async with self.database.transaction() as session:
+            for webhook_id in await repo.webhooks_behind(session):
                 made += await repo.fan_out(session, webhook_id, self.clock.now(), FAN_OUT_BATCH)
         return made
 
@@ -183,18 +196,54 @@ class Deliverer:
 
         task.add_done_callback(done)
 
-    async def _send_run(self, claim: Claim) -> None:
-        """Send the claimed deliveries one after another; stop at the first that fails (the
-        rest wait behind it, in order)."""
+    async def _send_run(self, claim: Claim | None) -> None:
+        """Send the endpoint's claimed runs one after another, claiming its next run as soon
+        as one is sent, until none is due (or a send failed, or the process stops)."""
+        webhook_id = claim.webhook_id if claim is not None else None
+        try:
+            while claim is not None and not self._stopping:
+                if not await self._send_claim(claim):
+                    return
+                async with self.database.transaction() as session:
+                    claim = await repo.claim(
+                        session, claim.webhook_id, owner=self.worker_id, now=self.clock.now(),
+                        lease_seconds=self.config.lease_seconds, most=self.config.claim_batch,
+                    )
+        except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
+            _log_failure(f"delivering to webhook {webhook_id}", error)
+            try:
+                async with self.database.transaction() as session:
+                    await repo.release(session, self.worker_id, webhook_id)
+            except Exception:  # noqa: BLE001 - the leases run out instead
+                log.warning("could not release the claims of webhook %s", webhook_id)
+
+    async def _send_claim(self, claim: Claim) -> bool:
+        """Send the claimed deliveries one after another over the endpoint's kept-alive
+        connection; stop at the first that fails (the rest wait behind it, in order). Those
+        that arrived are written down together every RECORD_EVERY_SECONDS (while the next ones
+        are being sent) and at the end of the run, rather than one transaction each: a process
+        killed meanwhile sends them again (at most this one claim), with the same webhook-ids.
+        True when the whole run arrived and was written down."""
+        arrived: list[tuple[Item, Sent]] = []
+        writing: asyncio.Future[bool] | None = None  # the previous group's write, if any
+
+        async def written() -> bool:
+            nonlocal writing
+            previous, writing = writing, None
+            return previous is None or await previous
+
         try:
             try:
                 secret = self.secrets.decrypt(claim.secret_encrypted)
             except SecretUnreadable as error:
                 secret, unreadable = None, str(error)
+            record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
             for item in claim.items:
                 if item.event is None:
                     sent = Sent(0, 0, "the event was pruned by retention before it was sent")
-                    await self._record(claim, item, sent, give_up=True)
+                    if not (await written() and await self._record_arrived(claim, arrived)):
+                        return False
+                    await self._record_failed(claim, item, sent, give_up=True)
                     continue
                 if secret is None:
                     sent = Sent(0, 0, unreadable.replace("password", "webhook secret"))
@@ -202,37 +251,58 @@ class Deliverer:
                     message_id, body = message(item.event)
                     headers = signed_headers(secret, message_id, self.clock.now(), body)
                     sent = await self.sender.send(claim.url, body.encode(), headers)
-                if not await self._record(claim, item, sent) or not sent.ok:
-                    return
-        except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
-            _log_failure(f"delivering to webhook {claim.webhook_id}", error)
-            try:
-                async with self.database.transaction() as session:
-                    await repo.release(session, self.worker_id, claim.webhook_id)
-            except Exception:  # noqa: BLE001 - the leases run out instead
-                log.warning("could not release the claims of webhook %s", claim.webhook_id)
+                if sent.ok:
+                    arrived.append((item, sent))
+                    if self.clock.now() >= record_by:
+                        if not await written():
+                            return False  # the lease was lost: another process has the run
+                        group, arrived = arrived, []
+                        writing = asyncio.ensure_future(self._record_arrived(claim, group))
+                        record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
+                    continue
+                # The ones before it first: the failure releases the rest of the claim.
+                if await written() and await self._record_arrived(claim, arrived):
+                    await self._record_failed(claim, item, sent)
+                return False
+            return await written() and await self._record_arrived(claim, arrived)
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()  # cancelled itself: the leases bring the run back
 
-    async def _record(self, claim: Claim, item: Item, sent: Sent, give_up: bool = False) -> bool:
-        """Write the attempt down; False when the lease had been lost (stop sending)."""
-        now = self.clock.now()
+    async def _record_arrived(self, claim: Claim, arrived: list[tuple[Item, Sent]]) -> bool:
+        """Write down (and empty) the deliveries that arrived, in one transaction; False when
+        the lease on them had been lost (stop sending)."""
+        if not arrived:
+            return True
+        outcomes = [(item, sent.status_code, sent.latency_ms) for item, sent in arrived]
         async with self.database.transaction() as session:
-            if sent.ok:
-                kept = await repo.record_delivered(
-                    session, item, claim.webhook_id, self.worker_id, sent.status_code,
-                    sent.latency_ms, now, reset_failures=claim.failures != 0,
-                )
-                claim.failures = 0  # one statement fewer for the rest of the run
-                _record_delivery(claim.webhook_id, sent, final=True)
-                return kept
-            retry_at = None
-            if not give_up:
-                delay = dt.timedelta(seconds=self.config.retry_delay(item.attempts + 1, self.rng))
-                # The window runs from the first attempt (a delivery waiting behind a failing
-                # one keeps its whole window), or from a manual retry.
-                started = now if item.attempts == 0 else item.tm_queued
-                window_end = started + dt.timedelta(seconds=self.config.retry_window_seconds)
-                if now + delay <= window_end:
-                    retry_at = now + delay
+            kept = await repo.record_delivered(
+                session, outcomes, claim.webhook_id, self.worker_id, self.clock.now(),
+                reset_failures=claim.failures != 0,
+            )
+        claim.failures = 0  # one statement fewer for the rest of the run
+        for _, sent in arrived:
+            _record_delivery(claim.webhook_id, sent, final=True)
+        arrived.clear()
+        return kept
+
+    async def _record_failed(
+        self, claim: Claim, item: Item, sent: Sent, give_up: bool = False
+    ) -> bool:
+        """Write the failed attempt down, and its retry if any; False when the lease had been
+        lost."""
+        now = self.clock.now()
+        retry_at = None
+        if not give_up:
+            delay = dt.timedelta(seconds=self.config.retry_delay(item.attempts + 1, self.rng))
+            # The window runs from the first attempt (a delivery waiting behind a failing
+            # one keeps its whole window), or from a manual retry.
+            started = now if item.attempts == 0 else item.tm_queued
+            window_end = started + dt.timedelta(seconds=self.config.retry_window_seconds)
+            if now + delay <= window_end:
+                retry_at = now + delay
+        disabled = None
+        async with self.database.transaction() as session:
             kept = await repo.record_failed(
                 session, item, claim.webhook_id, self.worker_id, status_code=sent.status_code,
                 latency_ms=sent.latency_ms, error=sent.error, now=now, retry_at=retry_at,
@@ -242,11 +312,13 @@ class Deliverer:
                     session, claim.webhook_id, self.config.disable_after_failures, now, sent.error
                 )
                 if disabled is not None:
-                    log.warning("webhook %s disabled: %s", disabled.id, disabled.detail)
                     await emit(session, catalogue.WEBHOOK_DISABLED, disabled.customer_id,
                                catalogue.webhook(disabled), now=now)
-            _record_delivery(claim.webhook_id, sent, final=retry_at is None)
-            return kept
+        if disabled is not None:
+            log.warning("webhook %s disabled: %s", disabled.id, disabled.detail)
+        _record_delivery(claim.webhook_id, sent, final=retry_at is None,
+                         disabled=disabled is not None)
+        return kept
 
     # -- the long-running loop ---------------------------------------------------------------
 
@@ -267,6 +339,7 @@ class Deliverer:
                                     self.clock.sleep(self.config.poll_seconds))
                     self._freed.clear()
         finally:
+            self._stopping = True
             await self._drain()
             beats.cancel()
             await asyncio.gather(beats, return_exceptions=True)

@@ -8,8 +8,9 @@ process fans out.
 Claims: a process claims a run of an endpoint's pending deliveries, oldest event first, under
 the webhook's row lock and only while no other process holds a live lease on any of them; so
 one process at a time sends to an endpoint, in event order. A process that dies leaves its
-leases to run out, and the run is claimed again (at-least-once: the one message it was sending
-may arrive twice, with the same webhook-id).
+leases to run out, and the run is claimed again (at-least-once: what it had sent of its run
+but not yet written down, at most one claim of deliveries, may arrive twice, with the same
+webhook-ids).
 """
 
 import datetime as dt
@@ -17,7 +18,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -190,19 +191,30 @@ def _outcome(status_code: int, latency_ms: int, error: str, now: dt.datetime) ->
 
 
 async def record_delivered(
-    session: AsyncSession, item: Item, webhook_id: uuid.UUID, owner: str, status_code: int,
-    latency_ms: int, now: dt.datetime, *, reset_failures: bool = True,
+    session: AsyncSession, arrived: list[tuple[Item, int, int]], webhook_id: uuid.UUID,
+    owner: str, now: dt.datetime, *, reset_failures: bool = True,
 ) -> bool:
-    """The delivery arrived; False if this process had lost its lease meanwhile. The webhook's
+    """These deliveries arrived (item, status code, latency in ms each), written in one
+    statement; False if this process had lost its lease on any of them meanwhile. The webhook's
     failures in a row go back to 0 (not written when the caller knows they are 0)."""
+    if not arrived:
+        return True
+    ids = [item.delivery_id for item, _, _ in arrived]
+    by_id = DELIVERIES.c.id
     result = await session.execute(
         update(DELIVERIES)
-        .where(DELIVERIES.c.id == item.delivery_id, DELIVERIES.c.owner == owner,
-               DELIVERIES.c.status == "pending")
-        .values(status="delivered", attempts=item.attempts + 1,
-                **_outcome(status_code, latency_ms, "", now))
+        .where(by_id.in_(ids), DELIVERIES.c.owner == owner, DELIVERIES.c.status == "pending")
+        .values({
+            **_outcome(0, 0, "", now), "status": "delivered",
+            "attempts": DELIVERIES.c.attempts + 1,
+            # Each row's own answer, picked by its id.
+            "response_code": case({item.delivery_id: code for item, code, _ in arrived},
+                                  value=by_id, else_=0),
+            "latency_ms": case({item.delivery_id: ms for item, _, ms in arrived},
+                               value=by_id, else_=0),
+        })
     )
-    if not result.rowcount:
+    if result.rowcount != len(ids):
         return False
     if reset_failures:
         await session.execute(

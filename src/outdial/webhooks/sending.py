@@ -3,7 +3,11 @@
 The guard (SSRF care): the receiver's host is resolved when the request is made, every address
 it resolves to is checked, and the connection goes to the address that was checked (the URL's
 host stays in the Host header and in TLS's SNI and certificate check), so a name that resolves
-to a public address when checked cannot resolve to a private one when connected to.
+to a public address when checked cannot resolve to a private one when connected to. A kept-alive
+connection is reused only while the host still resolves to the address it was opened to.
+
+Requests go over plain HTTP/1.1 (h11 on asyncio streams): a webhook is one small POST, and a
+general client's per-request work cost ten times the exchange itself (bench/RESULTS.md).
 """
 
 import asyncio
@@ -14,15 +18,17 @@ import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
 
+import h11
 import httpx
 
 from outdial.clock import Clock
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_RESPONSE_BYTES = 64 * 1024  # read of an answer, then the connection is dropped
-MAX_CLIENTS = 64  # connection pools kept, one per receiver host
+MAX_HOSTS = 64  # receiver hosts whose idle connections are kept
+MAX_IDLE_PER_HOST = 2
+READ_CHUNK = 64 * 1024
 USER_AGENT = "outdial-webhooks"
 
 
@@ -94,25 +100,45 @@ def tls_context() -> ssl.SSLContext:
 
 @dataclass(frozen=True)
 class Sent:
-    """What one request got: the HTTP status (0: none), how long it took, what went wrong."""
+    """What one request got: the HTTP status (0: none), how long it took, what went wrong, and
+    the kind of outcome (metrics.WEBHOOK_RESULTS; "" when no request was made at all)."""
 
     status_code: int
     latency_ms: int
     error: str = ""
+    kind: str = ""
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status_code < 300 and not self.error
 
 
+class _Stale(Exception):
+    """A kept-alive connection the receiver had closed before reading the request."""
+
+
+class _Connection:
+    """One HTTP/1.1 connection to a receiver's checked address."""
+
+    def __init__(self, address: IPAddress, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.address = address
+        self.reader = reader
+        self.writer = writer
+        self.http = h11.Connection(h11.CLIENT)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class Sender:
-    """Sends signed messages; keeps a connection pool per receiver host."""
+    """Sends signed messages; keeps idle connections per receiver host for the next one."""
 
     def __init__(self, clock: Clock, timeout: float, allow_private: bool) -> None:
         self.clock = clock
         self.timeout = timeout
         self.allow_private = allow_private
-        self._clients: OrderedDict[tuple[str, str, int], httpx.AsyncClient] = OrderedDict()
+        self._idle: OrderedDict[tuple[str, str, int], list[_Connection]] = OrderedDict()
 
     async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Sent:
         """POST `body`; the whole exchange is bounded by the timeout, on the clock."""
@@ -131,65 +157,118 @@ class Sender:
                 request.cancel()
                 await asyncio.wait({request})
         if request.cancelled():
-            return Sent(0, elapsed(), f"no answer within {self.timeout:g} s")
+            return Sent(0, elapsed(), f"no answer within {self.timeout:g} s", "timeout")
         try:
             status_code = request.result()
         except Unresolved as error:
-            return Sent(0, elapsed(), str(error))
+            return Sent(0, elapsed(), str(error), "unreachable")
         except AddressRefused as error:
-            return Sent(0, elapsed(), f"refused: {error}")
-        except httpx.TimeoutException:
-            return Sent(0, elapsed(), f"no answer within {self.timeout:g} s")
-        except (httpx.HTTPError, OSError) as error:
-            return Sent(0, elapsed(), f"{type(error).__name__}: {error}".rstrip(": "))
+            return Sent(0, elapsed(), f"refused: {error}", "refused")
+        except (h11.ProtocolError, OSError) as error:
+            return Sent(0, elapsed(), f"{type(error).__name__}: {error}".rstrip(": "),
+                        "unreachable")
         if not 200 <= status_code < 300:
-            return Sent(status_code, elapsed(), f"the receiver answered {status_code}")
-        return Sent(status_code, elapsed())
+            return Sent(status_code, elapsed(), f"the receiver answered {status_code}",
+                        "rejected")
+        return Sent(status_code, elapsed(), kind="delivered")
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         parsed = httpx.URL(url)
         host = parsed.host
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         address = await checked_address(host, port, self.allow_private)
-        extensions: dict[str, Any] = {}
-        if parsed.scheme == "https":
-            extensions["sni_hostname"] = host  # and the certificate is checked for it
-        netloc = parsed.netloc.decode("ascii")
-        request_headers = {
-            **headers, "host": netloc, "content-type": "application/json",
-            "user-agent": USER_AGENT,
-        }
-        client = self._client(parsed.scheme, host, port)
-        async with client.stream(
-            "POST", parsed.copy_with(host=str(address)), content=body,
-            headers=request_headers, extensions=extensions,
-        ) as response:
-            read = 0
-            async for chunk in response.aiter_raw():
-                read += len(chunk)
-                if read > MAX_RESPONSE_BYTES:
-                    break  # what it says past that is not needed; the connection goes
-            return response.status_code
+        key = (parsed.scheme, host, port)
+        request = h11.Request(method="POST", target=parsed.raw_path, headers=[
+            ("host", parsed.netloc.decode("ascii")), ("content-type", "application/json"),
+            ("user-agent", USER_AGENT), ("content-length", str(len(body))), *headers.items(),
+        ])
+        connection = self._take(key, address)
+        if connection is not None:
+            try:
+                return await self._exchange(key, connection, request, body, reused=True)
+            except _Stale:
+                pass  # closed by the receiver while idle: the request goes on a new one
+        connection = await self._connect(parsed.scheme, host, address, port)
+        return await self._exchange(key, connection, request, body, reused=False)
 
-    def _client(self, scheme: str, host: str, port: int) -> httpx.AsyncClient:
-        key = (scheme, host, port)
-        client = self._clients.get(key)
-        if client is not None:
-            self._clients.move_to_end(key)
-            return client
-        # No proxies from the environment (a proxy would connect to what it resolves), no
-        # redirects (a 3xx is an answer like any other non-2xx).
-        client = httpx.AsyncClient(
-            timeout=self.timeout, trust_env=False, follow_redirects=False, verify=tls_context(),
-            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+    async def _connect(self, scheme: str, host: str, address: IPAddress,
+                       port: int) -> _Connection:
+        # To the checked address; TLS's SNI and certificate check are for the URL's host.
+        https = scheme == "https"
+        reader, writer = await asyncio.open_connection(
+            str(address), port, ssl=tls_context() if https else None,
+            server_hostname=host if https else None,
         )
-        self._clients[key] = client
-        while len(self._clients) > MAX_CLIENTS:
-            _, oldest = self._clients.popitem(last=False)
-            asyncio.ensure_future(oldest.aclose())
-        return client
+        return _Connection(address, reader, writer)
+
+    async def _exchange(self, key: tuple[str, str, int], connection: _Connection,
+                        request: h11.Request, body: bytes, reused: bool) -> int:
+        """One request and its answer; the connection is kept only if both ended cleanly."""
+        http = connection.http
+        kept = False
+        answered = False  # any byte back: a failure past this point is not a stale connection
+        try:
+            try:
+                connection.writer.write(
+                    http.send(request) + http.send(h11.Data(data=body))
+                    + http.send(h11.EndOfMessage())
+                )
+                await connection.writer.drain()
+                status_code = 0
+                read = 0
+                while True:
+                    event = http.next_event()
+                    if event is h11.NEED_DATA:
+                        chunk = await connection.reader.read(READ_CHUNK)
+                        if not chunk and reused and not answered:
+                            raise _Stale
+                        answered = answered or bool(chunk)
+                        http.receive_data(chunk)
+                    elif isinstance(event, h11.Response):
+                        status_code = event.status_code
+                    elif isinstance(event, h11.Data):
+                        read += len(event.data)
+                        if read > MAX_RESPONSE_BYTES:
+                            return status_code  # the rest is not needed; the connection goes
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                    elif isinstance(event, h11.ConnectionClosed):
+                        raise ConnectionError("the receiver closed the connection")
+            except (ConnectionResetError, BrokenPipeError):
+                if reused and not answered:
+                    raise _Stale from None
+                raise
+            if http.our_state is h11.DONE and http.their_state is h11.DONE:
+                http.start_next_cycle()
+                self._put_back(key, connection)
+                kept = True
+            return status_code
+        finally:
+            if not kept:
+                connection.close()
+
+    def _take(self, key: tuple[str, str, int], address: IPAddress) -> _Connection | None:
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()
+            if connection.address == address and not connection.writer.is_closing():
+                return connection
+            connection.close()  # the host resolves elsewhere now: that address is not checked
+        return None
+
+    def _put_back(self, key: tuple[str, str, int], connection: _Connection) -> None:
+        idle = self._idle.setdefault(key, [])
+        self._idle.move_to_end(key)
+        idle.append(connection)
+        while len(idle) > MAX_IDLE_PER_HOST:
+            idle.pop(0).close()
+        while len(self._idle) > MAX_HOSTS:
+            _, oldest = self._idle.popitem(last=False)
+            for stale in oldest:
+                stale.close()
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), OrderedDict()
-        for client in clients:
-            await client.aclose()
+        idle, self._idle = list(self._idle.values()), OrderedDict()
+        for connections in idle:
+            for connection in connections:
+                connection.close()
