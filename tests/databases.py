@@ -44,7 +44,7 @@ def drop_postgres_database(url: str) -> None:
 
 
 TABLES = (
-    "contacts", "import_row_errors", "import_row_targets", "import_jobs", "dnc_entries", "campaigncalls", "campaigns", "outplans", "channels", "outdial_targets", "outdials", "dnclists", "accesskeys",
+    "webhook_deliveries", "webhooks", "events", "contacts", "import_row_errors", "import_row_targets", "import_jobs", "dnc_entries", "campaigncalls", "campaigns", "outplans", "channels", "outdial_targets", "outdials", "dnclists", "accesskeys",
     "agents", "server_secrets", "customers",
 )
 

@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     # On SIGTERM, how long in-flight attempts may run on before they are ended as `canceled`.
     engine_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
 
+    # -- events ----------------------------------------------------------------------------------
+    # Events older than this are pruned by the engines (the workers, or serve's own).
+    events_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    # Most events deleted by one prune transaction, and how often an engine prunes.
+    events_prune_batch: int = Field(default=1000, gt=0)
+    events_prune_seconds: float = Field(default=60.0, gt=0)
+    # The event stream (GET /v1.0/events/stream): how often it looks for new events, and how
+    # often it sends a comment line when there are none (proxies drop silent connections).
+    events_poll_seconds: float = Field(default=0.5, gt=0)
+    events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+
     # -- the simulated dialer: outcome weights (normalized), durations, and a seed ----------
     sim_seed: int | None = None
     sim_p_answered: float = Field(default=0.55, ge=0)
@@ -79,6 +90,31 @@ class Settings(BaseSettings):
     sim_ring_max_ms: int = Field(default=15000, ge=0)
     sim_talk_min_ms: int = Field(default=5000, ge=0)
     sim_talk_max_ms: int = Field(default=60000, ge=0)
+
+    # -- webhooks (webhooks/): delivered by the engine's processes, beside the dialing --------
+    # Connect to private, loopback, link-local and multicast addresses too (a receiver on the
+    # same machine or network); off, such addresses are refused at create and at delivery.
+    webhooks_allow_private_networks: bool = False
+    # One request's whole time (resolve, connect, send, answer); past it, the attempt failed.
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Retries back off exponentially with jitter from this first delay, each delay at most
+    # webhooks_retry_max_delay_seconds, until webhooks_retry_window_seconds after the event.
+    webhooks_retry_first_delay_seconds: float = Field(default=30.0, gt=0)
+    webhooks_retry_max_delay_seconds: float = Field(default=4 * 3600.0, gt=0)
+    webhooks_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # Failed attempts in a row (over all of a webhook's deliveries) that disable the webhook.
+    webhooks_disable_after_failures: int = Field(default=15, gt=0)
+    # Endpoints one process delivers to at once (each endpoint gets one request at a time).
+    webhooks_concurrency: int = Field(default=16, gt=0)
+    # Deliveries claimed for an endpoint at once, sent one after another in event order.
+    webhooks_claim_batch: int = Field(default=100, gt=0)
+    # A claim's lease, renewed while the process lives; a dead process's deliveries are sent
+    # again by another once it runs out.
+    webhooks_lease_seconds: float = Field(default=30.0, gt=0)
+    # How often an idle process looks for new events and due deliveries.
+    webhooks_poll_seconds: float = Field(default=0.2, gt=0)
+    # Delivered and failed deliveries are kept this long, then pruned in batches.
+    webhooks_delivery_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
 
     # -- media of real calls -------------------------------------------------------------------
     # UDP ports for RTP, one even port a call (RTCP is not used); open them in the firewall.

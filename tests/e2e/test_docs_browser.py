@@ -3,26 +3,20 @@ a file can be imported from /docs, and the page asks nothing of any host but the
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as when
 from selenium.webdriver.support.select import Select
-from selenium.webdriver.support.wait import WebDriverWait
 
-from tests import databases
+from tests.e2e.browser import console_errors, requests_made, wait
 from tests.e2e.test_serve import Server
 
 ADMIN_PASSWORD = "admin-pw-docs"
-WAIT_SECONDS = 30  # every wait on the page is bounded
 
 
 @pytest.fixture(scope="module")
@@ -35,61 +29,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.stop()
 
 
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    """Debian's chromium through its chromedriver, cut off from every host but this machine."""
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
-        message = "chromium and chromedriver are needed: apt-get install chromium chromium-driver"
-        if databases.in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        # No name resolves but the loopback address, and anything not on loopback goes to a
-        # proxy that does not exist: the network is off for the page.
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--proxy-server=http://127.0.0.1:9", "--disable-background-networking",
-        "--no-first-run", "--window-size=1280,2000",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
-    driver.set_page_load_timeout(WAIT_SECONDS)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def assert_only_local(driver: WebDriver, server: Server) -> None:
-    """Every request the page made since the last check (the DevTools performance log) went to
-    this server. One the page's Content-Security-Policy refused never reached the network; only
-    images may be refused (ReDoc links its logo from a CDN), as the page works without them."""
-    requests, refused = {}, set()
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            requests[message["params"]["requestId"]] = message["params"]
-        elif message["method"] == "Network.loadingFailed" and message["params"].get("blockedReason") == "csp":
-            refused.add(message["params"]["requestId"])
+    """Every request the page made since the last check went to this server. One the page's
+    Content-Security-Policy refused never reached the network; only images may be refused
+    (ReDoc links its logo from a CDN), as the page works without them."""
+    requests, refused = requests_made(driver)
     sent = [r["request"]["url"] for id, r in requests.items() if id not in refused]
     foreign = [url for url in sent if not url.startswith((f"{server.url}/", "data:", "blob:"))]
     assert foreign == [], foreign
     assert any(url.endswith(".js") for url in sent), sent  # the assets were loaded, from here
     assert {requests[id].get("type") for id in refused} <= {"Image"}, [requests[id] for id in refused]
-
-
-def console_errors(driver: WebDriver) -> list[Any]:
-    """Errors on the page's console, less the policy's own reports of what it refused."""
-    return [entry for entry in driver.get_log("browser")
-            if entry["level"] == "SEVERE" and entry["source"] != "security"]
-
-
-def wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(driver, WAIT_SECONDS)
 
 
 def documented_operations(server: Server) -> set[tuple[str, str]]:

@@ -10,6 +10,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from outdial import __version__
+from outdial.api.dashboard import install_dashboard
 from outdial.api.deps import authenticated
 from outdial.api.docs import install_docs
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
@@ -20,10 +21,12 @@ from outdial.api.routes import (
     channels,
     contactlimits,
     dnclists,
+    events,
     health,
     imports,
     outdials,
     outplans,
+    webhooks,
 )
 from outdial.api.schemas import AUTHENTICATED_ERRORS, error_responses
 from outdial.auth.service import AuthService
@@ -121,10 +124,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(channels.router)
     v1.include_router(contactlimits.router)
     v1.include_router(dnclists.router)
+    v1.include_router(webhooks.router)
+    v1.include_router(events.router)
     app.include_router(health.router)
     app.include_router(auth.login_router)
     app.include_router(v1)
     install_docs(app)
+    install_dashboard(app)
 
     install_error_handlers(app)
     app.add_middleware(

@@ -81,6 +81,8 @@ CampaigncallId = Annotated[str, Path(description="the campaigncall's id")]
 AccessKeyId = Annotated[str, Path(description="the access key's id")]
 ChannelId = Annotated[str, Path(description="the channel's id")]
 DnclistId = Annotated[str, Path(description="the do-not-call list's id")]
+WebhookId = Annotated[str, Path(description="the webhook's id")]
+DeliveryId = Annotated[str, Path(description="the delivery's id")]
 
 
 def parse_id(value: str, field: str = "id") -> uuid.UUID:

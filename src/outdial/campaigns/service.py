@@ -33,6 +33,8 @@ from outdial.channels.service import referenced_channel
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
+from outdial.events import catalogue
+from outdial.events.outbox import emit
 from outdial.models import Campaign, Campaigncall, Outdial, Outplan
 from outdial.models.base import NIL_UUID
 from outdial.models.outdials import DESTINATION_SLOTS
@@ -88,6 +90,13 @@ async def stop_campaign(repo: CampaignRepository, campaign: Campaign, now: dt.da
     in_flight = await repo.has_calls_in_flight(campaign.id)
     campaign.status = "stopping" if in_flight else "stop"
     campaign.tm_update = now
+    await campaign_changed(repo.session, campaign, now)
+
+
+async def campaign_changed(session: AsyncSession, campaign: Campaign, now: dt.datetime) -> None:
+    """Every change of a campaign, by the API or the engine, is a campaign_updated event."""
+    await emit(session, catalogue.CAMPAIGN_UPDATED, campaign.customer_id,
+               catalogue.campaign(campaign), now=now)
 
 
 def _campaign_deleted(campaign: Campaign) -> FailedPrecondition:
@@ -268,6 +277,7 @@ class CampaignService:
             if (value := getattr(body, field)) is not None:
                 setattr(campaign, field, value)
         campaign.tm_update = self.clock.now()
+        await campaign_changed(self.session, campaign, campaign.tm_update)
         return campaign
 
     async def set_status(
@@ -275,12 +285,15 @@ class CampaignService:
     ) -> Campaign:
         check_one_of("status", status, REQUESTED_STATUSES)
         campaign = await self.live_campaign(principal, campaign_id)
+        now = self.clock.now()
         if status == "run":
             await self._ready_to_run(principal, campaign)
-            campaign.status = "run"
+            campaign.status, campaign.tm_update = "run", now
+            await campaign_changed(self.session, campaign, now)
         elif campaign.status != "stop":
-            await stop_campaign(self.repo, campaign, self.clock.now())
-        campaign.tm_update = self.clock.now()
+            await stop_campaign(self.repo, campaign, now)  # its event too
+        else:
+            campaign.tm_update = now
         return campaign
 
     async def set_service_level(
@@ -289,6 +302,7 @@ class CampaignService:
         check_range("service_level", service_level, SERVICE_LEVEL)
         campaign = await self.live_campaign(principal, campaign_id)
         campaign.service_level, campaign.tm_update = service_level, self.clock.now()
+        await campaign_changed(self.session, campaign, campaign.tm_update)
         return campaign
 
     async def set_actions(
@@ -297,6 +311,7 @@ class CampaignService:
         checked = check_actions(actions)
         campaign = await self.live_campaign(principal, campaign_id)
         campaign.actions, campaign.tm_update = checked, self.clock.now()
+        await campaign_changed(self.session, campaign, campaign.tm_update)
         return campaign
 
     async def set_resource_info(
@@ -305,6 +320,7 @@ class CampaignService:
         campaign = await self.live_campaign(principal, campaign_id)
         await self._apply_resource_info(principal, campaign, body)
         campaign.tm_update = self.clock.now()
+        await campaign_changed(self.session, campaign, campaign.tm_update)
         return campaign
 
     async def delete_campaign(self, principal: Principal, campaign_id: uuid.UUID) -> Campaign:
@@ -323,6 +339,7 @@ class CampaignService:
         if outdial is not None and outdial.campaign_id == campaign.id:
             outdial.campaign_id, outdial.tm_update = NIL_UUID, now
         campaign.tm_delete = campaign.tm_update = now
+        await campaign_changed(self.session, campaign, now)
         return campaign
 
     async def list_campaigncalls(
@@ -515,4 +532,6 @@ class CampaigncallService:
                 "CAMPAIGNCALL_IN_PROGRESS",
             )
         call.tm_delete = call.tm_update = self.clock.now()
+        await emit(self.repo.session, catalogue.CAMPAIGNCALL_UPDATED, call.customer_id,
+                   catalogue.campaigncall(call), now=call.tm_update)
         return call

@@ -10,6 +10,7 @@ from outdial.auth.service import Principal
 from outdial.channels.dialing import build_channel_dialer, channel_config
 from outdial.channels.repository import ChannelRepository
 from outdial.channels.schemas import (
+    ChannelCheckOut,
     CHANNEL_TYPES,
     ChannelCreate,
     ChannelSettings,
@@ -20,6 +21,8 @@ from outdial.channels.secrets import SecretBox, SecretUnreadable
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
 from outdial.dialers.base import CheckResult
+from outdial.events import catalogue
+from outdial.events.outbox import emit
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
 from outdial.models import Channel
 from outdial.models.base import NIL_UUID
@@ -135,11 +138,19 @@ class ChannelService:
         return channel
 
     async def check_channel(self, principal: Principal, channel_id: uuid.UUID) -> CheckResult:
-        """Try the channel now. The caller should end its transaction first: no row is held
-        while the peer is talked to."""
+        """Try the channel now, then add its channel_check_done event to a new transaction
+        (for the caller to commit): no row is held while the peer is talked to."""
         channel = await self.get_channel(principal, channel_id)
         if channel.tm_delete is not None:
             raise FailedPrecondition(f"channel {channel_id} is deleted", "CHANNEL_DELETED")
+        customer_id = channel.customer_id  # the row is expired once the check rolls back
+        result = await self._try(channel)
+        payload = catalogue.channel_check(channel_id, ChannelCheckOut(ok=result.ok, detail=result.detail))
+        await emit(self.session, catalogue.CHANNEL_CHECK_DONE, customer_id, payload,
+                   now=self.clock.now())
+        return result
+
+    async def _try(self, channel: Channel) -> CheckResult:
         try:
             config = channel_config(channel, self.secrets)
         except SecretUnreadable as error:

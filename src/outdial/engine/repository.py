@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
@@ -36,8 +37,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.campaigns.service import campaign_changed
 from outdial.channels.schemas import CHANNEL_OF_DESTINATION
 from outdial.dialers.base import Outcome, OutcomeKind
+from outdial.events import catalogue
+from outdial.events.outbox import NewEvent, emit_many
 from outdial.engine.rules import SLOTS, call_result, choose_destination
 from outdial.models import (
     Campaign,
@@ -49,10 +53,9 @@ from outdial.models import (
     Outplan,
 )
 from outdial.models.base import NIL_UUID
+from outdial.strategy import dnc, reasons, retry
 from outdial.strategy import limits as contact_limits
-from outdial.strategy import reasons
 from outdial.strategy.reasons import DUE, TARGETS, Limits, Situation, tries_left
-from outdial.strategy import dnc, retry
 
 CALLS = Campaigncall.__table__
 IN_FLIGHT = CALLS.c.status != "done"
@@ -180,14 +183,14 @@ async def take_turn(
     )
     if campaign.status == "stopping":
         if in_flight == 0:
-            _set_status(campaign, "stop", now)
+            await _set_status(session, campaign, "stop", now)
         return []
 
     outplan = await session.get(Outplan, campaign.outplan_id)
     outdial = await session.get(Outdial, campaign.outdial_id)
     if outplan is None or outdial is None or not _can_dial(campaign, outplan, outdial):
         # It can never dial again: it stops as if told to, once its attempts in flight end.
-        _set_status(campaign, "stopping" if in_flight else "stop", now)
+        await _set_status(session, campaign, "stopping" if in_flight else "stop", now)
         return []
     limits = limits_of(outplan)
     claimed: list[Claimed] = []
@@ -232,7 +235,7 @@ async def take_turn(
         and campaign.end_handle == "stop"
         and not await _has_pending_targets(session, campaign.outdial_id, limits)
     ):
-        _set_status(campaign, "stop", now)
+        await _set_status(session, campaign, "stop", now)
     return claimed
 
 
@@ -246,9 +249,12 @@ def _can_dial(campaign: Campaign, outplan: Outplan, outdial: Outdial) -> bool:
     )
 
 
-def _set_status(campaign: Campaign, status: str, now: dt.datetime) -> None:
+async def _set_status(
+    session: AsyncSession, campaign: Campaign, status: str, now: dt.datetime
+) -> None:
     campaign.status = status
     campaign.tm_update = now
+    await campaign_changed(session, campaign, now)
 
 
 async def _routes(
@@ -465,6 +471,7 @@ async def _claim_targets(
                 channel_revision=route.revision,
             )
         )
+    events: list[NewEvent] = []
     if moved:
         await session.execute(
             update(TARGETS)
@@ -476,45 +483,69 @@ async def _claim_targets(
             ),
             moved,
         )
+        # Those done now say so; the others are announced as they are claimed below.
+        done = [m["b_id"] for m in moved if m["b_done"]]
+        if done:
+            events.extend(
+                (catalogue.OUTDIALTARGET_UPDATED, t.customer_id, catalogue.outdialtarget(t))
+                for t in await session.execute(select(*TARGETS.c).where(TARGETS.c.id.in_(done)))
+            )
     if skipped:
         await session.execute(insert(CALLS), skipped)
+        events.extend(
+            (catalogue.CAMPAIGNCALL_CREATED, campaign.customer_id,
+             catalogue.campaigncall(SimpleNamespace(**values)))
+            for values in skipped
+        )
     if not claimed:
+        await emit_many(session, events, now=now)
         return []
     for slot, ids in by_slot.items():
         column = TARGETS.c[f"try_count_{slot}"]
-        await session.execute(
+        targets = await session.execute(
             update(TARGETS)
             .where(TARGETS.c.id.in_(ids), TARGETS.c.status == "idle")
             .values({column: column + 1, TARGETS.c.status: "progressing", TARGETS.c.tm_update: now})
+            .returning(*TARGETS.c)
+        )
+        events.extend(
+            (catalogue.OUTDIALTARGET_UPDATED, t.customer_id, catalogue.outdialtarget(t))
+            for t in targets
         )
     lease_expire = now + dt.timedelta(seconds=lease_seconds)
-    await session.execute(
-        insert(CALLS),
-        [
-            {
-                **_call_row(campaign, outplan, outdial, c.target_id, now),
-                "id": c.campaigncall_id,
-                "status": "dialing",
-                "result": "",
-                "outcome": "",
-                "source": c.source,
-                "destination": c.destination,
-                "destination_index": c.destination_index,
-                "try_count": c.try_count,
-                "channel_id": c.channel_id,
-                "channel_type": c.channel_type,
-                "worker_id": worker_id,
-                "tm_lease_expire": lease_expire,
-                "tm_end": None,
-            }
-            for c in claimed
-        ],
-    )
+    calls = [
+        {
+            **_call_row(campaign, outplan, outdial, c.target_id, now),
+            "id": c.campaigncall_id,
+            "status": "dialing",
+            "result": "",
+            "outcome": "",
+            "source": c.source,
+            "destination": c.destination,
+            "destination_index": c.destination_index,
+            "try_count": c.try_count,
+            "channel_id": c.channel_id,
+            "channel_type": c.channel_type,
+            **NOTHING_REPORTED,
+            "worker_id": worker_id,
+            "tm_lease_expire": lease_expire,
+            "tm_end": None,
+        }
+        for c in claimed
+    ]
+    await session.execute(insert(CALLS), calls)
     if situation.contact_limits:
         await contact_limits.record_contacts(
             session, campaign.customer_id,
             ((c.campaigncall_id, c.destination) for c in claimed), now,
         )
+    # Every column was written above: the payloads need no read back.
+    events.extend(
+        (catalogue.CAMPAIGNCALL_CREATED, campaign.customer_id,
+         catalogue.campaigncall(SimpleNamespace(**values)))
+        for values in calls
+    )
+    await emit_many(session, events, now=now)
     return claimed
 
 
@@ -561,7 +592,7 @@ def _dnc_call(
         "worker_id": "",
         "tm_lease_expire": None,
         "tm_end": now,
-        **{f"{name}": 0 if name in NUMERIC_REPORTS else "" for name in REPORTED},
+        **NOTHING_REPORTED,
     }
 
 
@@ -592,11 +623,16 @@ async def record_outcomes(
         )
     talking = [a for a in answered if a in held and a not in ending]
     for chunk in _chunks(talking):
-        await session.execute(
+        calls = await session.execute(
             update(CALLS)
             .where(CALLS.c.id.in_(chunk), CALLS.c.status == "dialing")
             .values(status="progressing", tm_update=now)
+            .returning(*CALLS.c)
         )
+        await emit_many(session, (
+            (catalogue.CAMPAIGNCALL_UPDATED, c.customer_id, catalogue.campaigncall(c))
+            for c in calls
+        ), now=now)
     mine = [c for c in closings if c.campaigncall_id in held]
     await _close_attempts(session, mine, now)
     return len(mine)
@@ -670,8 +706,13 @@ async def _close_attempts(
     plain = [c for c in closings if not c.retry_rules]
     if len(plain) < len(closings):
         await _close_targets_by_rules(session, [c for c in closings if c.retry_rules], now)
-    if not plain:
-        return
+    if plain:
+        await _close_targets(session, plain, now)
+    await _emit_closed(session, closings, now)
+
+
+async def _close_targets(session: AsyncSession, plain: Sequence[Closing], now: dt.datetime) -> None:
+    """Targets of attempts whose outplan has no retry rules: try_interval, as engine.md says."""
     limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
     await session.execute(
         update(TARGETS)
@@ -697,6 +738,30 @@ async def _close_attempts(
             for c in plain
         ],
     )
+
+
+async def _emit_closed(
+    session: AsyncSession, closings: Sequence[Closing], now: dt.datetime
+) -> None:
+    """The ended attempts and their targets as they now are, each attempt then its target."""
+    calls: dict[uuid.UUID, Any] = {}
+    targets: dict[uuid.UUID, Any] = {}
+    for chunk in _chunks([c.campaigncall_id for c in closings]):
+        calls.update((r.id, r) for r in await session.execute(
+            select(CALLS).where(CALLS.c.id.in_(chunk))))
+    for chunk in _chunks([c.target_id for c in closings]):
+        targets.update((r.id, r) for r in await session.execute(
+            select(TARGETS).where(TARGETS.c.id.in_(chunk))))
+    events: list[NewEvent] = []
+    for closing in closings:
+        call = calls[closing.campaigncall_id]
+        events.append((catalogue.CAMPAIGNCALL_UPDATED, call.customer_id,
+                       catalogue.campaigncall(call)))
+        target = targets.get(closing.target_id)
+        if target is not None:
+            events.append((catalogue.OUTDIALTARGET_UPDATED, target.customer_id,
+                           catalogue.outdialtarget(target)))
+    await emit_many(session, events, now=now)
 
 
 async def _close_targets_by_rules(
@@ -778,6 +843,8 @@ REPORTED = ("sip_code", "sip_reason", "hangup_by", "digits", "smtp_code", "smtp_
 
 
 NUMERIC_REPORTS = ("sip_code", "smtp_code")
+# A new attempt's report: nothing said yet.
+NOTHING_REPORTED = {name: 0 if name in NUMERIC_REPORTS else "" for name in REPORTED}
 
 
 def _reported(report: Outcome) -> dict[str, Any]:

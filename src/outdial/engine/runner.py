@@ -13,17 +13,24 @@ from outdial.dialers import build_dialer
 from outdial.engine.worker import Engine, EngineConfig
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
+from outdial.webhooks.delivery import Deliverer, DeliveryConfig
 
 log = logging.getLogger("outdial.engine")
 
 
 class BackgroundEngine:
-    """An engine running as a task of an existing event loop (the API process's)."""
+    """An engine, and the webhook deliverer beside it, running as tasks of an existing event
+    loop (the API process's)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, deliverer: Deliverer | None = None) -> None:
         self.engine = engine
+        self.deliverer = deliverer
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(engine.run(self._stop), name="outdial engine")
+        self._webhooks = (
+            asyncio.create_task(deliverer.run(self._stop), name="outdial webhooks")
+            if deliverer is not None else None
+        )
 
     @classmethod
     def start(cls, settings: Settings, clock: Clock, secrets: SecretBox) -> "BackgroundEngine":
@@ -31,9 +38,11 @@ class BackgroundEngine:
         dialer = build_dialer(settings, clock)
         database = engine_database(settings)
         channels = ChannelDialers(database, secrets, clock, server_builders(settings))
-        return cls(Engine(
-            database, dialer, clock, EngineConfig.from_settings(settings), channels=channels
-        ))
+        return cls(
+            Engine(database, dialer, clock, EngineConfig.from_settings(settings),
+                   channels=channels),
+            webhook_deliverer(settings, clock, secrets),
+        )
 
     async def stop(self) -> None:
         """Stop claiming, let attempts in flight end (or cancel them after the grace period)."""
@@ -41,6 +50,9 @@ class BackgroundEngine:
         await self._task
         await self.engine.aclose_dialers()
         await self.engine.database.dispose()
+        if self._webhooks is not None and self.deliverer is not None:
+            await self._webhooks
+            await self.deliverer.database.dispose()
 
 
 def engine_database(settings: Settings) -> Database:
@@ -49,6 +61,14 @@ def engine_database(settings: Settings) -> Database:
     (stopped, swapped out, deadlocked in Python) cannot hold a campaign's lock for ever."""
     return Database(settings.database_url, pool_size=4, limits=Limits.for_engine(settings),
                     role="outdial engine")
+
+
+def webhook_deliverer(settings: Settings, clock: Clock, secrets: SecretBox) -> Deliverer:
+    """The webhook deliverer of an engine's process, on connections of its own: waiting on a
+    receiver or on its own writes never takes a connection the dialing needs."""
+    database = Database(settings.database_url, pool_size=2, limits=Limits.for_engine(settings),
+                        role="outdial webhooks")
+    return Deliverer(database, clock, secrets, DeliveryConfig.from_settings(settings))
 
 
 async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
@@ -71,7 +91,11 @@ async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
         engine = Engine(
             database, dialer, clock, EngineConfig.from_settings(settings), channels=channels
         )
-        await engine.run(stop)
+        deliverer = webhook_deliverer(settings, clock, SecretBox(key))
+        try:
+            await asyncio.gather(engine.run(stop), deliverer.run(stop))
+        finally:
+            await deliverer.database.dispose()
     finally:
         if engine is not None:
             await engine.aclose_dialers()

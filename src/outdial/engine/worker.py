@@ -27,8 +27,10 @@ from outdial.dialers.base import (
 )
 from outdial.engine import repository as repo
 from outdial.engine.repository import Claimed, Closing
+from outdial.events.outbox import prune_events
 from outdial.models.base import NIL_UUID
 from outdial.settings import Settings
+from outdial.timestamps import TimeFormat, use_time_format
 
 log = logging.getLogger("outdial.engine")
 
@@ -40,6 +42,12 @@ class EngineConfig:
     claim_batch: int = 200
     max_in_flight: int = 10000
     shutdown_grace_seconds: float = 30.0
+    # How event payloads write times (OUTDIAL_TIME_FORMAT), as the API would answer them.
+    time_format: TimeFormat = "tutorial"
+    # Events older than this are pruned, in batches of events_prune_batch, every prune period.
+    events_retention_seconds: float = 7 * 24 * 3600
+    events_prune_batch: int = 1000
+    events_prune_seconds: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "EngineConfig":
@@ -49,6 +57,10 @@ class EngineConfig:
             claim_batch=settings.engine_claim_batch,
             max_in_flight=settings.engine_max_in_flight,
             shutdown_grace_seconds=settings.engine_shutdown_grace_seconds,
+            time_format=settings.time_format,
+            events_retention_seconds=settings.events_retention_seconds,
+            events_prune_batch=settings.events_prune_batch,
+            events_prune_seconds=settings.events_prune_seconds,
         )
 
     @property
@@ -90,6 +102,7 @@ class Engine:
         self._ended = asyncio.Event()  # an attempt ended or was answered: wakes the recorder
         self._recorded = asyncio.Event()  # outcomes written, capacity freed: wakes the loop
         self._next_reap: dt.datetime | None = None
+        self._next_prune: dt.datetime | None = None
         self._releasing = False
 
     @property
@@ -111,6 +124,7 @@ class Engine:
         """
         await self.record()
         await self.reap_if_due()
+        await self.prune_if_due()
         async with self.database.transaction() as session:
             campaign_ids = await repo.active_campaign_ids(session)
         started = 0
@@ -175,6 +189,23 @@ class Engine:
         if reaped:
             log.warning("closed %d attempts whose worker stopped renewing their lease", reaped)
         return reaped
+
+    async def prune_if_due(self) -> int:
+        """Delete events past their retention, a bounded batch per transaction, at most once a
+        prune period. Every engine prunes: the rule (skip rows another pruner holds) lets them
+        run at once without waiting on or undoing each other."""
+        now = self.clock.now()
+        if self._next_prune is not None and now < self._next_prune:
+            return 0
+        self._next_prune = now + dt.timedelta(seconds=self.config.events_prune_seconds)
+        before = now - dt.timedelta(seconds=self.config.events_retention_seconds)
+        pruned = 0
+        while True:
+            async with self.database.transaction() as session:
+                batch = await prune_events(session, before, self.config.events_prune_batch)
+            pruned += batch
+            if batch < self.config.events_prune_batch:
+                return pruned
 
     async def heartbeat(self) -> None:
         """Renew this worker's leases; hang up attempts whose lease was taken over meanwhile."""
@@ -293,6 +324,11 @@ class Engine:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then stop claiming and let in-flight attempts end."""
+        # Its helper tasks inherit the form from here.
+        with use_time_format(self.config.time_format):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         log.info("engine %s started", self.worker_id)
         helpers = [asyncio.create_task(self._recorder()), asyncio.create_task(self._heartbeats())]
         try:

@@ -24,6 +24,8 @@ from sqlalchemy import JSON, func, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from outdial.db import Database
+from outdial.events import catalogue
+from outdial.events.outbox import emit
 from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.imports.checking import (
     ENTRY_COLUMNS,
@@ -35,6 +37,7 @@ from outdial.imports.checking import (
 from outdial.models import DncEntry, ImportJob, ImportRowError, ImportRowTarget, OutdialTarget
 
 RowError = tuple[int, str, str]
+JOBS = ImportJob.__table__
 CLOSE_SECONDS = 5  # for a clean rollback before the connection is dropped instead
 
 
@@ -77,10 +80,14 @@ class ImportRepository:
         query = update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == "running")
         if expired_at is not None:
             query = query.where(_lease_expired(expired_at))
-        result = await self.session.execute(
+        failed = (await self.session.execute(
             query.values(**{**counts, "rows_imported": 0}, errors=errors, status="failed", tm_end=now)
-        )
-        return result.rowcount  # type: ignore[attr-defined, no-any-return]
+            .returning(*JOBS.c)
+        )).all()
+        for job in failed:
+            await emit(self.session, catalogue.IMPORT_UPDATED, job.customer_id,
+                       catalogue.import_job(job), now=now)
+        return len(failed)
 
     async def expired_jobs(self, now: dt.datetime, spare: str = "") -> list[ImportJob]:
         """Running jobs whose owner stopped renewing the lease (none: a job of an older
@@ -166,11 +173,16 @@ async def mark_done(
 ) -> bool:
     """In the sink's transaction: the job is done. False if it is no longer running (a
     restarted server declared it failed), in which case the transaction must roll back."""
-    result = await connection.execute(
+    job = (await connection.execute(
         update(ImportJob).where(ImportJob.id == job_id, ImportJob.status == "running")
         .values(**counts, errors=errors, status="done", tm_end=now)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+        .returning(*JOBS.c)
+    )).first()
+    if job is None:
+        return False
+    await emit(connection, catalogue.IMPORT_UPDATED, job.customer_id, catalogue.import_job(job),
+               now=now)
+    return True
 
 
 def _lease_expired(now: dt.datetime) -> Any:

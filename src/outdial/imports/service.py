@@ -48,6 +48,7 @@ from outdial.models.imports import JOB_ERRORS_SHOWN
 from outdial.dnclists.service import DnclistService
 from outdial.outdials.service import OutdialService
 from outdial.settings import Settings
+from outdial.timestamps import use_time_format
 
 log = logging.getLogger("outdial.imports")
 
@@ -118,6 +119,7 @@ class ImportRunner:
         self.lease_seconds = settings.import_lease_seconds
         self.dedupe_wait_seconds = settings.import_dedupe_wait_seconds
         self.error_rows = settings.import_error_rows
+        self.time_format = settings.time_format
         # Who runs this server's jobs, as recorded on them: host, process and a per-start id.
         self.owner = f"{socket.gethostname()[:30]}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
         self._pool: ProcessPoolExecutor | None = None
@@ -128,10 +130,15 @@ class ImportRunner:
 
     async def start(self) -> None:
         """Fail the jobs whose owner stopped renewing their lease, now and from time to time."""
-        await fail_expired_imports(self.database, self.clock, self.owner)
+        with use_time_format(self.time_format):
+            await fail_expired_imports(self.database, self.clock, self.owner)
         self._reaper = asyncio.create_task(self._reap_forever())
 
     async def _reap_forever(self) -> None:
+        with use_time_format(self.time_format):  # the failed jobs' events, as the API writes
+            await self._reap_loop()
+
+    async def _reap_loop(self) -> None:
         while True:
             await self.clock.sleep(self.lease_seconds)
             try:

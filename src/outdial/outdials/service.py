@@ -10,6 +10,8 @@ from outdial.campaigns.repository import CampaignRepository
 from outdial.campaigns.service import stop_campaign
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
+from outdial.events import catalogue
+from outdial.events.outbox import emit
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
 from outdial.models import Outdial, OutdialTarget
 from outdial.models.base import NIL_UUID
@@ -186,6 +188,7 @@ class OutdialService:
             setattr(target, f"destination_{n}", destination)
         target.timezone, target.zone_key = timezone, zone_key(timezone, destinations)
         target.tm_update = self.clock.now()
+        await self._target_changed(target)
         return target
 
     async def delete_target(
@@ -194,6 +197,7 @@ class OutdialService:
         target = await self.get_target(principal, outdial_id, target_id, for_update=True)
         if target.tm_delete is None:
             target.tm_delete = target.tm_update = self.clock.now()
+            await self._target_changed(target)
         return target
 
     async def waiting_of(
@@ -206,3 +210,7 @@ class OutdialService:
         await self.session.flush()
         situation = await reasons.situation(self.session, outdial, self.clock.now())
         return await reasons.waiting_of(self.session, situation, [t.id for t in targets])
+
+    async def _target_changed(self, target: OutdialTarget) -> None:
+        await emit(self.session, catalogue.OUTDIALTARGET_UPDATED, target.customer_id,
+                   catalogue.outdialtarget(target), now=target.tm_update)

@@ -62,4 +62,5 @@ async def delete_channel(channel_id: ChannelId, ctx: Ctx, request: Request) -> C
 async def check_channel(channel_id: ChannelId, ctx: Ctx, request: Request) -> ChannelCheckOut:
     """Try the channel now: SMTP connect, TLS and AUTH; SIP OPTIONS."""
     result = await _service(ctx, request).check_channel(ctx.principal, parse_id(channel_id))
+    await ctx.commit()  # its channel_check_done event
     return ChannelCheckOut(ok=result.ok, detail=result.detail)

@@ -1,0 +1,154 @@
+"""Events: the outbox read by id (a page at a time), or followed live as Server-Sent Events.
+
+Both read the database, not this process's memory: behind several API processes every one of
+them serves every event, and a client resumes on any of them after the last id it saw.
+"""
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from outdial.api.deps import Ctx
+from outdial.db import busy_reason
+from outdial.db.paging import MAX_PAGE_SIZE, PageRequest
+from outdial.errors import InvalidArgument
+from outdial.events.catalogue import EVENT_TYPES
+from outdial.events.outbox import event_json, read_events
+
+router = APIRouter(tags=["events"])
+log = logging.getLogger("outdial.events")
+
+TYPES_HELP = "only events of these types (repeat it, or separate types with commas): " + ", ".join(
+    EVENT_TYPES)
+AFTER_HELP = "only events with a greater id (the last id you saw); 0 or absent: from the oldest kept"
+
+
+class EventOut(BaseModel):
+    """A change, as it was committed: the resource as the API returned it at that moment."""
+
+    id: int = Field(description="ascending; pass the last one you saw as `after` to resume")
+    type: str = Field(description="what happened, <resource>_<verb>: " + ", ".join(EVENT_TYPES))
+    customer_id: str = Field(description="the customer (tenant) of the resource")
+    tm_create: str = Field(description="when the change was committed, UTC")
+    data: dict[str, Any] = Field(description="the resource as its GET returns it")
+
+
+class EventPage(BaseModel):
+    """A page of events, oldest first."""
+
+    result: list[EventOut] = Field(description="the page's events, ids ascending")
+    next_page_token: str = Field(
+        description='the last id of the page: pass it back as page_token (or after); "" on an '
+                    "empty page (keep the id you had)")
+
+
+def parse_after(value: str | None, field: str) -> int:
+    if value in (None, ""):
+        return 0
+    try:
+        after = int(value)
+    except ValueError:
+        after = -1
+    if after < 0:
+        raise InvalidArgument(field, f"{value!r} is not an event id (an integer, 0 or more)",
+                              "INVALID_REQUEST_PARAMETER")
+    return after
+
+
+def parse_types(values: list[str] | None) -> list[str]:
+    types = [t.strip() for value in values or () for t in value.split(",") if t.strip()]
+    for name in types:
+        if name not in EVENT_TYPES:
+            raise InvalidArgument(
+                "type", f"{name!r} is not an event type; one of {', '.join(EVENT_TYPES)}",
+                "INVALID_REQUEST_PARAMETER",
+            )
+    return types
+
+
+Types = Annotated[list[str] | None, Query(alias="type", description=TYPES_HELP)]
+After = Annotated[str | None, Query(description=AFTER_HELP)]
+
+
+@router.get("/events")
+async def list_events(
+    ctx: Ctx,
+    after: After = None,
+    types: Types = None,
+    page_size: Annotated[str | None, Query(description="1-100; other values mean 100")] = None,
+    page_token: Annotated[str | None, Query(description="next_page_token of the previous page")] = None,
+) -> EventPage:
+    """Your events after an id, oldest first, a page at a time: poll with the last id you saw
+    and you get every change once, in the order the ids say."""
+    size = PageRequest.parse(page_size, None).size
+    cursor = parse_after(page_token, "page_token") if page_token else parse_after(after, "after")
+    rows = await read_events(ctx.session, ctx.principal.customer_id, cursor, parse_types(types), size)
+    return EventPage(
+        result=[EventOut(**event_json(r)) for r in rows],
+        next_page_token=str(rows[-1].id) if rows else "",
+    )
+
+
+@router.get(
+    "/events/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "`id:`, `event:` and `data:` (the event's JSON) per event"}},
+)
+async def stream_events(
+    ctx: Ctx,
+    request: Request,
+    after: After = None,
+    types: Types = None,
+    last_event_id: Annotated[str | None, Header(
+        description="the last id received; sent by EventSource when it reconnects")] = None,
+) -> StreamingResponse:
+    """Your events as Server-Sent Events, live: those after `Last-Event-ID` (or `after`) first,
+    then each as it commits. A comment line comes every heartbeat period while none does."""
+    cursor = (parse_after(last_event_id, "Last-Event-ID") if last_event_id
+              else parse_after(after, "after"))
+    wanted = parse_types(types)
+    customer_id = ctx.principal.customer_id
+    # The request's session was only for the credential: the stream reads in sessions of its
+    # own, one short transaction a look.
+    await ctx.session.close()
+    state = request.app.state
+    settings, clock, database = state.settings, state.clock, state.read_database
+
+    async def events() -> AsyncIterator[str]:
+        nonlocal cursor
+        # How long EventSource waits before reconnecting.
+        yield f"retry: {round(settings.events_poll_seconds * 1000 * 4)}\n\n"
+        quiet_since = clock.now()
+        while True:
+            try:
+                async with database.sessions() as session:
+                    rows = await read_events(session, customer_id, cursor, wanted, MAX_PAGE_SIZE)
+            except Exception as error:  # noqa: BLE001 - a busy database: look again later
+                if (reason := busy_reason(error)) is None:
+                    raise
+                log.warning("event stream: the database is busy (%s)", reason)
+                rows = []
+            for row in rows:
+                body = json.dumps(event_json(row), separators=(",", ":"))
+                yield f"id: {row.id}\nevent: {row.type}\ndata: {body}\n\n"
+                cursor = row.id
+            if len(rows) == MAX_PAGE_SIZE:
+                continue  # more are waiting
+            now = clock.now()
+            if rows:
+                quiet_since = now
+            elif (now - quiet_since).total_seconds() >= settings.events_heartbeat_seconds:
+                yield ": heartbeat\n\n"
+                quiet_since = now
+            await clock.sleep(settings.events_poll_seconds)
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

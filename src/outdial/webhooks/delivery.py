@@ -1,0 +1,290 @@
+"""The webhook deliverer of one process: fan events out, claim endpoints, send, record.
+
+It runs beside the dialing engine (in `outdial worker` and in `outdial serve`), on database
+connections of its own, and each endpoint's run of deliveries is sent by a task of its own:
+a slow or silent receiver holds only its own task, never the dialing. Every request is bounded
+by the timeout, every wait for the database by the database's limits.
+"""
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from outdial.channels.secrets import SecretBox, SecretUnreadable
+from outdial.clock import Clock
+from outdial.db import Database
+# The engine's helpers: one way to race waits and to log a failed round.
+from outdial.engine.worker import Engine, _log_failure, new_worker_id
+from outdial.events import catalogue
+from outdial.events.outbox import emit, event_json
+from outdial.settings import Settings
+from outdial.webhooks import repository as repo
+from outdial.webhooks.repository import Claim, Item
+from outdial.webhooks.sending import Sender, Sent
+from outdial.webhooks.signing import signed_headers
+
+log = logging.getLogger("outdial.webhooks")
+
+FAN_OUT_BATCH = 500  # events read per webhook in one fan-out transaction
+PRUNE_BATCH = 1000  # deliveries deleted in one transaction
+PRUNE_EVERY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    timeout_seconds: float = 10.0
+    first_delay_seconds: float = 30.0
+    max_delay_seconds: float = 4 * 3600.0
+    retry_window_seconds: float = 24 * 3600.0
+    disable_after_failures: int = 15
+    concurrency: int = 16
+    claim_batch: int = 100
+    lease_seconds: float = 30.0
+    poll_seconds: float = 0.2
+    retention_seconds: float = 7 * 24 * 3600.0
+    allow_private_networks: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "DeliveryConfig":
+        return cls(
+            timeout_seconds=settings.webhooks_timeout_seconds,
+            first_delay_seconds=settings.webhooks_retry_first_delay_seconds,
+            max_delay_seconds=settings.webhooks_retry_max_delay_seconds,
+            retry_window_seconds=settings.webhooks_retry_window_seconds,
+            disable_after_failures=settings.webhooks_disable_after_failures,
+            concurrency=settings.webhooks_concurrency,
+            claim_batch=settings.webhooks_claim_batch,
+            lease_seconds=settings.webhooks_lease_seconds,
+            poll_seconds=settings.webhooks_poll_seconds,
+            retention_seconds=settings.webhooks_delivery_retention_seconds,
+            allow_private_networks=settings.webhooks_allow_private_networks,
+        )
+
+    def retry_delay(self, attempts: int, rng: random.Random) -> float:
+        """Seconds from the `attempts`-th failed attempt to the next: doubling from the first
+        delay up to the longest, each stretched or shrunk by up to a fifth at random, so that
+        the deliveries held up by one outage do not all come back at the same moment."""
+        base = min(self.max_delay_seconds, self.first_delay_seconds * 2 ** (attempts - 1))
+        return base * rng.uniform(0.8, 1.2)
+
+
+def message(event: Any) -> tuple[str, str]:
+    """An event's webhook-id (its id: the same on every retry) and its body."""
+    return str(event.id), json.dumps(event_json(event), separators=(",", ":"), ensure_ascii=False)
+
+
+def _record_delivery(webhook_id: uuid.UUID, sent: Sent, final: bool) -> None:
+    """Every attempt ends here: the one place to count webhook deliveries and failures."""
+
+
+class Deliverer:
+    """Delivers the webhooks of every customer of one database, beside other deliverers."""
+
+    def __init__(
+        self, database: Database, clock: Clock, secrets: SecretBox,
+        config: DeliveryConfig | None = None, *, worker_id: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.database = database
+        self.clock = clock
+        self.secrets = secrets
+        self.config = config or DeliveryConfig()
+        self.worker_id = worker_id or new_worker_id()
+        self.rng = rng or random.Random()
+        self.sender = Sender(clock, self.config.timeout_seconds,
+                             self.config.allow_private_networks)
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}  # one per endpoint being sent to
+        self._freed = asyncio.Event()
+        self._next_prune: dt.datetime | None = None
+
+    @property
+    def busy_endpoints(self) -> int:
+        return len(self._tasks)
+
+    # -- one round ---------------------------------------------------------------------------
+
+    async def step(self) -> int:
+        """Fan new events out, prune if due, and start sending to due endpoints; returns how
+        many endpoints were claimed."""
+        await self.fan_out()
+        await self.prune_if_due()
+        room = self.config.concurrency - len(self._tasks)
+        if room <= 0:
+            return 0
+        now = self.clock.now()
+        async with self.database.transaction() as session:
+            due = await repo.due_webhooks(session, now, room + len(self._tasks))
+        started = 0
+        for webhook_id in due:
+            if webhook_id in self._tasks or len(self._tasks) >= self.config.concurrency:
+                continue
+            async with self.database.transaction() as session:
+                claim = await repo.claim(
+                    session, webhook_id, owner=self.worker_id, now=self.clock.now(),
+                    lease_seconds=self.config.lease_seconds, most=self.config.claim_batch,
+                )
+            if claim is not None:
+                self._launch(claim)
+                started += 1
+        return started
+
+    async def fan_out(self) -> int:
+        made = 0
+        async with self.database.transaction() as session:
+            behind = await repo.webhooks_behind(session)
+        for webhook_id in behind:
+            async with self.database.transaction() as session:
+                made += await repo.fan_out(session, webhook_id, self.clock.now(), FAN_OUT_BATCH)
+        return made
+
+    async def prune_if_due(self) -> int:
+        now = self.clock.now()
+        if self._next_prune is not None and now < self._next_prune:
+            return 0
+        self._next_prune = now + dt.timedelta(seconds=PRUNE_EVERY_SECONDS)
+        before = now - dt.timedelta(seconds=self.config.retention_seconds)
+        pruned = 0
+        while True:
+            async with self.database.transaction() as session:
+                batch = await repo.prune_deliveries(session, before, now, PRUNE_BATCH)
+            pruned += batch
+            if batch < PRUNE_BATCH:
+                return pruned
+
+    async def heartbeat(self) -> None:
+        async with self.database.transaction() as session:
+            await repo.renew_leases(
+                session, self.worker_id, self.clock.now(), self.config.lease_seconds
+            )
+
+    async def wait_idle(self) -> None:
+        """Wait until every endpoint task has ended."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+
+    # -- one endpoint ------------------------------------------------------------------------
+
+    def _launch(self, claim: Claim) -> None:
+        task = asyncio.create_task(self._send_run(claim), name=f"webhook {claim.webhook_id}")
+        self._tasks[claim.webhook_id] = task
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._tasks.pop(claim.webhook_id, None)
+            self._freed.set()
+
+        task.add_done_callback(done)
+
+    async def _send_run(self, claim: Claim) -> None:
+        """Send the claimed deliveries one after another; stop at the first that fails (the
+        rest wait behind it, in order)."""
+        try:
+            try:
+                secret = self.secrets.decrypt(claim.secret_encrypted)
+            except SecretUnreadable as error:
+                secret, unreadable = None, str(error)
+            for item in claim.items:
+                if item.event is None:
+                    sent = Sent(0, 0, "the event was pruned by retention before it was sent")
+                    await self._record(claim, item, sent, give_up=True)
+                    continue
+                if secret is None:
+                    sent = Sent(0, 0, unreadable.replace("password", "webhook secret"))
+                else:
+                    message_id, body = message(item.event)
+                    headers = signed_headers(secret, message_id, self.clock.now(), body)
+                    sent = await self.sender.send(claim.url, body.encode(), headers)
+                if not await self._record(claim, item, sent) or not sent.ok:
+                    return
+        except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
+            _log_failure(f"delivering to webhook {claim.webhook_id}", error)
+            try:
+                async with self.database.transaction() as session:
+                    await repo.release(session, self.worker_id, claim.webhook_id)
+            except Exception:  # noqa: BLE001 - the leases run out instead
+                log.warning("could not release the claims of webhook %s", claim.webhook_id)
+
+    async def _record(self, claim: Claim, item: Item, sent: Sent, give_up: bool = False) -> bool:
+        """Write the attempt down; False when the lease had been lost (stop sending)."""
+        now = self.clock.now()
+        async with self.database.transaction() as session:
+            if sent.ok:
+                kept = await repo.record_delivered(
+                    session, item, claim.webhook_id, self.worker_id, sent.status_code,
+                    sent.latency_ms, now,
+                )
+                _record_delivery(claim.webhook_id, sent, final=True)
+                return kept
+            retry_at = None
+            if not give_up:
+                delay = dt.timedelta(seconds=self.config.retry_delay(item.attempts + 1, self.rng))
+                window_end = item.tm_queued + dt.timedelta(
+                    seconds=self.config.retry_window_seconds)
+                if now + delay <= window_end:
+                    retry_at = now + delay
+            kept = await repo.record_failed(
+                session, item, claim.webhook_id, self.worker_id, status_code=sent.status_code,
+                latency_ms=sent.latency_ms, error=sent.error, now=now, retry_at=retry_at,
+            )
+            if kept and not give_up:
+                disabled = await repo.count_failure(
+                    session, claim.webhook_id, self.config.disable_after_failures, now, sent.error
+                )
+                if disabled is not None:
+                    log.warning("webhook %s disabled: %s", disabled.id, disabled.detail)
+                    await emit(session, catalogue.WEBHOOK_DISABLED, disabled.customer_id,
+                               catalogue.webhook(disabled), now=now)
+            _record_delivery(claim.webhook_id, sent, final=retry_at is None)
+            return kept
+
+    # -- the long-running loop ---------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set; then let the runs in flight end within the timeout, and
+        let go of whatever is still claimed."""
+        log.info("webhook deliverer %s started", self.worker_id)
+        beats = asyncio.create_task(self._heartbeats())
+        try:
+            while not stop.is_set():
+                try:
+                    started = await self.step()
+                except Exception as error:  # noqa: BLE001 - logged, never lost
+                    _log_failure("a webhook round (retrying)", error)
+                    started = 0
+                if started == 0:
+                    await Engine._first_of(stop.wait(), self._freed.wait(),
+                                    self.clock.sleep(self.config.poll_seconds))
+                    self._freed.clear()
+        finally:
+            await self._drain()
+            beats.cancel()
+            await asyncio.gather(beats, return_exceptions=True)
+            try:
+                async with self.database.transaction() as session:
+                    await repo.release(session, self.worker_id)
+            except Exception:  # noqa: BLE001 - the leases run out instead
+                log.warning("could not release the webhook claims; their leases will expire")
+            await self.sender.aclose()
+            log.info("webhook deliverer %s stopped", self.worker_id)
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        await Engine._first_of(self.wait_idle(), self.clock.sleep(self.config.timeout_seconds + 1))
+        for task in list(self._tasks.values()):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks.values()))
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await self.clock.sleep(self.config.lease_seconds / 3)
+            try:
+                await self.heartbeat()
+            except Exception as error:  # noqa: BLE001 - logged, never lost
+                _log_failure("renewing webhook leases", error)
+

@@ -1,0 +1,279 @@
+"""All SQL of webhook delivery: fan-out from the outbox, claims with leases, outcomes, pruning.
+
+Fan-out: each webhook keeps a cursor into its customer's outbox; new events after it become
+deliveries and the cursor moves past them in one transaction, under the webhook's row lock,
+and (webhook_id, event_id) is unique: exactly one delivery per event and webhook, whichever
+process fans out.
+
+Claims: a process claims a run of an endpoint's pending deliveries, oldest event first, under
+the webhook's row lock and only while no other process holds a live lease on any of them; so
+one process at a time sends to an endpoint, in event order. A process that dies leaves its
+leases to run out, and the run is claimed again (at-least-once: the one message it was sending
+may arrive twice, with the same webhook-id).
+"""
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from outdial.events.outbox import read_events
+from outdial.models import Webhook, WebhookDelivery
+from outdial.models.events import Event
+
+DELIVERIES = WebhookDelivery.__table__
+WEBHOOKS = Webhook.__table__
+EVENTS = Event.__table__
+TEST_EVENT = "webhook_test"  # the type of a test ping's delivery
+
+
+@dataclass(frozen=True)
+class Item:
+    """One claimed delivery, with the event it carries (None: pruned meanwhile)."""
+
+    delivery_id: uuid.UUID
+    event_id: int
+    attempts: int
+    tm_queued: dt.datetime
+    event: Any | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run of one endpoint's deliveries, to be sent in this order."""
+
+    webhook_id: uuid.UUID
+    customer_id: uuid.UUID
+    url: str
+    secret_encrypted: str
+    items: list[Item]
+
+
+def _live_enabled() -> Any:
+    return and_(Webhook.status == "enabled", Webhook.tm_delete.is_(None))
+
+
+def _insert(session: AsyncSession) -> Any:
+    dialect = session.bind.dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DELIVERIES)
+
+
+async def latest_event_id(session: AsyncSession, customer_id: uuid.UUID) -> int:
+    """The customer's newest event: where a new (or enabled again) webhook starts."""
+    return await session.scalar(
+        select(func.coalesce(func.max(EVENTS.c.id), 0)).where(EVENTS.c.customer_id == customer_id)
+    ) or 0
+
+
+async def webhooks_behind(session: AsyncSession) -> list[uuid.UUID]:
+    """Enabled webhooks whose customer has events past their cursor."""
+    newer = exists().where(
+        EVENTS.c.customer_id == Webhook.customer_id, EVENTS.c.id > Webhook.event_cursor
+    )
+    return list(await session.scalars(select(Webhook.id).where(_live_enabled(), newer)))
+
+
+async def fan_out(
+    session: AsyncSession, webhook_id: uuid.UUID, now: dt.datetime, most: int
+) -> int:
+    """Turn up to `most` of the webhook's new events into deliveries; returns how many were
+    made. A webhook another process is fanning out is skipped, not waited for."""
+    webhook = await session.scalar(
+        select(Webhook).where(Webhook.id == webhook_id, _live_enabled())
+        .with_for_update(skip_locked=True).execution_options(populate_existing=True)
+    )
+    if webhook is None:
+        return 0
+    # All types are read, so that the cursor moves past the ones the webhook does not take.
+    events = await read_events(session, webhook.customer_id, webhook.event_cursor, None, most)
+    if not events:
+        return 0
+    wanted = set(webhook.event_types)
+    rows = [
+        {
+            "id": uuid.uuid4(), "customer_id": webhook.customer_id, "webhook_id": webhook.id,
+            "event_id": event.id, "event_type": event.type, "status": "pending",
+            "attempts": 0, "next_attempt_at": now, "tm_queued": now, "owner": None,
+            "tm_lease_expire": None, "response_code": 0, "latency_ms": 0, "error": "",
+            "tm_create": now, "tm_update": None,
+        }
+        for event in events
+        if not wanted or event.type in wanted
+    ]
+    if rows:
+        statement = _insert(session).on_conflict_do_nothing(
+            index_elements=["webhook_id", "event_id"]
+        )
+        await session.execute(statement, rows)
+    webhook.event_cursor = events[-1].id
+    return len(rows)
+
+
+async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> list[uuid.UUID]:
+    """Webhooks with a delivery due and not held by a live lease."""
+    query = (
+        select(DELIVERIES.c.webhook_id)
+        .where(
+            DELIVERIES.c.status == "pending", DELIVERIES.c.next_attempt_at <= now,
+            or_(DELIVERIES.c.tm_lease_expire.is_(None), DELIVERIES.c.tm_lease_expire < now),
+        )
+        .distinct()
+        .limit(most)
+    )
+    return list(await session.scalars(query))
+
+
+async def claim(
+    session: AsyncSession, webhook_id: uuid.UUID, *, owner: str, now: dt.datetime,
+    lease_seconds: float, most: int,
+) -> Claim | None:
+    """Lease the endpoint's next deliveries, in event order, if its first one is due and no
+    other process holds any of them."""
+    webhook = await session.scalar(
+        select(Webhook).where(Webhook.id == webhook_id, _live_enabled())
+        .with_for_update(skip_locked=True).execution_options(populate_existing=True)
+    )
+    if webhook is None:
+        return None
+    pending = and_(DELIVERIES.c.webhook_id == webhook_id, DELIVERIES.c.status == "pending")
+    held = await session.scalar(select(exists().where(
+        pending, DELIVERIES.c.owner.is_not(None), DELIVERIES.c.tm_lease_expire >= now
+    )))
+    if held:
+        return None
+    rows = (await session.execute(
+        select(DELIVERIES.c.id, DELIVERIES.c.event_id, DELIVERIES.c.attempts,
+               DELIVERIES.c.tm_queued, DELIVERIES.c.next_attempt_at)
+        .where(pending).order_by(DELIVERIES.c.event_id).limit(most)
+    )).all()
+    run = []
+    for row in rows:
+        if row.next_attempt_at > now:
+            break  # waits for its retry, and everything after it waits for it
+        run.append(row)
+    if not run:
+        return None
+    await session.execute(
+        update(DELIVERIES).where(DELIVERIES.c.id.in_([row.id for row in run]))
+        .values(owner=owner, tm_lease_expire=now + dt.timedelta(seconds=lease_seconds))
+    )
+    events = {
+        event.id: event for event in (await session.execute(
+            select(EVENTS).where(EVENTS.c.id.in_([row.event_id for row in run]))
+        )).all()
+    }
+    items = [Item(row.id, row.event_id, row.attempts, row.tm_queued, events.get(row.event_id))
+             for row in run]
+    return Claim(webhook.id, webhook.customer_id, webhook.url, webhook.secret_encrypted, items)
+
+
+def _outcome(status_code: int, latency_ms: int, error: str, now: dt.datetime) -> dict[str, Any]:
+    return {"response_code": status_code, "latency_ms": latency_ms, "error": error[:1024],
+            "tm_update": now, "owner": None, "tm_lease_expire": None}
+
+
+async def record_delivered(
+    session: AsyncSession, item: Item, webhook_id: uuid.UUID, owner: str, status_code: int,
+    latency_ms: int, now: dt.datetime,
+) -> bool:
+    """The delivery arrived; False if this process had lost its lease meanwhile."""
+    result = await session.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.id == item.delivery_id, DELIVERIES.c.owner == owner,
+               DELIVERIES.c.status == "pending")
+        .values(status="delivered", attempts=item.attempts + 1,
+                **_outcome(status_code, latency_ms, "", now))
+    )
+    if not result.rowcount:
+        return False
+    await session.execute(
+        update(WEBHOOKS).where(WEBHOOKS.c.id == webhook_id, WEBHOOKS.c.failures != 0)
+        .values(failures=0)
+    )
+    return True
+
+
+async def record_failed(
+    session: AsyncSession, item: Item, webhook_id: uuid.UUID, owner: str, *, status_code: int,
+    latency_ms: int, error: str, now: dt.datetime, retry_at: dt.datetime | None,
+) -> bool:
+    """The attempt failed: retried at `retry_at`, or failed for good (None). The rest of the
+    run is let go (it waits behind this one). False if the lease was lost meanwhile."""
+    values = _outcome(status_code, latency_ms, error, now)
+    if retry_at is None:
+        values["status"] = "failed"
+    else:
+        values["next_attempt_at"] = retry_at
+    result = await session.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.id == item.delivery_id, DELIVERIES.c.owner == owner,
+               DELIVERIES.c.status == "pending")
+        .values(attempts=item.attempts + 1, **values)
+    )
+    if not result.rowcount:
+        return False
+    await release(session, owner, webhook_id)
+    return True
+
+
+async def count_failure(
+    session: AsyncSession, webhook_id: uuid.UUID, disable_after: int, now: dt.datetime,
+    reason: str,
+) -> Webhook | None:
+    """One more failed attempt in a row; returns the webhook if this one disabled it."""
+    webhook = await session.scalar(
+        select(Webhook).where(Webhook.id == webhook_id).with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if webhook is None:
+        return None
+    webhook.failures += 1
+    if webhook.failures < disable_after or webhook.status != "enabled":
+        return None
+    webhook.status = "disabled"
+    webhook.detail = (f"disabled after {webhook.failures} failed attempts in a row; "
+                      f"the last: {reason}")[:1024]
+    webhook.tm_update = now
+    return webhook
+
+
+async def release(session: AsyncSession, owner: str, webhook_id: uuid.UUID | None = None) -> None:
+    """Let go of this process's claims (of one webhook, or all): another may take them."""
+    query = update(DELIVERIES).where(DELIVERIES.c.owner == owner, DELIVERIES.c.status == "pending")
+    if webhook_id is not None:
+        query = query.where(DELIVERIES.c.webhook_id == webhook_id)
+    await session.execute(query.values(owner=None, tm_lease_expire=None))
+
+
+async def renew_leases(
+    session: AsyncSession, owner: str, now: dt.datetime, lease_seconds: float
+) -> int:
+    result = await session.execute(
+        update(DELIVERIES)
+        .where(DELIVERIES.c.owner == owner, DELIVERIES.c.status == "pending")
+        .values(tm_lease_expire=now + dt.timedelta(seconds=lease_seconds))
+    )
+    return result.rowcount or 0
+
+
+async def prune_deliveries(
+    session: AsyncSession, before: dt.datetime, now: dt.datetime, most: int
+) -> int:
+    """Delete up to `most` deliveries made before `before` that no live lease holds. Any number
+    of processes may prune at once: rows another holds are skipped, never waited for."""
+    doomed = (
+        select(DELIVERIES.c.id)
+        .where(DELIVERIES.c.tm_create < before,
+               or_(DELIVERIES.c.tm_lease_expire.is_(None), DELIVERIES.c.tm_lease_expire < now))
+        .limit(most)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        delete(DELIVERIES).where(DELIVERIES.c.id.in_(doomed.scalar_subquery()))
+    )
+    return result.rowcount or 0
+
