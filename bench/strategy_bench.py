@@ -153,7 +153,8 @@ async def main(args: Any) -> None:
         finally:
             await drop_database(url)
     print(f"ratio strategy/plain: {figures[True] / figures[False]:.2f} (goal >= 0.8)")
-
+    if not args.reason_targets:
+        return
     url = await fresh_database()
     try:
         database = Database(url)
@@ -171,6 +172,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--targets", type=int, default=20000)
     parser.add_argument("--dnc", type=int, default=1_000_000)
-    parser.add_argument("--reason-targets", type=int, default=1_000_000)
+    parser.add_argument("--reason-targets", type=int, default=1_000_000, help="0: skip part 2")
     parser.add_argument("--seconds", type=float, default=10.0)
     asyncio.run(main(parser.parse_args()))

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from outdial.dialers import OutcomeKind
 from outdial.engine import repository
-from outdial.models import Campaign, Channel, Contact, Customer, Outdial, OutdialTarget, Outplan
+from outdial.models import Campaign, Channel, Contact, Customer, Outdial, Outplan
 from outdial.strategy import reasons
 from outdial.strategy.windows import DAYS, zone_key
 from tests.engine_support import make_campaign, make_engine, run_round, scripted_dialer, tel
@@ -278,7 +278,7 @@ async def test_every_waiting_target_s_reason_is_what_the_claim_does(
             session.add(target)
             if n % 7 == 0:  # a recent contact with this number
                 session.add(Contact(id=uuid.uuid4(), customer_id=scenario.customer_id,
-                                    address=f"tel:{number}", tm_create=now - dt.timedelta(minutes=30)))
+                                    address=number, tm_create=now - dt.timedelta(minutes=30)))
     async with database.transaction() as session:
         outdial = await session.get(Outdial, scenario.outdial_id)
         s = await reasons.situation(session, outdial, now)

@@ -89,7 +89,15 @@ def test_a_wide_terminal_shows_every_column(monkeypatch: pytest.MonkeyPatch) -> 
     item = target("+442071838750", "Alice", "alice@example.com")
     lines = printed(wide, output.list_table("target", [item]))
     header = next(line for line in lines if "destinations" in line)
-    assert re.findall(r"\w+", header) == ["id", "name", "status", "destinations", "tries", "created"]
+    assert re.findall(r"\w+", header) == [
+        "id", "name", "status", "destinations", "tries", "waiting", "created"]
+
+
+def test_the_waiting_column_says_why_until_when_and_where() -> None:
+    waiting = {"waiting_reason": "outside_calling_window", "next_attempt_at": "2026-06-01 15:00:00.000000",
+               "waiting_detail": "America/Denver"}
+    assert output.waiting(waiting) == "outside_calling_window until 2026-06-01 15:00:00 (America/Denver)"
+    assert output.waiting({"waiting_reason": "dialable", "next_attempt_at": "2026-06-01 15:00:00.000000"}) == "dialable"
 
 
 def test_the_live_view_shows_the_latest_attempts_in_80_by_24(screen: Console) -> None:

@@ -97,5 +97,7 @@ def test_limits_problems_name_the_field() -> None:
 
 
 def test_contact_addresses_are_normalised() -> None:
-    assert contact_address({"type": "email", "target": "Ann@Example.COM"}) == "email:ann@example.com"
-    assert contact_address(tel("+12125550100")) == "tel:+12125550100"
+    """Keyed as do-not-call entries are: one normalisation for both."""
+    assert contact_address({"type": "email", "target": "Ann@Example.COM"}) == "ann@example.com"
+    assert contact_address({"type": "sip", "target": "sips:Bob@Example.com"}) == "sip:bob@example.com"
+    assert contact_address(tel("+12125550100")) == "+12125550100"

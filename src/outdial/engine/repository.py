@@ -19,14 +19,12 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
-    ColumnElement,
     Integer,
     Select,
     and_,
     bindparam,
     case,
     exists,
-    false,
     func,
     insert,
     or_,
@@ -49,7 +47,6 @@ from outdial.models import (
     Channel,
     Customer,
     Outdial,
-    OutdialTarget,
     Outplan,
 )
 from outdial.models.base import NIL_UUID
@@ -212,11 +209,14 @@ async def take_turn(
         )
         if situation.contact_limits:
             # Two campaigns of one customer claim one at a time, so that both never see a
-            # destination under its cap and dial it past it. FOR NO KEY UPDATE: inserts that
-            # merely reference the customer are not held up.
-            customer = select(Customer).where(Customer.id == campaign.customer_id).with_for_update(
-                key_share=True)
-            if await _locked(session, customer) is None:
+            # destination under its cap and dial it past it. One that finds the customer
+            # locked gives its turn up this round, as for the campaign's own lock. FOR NO KEY
+            # UPDATE: inserts that merely reference the customer are not held up.
+            held = await session.scalar(
+                select(Customer.id).where(Customer.id == campaign.customer_id)
+                .with_for_update(skip_locked=True, key_share=True)
+            )
+            if held is None:
                 return []
             await contact_limits.prune(session, now)
         if not situation.nothing_open():
@@ -292,21 +292,14 @@ async def _lock_channels(
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    rows = await _locked(session, query)
-    return None if rows is None else {c.id: c for c in rows}
-
-
-async def _locked(session: AsyncSession, query: Select[Any]) -> list[Any] | None:
-    """The rows of a locking query, waiting at most CHANNEL_LOCK_TIMEOUT_MS for their locks on
-    PostgreSQL; None when that ran out. SQLite has one writer."""
     if session.bind.dialect.name != "postgresql":
-        return list(await session.scalars(query))
+        return {c.id: c for c in await session.scalars(query)}
     previous = await session.scalar(text("SELECT current_setting('lock_timeout')"))
     set_timeout = text("SELECT set_config('lock_timeout', :value, true)")
     try:
         async with session.begin_nested():  # a timed-out lock rolls back this savepoint only
             await session.execute(set_timeout, {"value": f"{CHANNEL_LOCK_TIMEOUT_MS}ms"})
-            rows = list(await session.scalars(query))
+            rows = {c.id: c for c in await session.scalars(query)}
     except DBAPIError as error:
         if getattr(error.orig, "sqlstate", None) != "55P03":  # lock_not_available
             raise

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, String, case, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.errors import InvalidArgument
@@ -22,6 +22,8 @@ from outdial.outdials.destinations import DESTINATION_SLOTS
 from outdial.outdials.destinations import dnc_entry as entry_value  # noqa: F401 - re-exported
 from outdial.outdials.destinations import dnc_value as normalised  # noqa: F401 - re-exported
 from outdial.strategy.reasons import TARGETS, Rule, add_rule
+from outdial.strategy.reasons import next_value_sql as _next_value
+from outdial.strategy.reasons import value_sql
 
 # The outcome recorded on the campaigncall of a slot passed over because it is on a list.
 DNC_OUTCOME = "dnc"
@@ -65,18 +67,6 @@ async def applicable_lists(
 # -- the rule, in SQL: the claim and the waiting_reason both read it --------------------------
 
 
-def value_sql(column: Any) -> ColumnElement[str]:
-    """`normalised` in SQL, for a destination column (NULL for no destination)."""
-    kind, target = column["type"].as_string(), column["target"].as_string()
-    low = func.lower(target)
-    sip = case(
-        (low.like("sip:%"), low),
-        (low.like("sips:%"), literal("sip:", String()) + func.substr(low, 6)),
-        else_=literal("sip:", String()) + low,
-    )
-    return case((kind == "tel", target), (kind == "sip", sip), else_=low)
-
-
 def _listed(s: Any, value: ColumnElement[str]) -> Any:
     return (
         select(DncEntry.dnclist_id)
@@ -87,21 +77,6 @@ def _listed(s: Any, value: ColumnElement[str]) -> Any:
         )
         .limit(1)
     )
-
-
-def _next_value(s: Any) -> ColumnElement[str]:
-    """The normalised value of the destination the engine dials next (rules.choose_destination:
-    the lowest slot from first_slot on with a destination and tries left)."""
-    whens = []
-    for n in range(DESTINATION_SLOTS):
-        column = TARGETS.c[f"destination_{n}"]
-        present = and_(column.is_not(None), TARGETS.c.first_slot <= n)
-        if s.limits is not None:
-            if s.limits[n] <= 0:
-                continue
-            present = and_(present, TARGETS.c[f"try_count_{n}"] < s.limits[n])
-        whens.append((present, value_sql(column)))
-    return case(*whens, else_=None) if whens else literal(None, String())
 
 
 def listed_columns(s: Any) -> list[ColumnElement[bool]]:

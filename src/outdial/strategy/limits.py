@@ -2,7 +2,8 @@
 one normalised destination per rolling window, across every campaign and channel.
 
 Each attempt of a customer with limits is written down in `contacts` under its destination's
-normalised address as it is claimed; a target whose next destination has reached a limit waits
+normalised value (the one do-not-call lists use: outdials.destinations.dnc_value) as it is
+claimed; a target whose next destination has reached a limit waits
 (reason `contact_limit`) until the oldest contact counted leaves the window. The check is a
 count along ix_contacts_address (customer, address, time) per candidate row, so it stays cheap
 however long the history; the history is pruned past the longest window allowed (31 days) as campaigns take turns.
@@ -31,10 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from outdial.models import Contact, OutdialTarget
-from outdial.outdials.destinations import DESTINATION_SLOTS
+from outdial.models import Contact
+from outdial.outdials.destinations import dnc_value as contact_address
 
-TARGETS = OutdialTarget.__table__
 CONTACTS = Contact.__table__
 COUNTS = ("attempts", "answered")
 MAX_LIMITS = 10
@@ -80,32 +80,6 @@ def limits_problem(value: Any) -> tuple[str, str] | None:
         if item.get("count", "attempts") not in COUNTS:
             return f"{field}.count", "must be attempts or answered"
     return None
-
-
-def contact_address(destination: Mapping[str, Any]) -> str:
-    """The normalised address contacts are counted under: type and target, lower-cased (tel
-    targets are E.164 already). `address_sql` is the same in SQL."""
-    return f"{destination['type']}:{destination['target']}".lower()
-
-
-def address_sql(column: Any) -> ColumnElement[str]:
-    return func.lower(column["type"].as_string() + literal(":") + column["target"].as_string())
-
-
-def next_address_sql(limits: Sequence[int] | None) -> ColumnElement[str]:
-    """The address of the destination the engine dials next (engine.rules.choose_destination:
-    the lowest slot with a destination and tries left); with no outplan, the first present."""
-    whens = []
-    for n in range(DESTINATION_SLOTS):
-        column = TARGETS.c[f"destination_{n}"]
-        present = column.is_not(None)
-        if limits is not None:
-            if limits[n] <= 0:
-                continue
-            present = and_(present, TARGETS.c[f"try_count_{n}"] < limits[n],
-                           TARGETS.c.first_slot <= n)
-        whens.append((present, address_sql(column)))
-    return case(*whens, else_=None) if whens else literal(None)
 
 
 class shifted(FunctionElement[dt.datetime]):

@@ -180,16 +180,40 @@ def _window_zone(s: Situation) -> Clause:
     )
 
 
-def _under_limits(s: Situation) -> Clause:
-    return caps.within_limits(
-        s.contact_limits, s.customer_id, caps.next_address_sql(s.limits), s.now
+def value_sql(column: Any) -> ColumnElement[str]:
+    """A destination column's normalised value (outdials.destinations.dnc_value in SQL): what
+    do-not-call entries and contact limits are keyed on. NULL for no destination."""
+    kind, target = column["type"].as_string(), column["target"].as_string()
+    low = func.lower(target)
+    sip = case(
+        (low.like("sip:%"), low),
+        (low.like("sips:%"), literal("sip:", String()) + func.substr(low, 6)),
+        else_=literal("sip:", String()) + low,
     )
+    return case((kind == "tel", target), (kind == "sip", sip), else_=low)
+
+
+def next_value_sql(s: Situation) -> ColumnElement[str]:
+    """The normalised value of the destination the engine dials next (rules.choose_destination:
+    the lowest slot from first_slot on with a destination and tries left)."""
+    whens = []
+    for n in range(DESTINATION_SLOTS):
+        column = TARGETS.c[f"destination_{n}"]
+        present = and_(column.is_not(None), TARGETS.c.first_slot <= n)
+        if s.limits is not None:
+            if s.limits[n] <= 0:
+                continue
+            present = and_(present, TARGETS.c[f"try_count_{n}"] < s.limits[n])
+        whens.append((present, value_sql(column)))
+    return case(*whens, else_=None) if whens else literal(None, String())
+
+
+def _under_limits(s: Situation) -> Clause:
+    return caps.within_limits(s.contact_limits, s.customer_id, next_value_sql(s), s.now)
 
 
 def _limits_free(s: Situation) -> Clause:
-    return caps.frees_at(
-        s.contact_limits, s.customer_id, caps.next_address_sql(s.limits), s.now
-    )
+    return caps.frees_at(s.contact_limits, s.customer_id, next_value_sql(s), s.now)
 
 
 def _at(moment: dt.datetime | None) -> ColumnElement[Any]:

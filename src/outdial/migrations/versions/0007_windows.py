@@ -2,7 +2,7 @@
 (customers.contact_limits) and the contact history they count
 
 Revision ID: 0007_windows
-Revises: 0006_channels
+Revises: 0007_webhooks
 Create Date: 2026-11-27 21:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_windows"
-down_revision: str | None = "0006_channels"
+down_revision: str | None = "0007_webhooks"  # after the other 0007 revisions of main
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
