@@ -64,6 +64,7 @@ class Receiver:
                 receiver.arrived.set()
                 if answer == "hang":
                     receiver.release.wait(HANG_LIMIT_S)
+                    self.close_connection = True  # no answer at all: the sender sees it drop
                     return
                 self.send_response(int(answer))
                 self.send_header("content-length", "2")

@@ -91,6 +91,15 @@ class Settings(BaseSettings):
     sim_talk_min_ms: int = Field(default=5000, ge=0)
     sim_talk_max_ms: int = Field(default=60000, ge=0)
 
+    # -- metrics (GET /metrics, Prometheus text) ----------------------------------------------
+    # When set, /metrics answers only requests with `Authorization: Bearer <this token>`;
+    # when unset (or empty), anyone who reaches the port may read it.
+    metrics_token: str | None = None
+    # `outdial worker` serves its own /metrics on this port when set (`--metrics-port`);
+    # `outdial serve` serves it on the API's port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+
     # -- webhooks (webhooks/): delivered by the engine's processes, beside the dialing --------
     # Connect to private, loopback, link-local and multicast addresses too (a receiver on the
     # same machine or network); off, such addresses are refused at create and at delivery.

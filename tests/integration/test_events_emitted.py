@@ -312,3 +312,81 @@ async def test_events_need_a_credential(api: Api) -> None:
     assert response.status_code == 401
     response = await api.http.get("/v1.0/events/stream")
     assert response.status_code == 401
+
+
+# -- the stream, in process (the e2e test runs it over a real server and a restart) -----------
+
+
+async def _stream(api: Api, app: Any, clock: FakeClock, **kwargs: Any) -> str:
+    """The stream's body up to the server's stop: the clock moves past two heartbeats first."""
+    request = asyncio.create_task(api.get("/v1.0/events/stream", **kwargs))
+    for _ in range(40):  # the stream polls on the fake clock: move it on, look after look
+        await asyncio.sleep(0.02)
+        clock.advance(app.state.settings.events_poll_seconds)
+        if request.done():
+            break
+    app.state.stopping = True  # as `outdial serve` does on SIGTERM: the stream ends
+    for _ in range(1500):  # at its next look, whenever the stream reaches it
+        if request.done():
+            break
+        clock.advance(app.state.settings.events_poll_seconds)
+        await asyncio.sleep(0.02)
+    response = await asyncio.wait_for(request, 1)
+    app.state.stopping = False
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return response.text
+
+
+def _sent(body: str) -> list[dict[str, Any]]:
+    import json
+    events = []
+    for block in body.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":")
+                      and ": " in line)
+        if "data" in fields:
+            data = json.loads(fields["data"])
+            assert fields["id"] == str(data["id"]) and fields["event"] == data["type"]
+            events.append(data)
+    return events
+
+
+async def test_stream_resumes_after_last_event_id_for_its_customer_only(
+    api: Api, app: Any, clock: FakeClock
+) -> None:
+    other = Api(api.http, await make_tenant(app, clock, "other-streamer"))
+    for client in (api, other, api, api):
+        outdial = await new_outdial(client)
+        target = await new_target(client, outdial["id"])
+        await client.delete(f"/v1.0/outdials/{outdial['id']}/targets/{target['id']}")
+    mine = await events_of(api)
+    assert len(mine) == 3
+    body = await _stream(api, app, clock, headers={"Last-Event-ID": str(mine[0]["id"])})
+    assert _sent(body) == mine[1:]
+    assert body.startswith("retry: ")
+    assert ": heartbeat" in body  # the clock passed the heartbeat period with nothing new
+    assert _sent(await _stream(api, app, clock, params={"after": str(mine[1]["id"])})) == mine[2:]
+    assert _sent(await _stream(api, app, clock, params={"type": "campaign_updated"})) == []
+
+
+async def test_engines_prune_old_events_once_a_period(database: Database, clock: FakeClock) -> None:
+    from outdial.events.outbox import emit_many
+    scenario = await make_campaign(database, clock, targets=[], status="stop")
+    old = clock.now()
+    async with database.transaction() as session:
+        await emit_many(session, [("campaign_updated", scenario.customer_id, {})] * 5, now=old)
+    engine = make_engine(database, scripted_dialer(), clock, events_retention_seconds=3600,
+                         events_prune_batch=2, events_prune_seconds=60)
+    assert await engine.prune_if_due() == 0  # none is older than an hour yet
+    clock.advance(3601)
+    assert await engine.prune_if_due() == 5  # in batches of two
+    async with database.transaction() as session:
+        await emit_many(session, [("campaign_updated", scenario.customer_id, {})], now=old)
+    clock.advance(30)
+    assert await engine.prune_if_due() == 0  # pruned a moment ago: not again within the period
+    clock.advance(30)
+    async with database.transaction() as session:
+        await emit_many(session, [("campaign_updated", scenario.customer_id, {"new": 1})],
+                        now=clock.now())
+    assert await engine.prune_if_due() == 1
+    assert [e.data for e in await all_events(database)] == [{"new": 1}]

@@ -14,6 +14,7 @@ from outdial.api.dashboard import install_dashboard
 from outdial.api.deps import authenticated
 from outdial.api.docs import install_docs
 from outdial.api.errors import RequestEnvelopeMiddleware, install_error_handlers
+from outdial.api.metrics import HttpMetricsMiddleware, metrics_router
 from outdial.api.routes import (
     auth,
     campaigncalls,
@@ -68,6 +69,10 @@ access key), `Authorization: Bearer …`, `?accesskey=`. Every `/v1.0` call need
 
 **Errors** come in one envelope, `{"error": {"status", "reason", "message", "request_id"}}`,
 with the same id in the `X-Request-Id` header; a 400 names the field and the reason.
+
+**Metrics** for Prometheus are at `GET /metrics` (text format), outside this document and
+outside any tenant: open, or behind `Authorization: Bearer <OUTDIAL_METRICS_TOKEN>` when the
+server sets that token.
 """
 
 
@@ -109,6 +114,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.clock = clock
+    app.state.stopping = False  # set by `outdial serve` on SIGTERM (cli/server.py)
 
     v1 = APIRouter(
         prefix="/v1.0", dependencies=[Depends(authenticated)],
@@ -124,9 +130,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     v1.include_router(channels.router)
     v1.include_router(contactlimits.router)
     v1.include_router(dnclists.router)
-    v1.include_router(webhooks.router)
     v1.include_router(events.router)
+    v1.include_router(webhooks.router)
     app.include_router(health.router)
+    app.include_router(metrics_router(settings.metrics_token))
     app.include_router(auth.login_router)
     app.include_router(v1)
     install_docs(app)
@@ -138,6 +145,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         larger_bodies=[("POST", imports.IMPORT_PATH, settings.max_import_bytes)],
     )
     app.add_middleware(TimeFormatMiddleware, time_format=settings.time_format)
+    # Outside the envelope, so that its 413s and 500s are counted too; inside the trailing
+    # slash's, which passes a new scope on: the router's matched route is read from this one.
+    app.add_middleware(HttpMetricsMiddleware, router=app.router)
     app.add_middleware(TrailingSlashMiddleware)  # outermost: every layer sees the one path
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -235,6 +235,33 @@ class ApiClient:
             raise self._unreachable(error) from None
 
 
+    def server_sent_events(self, path: str, last_event_id: int, read_timeout: float,
+                           **params: Any) -> Iterator[dict[str, str]]:
+        """The events of a Server-Sent Events stream, each {"id", "event", "data"}, from after
+        `last_event_id`; ends when the server closes the stream. A stream silent for longer
+        than `read_timeout` (heartbeats included) counts as broken: ServerUnreachable."""
+        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id else {}
+        timeout = httpx.Timeout(self.http.timeout.connect, read=read_timeout)
+        try:
+            with self.http.stream("GET", path, params=_clean(params), headers=headers,
+                                  timeout=timeout) as response:
+                if response.is_error:
+                    response.read()
+                    raise ApiError.from_response(response)
+                fields: dict[str, str] = {}
+                for line in response.iter_lines():
+                    if not line:  # a blank line ends an event
+                        if "data" in fields:
+                            yield fields
+                        fields = {}
+                    elif not line.startswith(":"):  # ":" starts a comment (a heartbeat)
+                        name, _, value = line.partition(":")
+                        value = value[1:] if value.startswith(" ") else value
+                        fields[name] = f"{fields[name]}\n{value}" if name in fields else value
+        except httpx.TransportError as error:
+            raise self._unreachable(error) from None
+
+
 def _clean(params: dict[str, Any] | None) -> dict[str, Any]:
     """Drop unset query parameters; spell booleans as the API reads them."""
     cleaned: dict[str, Any] = {}

@@ -119,17 +119,36 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, show_default=False,
+        help="serve this worker's Prometheus /metrics on this port (default "
+             "OUTDIAL_METRICS_PORT; unset: the worker serves no HTTP)")] = None,
+    metrics_host: Annotated[str | None, typer.Option(
+        show_default=False,
+        help="address for --metrics-port (default OUTDIAL_METRICS_HOST, else 127.0.0.1; "
+             "0.0.0.0 lets another machine scrape it)")] = None,
+) -> None:
     """Run the dialing engine alone (any number of workers may share one PostgreSQL database)."""
     import logging
 
+    from outdial.cli.server import listen, serve_metrics_during
     from outdial.engine import run_worker
 
     settings = load_settings()
+    port = metrics_port or settings.metrics_port
+    host = metrics_host or settings.metrics_host
+    # Bound before anything else, as `serve` does: a busy port is said at once.
+    listener = listen(host, port, ("--metrics-host", "--metrics-port")) if port else None
     check_database(settings)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run_worker(settings))
+    if listener is None:
+        asyncio.run(run_worker(settings))
+        return
+    shown_host = f"[{host}]" if ":" in host else host
+    err.print(f"metrics on http://{shown_host}:{port}/metrics")
+    asyncio.run(serve_metrics_during(run_worker(settings), settings, listener))
 
 
 @db_app.command("upgrade")

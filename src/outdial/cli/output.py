@@ -96,6 +96,20 @@ def per_slot(item: dict[str, Any], prefix: str) -> str:
     return "/".join(str(item.get(f"{prefix}_{n}", 0)) for n in range(5))
 
 
+def event_subject(event: dict[str, Any]) -> str:
+    """The id of what an event is about (a channel check's channel)."""
+    data = event.get("data") or {}
+    return ref(data.get("id") or data.get("channel_id"))
+
+
+def event_state(event: dict[str, Any]) -> str:
+    """An event's gist: status and outcome, or a check's ok and detail."""
+    data = event.get("data") or {}
+    if "ok" in data:
+        return f"{'ok' if data['ok'] else 'failed'}: {data.get('detail', '')}"
+    return " ".join(str(data[key]) for key in ("status", "outcome") if data.get(key))
+
+
 def milliseconds(value: Any) -> str:
     if not isinstance(value, int):
         return cell("", value)
@@ -154,6 +168,19 @@ COLUMNS: dict[str, list[Column]] = {
         Column("host", lambda c: str((c.get("settings") or {}).get("host", ""))),
         Column("created", _field("tm_create"), True),
     ],
+    "webhook": [
+        Column("id", _field("id"), True), Column("url", _field("url")),
+        Column("status", _field("status"), True),
+        Column("events", lambda w: ", ".join(w.get("event_types") or []) or "all"),
+        Column("created", _field("tm_create"), True),
+    ],
+    "delivery": [
+        Column("id", _field("id"), True), Column("event", _field("event_id"), True),
+        Column("type", _field("event_type"), True), Column("status", _field("status"), True),
+        Column("tries", _field("attempts"), True), Column("code", _field("response_code"), True),
+        Column("ms", _field("latency_ms"), True), Column("error", _field("error")),
+        Column("at", _field("tm_update"), True),
+    ],
     "campaign": [
         Column("id", _field("id"), True), Column("name", _field("name")),
         Column("status", _field("status"), True), Column("outdial", _field("outdial_id"), True),
@@ -165,6 +192,12 @@ COLUMNS: dict[str, list[Column]] = {
         Column("destination", lambda c: address(c.get("destination")), True),
         Column("try", _field("try_count"), True), Column("status", _field("status"), True),
         Column("result", _field("result")), Column("outcome", _field("outcome"), True),
+        Column("created", _field("tm_create"), True),
+    ],
+    "event": [
+        Column("id", _field("id"), True), Column("type", _field("type"), True),
+        Column("resource", lambda e: event_subject(e), True),
+        Column("status", lambda e: event_state(e), True),
         Column("created", _field("tm_create"), True),
     ],
     # The live view has no room for two full ids per attempt: the target's prefix is enough
@@ -185,8 +218,11 @@ LEFT_OUT_FIRST: dict[str, list[str]] = {
     "outplan": ["created", "source", "interval", "tries"],
     "campaign": ["created", "outplan", "outdial", "end"],
     "channel": ["created", "host"],
+    "webhook": ["created", "events"],
+    "delivery": ["at", "ms", "type", "error"],
     "campaigncall": ["created", "target", "result", "try", "status"],
     "campaigncall_brief": ["result", "at", "try"],
+    "event": ["created", "status"],
 }
 NARROW = 120
 # A wrapped column still gets this many characters before the table counts as too wide.

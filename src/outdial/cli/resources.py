@@ -32,6 +32,7 @@ from outdial.cli.client import (
     ApiError,
     BadServerUrl,
     CliError,
+    ServerUnreachable,
     load_config,
     resolve_connection,
     save_config,
@@ -40,11 +41,14 @@ from outdial.cli.output import (
     Output,
     console,
     err_console,
+    event_state,
+    event_subject,
     fail,
     item_table,
     list_table,
     print_error,
     print_json,
+    stamp,
 )
 
 # --- options every client command takes ---------------------------------------------------------
@@ -677,6 +681,111 @@ def channels_check(channel_id: Annotated[str, typer.Argument(metavar="ID")], url
         raise typer.Exit(1)
 
 
+# --- webhooks ----------------------------------------------------------------------------------
+
+webhooks_app = typer.Typer(help="Webhooks: endpoints that receive events, signed.",
+                           no_args_is_help=True)
+EventTypeOpt = Annotated[list[str] | None, typer.Option(
+    "--event-type", help="an event type to deliver (repeat it); none: every type")]
+
+
+@webhooks_app.command("list")
+def webhooks_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                  as_json: JsonOpt = False) -> None:
+    """List webhooks, newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("webhook", *client.pages(path("webhooks"), limit))
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    endpoint: Annotated[str, typer.Argument(metavar="URL", help="where events are POSTed")],
+    event_type: EventTypeOpt = None,
+    ask_secret: Annotated[bool, typer.Option(
+        "--ask-secret", help="ask for your own whsec_… secret instead of a generated one")] = False,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create a webhook; its signing secret is shown this once."""
+    body: dict[str, Any] = {"url": endpoint, "event_types": event_type or []}
+    if ask_secret:
+        body["secret"] = typer.prompt("secret", hide_input=True, err=True)
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(path("webhooks"), body))
+
+
+def webhooks_show(webhook_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show one webhook (never its secret)."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.get(path("webhooks", webhook_id)))
+
+
+webhooks_app.command("show")(webhooks_show)
+webhooks_app.command("get", hidden=True)(webhooks_show)  # the other resources' word
+
+
+@webhooks_app.command("update")
+def webhooks_update(
+    webhook_id: Annotated[str, typer.Argument(metavar="ID")],
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="a new URL")] = None,
+    event_type: EventTypeOpt = None,
+    all_types: Annotated[bool, typer.Option("--all-types", help="deliver every type")] = False,
+    status: Annotated[Literal["enabled", "disabled"] | None, typer.Option()] = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Change a webhook's URL or event types, or enable or disable it; the rest is kept."""
+    with connect(url, token) as client:
+        here = path("webhooks", webhook_id)
+        current = client.get(here)
+        types = [] if all_types else (event_type or current["event_types"])
+        body = _set({"url": current["url"], "event_types": types}, url=endpoint, status=status)
+        Output(as_json).item(client.put(here, body))
+
+
+@webhooks_app.command("delete")
+def webhooks_delete(webhook_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Delete a webhook: nothing more is sent to it."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.delete(path("webhooks", webhook_id)))
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(webhook_id: Annotated[str, typer.Argument(metavar="ID")],
+                        limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                        as_json: JsonOpt = False) -> None:
+    """The webhook's deliveries, newest first, with their latest attempt."""
+    with connect(url, token) as client:
+        Output(as_json).items("delivery",
+                              *client.pages(path("webhooks", webhook_id, "deliveries"), limit))
+
+
+@webhooks_app.command("retry")
+def webhooks_retry(webhook_id: Annotated[str, typer.Argument(metavar="ID")],
+                   delivery_id: Annotated[str, typer.Argument(metavar="DELIVERY_ID")],
+                   url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Send a delivery again now."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(
+            path("webhooks", webhook_id, "deliveries", delivery_id, "retry"), {}))
+
+
+@webhooks_app.command("test")
+def webhooks_test(webhook_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Send a signed ping now; exit 1 if the receiver did not take it."""
+    with connect(url, token) as client:
+        answer = client.post(path("webhooks", webhook_id, "test"), {})
+    if as_json:
+        print_json(answer)
+    elif answer["status"] == "delivered":
+        console.print(f"delivered: {answer['response_code']} in {answer['latency_ms']} ms")
+    else:
+        err_console.print(f"failed: {answer['error']}")
+    if answer["status"] != "delivered":
+        raise typer.Exit(1)
+
+
 # --- import, export, stats ---------------------------------------------------------------------
 
 IMPORT_TYPES = {"csv": "text/csv", "ndjson": "application/x-ndjson", "json": "application/json"}
@@ -1031,6 +1140,71 @@ def _watch_json_or_frame(state: dict[str, Any], as_json: bool) -> None:
         console.print(_watch_frame(state))
 
 
+# --- events ------------------------------------------------------------------------------------
+
+# A stream silent this long is taken for broken and reopened (servers send a heartbeat every
+# 15 s by default).
+EVENTS_READ_TIMEOUT = 60.0
+# Waits between reconnections, after the first retry at once.
+RECONNECT_WAITS = (1.0, 2.0, 5.0, 10.0)
+
+
+def events(
+    after: Annotated[int, typer.Option(min=0, help="only events with a greater id")] = 0,
+    types: Annotated[list[str] | None, typer.Option(
+        "--type", help="only events of this type (repeatable), e.g. campaigncall_updated")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="print events as they happen, until Ctrl-C")] = False,
+    limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="the API's raw JSON (with --follow: one event per line)")] = False,
+) -> None:
+    """List your events after an id, oldest first; with --follow, print them live, resuming
+    after the last one printed whenever the connection drops."""
+    with connect(url, token) as client:
+        if not follow:
+            Output(as_json).items("event", *client.pages(path("events"), limit, after=after,
+                                                         type=types or None))
+            return
+        try:
+            _follow_events(client, after, types or [], as_json)
+        except KeyboardInterrupt:
+            err_console.print("stopped following events")
+
+
+def _follow_events(client: ApiClient, after: int, types: list[str], as_json: bool) -> None:
+    last, failures = after, 0
+    while True:
+        try:
+            for message in client.server_sent_events(
+                path("events", "stream"), last, EVENTS_READ_TIMEOUT, type=types or None,
+            ):
+                event = json.loads(message["data"])
+                _print_event(event, as_json)
+                last, failures = int(event["id"]), 0
+            why = "the server closed the stream"
+        except ServerUnreachable as error:
+            why = error.message
+        except ApiError as error:
+            if error.http_status < 500:
+                raise  # a bad credential or option: reconnecting will not help
+            why = f"{error.message} ({error.reason})"
+        wait = 0.0 if failures == 0 else RECONNECT_WAITS[min(failures, len(RECONNECT_WAITS)) - 1]
+        failures += 1
+        err_console.print(f"{why}; reconnecting after event {last}"
+                          + (f" in {wait:g} s" if wait else ""))
+        time.sleep(wait)
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(event, ensure_ascii=False), flush=True)
+        return
+    console.print(Text.assemble(
+        (str(event["id"]), "bold"), "  ", stamp(event.get("tm_create")), "  ",
+        (str(event["type"]), "cyan"), "  ", event_subject(event), "  ", event_state(event)))
+
+
 # --- registration ------------------------------------------------------------------------------
 
 def register(app: typer.Typer) -> None:
@@ -1042,9 +1216,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(outplans_app, name="outplans")
     app.add_typer(campaigns_app, name="campaigns")
     app.add_typer(channels_app, name="channels")
+    app.add_typer(webhooks_app, name="webhooks")
     app.command("import")(import_file)
     app.add_typer(imports_app, name="imports")
     app.command()(export)
     app.command()(stats)
     app.command()(watch)
+    app.command()(events)
 

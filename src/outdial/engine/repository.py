@@ -108,6 +108,7 @@ class Closing:
     report: Outcome | None = None  # what the channel said (SIP code, SMTP reply …)
     retry_rules: dict[str, Any] | None = None  # what the outcome does next, when set
     destination_index: int = 0  # the slot dialed
+    channel_type: str = ""  # as claimed; for the metrics
 
 
 @dataclass
@@ -595,10 +596,10 @@ async def record_outcomes(
     answered: Sequence[uuid.UUID],
     worker_id: str,
     now: dt.datetime,
-) -> int:
+) -> list[Closing]:
     """Write down answers (dialing → progressing) and ended attempts this worker still holds.
 
-    Returns how many ended attempts were written. An attempt whose lease expired has been
+    Returns the ended attempts written. An attempt whose lease expired has been
     closed by a reaper already: its late outcome is dropped, so none is ever closed twice.
     Rows are locked in id order, the order the heartbeat locks them in, so the two never
     deadlock.
@@ -628,14 +629,15 @@ async def record_outcomes(
         ), now=now)
     mine = [c for c in closings if c.campaigncall_id in held]
     await _close_attempts(session, mine, now)
-    return len(mine)
+    return mine
 
 
-async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUNK) -> int:
-    """Close attempts whose lease ran out (their worker died) as `failed`, freeing their targets."""
+async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUNK) -> list[Closing]:
+    """Close attempts whose lease ran out (their worker died) as `failed`, freeing their
+    targets; returns them."""
     rows = (
         await session.execute(
-            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id,
+            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id, CALLS.c.channel_type,
                    CALLS.c.destination_index)
             .where(IN_FLIGHT, CALLS.c.tm_lease_expire < now)
             .order_by(CALLS.c.id)
@@ -644,7 +646,7 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
         )
     ).all()
     if not rows:
-        return 0
+        return []
     outplans = {
         p.id: p
         for p in await session.scalars(
@@ -658,10 +660,10 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
         closings.append(
             Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplan),
                     interval, retry_rules=outplan.retry_rules if outplan is not None else None,
-                    destination_index=r.destination_index)
+                    destination_index=r.destination_index, channel_type=r.channel_type)
         )
     await _close_attempts(session, closings, now)
-    return len(rows)
+    return closings
 
 
 async def _close_attempts(

@@ -10,10 +10,12 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from outdial import metrics
 from outdial.channels.dialing import ChannelDialers
 from outdial.clock import Clock
 from outdial.db import Database, busy_reason
@@ -130,6 +132,7 @@ class Engine:
         started = 0
         for campaign_id in campaign_ids:
             room = self.config.max_in_flight - len(self._tasks)
+            began = time.perf_counter()
             try:
                 async with self.database.transaction() as session:
                     claimed = await repo.take_turn(
@@ -144,6 +147,7 @@ class Engine:
                 # One campaign's trouble must not hold up the others.
                 _log_failure(f"claiming for campaign {campaign_id}", error)
                 continue
+            metrics.CLAIM_SECONDS.observe(time.perf_counter() - began)
             for attempt in claimed:
                 self._launch(attempt)
             started += len(claimed)
@@ -165,13 +169,15 @@ class Engine:
             self._finished[:0] = closings
             self._answered[:0] = answered
             raise
-        if written < len(closings):
+        # Counted once committed: the counts equal the campaigncalls written down.
+        metrics.attempts_ended((c.outcome.value, c.channel_type) for c in written)
+        if len(written) < len(closings):
             log.warning(
                 "%d attempts had lost their lease; their outcome was dropped",
-                len(closings) - written,
+                len(closings) - len(written),
             )
         self._recorded.set()
-        return written
+        return len(written)
 
     async def reap_if_due(self) -> int:
         """Close attempts whose lease expired, at most every quarter lease."""
@@ -183,8 +189,10 @@ class Engine:
         while True:
             async with self.database.transaction() as session:
                 batch = await repo.reap_expired(session, now)
-            reaped += batch
-            if batch < repo.CHUNK:
+            metrics.attempts_ended((c.outcome.value, c.channel_type) for c in batch)
+            metrics.ATTEMPTS_REAPED.inc(len(batch))
+            reaped += len(batch)
+            if len(batch) < repo.CHUNK:
                 break
         if reaped:
             log.warning("closed %d attempts whose worker stopped renewing their lease", reaped)
@@ -233,7 +241,13 @@ class Engine:
             self._attempt(claimed), name=f"attempt {claimed.campaigncall_id}"
         )
         self._tasks[claimed.campaigncall_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(claimed.campaigncall_id, None))
+        metrics.attempt_started(claimed.channel_type)
+
+        def done(_: object) -> None:
+            self._tasks.pop(claimed.campaigncall_id, None)
+            metrics.attempt_left_process()
+
+        task.add_done_callback(done)
 
     async def _attempt(self, claimed: Claimed) -> None:
         """Dial once, with dial_timeout enforced here on the clock whatever the dialer does."""
@@ -316,6 +330,7 @@ class Engine:
                 report=outcome,
                 retry_rules=claimed.retry_rules,
                 destination_index=claimed.destination_index,
+                channel_type=claimed.channel_type,
             )
         )
         self._ended.set()

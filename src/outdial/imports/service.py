@@ -16,6 +16,7 @@ import phonenumbers
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from outdial import metrics
 from outdial.auth.service import Principal
 from outdial.clock import Clock
 from outdial.db import Database, Limits
@@ -254,6 +255,7 @@ class ImportRunner:
             if not await sink.commit(finish):
                 tally.rows_imported = 0
                 raise _Abandoned()
+            metrics.import_ended("done", tally.counts())
         except BaseException as caught:
             error = _conflict(caught) if isinstance(caught, IntegrityError) else caught
             # Whatever stopped the import (a bad file, the client gone, the server stopping),
@@ -381,7 +383,10 @@ class ImportRunner:
             message = "the server failed during the import; no row was imported"
         errors = [*tally.errors, {"row": 0, "field": "", "message": message}]
         async with self.database.transaction() as session:
-            await ImportRepository(session).fail(job_id, tally.counts(), errors, self.clock.now())
+            failed = await ImportRepository(session).fail(
+                job_id, tally.counts(), errors, self.clock.now())
+        if failed:  # else another server failed it first, and counted it
+            metrics.import_ended("failed", tally.counts())
 
     async def _reload_or_raise(self, job: ImportJob, error: BaseException) -> ImportJob:
         if isinstance(error, OutdialError):
@@ -468,15 +473,19 @@ async def fail_expired_imports(database: Database, clock: Clock, alive_owner: st
     their rows were never committed. A job whose owner is alive is never touched, and the
     jobs of `alive_owner` (the calling server) are not even looked at: they are alive, though
     on SQLite another import's long final write may have kept their lease from renewal."""
-    failed = 0
     now = clock.now()
+    ended: list[dict[str, int]] = []
     async with database.transaction() as session:
         repo = ImportRepository(session)
         for job in await repo.expired_jobs(now, spare=alive_owner):
             errors = [*job.errors, {"row": 0, "field": "", "message": ABANDONED}]
             counts = {"rows_total": job.rows_total, "rows_rejected": job.rows_rejected,
                       "rows_duplicate": job.rows_duplicate}
-            failed += await repo.fail(job.id, counts, errors, now, expired_at=now)
+            if await repo.fail(job.id, counts, errors, now, expired_at=now):
+                ended.append(counts)
+    for counts in ended:
+        metrics.import_ended("failed", counts)
+    failed = len(ended)
     if failed:
         log.warning("failed %d import jobs whose server stopped renewing their lease", failed)
     return failed

@@ -56,7 +56,8 @@ class WebhookDelivery(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")  # delivered, failed
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime]
-    # Retries stop webhooks_retry_window_seconds after this (creation, or a manual retry).
+    # Retries stop webhooks_retry_window_seconds after this: the first attempt, or a manual
+    # retry.
     tm_queued: Mapped[dt.datetime]
     # The process sending it now, and until when its claim holds without a heartbeat.
     owner: Mapped[str | None] = mapped_column(String(64))
@@ -72,7 +73,8 @@ class WebhookDelivery(Base):
         # Exactly one delivery of an event to a webhook, whichever process fans it out.
         UniqueConstraint("webhook_id", "event_id"),
         Index("ix_webhook_deliveries_page", "webhook_id", "tm_create", "id"),
-        Index("ix_webhook_deliveries_due", "next_attempt_at",
+        # An endpoint's pending deliveries in event order: its first one, and its next run.
+        Index("ix_webhook_deliveries_pending", "webhook_id", "event_id",
               sqlite_where=text(PENDING), postgresql_where=text(PENDING)),
         Index("ix_webhook_deliveries_tm_create", "tm_create"),  # retention
     )

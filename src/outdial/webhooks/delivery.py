@@ -162,6 +162,10 @@ class Deliverer:
                 session, self.worker_id, self.clock.now(), self.config.lease_seconds
             )
 
+    async def aclose(self) -> None:
+        """Close the connections to receivers (run() does it when it ends)."""
+        await self.sender.aclose()
+
     async def wait_idle(self) -> None:
         """Wait until every endpoint task has ended."""
         while self._tasks:
@@ -215,15 +219,18 @@ class Deliverer:
             if sent.ok:
                 kept = await repo.record_delivered(
                     session, item, claim.webhook_id, self.worker_id, sent.status_code,
-                    sent.latency_ms, now,
+                    sent.latency_ms, now, reset_failures=claim.failures != 0,
                 )
+                claim.failures = 0  # one statement fewer for the rest of the run
                 _record_delivery(claim.webhook_id, sent, final=True)
                 return kept
             retry_at = None
             if not give_up:
                 delay = dt.timedelta(seconds=self.config.retry_delay(item.attempts + 1, self.rng))
-                window_end = item.tm_queued + dt.timedelta(
-                    seconds=self.config.retry_window_seconds)
+                # The window runs from the first attempt (a delivery waiting behind a failing
+                # one keeps its whole window), or from a manual retry.
+                started = now if item.attempts == 0 else item.tm_queued
+                window_end = started + dt.timedelta(seconds=self.config.retry_window_seconds)
                 if now + delay <= window_end:
                     retry_at = now + delay
             kept = await repo.record_failed(
@@ -268,7 +275,7 @@ class Deliverer:
                     await repo.release(session, self.worker_id)
             except Exception:  # noqa: BLE001 - the leases run out instead
                 log.warning("could not release the webhook claims; their leases will expire")
-            await self.sender.aclose()
+            await self.aclose()
             log.info("webhook deliverer %s stopped", self.worker_id)
 
     async def _drain(self) -> None:

@@ -42,7 +42,7 @@ class Item:
     event: Any | None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Claim:
     """A run of one endpoint's deliveries, to be sent in this order."""
 
@@ -51,6 +51,7 @@ class Claim:
     url: str
     secret_encrypted: str
     items: list[Item]
+    failures: int = 0  # the webhook's failed attempts in a row when claimed
 
 
 def _live_enabled() -> Any:
@@ -114,14 +115,25 @@ async def fan_out(
 
 
 async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> list[uuid.UUID]:
-    """Webhooks with a delivery due and not held by a live lease."""
+    """Enabled webhooks whose first pending delivery (the one the others wait behind) is due
+    and not held by a live lease. The first is found along ix_webhook_deliveries_pending, so a
+    long log of delivered ones is never scanned."""
+    head = (
+        select(DELIVERIES.c.id)
+        .where(DELIVERIES.c.webhook_id == WEBHOOKS.c.id, DELIVERIES.c.status == "pending")
+        .order_by(DELIVERIES.c.event_id)
+        .limit(1)
+        .scalar_subquery()
+        .correlate(WEBHOOKS)
+    )
+    first = DELIVERIES.alias("first")
+    due = exists().where(
+        first.c.id == head, first.c.next_attempt_at <= now,
+        or_(first.c.tm_lease_expire.is_(None), first.c.tm_lease_expire < now),
+    )
     query = (
-        select(DELIVERIES.c.webhook_id)
-        .where(
-            DELIVERIES.c.status == "pending", DELIVERIES.c.next_attempt_at <= now,
-            or_(DELIVERIES.c.tm_lease_expire.is_(None), DELIVERIES.c.tm_lease_expire < now),
-        )
-        .distinct()
+        select(WEBHOOKS.c.id)
+        .where(WEBHOOKS.c.status == "enabled", WEBHOOKS.c.tm_delete.is_(None), due)
         .limit(most)
     )
     return list(await session.scalars(query))
@@ -168,7 +180,8 @@ async def claim(
     }
     items = [Item(row.id, row.event_id, row.attempts, row.tm_queued, events.get(row.event_id))
              for row in run]
-    return Claim(webhook.id, webhook.customer_id, webhook.url, webhook.secret_encrypted, items)
+    return Claim(webhook.id, webhook.customer_id, webhook.url, webhook.secret_encrypted, items,
+                 webhook.failures)
 
 
 def _outcome(status_code: int, latency_ms: int, error: str, now: dt.datetime) -> dict[str, Any]:
@@ -178,9 +191,10 @@ def _outcome(status_code: int, latency_ms: int, error: str, now: dt.datetime) ->
 
 async def record_delivered(
     session: AsyncSession, item: Item, webhook_id: uuid.UUID, owner: str, status_code: int,
-    latency_ms: int, now: dt.datetime,
+    latency_ms: int, now: dt.datetime, *, reset_failures: bool = True,
 ) -> bool:
-    """The delivery arrived; False if this process had lost its lease meanwhile."""
+    """The delivery arrived; False if this process had lost its lease meanwhile. The webhook's
+    failures in a row go back to 0 (not written when the caller knows they are 0)."""
     result = await session.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.id == item.delivery_id, DELIVERIES.c.owner == owner,
@@ -190,10 +204,11 @@ async def record_delivered(
     )
     if not result.rowcount:
         return False
-    await session.execute(
-        update(WEBHOOKS).where(WEBHOOKS.c.id == webhook_id, WEBHOOKS.c.failures != 0)
-        .values(failures=0)
-    )
+    if reset_failures:
+        await session.execute(
+            update(WEBHOOKS).where(WEBHOOKS.c.id == webhook_id, WEBHOOKS.c.failures != 0)
+            .values(failures=0)
+        )
     return True
 
 
@@ -204,6 +219,8 @@ async def record_failed(
     """The attempt failed: retried at `retry_at`, or failed for good (None). The rest of the
     run is let go (it waits behind this one). False if the lease was lost meanwhile."""
     values = _outcome(status_code, latency_ms, error, now)
+    if item.attempts == 0:
+        values["tm_queued"] = now  # the retry window starts at the first attempt
     if retry_at is None:
         values["status"] = "failed"
     else:

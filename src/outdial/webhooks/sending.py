@@ -7,8 +7,10 @@ to a public address when checked cannot resolve to a private one when connected 
 """
 
 import asyncio
+import functools
 import ipaddress
 import socket
+import ssl
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -82,6 +84,12 @@ async def checked_address(host: str, port: int, allow_private: bool) -> IPAddres
                     f"{where}{problem}; OUTDIAL_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=true allows it"
                 )
     return addresses[0]
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate store, loaded once per process (loading it takes most of a second)."""
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)
@@ -172,7 +180,7 @@ class Sender:
         # No proxies from the environment (a proxy would connect to what it resolves), no
         # redirects (a 3xx is an answer like any other non-2xx).
         client = httpx.AsyncClient(
-            timeout=self.timeout, trust_env=False, follow_redirects=False,
+            timeout=self.timeout, trust_env=False, follow_redirects=False, verify=tls_context(),
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
         )
         self._clients[key] = client

@@ -125,7 +125,7 @@ async def stream_events(
         # How long EventSource waits before reconnecting.
         yield f"retry: {round(settings.events_poll_seconds * 1000 * 4)}\n\n"
         quiet_since = clock.now()
-        while True:
+        while not state.stopping:
             try:
                 async with database.sessions() as session:
                     rows = await read_events(session, customer_id, cursor, wanted, MAX_PAGE_SIZE)

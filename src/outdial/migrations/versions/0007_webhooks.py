@@ -78,7 +78,7 @@ def upgrade() -> None:
         "ix_webhook_deliveries_page", "webhook_deliveries", ["webhook_id", "tm_create", "id"]
     )
     op.create_index(
-        "ix_webhook_deliveries_due", "webhook_deliveries", ["next_attempt_at"],
+        "ix_webhook_deliveries_pending", "webhook_deliveries", ["webhook_id", "event_id"],
         sqlite_where=sa.text(PENDING), postgresql_where=sa.text(PENDING),
     )
     op.create_index("ix_webhook_deliveries_tm_create", "webhook_deliveries", ["tm_create"])

@@ -1,0 +1,270 @@
+"""Webhook delivery through the outbox, on PostgreSQL, with one `outdial worker` (engine and
+webhook deliverer in one process) and a local receiver.
+
+1. A campaign dialed at full speed (instant simulated calls), without and then with one webhook
+   subscribed to every event: the engine's attempts/s both ways, and for the second run the
+   events delivered per second and the latency from an event's commit to its arrival at the
+   receiver (p50/p99). Every event of the run must arrive.
+2. Events emitted at a fixed rate (default 1,000/s) for a few seconds: latency p50/p99 and the
+   rate the receiver saw.
+
+    .venv/bin/python bench/webhooks_bench.py [--targets 3000] [--rate 1000] [--seconds 10]
+"""
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import statistics
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from engine_bench import (  # noqa: E402 - the engine bench's database and worker handling
+    INSTANT,
+    drop_database,
+    fresh_database,
+    set_status,
+    start_workers,
+    status_of,
+    stop_workers,
+)
+
+from outdial.channels.secrets import SecretBox  # noqa: E402
+from outdial.clock import utcnow  # noqa: E402
+from outdial.db import Database  # noqa: E402
+from outdial.events.outbox import EVENTS, emit_many  # noqa: E402
+from outdial.migrations import upgrade_database  # noqa: E402
+from outdial.models import (  # noqa: E402
+    Campaign,
+    Campaigncall,
+    Customer,
+    Outdial,
+    OutdialTarget,
+    Outplan,
+    Webhook,
+    WebhookDelivery,
+)
+from outdial.webhooks.signing import generate_secret  # noqa: E402
+
+CHANNEL_KEY = "webhooks bench channel key"
+WORKER_SETTINGS = {**INSTANT, "channel_secret_key": CHANNEL_KEY,
+                   "webhooks_allow_private_networks": "true"}
+DRAIN_LIMIT_S = 300.0
+
+
+class Receiver:
+    """A local receiver: answers 204 and notes when each event arrived."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, dict[str, Any]]] = []
+        lock = threading.Lock()
+        arrivals = self.arrivals
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["content-length"]))
+                at = time.time()
+                self.send_response(204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                with lock:
+                    arrivals.append((at, json.loads(body)))
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _epoch(stamp: str) -> float:
+    return dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").replace(
+        tzinfo=dt.UTC).timestamp()
+
+
+def latencies(arrivals: list[tuple[float, dict[str, Any]]]) -> dict[str, float]:
+    """From an event's tm_create (set in its transaction, just before the commit) to arrival."""
+    spans = sorted(at - _epoch(event["tm_create"]) for at, event in arrivals)
+    if not spans:
+        return {}
+    return {"p50_ms": 1000 * statistics.median(spans),
+            "p99_ms": 1000 * spans[min(len(spans) - 1, int(len(spans) * 0.99))],
+            "max_ms": 1000 * spans[-1]}
+
+
+def rate(arrivals: list[tuple[float, dict[str, Any]]]) -> float:
+    if len(arrivals) < 2:
+        return 0.0
+    return (len(arrivals) - 1) / (arrivals[-1][0] - arrivals[0][0])
+
+
+async def seed(database: Database, targets: int) -> uuid.UUID:
+    """A stopped campaign over `targets` targets of one phone number each, tried once; the
+    destinations are whole (as the API stores them), since every change is published."""
+    now = utcnow()
+    customer = Customer(id=uuid.uuid4(), name="bench", detail="", tm_create=now)
+    outplan = Outplan(id=uuid.uuid4(), customer_id=customer.id, source=None, dial_timeout=30000,
+                      try_interval=0, tm_create=now, max_try_count_0=1)
+    outdial = Outdial(id=uuid.uuid4(), customer_id=customer.id, tm_create=now)
+    campaign = Campaign(
+        id=uuid.uuid4(), customer_id=customer.id, status="stop", end_handle="stop",
+        outplan_id=outplan.id, outdial_id=outdial.id, concurrency=100_000,
+        dial_rate=1_000_000, actions=[], tm_create=now)
+    outdial.campaign_id = campaign.id
+    rows = [{
+        "id": uuid.uuid4(), "customer_id": customer.id, "outdial_id": outdial.id, "name": "",
+        "detail": "", "data": "", "status": "idle", "tm_create": now,
+        **{f"try_count_{s}": 0 for s in range(5)},
+        "destination_0": {"type": "tel", "target": f"+1555{n:07d}", "target_name": "",
+                          "name": "", "detail": ""},
+    } for n in range(targets)]
+    async with database.transaction() as session:
+        session.add(customer)
+        await session.flush()
+        session.add_all([outplan, outdial, campaign])
+        await session.flush()
+        for start in range(0, len(rows), 2000):
+            await session.execute(insert(OutdialTarget.__table__), rows[start:start + 2000])
+    return campaign.id
+
+
+async def subscribe(database: Database, customer_id: uuid.UUID, url: str) -> uuid.UUID:
+    webhook_id = uuid.uuid4()
+    async with database.transaction() as session:
+        session.add(Webhook(
+            id=webhook_id, customer_id=customer_id, url=url, event_types=[],
+            secret_encrypted=SecretBox(CHANNEL_KEY).encrypt(generate_secret()),
+            status="enabled", detail="", event_cursor=0, failures=0, tm_create=utcnow()))
+    return webhook_id
+
+
+async def drained(database: Database, webhook_id: uuid.UUID, customer_id: uuid.UUID) -> int:
+    """Wait until every event of the customer has been delivered; returns how many."""
+    deadline = time.monotonic() + DRAIN_LIMIT_S
+    while time.monotonic() < deadline:
+        async with database.transaction() as session:
+            events = await session.scalar(
+                select(func.count()).select_from(EVENTS)
+                .where(EVENTS.c.customer_id == customer_id)) or 0
+            delivered = await session.scalar(
+                select(func.count()).select_from(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == webhook_id,
+                       WebhookDelivery.status == "delivered")) or 0
+        if delivered >= events:
+            return delivered
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"only {delivered} of {events} events delivered in {DRAIN_LIMIT_S:g} s")
+
+
+async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
+    url = await fresh_database()
+    database = Database(url)
+    receiver = Receiver()
+    try:
+        await upgrade_database(database)
+        campaign_id = await seed(database, targets)
+        async with database.transaction() as session:
+            customer_id = (await session.get(Campaign, campaign_id)).customer_id
+        webhook_id = await subscribe(database, customer_id, receiver.url) if subscribed else None
+        processes = start_workers(url, 1, **WORKER_SETTINGS)
+        await asyncio.sleep(3)  # let the worker import and connect before the clock starts
+        await set_status(database, campaign_id, "run")
+        while await status_of(database, campaign_id) != "stop":
+            await asyncio.sleep(0.2)
+        delivered = await drained(database, webhook_id, customer_id) if webhook_id else 0
+        stop_workers(processes)
+        async with database.transaction() as session:
+            first, last, attempts = (await session.execute(
+                select(func.min(Campaigncall.tm_create), func.max(Campaigncall.tm_end),
+                       func.count()).where(Campaigncall.campaign_id == campaign_id))).one()
+        seconds = (last - first).total_seconds()
+        result: dict[str, Any] = {"subscribed": subscribed, "attempts": attempts,
+                                  "attempts_per_s": attempts / seconds}
+        if subscribed:
+            arrivals = sorted(receiver.arrivals, key=lambda a: a[0])
+            ids = [event["id"] for _, event in arrivals]
+            result.update(events=delivered, duplicates=len(ids) - len(set(ids)),
+                          in_order=ids == sorted(ids),
+                          events_per_s=rate(arrivals), **latencies(arrivals))
+        return result
+    finally:
+        receiver.close()
+        await database.dispose()
+        await drop_database(url)
+
+
+async def fixed_rate(events_per_s: int, seconds: float) -> dict[str, Any]:
+    url = await fresh_database()
+    database = Database(url)
+    receiver = Receiver()
+    try:
+        await upgrade_database(database)
+        campaign_id = await seed(database, 1)
+        async with database.transaction() as session:
+            customer_id = (await session.get(Campaign, campaign_id)).customer_id
+        webhook_id = await subscribe(database, customer_id, receiver.url)
+        processes = start_workers(url, 1, **WORKER_SETTINGS)
+        await asyncio.sleep(3)
+        tick, per_tick = 0.02, max(1, round(events_per_s * 0.02))
+        started, emitted = time.monotonic(), 0
+        while time.monotonic() - started < seconds:
+            async with database.transaction() as session:
+                await emit_many(session, [("campaign_updated", customer_id, {"n": emitted + k})
+                                          for k in range(per_tick)])
+            emitted += per_tick
+            behind = started + (emitted / per_tick) * tick - time.monotonic()
+            if behind > 0:
+                await asyncio.sleep(behind)
+        produced_s = time.monotonic() - started
+        await drained(database, webhook_id, customer_id)
+        stop_workers(processes)
+        arrivals = sorted(receiver.arrivals, key=lambda a: a[0])
+        return {"emitted": emitted, "emitted_per_s": emitted / produced_s,
+                "delivered": len(arrivals), "delivered_per_s": rate(arrivals),
+                **latencies(arrivals)}
+    finally:
+        receiver.close()
+        await database.dispose()
+        await drop_database(url)
+
+
+def show(title: str, values: dict[str, Any]) -> None:
+    cells = ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in values.items())
+    print(f"{title}: {cells}", flush=True)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", type=int, default=3000)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    without = await campaign_run(args.targets, subscribed=False)
+    show("campaign, no webhook", without)
+    with_one = await campaign_run(args.targets, subscribed=True)
+    show("campaign, one webhook on every event", with_one)
+    cost = 100 * (1 - with_one["attempts_per_s"] / without["attempts_per_s"])
+    print(f"engine attempts/s with the webhook: {cost:+.1f} % slower", flush=True)
+    show(f"events at {args.rate}/s for {args.seconds:g} s", await fixed_rate(
+        args.rate, args.seconds))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
