@@ -50,10 +50,9 @@ from outdial.models import (
     Outplan,
 )
 from outdial.models.base import NIL_UUID
+from outdial.strategy import dnc, reasons, retry
 from outdial.strategy import limits as contact_limits
-from outdial.strategy import reasons
 from outdial.strategy.reasons import DUE, TARGETS, Limits, Situation, tries_left
-from outdial.strategy import dnc, retry
 
 CALLS = Campaigncall.__table__
 IN_FLIGHT = CALLS.c.status != "done"
@@ -466,6 +465,7 @@ async def _claim_targets(
                 channel_revision=route.revision,
             )
         )
+    events: list[NewEvent] = []
     if moved:
         await session.execute(
             update(TARGETS)
@@ -477,11 +477,23 @@ async def _claim_targets(
             ),
             moved,
         )
+        # Those done now say so; the others are announced as they are claimed below.
+        done = [m["b_id"] for m in moved if m["b_done"]]
+        if done:
+            events.extend(
+                (catalogue.OUTDIALTARGET_UPDATED, t.customer_id, catalogue.outdialtarget(t))
+                for t in await session.execute(select(*TARGETS.c).where(TARGETS.c.id.in_(done)))
+            )
     if skipped:
         await session.execute(insert(CALLS), skipped)
+        events.extend(
+            (catalogue.CAMPAIGNCALL_CREATED, campaign.customer_id,
+             catalogue.campaigncall(SimpleNamespace(**values)))
+            for values in skipped
+        )
     if not claimed:
+        await emit_many(session, events, now=now)
         return []
-    events: list[NewEvent] = []
     for slot, ids in by_slot.items():
         column = TARGETS.c[f"try_count_{slot}"]
         targets = await session.execute(
@@ -574,7 +586,7 @@ def _dnc_call(
         "worker_id": "",
         "tm_lease_expire": None,
         "tm_end": now,
-        **{f"{name}": 0 if name in NUMERIC_REPORTS else "" for name in REPORTED},
+        **NOTHING_REPORTED,
     }
 
 
@@ -689,8 +701,13 @@ async def _close_attempts(
     plain = [c for c in closings if not c.retry_rules]
     if len(plain) < len(closings):
         await _close_targets_by_rules(session, [c for c in closings if c.retry_rules], now)
-    if not plain:
-        return
+    if plain:
+        await _close_targets(session, plain, now)
+    await _emit_closed(session, closings, now)
+
+
+async def _close_targets(session: AsyncSession, plain: Sequence[Closing], now: dt.datetime) -> None:
+    """Targets of attempts whose outplan has no retry rules: try_interval, as engine.md says."""
     limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
     await session.execute(
         update(TARGETS)
@@ -716,7 +733,6 @@ async def _close_attempts(
             for c in plain
         ],
     )
-    await _emit_closed(session, closings, now)
 
 
 async def _emit_closed(
