@@ -15,11 +15,11 @@ from outdial.db import Database
 from outdial.dialers import OutcomeKind
 from outdial.dialers.base import Outcome
 from outdial.engine import repository as engine_repo
-from outdial.events.outbox import EVENTS, read_events
+from outdial.events.outbox import EVENTS
 from outdial.models import Campaign
 from tests.conftest import Api, make_tenant
 from tests.engine_support import make_campaign, make_engine, run_round, scripted_dialer, tel
-from tests.integration.campaign_setup import new_campaign, new_outdial, new_outplan, new_target
+from tests.integration.campaign_setup import new_campaign, new_outdial, new_target
 
 
 async def all_events(database: Database) -> list[Any]:

@@ -3,7 +3,6 @@ imports, API edits and deletes, engine runs, a worker that dies mid-attempt and 
 that roll back; folding changes into the counts never changes what is read."""
 
 import asyncio
-import datetime as dt
 import uuid
 from collections import Counter
 from typing import Any

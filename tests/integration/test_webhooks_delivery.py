@@ -19,7 +19,7 @@ from outdial import metrics
 from outdial.channels.secrets import SecretBox
 from outdial.clock import FakeClock, SystemClock, utcnow
 from outdial.db import Database
-from outdial.dialers import Attempt, MockDialer, Outcome, OutcomeKind
+from outdial.dialers import MockDialer, Outcome, OutcomeKind
 from outdial.events.outbox import EVENTS, emit, event_json
 from outdial.models import Campaigncall, Customer, Webhook, WebhookDelivery
 from outdial.webhooks import sending

@@ -9,7 +9,6 @@ as dialable. A deleted outdial has nothing dialable.
 
 import datetime as dt
 import uuid
-from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
