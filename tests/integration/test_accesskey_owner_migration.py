@@ -37,7 +37,7 @@ async def test_keys_from_before_the_migration_keep_working_without_an_owner(
         now = dt.datetime(2026, 1, 1)
         # Core inserts name only the columns given: the table at 0002 has no agent_id yet.
         async with database.transaction() as session:
-            await session.execute(insert(Customer.__table__).values(
+            await session.execute(insert(databases.as_of(Customer.__table__, "contact_limits")).values(
                 id=customer_id, name="old", detail="", tm_create=now))
             await session.execute(insert(AccessKey.__table__).values(
                 id=uuid.uuid4(), customer_id=customer_id, name="old key", detail="",

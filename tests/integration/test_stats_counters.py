@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import MetaData, Table, delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from outdial.clock import FakeClock
@@ -259,11 +259,6 @@ async def test_one_compactor_at_a_time_and_another_takes_over_an_expired_lease(
     await assert_exact(database, scenario.outdial_id)
 
 
-def as_of(table: Table, *later: str) -> Table:
-    """`table` as it was before the migrations that added the `later` columns."""
-    return Table(table.name, MetaData(), *(c._copy() for c in table.c if c.name not in later))
-
-
 async def test_the_migration_counts_the_targets_already_there(database_url: str, clock: FakeClock) -> None:
     if database_url.startswith("sqlite"):
         url = database_url.replace("outdial.db", "before-0007.db")
@@ -281,7 +276,7 @@ async def test_the_migration_counts_the_targets_already_there(database_url: str,
         columns = {"customer_id": customer, "outdial_id": outdial, "name": "", "detail": "",
                    "data": "", "tm_create": now}
         async with database.transaction() as session:
-            await session.execute(insert(as_of(Customer.__table__, "contact_limits")).values(
+            await session.execute(insert(databases.as_of(Customer.__table__, "contact_limits")).values(
                 id=customer, name="c", detail="", tm_create=now))
             await session.execute(insert(Outdial.__table__).values(
                 id=outdial, customer_id=customer, campaign_id=uuid.UUID(int=0), name="", detail="",
@@ -294,7 +289,7 @@ async def test_the_migration_counts_the_targets_already_there(database_url: str,
                     for status, tries, deleted in [("idle", 0, False)] * 5 + [("done", 1, False)] * 3
                     + [("idle", 0, True)] * 2]
             # The table as it was before: without the columns later migrations add.
-            before = as_of(TARGETS, "answered", "timezone", "zone_key", "first_slot",
+            before = databases.as_of(TARGETS, "answered", "timezone", "zone_key", "first_slot",
                            "outcome_tries")
             await session.execute(insert(before), rows)
         await upgrade_database(database)
