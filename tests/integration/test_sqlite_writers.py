@@ -2,6 +2,7 @@
 the lock timeout, and a session that holds no transaction never blocks another session."""
 
 import asyncio
+from typing import Any
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -44,6 +45,18 @@ async def _names(database: Database) -> list[str]:
         return list(await session.scalars(select(ServerSecret.name).order_by(ServerSecret.name)))
 
 
+async def _queued(queue: Any, count: int, waiters: list[asyncio.Task[Any]]) -> None:
+    """Until `count` writers wait in the queue: bounded, and a writer that failed instead of
+    queueing raises its error here rather than leaving this loop to spin."""
+    async with asyncio.timeout(10):
+        while queue.waiting < count:
+            for waiter in waiters:
+                if waiter.done():
+                    waiter.result()
+                    raise AssertionError("a writer finished before the holder let it in")
+            await asyncio.sleep(0)
+
+
 async def test_writers_get_the_database_in_the_order_they_asked_for_it(
     databases: tuple[Database, Database], sqlite_url: str
 ) -> None:
@@ -56,8 +69,7 @@ async def test_writers_get_the_database_in_the_order_they_asked_for_it(
         for n in range(8):
             # Alternating engines, each writer queued before the next one asks.
             waiters.append(asyncio.create_task(_write(databases[n % 2], f"w{n}", written)))
-            while queue.waiting < n + 1:
-                await asyncio.sleep(0)
+            await _queued(queue, n + 1, waiters)
     await asyncio.gather(*waiters)
     assert written == [f"w{n}" for n in range(8)]
     assert await _names(databases[0]) == [f"w{n}" for n in range(8)]
