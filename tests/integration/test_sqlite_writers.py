@@ -2,11 +2,11 @@
 the lock timeout, and a session that holds no transaction never blocks another session."""
 
 import asyncio
-from typing import Any
 import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import exc, insert, select, text
