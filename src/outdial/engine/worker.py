@@ -145,7 +145,7 @@ class Engine:
                     )
             except Exception as error:  # noqa: BLE001 - logged, never lost
                 # One campaign's trouble must not hold up the others.
-                _log_failure(f"claiming for campaign {campaign_id}", error)
+                log_failure(f"claiming for campaign {campaign_id}", error)
                 continue
             metrics.CLAIM_SECONDS.observe(time.perf_counter() - began)
             for attempt in claimed:
@@ -351,10 +351,10 @@ class Engine:
                 try:
                     started = await self.step()
                 except Exception as error:  # noqa: BLE001 - logged, never lost
-                    _log_failure("an engine round (retrying)", error)
+                    log_failure("an engine round (retrying)", error)
                     started = 0
                 if started == 0:
-                    await self._first_of(
+                    await first_of(
                         stop.wait(),
                         self._recorded.wait(),
                         self.clock.sleep(self.config.poll_seconds),
@@ -376,7 +376,7 @@ class Engine:
         if not self._tasks:
             return
         log.info("waiting for %d attempts in flight", len(self._tasks))
-        await self._first_of(
+        await first_of(
             self.wait_dials(), self.clock.sleep(self.config.shutdown_grace_seconds)
         )
         if self._tasks:
@@ -392,7 +392,7 @@ class Engine:
             try:
                 await self.record()
             except Exception as error:  # noqa: BLE001 - logged, never lost
-                _log_failure("recording outcomes (retrying)", error)
+                log_failure("recording outcomes (retrying)", error)
                 await self.clock.sleep(self.config.poll_seconds)
                 self._ended.set()
 
@@ -402,20 +402,22 @@ class Engine:
             try:
                 await self.heartbeat()
             except Exception as error:  # noqa: BLE001 - logged, never lost
-                _log_failure("renewing leases", error)
-
-    @staticmethod
-    async def _first_of(*waits: Any) -> None:
-        tasks = [asyncio.ensure_future(w) for w in waits]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                log_failure("renewing leases", error)
 
 
-def _log_failure(what: str, error: Exception) -> None:
+async def first_of(*waits: Any) -> None:
+    """Until the first of `waits` ends; the others are cancelled (the engine and the webhook
+    deliverer wait for work or a stop this way)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def log_failure(what: str, error: Exception) -> None:
     """A database that stayed busy past a bounded wait is one line; anything else, a traceback."""
     if (reason := busy_reason(error)) is not None:
         log.warning("%s: the database is busy (%s)", what, reason)

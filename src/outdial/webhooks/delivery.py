@@ -20,7 +20,7 @@ from outdial.channels.secrets import SecretBox, SecretUnreadable
 from outdial.clock import Clock
 from outdial.db import Database
 # The engine's helpers: one way to race waits and to log a failed round.
-from outdial.engine.worker import Engine, _log_failure, new_worker_id
+from outdial.engine.worker import first_of, log_failure, new_worker_id
 from outdial.events import catalogue
 from outdial.events.outbox import emit, event_json
 from outdial.settings import Settings
@@ -210,7 +210,7 @@ class Deliverer:
                         lease_seconds=self.config.lease_seconds, most=self.config.claim_batch,
                     )
         except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
-            _log_failure(f"delivering to webhook {webhook_id}", error)
+            log_failure(f"delivering to webhook {webhook_id}", error)
             try:
                 async with self.database.transaction() as session:
                     await repo.release(session, self.worker_id, webhook_id)
@@ -332,10 +332,10 @@ class Deliverer:
                 try:
                     started = await self.step()
                 except Exception as error:  # noqa: BLE001 - logged, never lost
-                    _log_failure("a webhook round (retrying)", error)
+                    log_failure("a webhook round (retrying)", error)
                     started = 0
                 if started == 0:
-                    await Engine._first_of(stop.wait(), self._freed.wait(),
+                    await first_of(stop.wait(), self._freed.wait(),
                                     self.clock.sleep(self.config.poll_seconds))
                     self._freed.clear()
         finally:
@@ -354,7 +354,7 @@ class Deliverer:
     async def _drain(self) -> None:
         if not self._tasks:
             return
-        await Engine._first_of(self.wait_idle(), self.clock.sleep(self.config.timeout_seconds + 1))
+        await first_of(self.wait_idle(), self.clock.sleep(self.config.timeout_seconds + 1))
         for task in list(self._tasks.values()):
             task.cancel()
         if self._tasks:
@@ -366,5 +366,5 @@ class Deliverer:
             try:
                 await self.heartbeat()
             except Exception as error:  # noqa: BLE001 - logged, never lost
-                _log_failure("renewing webhook leases", error)
+                log_failure("renewing webhook leases", error)
 
