@@ -9,14 +9,17 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
 
-from outdial.api.deps import Ctx
+from outdial.api.deps import Ctx, credential
+from outdial.auth.service import AuthService
 from outdial.db import busy_reason
 from outdial.db.paging import MAX_PAGE_SIZE, PageRequest
-from outdial.errors import InvalidArgument
+from outdial.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from outdial.events.catalogue import EVENT_TYPES
 from outdial.events.outbox import event_json, read_events
 
@@ -103,13 +106,18 @@ async def list_events(
 async def stream_events(
     ctx: Ctx,
     request: Request,
+    # The credential `ctx` was checked with (FastAPI reads it once per request), kept to be
+    # checked again while the stream lasts.
+    secret: Annotated[str, Depends(credential)],
     after: After = None,
     types: Types = None,
     last_event_id: Annotated[str | None, Header(
         description="the last id received; sent by EventSource when it reconnects")] = None,
 ) -> StreamingResponse:
     """Your events as Server-Sent Events, live: those after `Last-Event-ID` (or `after`) first,
-    then each as it commits. A comment line comes every heartbeat period while none does."""
+    then each as it commits. A comment line comes every heartbeat period while none does.
+    The credential is checked again every heartbeat period: once it no longer holds (a key
+    deleted, a token expired, an agent deleted or demoted) the stream ends."""
     cursor = (parse_after(last_event_id, "Last-Event-ID") if last_event_id
               else parse_after(after, "after"))
     wanted = parse_types(types)
@@ -124,10 +132,16 @@ async def stream_events(
         nonlocal cursor
         # How long EventSource waits before reconnecting.
         yield f"retry: {round(settings.events_poll_seconds * 1000 * 4)}\n\n"
-        quiet_since = clock.now()
+        quiet_since = checked_at = clock.now()
         while not state.stopping:
             try:
                 async with database.sessions() as session:
+                    if (clock.now() - checked_at).total_seconds() >= settings.events_heartbeat_seconds:
+                        refusal = await why_refused(session, secret, state)
+                        if refusal is not None:
+                            yield f": credential refused: {refusal}\n\n"
+                            return
+                        checked_at = clock.now()
                     rows = await read_events(session, customer_id, cursor, wanted, MAX_PAGE_SIZE)
             except Exception as error:  # noqa: BLE001 - a busy database: look again later
                 if (reason := busy_reason(error)) is None:
@@ -152,3 +166,16 @@ async def stream_events(
         events(), media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def why_refused(session: AsyncSession, secret: str, state: State) -> str | None:
+    """Why the stream's credential no longer lets it read events, by the check every request
+    passes (None: it still does). A busy database raises, and the stream asks again at its
+    next look."""
+    try:
+        principal = await AuthService(session, state.clock).authenticate(
+            secret, state.signing_secret, state.credentials)
+        principal.require_manager()
+    except (Unauthenticated, PermissionDenied) as refused:
+        return refused.message
+    return None

@@ -1,0 +1,147 @@
+"""An open event stream checks its credential again every heartbeat period and ends once it no
+longer holds: a key deleted or expired, a login token expired, an agent deleted. Time is the
+app's fake clock; the test moves it on and waits only for the stream to reach its next look."""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from outdial.auth.service import AuthService
+from outdial.clock import FakeClock
+from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, Api, add_agent, assert_error
+from tests.integration.campaign_setup import new_outdial, new_target
+
+# A look of the stream takes a few statements; this bounds how long one may take on a loaded
+# machine before the test gives up.
+LOOK_TIMEOUT = 10.0
+
+
+async def _sleeping(clock: FakeClock, request: asyncio.Task[Any], sleepers: int) -> None:
+    """Until the stream has finished its look and sleeps on the clock again (or has ended)."""
+    async with asyncio.timeout(LOOK_TIMEOUT):
+        while not request.done() and len(clock._sleepers) < sleepers:
+            await asyncio.sleep(0.001)
+
+
+class Stream:
+    """GET /v1.0/events/stream in a task, moved on by the clock one poll period at a time."""
+
+    def __init__(self, api: Api, app: Any, clock: FakeClock, credential: str) -> None:
+        self.app, self.clock = app, clock
+        self.poll = app.state.settings.events_poll_seconds
+        self.sleepers = len(clock._sleepers) + 1  # the app's own, and the stream's
+        self.request = asyncio.create_task(api.get("/v1.0/events/stream", token=credential))
+
+    async def start(self) -> None:
+        await _sleeping(self.clock, self.request, self.sleepers)
+        assert not self.request.done(), self.request.result().text
+
+    async def leap(self, seconds: float) -> None:
+        """Move the clock on at once: the stream makes one look, however far it went."""
+        self.clock.advance(seconds)
+        await _sleeping(self.clock, self.request, self.sleepers)
+
+    async def run_for(self, seconds: float) -> float:
+        """Move the clock on by up to `seconds`, a poll period a step; the seconds it took for
+        the stream to end, or `seconds` if it is still open."""
+        moved = 0.0
+        while moved < seconds and not self.request.done():
+            self.clock.advance(self.poll)
+            moved += self.poll
+            await _sleeping(self.clock, self.request, self.sleepers)
+        return moved
+
+    async def body(self) -> str:
+        response: httpx.Response = await asyncio.wait_for(self.request, LOOK_TIMEOUT)
+        assert response.status_code == 200, response.text
+        return response.text
+
+
+async def _access_key(api: Api, expire: int = 3600) -> dict[str, Any]:
+    response = await api.post("/v1.0/accesskeys", json={"name": "stream", "expire": expire})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_a_live_credential_keeps_its_stream_open(api: Api, app: Any, clock: FakeClock) -> None:
+    heartbeat = app.state.settings.events_heartbeat_seconds
+    key = await _access_key(api)
+    stream = Stream(api, app, clock, key["token"])
+    await stream.start()
+    assert await stream.run_for(3 * heartbeat) == pytest.approx(3 * heartbeat)
+    assert not stream.request.done()  # checked three times, and still allowed
+    app.state.stopping = True
+    await stream.run_for(heartbeat)
+    app.state.stopping = False
+    body = await stream.body()
+    assert body.count(": heartbeat") == 3
+    assert "credential refused" not in body
+
+
+async def _delete_key(api: Api, app: Any, clock: FakeClock, key: dict[str, Any]) -> None:
+    response = await api.delete(f"/v1.0/accesskeys/{key['id']}")
+    assert response.status_code == 200, response.text
+
+
+async def _delete_agent(api: Api, app: Any, clock: FakeClock, key: dict[str, Any]) -> None:
+    async with app.state.database.transaction() as session:
+        await AuthService(session, clock).delete_agent("streamer")
+
+
+@pytest.mark.parametrize("revoke", [_delete_key, _delete_agent], ids=["key deleted", "agent deleted"])
+async def test_a_revoked_credential_stops_receiving_within_a_heartbeat_period(
+    api: Api, app: Any, clock: FakeClock,
+    revoke: Callable[[Api, Any, FakeClock, dict[str, Any]], Awaitable[None]],
+) -> None:
+    heartbeat = app.state.settings.events_heartbeat_seconds
+    outdial = await new_outdial(api)
+    target = await new_target(api, outdial["id"])
+    streamer = Api(api.http, await add_agent(app, clock, outdial["customer_id"], "streamer",
+                                             "manager"))
+    key = await _access_key(streamer)
+    stream = Stream(api, app, clock, key["token"])
+    await stream.start()
+    # Part way through a period: the next check is due at most a period from now.
+    await stream.run_for(heartbeat / 3)
+    # An event while the key is still good: it is sent.
+    deleted = await api.delete(f"/v1.0/outdials/{outdial['id']}/targets/{target['id']}")
+    assert deleted.status_code == 200, deleted.text
+    await stream.run_for(stream.poll)
+    await revoke(api, app, clock, key)
+    took = await stream.run_for(10 * heartbeat)
+    assert stream.request.done(), "the stream outlived its credential"
+    assert took <= heartbeat + stream.poll
+    body = await stream.body()
+    assert body.rstrip().splitlines()[-1].startswith(": credential refused: the access key is")
+    assert body.count("event: outdialtarget_updated") == 1
+    # Reconnecting is refused, as any call with that key.
+    assert_error(await api.get("/v1.0/events/stream", token=key["token"]), 401, "INVALID_CREDENTIALS")
+
+
+async def test_an_expiring_credential_ends_its_stream_once_expired(
+    api: Api, app: Any, clock: FakeClock,
+) -> None:
+    heartbeat = app.state.settings.events_heartbeat_seconds
+    lifetime = app.state.settings.token_lifetime_seconds
+    key = await _access_key(api, expire=int(4 * heartbeat))
+    by_key = Stream(api, app, clock, key["token"])
+    await by_key.start()
+    # Up to its expiry the key is good; it ends within a period past it.
+    took = await by_key.run_for(10 * heartbeat)
+    assert by_key.request.done()
+    assert 4 * heartbeat <= took <= 5 * heartbeat + by_key.poll
+    assert "credential refused: the access key" in await by_key.body()
+
+    token = await api.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+    by_token = Stream(api, app, clock, token)
+    await by_token.start()
+    await by_token.leap(lifetime - heartbeat)  # checked at that look, and still good
+    await by_token.run_for(heartbeat / 2)
+    assert not by_token.request.done()
+    took = await by_token.run_for(10 * heartbeat)
+    assert by_token.request.done()
+    assert took <= heartbeat + by_token.poll
+    assert "credential refused: the token is invalid or has expired" in await by_token.body()
