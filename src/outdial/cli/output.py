@@ -116,6 +116,16 @@ def milliseconds(value: Any) -> str:
     return f"{value / 1000:g}s"
 
 
+def duration(value: Any) -> str:
+    """Milliseconds in the largest unit that divides them: 86400000 → "1d", 90000 → "90s"."""
+    if not isinstance(value, int) or value <= 0:
+        return cell("", value)
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if value % size == 0:
+            return f"{value // size}{unit}"
+    return f"{value}ms"
+
+
 def waiting(target: dict[str, Any]) -> str:
     """Why a target waits, and until when: "outside_calling_window until 2026-06-01 15:00:00
     (America/Denver)"; just the reason when nothing more is known."""
@@ -168,6 +178,21 @@ COLUMNS: dict[str, list[Column]] = {
         Column("host", lambda c: str((c.get("settings") or {}).get("host", ""))),
         Column("created", _field("tm_create"), True),
     ],
+    "dnclist": [
+        Column("id", _field("id"), True), Column("name", _field("name")),
+        Column("applies to all", _field("applies_to_all"), True),
+        Column("detail", _field("detail")), Column("created", _field("tm_create"), True),
+    ],
+    "entry": [
+        Column("id", _field("id"), True), Column("type", _field("type"), True),
+        Column("value", _field("value"), True), Column("expires", _field("tm_expire"), True),
+        Column("created", _field("tm_create"), True),
+    ],
+    "contactlimit": [
+        Column("max", _field("max"), True),
+        Column("window", lambda c: duration(c.get("window")), True),
+        Column("counts", _field("count"), True),
+    ],
     "webhook": [
         Column("id", _field("id"), True), Column("url", _field("url")),
         Column("status", _field("status"), True),
@@ -219,6 +244,9 @@ LEFT_OUT_FIRST: dict[str, list[str]] = {
     "campaign": ["created", "outplan", "outdial", "end"],
     "channel": ["created", "host"],
     "webhook": ["created", "events"],
+    "dnclist": ["created", "detail"],
+    "entry": ["created", "type", "expires"],
+    "contactlimit": [],
     "delivery": ["at", "ms", "type", "error"],
     "campaigncall": ["created", "target", "result", "try", "status"],
     "campaigncall_brief": ["result", "at", "try"],

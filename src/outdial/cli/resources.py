@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -253,6 +254,9 @@ class DestinationOrderCommand(TyperCommand):
 TelOpt = Annotated[list[str] | None, typer.Option("--tel", help="an E.164 number (repeatable)")]
 SipOpt = Annotated[list[str] | None, typer.Option("--sip", help="a SIP URI (repeatable)")]
 EmailOpt = Annotated[list[str] | None, typer.Option("--email", help="an email address (repeatable)")]
+TimezoneOpt = Annotated[str | None, typer.Option(
+    help="the target's IANA time zone for calling windows, e.g. America/Chicago (default: "
+         "its numbers' zones)")]
 DestinationJsonOpt = Annotated[str | None, typer.Option(
     "--destination-json",
     help='addresses as JSON: one {"type", "target", ...} or a list of up to 5 (null allowed)')]
@@ -301,14 +305,15 @@ def targets_create(
     detail: Annotated[str, typer.Option()] = "",
     data: Annotated[str, typer.Option()] = "",
     tel: TelOpt = None, sip: SipOpt = None, email: EmailOpt = None,
-    destination_json: DestinationJsonOpt = None,
+    destination_json: DestinationJsonOpt = None, timezone: TimezoneOpt = None,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Add a target; its destinations are the --tel/--sip/--email given, in that order."""
     addresses = destinations_from_options(ctx, tel, sip, email, destination_json)
     if addresses is None:
         raise typer.BadParameter("give at least one --tel, --sip, --email or --destination-json")
-    body = _with_destinations({"name": name, "detail": detail, "data": data}, addresses)
+    body = _with_destinations(_set({"name": name, "detail": detail, "data": data},
+                                   timezone=timezone), addresses)
     with connect(url, token) as client:
         Output(as_json).item(client.post(path("outdials", outdial, "targets"), body))
 
@@ -331,17 +336,22 @@ def targets_update(
     data: Annotated[str | None, typer.Option()] = None,
     tel: TelOpt = None, sip: SipOpt = None, email: EmailOpt = None,
     destination_json: DestinationJsonOpt = None,
+    timezone: Annotated[str | None, typer.Option(
+        help='an IANA time zone, or "" for none (its numbers\' zones)')] = None,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Change a target; destinations given replace all of its destinations, the rest is kept."""
     addresses = destinations_from_options(ctx, tel, sip, email, destination_json)
-    if addresses is None and name is None and detail is None and data is None:
+    if addresses is None and name is None and detail is None and data is None and timezone is None:
         raise typer.BadParameter("give at least one field to change")
     with connect(url, token) as client:
         here = path("outdials", outdial, "targets", target_id)
         current = client.get(here)
-        body = _set({key: current[key] for key in ("name", "detail", "data")},
+        # PUT replaces every field: those not given are sent as they are.
+        body = _set({key: current.get(key) for key in ("name", "detail", "data", "timezone")},
                     name=name, detail=detail, data=data)
+        if timezone is not None:
+            body["timezone"] = timezone or None
         body = _with_destinations(body, addresses if addresses is not None else
                                   [current[f"destination_{n}"] for n in range(5)])
         Output(as_json).item(client.put(here, body))
@@ -368,11 +378,18 @@ SipChannelOpt = Annotated[str | None, typer.Option(
     "--sip-channel", help="channel dialing tel and sip destinations (nil UUID: none)")]
 EmailChannelOpt = Annotated[str | None, typer.Option(
     "--email-channel", help="channel sending to email destinations (nil UUID: none)")]
+RetryRulesOpt = Annotated[str | None, typer.Option(
+    "--retry-rules-json",
+    help='what each outcome does next, e.g. {"busy": {"interval": 120000, "max_tries": 3, '
+         '"next": "retry", "backoff": 2}}; null: try_interval for every outcome')]
+DIAL_INFO = ("source", "dial_timeout", "try_interval", *(f"max_try_count_{n}" for n in range(5)),
+             "retry_rules")
 
 
 def _dial_info(source: str | None, dial_timeout: int | None, try_interval: int | None,
                max_try_count: list[int] | None, sip_channel: str | None = None,
-               email_channel: str | None = None) -> dict[str, Any]:
+               email_channel: str | None = None,
+               retry_rules_json: str | None = None) -> dict[str, Any]:
     if max_try_count and len(max_try_count) > 5:
         raise typer.BadParameter("at most 5 values (slots 0-4)", param_hint="--max-try-count")
     info = _set({}, dial_timeout=dial_timeout, try_interval=try_interval,
@@ -380,6 +397,9 @@ def _dial_info(source: str | None, dial_timeout: int | None, try_interval: int |
                 sip_channel_id=sip_channel, email_channel_id=email_channel)
     for slot, count in enumerate(max_try_count or []):
         info[f"max_try_count_{slot}"] = count
+    if retry_rules_json is not None:
+        # null is a value here: it takes the rules away.
+        info["retry_rules"] = _json_option(retry_rules_json, "--retry-rules-json")
     return info
 
 
@@ -398,12 +418,13 @@ def outplans_create(
     source: SourceOpt = None, dial_timeout: DialTimeoutOpt = None,
     try_interval: TryIntervalOpt = None, max_try_count: MaxTryOpt = None,
     sip_channel: SipChannelOpt = None, email_channel: EmailChannelOpt = None,
+    retry_rules_json: RetryRulesOpt = None,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Create an outplan; values not given take the server's defaults."""
     body = {"name": name, "detail": detail,
             **_dial_info(source, dial_timeout, try_interval, max_try_count, sip_channel,
-                         email_channel)}
+                         email_channel, retry_rules_json)}
     with connect(url, token) as client:
         Output(as_json).item(client.post(path("outplans"), body))
 
@@ -424,11 +445,12 @@ def outplans_update(
     source: SourceOpt = None, dial_timeout: DialTimeoutOpt = None,
     try_interval: TryIntervalOpt = None, max_try_count: MaxTryOpt = None,
     sip_channel: SipChannelOpt = None, email_channel: EmailChannelOpt = None,
+    retry_rules_json: RetryRulesOpt = None,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Change an outplan; fields not given are kept."""
     info = _dial_info(source, dial_timeout, try_interval, max_try_count, sip_channel,
-                      email_channel)
+                      email_channel, retry_rules_json)
     if name is None and detail is None and not info:
         raise typer.BadParameter("give at least one field to change")
     with connect(url, token) as client:
@@ -438,8 +460,10 @@ def outplans_update(
             answer = client.put(here, _set({"name": answer["name"], "detail": answer["detail"]},
                                            name=name, detail=detail))
         if info:
-            keys = ["source", "dial_timeout", "try_interval", *(f"max_try_count_{n}" for n in range(5))]
-            answer = client.put(f"{here}/dial_info", {**{k: answer.get(k) for k in keys}, **info})
+            # PUT dial_info replaces these (the channels are kept when left out): send the
+            # current value of each one not given.
+            answer = client.put(f"{here}/dial_info",
+                                {**{k: answer.get(k) for k in DIAL_INFO}, **info})
         Output(as_json).item(answer)
 
 
@@ -462,7 +486,54 @@ DialRateOpt = Annotated[int | None, typer.Option(help="most new attempts per sec
 ActionsOpt = Annotated[str | None, typer.Option(
     "--actions-json", help='the dialer\'s actions, e.g. [{"type": "talk", "option": {}}]')]
 ServiceLevelOpt = Annotated[int | None, typer.Option()]
+WindowDaysOpt = Annotated[str | None, typer.Option(
+    "--window-days", help="calling window: the days it opens, e.g. mon-fri or mon,wed,sat")]
+WindowStartOpt = Annotated[str | None, typer.Option(
+    "--window-start", help="calling window: local opening time, HH:MM")]
+WindowEndOpt = Annotated[str | None, typer.Option(
+    "--window-end", help="calling window: local closing time, HH:MM (24:00: midnight)")]
+WindowZoneOpt = Annotated[str | None, typer.Option(
+    "--window-timezone",
+    help="calling window: the IANA zone of destinations with no known zone (sip, email)")]
+HolidayOpt = Annotated[list[str] | None, typer.Option(
+    "--window-holiday", help="calling window: a local date YYYY-MM-DD it stays shut (repeatable)")]
+PriorityOpt = Annotated[Literal["due_first", "fresh_first"] | None, typer.Option(
+    help="due_first: earliest due first; fresh_first: untried targets before retries")]
+DnclistOpt = Annotated[list[str] | None, typer.Option(
+    "--dnclist", help="a do-not-call list to honour, besides those applying to all (repeatable)")]
 CAMPAIGN_BASICS = ("type", "name", "detail", "end_handle", "concurrency", "dial_rate")
+WINDOW_REQUIRED = {"days": "--window-days", "start": "--window-start", "end": "--window-end",
+                   "timezone_default": "--window-timezone"}
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_days(text: str) -> list[str]:
+    """"mon-fri" or "mon,wed,sat-sun" → the days in week order; a range may wrap (fri-mon)."""
+    days: set[str] = set()
+    for part in text.lower().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        for day in (first, last or first):
+            if day not in DAYS:
+                raise typer.BadParameter(f"{day!r} is not one of {', '.join(DAYS)}",
+                                         param_hint="--window-days")
+        start, end = DAYS.index(first), DAYS.index(last or first)
+        days.update(DAYS[(start + n) % 7] for n in range((end - start) % 7 + 1))
+    return [day for day in DAYS if day in days]
+
+
+def calling_window(current: dict[str, Any] | None, days: str | None, start: str | None,
+                   end: str | None, zone: str | None,
+                   holidays: list[str] | None) -> dict[str, Any] | None:
+    """The window the options describe, written over `current`; None when none was given. A
+    new window needs its days, hours and default zone."""
+    given = _set({}, days=None if days is None else parse_days(days), start=start, end=end,
+                 timezone_default=zone, holidays=holidays)
+    if not given:
+        return None
+    window = {**(current or {}), **given}
+    if missing := [option for key, option in WINDOW_REQUIRED.items() if key not in window]:
+        raise typer.BadParameter(f"a calling window needs {', '.join(missing)} too")
+    return window
 CAMPAIGN_RESOURCES = ("outplan_id", "outdial_id", "queue_id", "next_campaign_id")
 
 
@@ -486,14 +557,22 @@ def campaigns_create(
     service_level: ServiceLevelOpt = None,
     queue: Annotated[str | None, typer.Option(help="a queue id (kept for compatibility)")] = None,
     next_campaign: Annotated[str | None, typer.Option(help="a campaign id")] = None,
+    window_days: WindowDaysOpt = None, window_start: WindowStartOpt = None,
+    window_end: WindowEndOpt = None, window_timezone: WindowZoneOpt = None,
+    window_holiday: HolidayOpt = None, priority: PriorityOpt = None,
+    dnclist: DnclistOpt = None,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Create a campaign (status stop; start it with `campaigns run`)."""
+    """Create a campaign (status stop; start it with `campaigns run`). Without --window-*
+    options it may dial at any time."""
     body = _set({"type": campaign_type, "name": name, "detail": detail,
                  "outdial_id": outdial, "outplan_id": outplan},
                 end_handle=end_handle, concurrency=concurrency, dial_rate=dial_rate,
                 service_level=service_level, queue_id=queue, next_campaign_id=next_campaign,
-                actions=_json_option(actions_json, "--actions-json"))
+                actions=_json_option(actions_json, "--actions-json"),
+                calling_window=calling_window(None, window_days, window_start, window_end,
+                                              window_timezone, window_holiday),
+                priority=priority, dnclist_ids=dnclist)
     with connect(url, token) as client:
         Output(as_json).item(client.post(path("campaigns"), body))
 
@@ -518,19 +597,43 @@ def campaigns_update(
     outplan: Annotated[str | None, typer.Option()] = None,
     queue: Annotated[str | None, typer.Option()] = None,
     next_campaign: Annotated[str | None, typer.Option()] = None,
+    window_days: WindowDaysOpt = None, window_start: WindowStartOpt = None,
+    window_end: WindowEndOpt = None, window_timezone: WindowZoneOpt = None,
+    window_holiday: HolidayOpt = None,
+    no_window: Annotated[bool, typer.Option(
+        "--no-window", help="take the calling window away: dial at any time")] = False,
+    priority: PriorityOpt = None, dnclist: DnclistOpt = None,
+    no_dnclists: Annotated[bool, typer.Option(
+        "--no-dnclists", help="honour no list but those applying to all")] = False,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
-    """Change a campaign; fields not given are kept."""
+    """Change a campaign; fields not given are kept. The --window-* options given replace
+    those parts of its calling window (--window-holiday: all its holidays); --dnclist replaces
+    its lists."""
+    window_given = any(option is not None for option in (
+        window_days, window_start, window_end, window_timezone, window_holiday))
+    if no_window and window_given:
+        raise typer.BadParameter("give either --no-window or --window-* options")
+    if no_dnclists and dnclist:
+        raise typer.BadParameter("give either --no-dnclists or --dnclist")
     basics = _set({}, name=name, detail=detail, end_handle=end_handle, concurrency=concurrency,
-                  dial_rate=dial_rate)
+                  dial_rate=dial_rate, priority=priority,
+                  dnclist_ids=[] if no_dnclists else dnclist)
     resources = _set({}, outdial_id=outdial, outplan_id=outplan, queue_id=queue,
                      next_campaign_id=next_campaign)
     actions = _json_option(actions_json, "--actions-json")
-    if not basics and not resources and actions is None and service_level is None:
+    if (not basics and not resources and actions is None and service_level is None
+            and not window_given and not no_window):
         raise typer.BadParameter("give at least one field to change")
     with connect(url, token) as client:
         here = path("campaigns", campaign_id)
         answer = client.get(here)
+        if no_window:
+            basics["calling_window"] = None  # sent as null: no window any more
+        elif window_given:
+            basics["calling_window"] = calling_window(
+                answer.get("calling_window"), window_days, window_start, window_end,
+                window_timezone, window_holiday)
         if basics:
             # PUT replaces these together: send the current values of those not given.
             current = {k: answer[k] for k in CAMPAIGN_BASICS if k in answer}
@@ -830,50 +933,81 @@ def _counts(job: dict[str, Any]) -> str:
             f"{job.get('rows_duplicate', 0)} duplicate")
 
 
-def _follow_hint(outdial: str, job_id: str) -> str:
-    return f"outdial imports show {job_id} --outdial {outdial} --follow"
+@dataclass(frozen=True)
+class Holder:
+    """What an import fills: an outdial (its targets) or a do-not-call list (its entries)."""
+
+    collection: Literal["outdials", "dnclists"]
+    id: str
+
+    def path(self, *parts: str) -> str:
+        return path(self.collection, self.id, *parts)
+
+    @property
+    def option(self) -> str:
+        return "--outdial" if self.collection == "outdials" else "--dnclist"
 
 
-def import_file(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
-                                         help="a .csv, .ndjson/.jsonl or .json file")],
-    outdial: OutdialOpt,
-    region: Annotated[str | None, typer.Option(
-        help="country (ISO 3166, e.g. US) of numbers written without +country code")] = None,
-    dedupe: Annotated[bool, typer.Option(
-        help="skip rows whose first destination is already in the outdial or the file")] = False,
-    validation: Annotated[Literal["possible", "valid"] | None, typer.Option(
-        help="possible: plausible length; valid: also a range in service (default: possible)")] = None,
-    file_format: Annotated[Literal["csv", "ndjson", "json"] | None, typer.Option(
-        "--format", help="the file's format (default: from its extension)")] = None,
-    show_errors: Annotated[int, typer.Option("--errors", min=0, help="bad rows to show")] = 10,
-    poll: Annotated[float, typer.Option(min=0.05, help="seconds between progress checks")] = 0.5,
-    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
-) -> None:
-    """Import targets from a file, streamed, following the job's counts until it ends."""
+def _follow_hint(holder: Holder, job_id: str) -> str:
+    return f"outdial imports show {job_id} {holder.option} {holder.id} --follow"
+
+
+def _file_kind(file: Path, file_format: str | None) -> str:
     kind = file_format or EXTENSIONS.get(file.suffix.lower())
     if kind is None:
         raise typer.BadParameter(f"cannot tell the format of {file.name}; give --format",
                                  param_hint="FILE")
+    return kind
+
+
+FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="a .csv, .ndjson/.jsonl or .json file")]
+RegionOpt = Annotated[str | None, typer.Option(
+    help="country (ISO 3166, e.g. US) of numbers written without +country code")]
+FileFormatOpt = Annotated[Literal["csv", "ndjson", "json"] | None, typer.Option(
+    "--format", help="the file's format (default: from its extension)")]
+ShowErrorsOpt = Annotated[int, typer.Option("--errors", min=0, help="bad rows to show")]
+PollOpt = Annotated[float, typer.Option(min=0.05, help="seconds between progress checks")]
+
+
+def import_file(
+    file: FileArg,
+    outdial: OutdialOpt,
+    region: RegionOpt = None,
+    dedupe: Annotated[bool, typer.Option(
+        help="skip rows whose first destination is already in the outdial or the file")] = False,
+    validation: Annotated[Literal["possible", "valid"] | None, typer.Option(
+        help="possible: plausible length; valid: also a range in service (default: possible)")] = None,
+    file_format: FileFormatOpt = None, show_errors: ShowErrorsOpt = 10, poll: PollOpt = 0.5,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Import targets from a file, streamed, following the job's counts until it ends."""
+    params = {"default_region": region, "validation": validation, "dedupe": dedupe or None}
+    run_import(Holder("outdials", outdial), file, _file_kind(file, file_format), params,
+               show_errors, poll, url, token, as_json)
+
+
+def run_import(holder: Holder, file: Path, kind: str, params: dict[str, Any], show_errors: int,
+               poll: float, url: str | None, token: str | None, as_json: bool) -> None:
+    """Send the file to the holder's imports, show its progress, then the finished job."""
     # The id is chosen here so that the job can be followed (here or from elsewhere) while
     # the file is still being sent: the server answers the upload only once it has ended.
     job_id = str(uuid.uuid4())
-    params = {"default_region": region, "validation": validation, "dedupe": dedupe or None,
-              "id": job_id}
+    params = {**params, "id": job_id}
     with connect(url, token) as client:
         # On one line however narrow the terminal: the command is meant to be copied.
-        err_console.print(f"import {job_id}: follow it from elsewhere with `{_follow_hint(outdial, job_id)}`",
+        err_console.print(f"import {job_id}: follow it from elsewhere with `{_follow_hint(holder, job_id)}`",
                           soft_wrap=True)
-        upload = _Upload(client, file, path("outdials", outdial, "imports"), IMPORT_TYPES[kind], params)
+        upload = _Upload(client, file, holder.path("imports"), IMPORT_TYPES[kind], params)
         try:
-            job = _send_and_follow(client, upload, outdial, job_id, poll, as_json)
+            job = _send_and_follow(client, upload, holder, job_id, poll, as_json)
         except KeyboardInterrupt:
             if upload.finished:
                 err_console.print(f"stopped following; import {job_id} goes on on the server: "
-                                  f"`{_follow_hint(outdial, job_id)}`", soft_wrap=True)
+                                  f"`{_follow_hint(holder, job_id)}`", soft_wrap=True)
             else:
                 err_console.print(f"upload stopped: import {job_id} fails on the server and "
-                                  f"imports no row; see it with `{_follow_hint(outdial, job_id)}`",
+                                  f"imports no row; see it with `{_follow_hint(holder, job_id)}`",
                                   soft_wrap=True)
             raise typer.Exit(130) from None
     if as_json:
@@ -884,11 +1018,11 @@ def import_file(
         raise typer.Exit(1)
 
 
-def _send_and_follow(client: ApiClient, upload: _Upload, outdial: str, job_id: str, poll: float,
-                     quiet: bool) -> dict[str, Any]:
+def _send_and_follow(client: ApiClient, upload: _Upload, holder: Holder, job_id: str,
+                     poll: float, quiet: bool) -> dict[str, Any]:
     """Send the file and, meanwhile, show what is sent and the job's counts as it checks and
     writes the rows; the answer to the upload is the finished job."""
-    here = path("outdials", outdial, "imports", job_id)
+    here = holder.path("imports", job_id)
     progress = Progress(TextColumn("{task.description:>10}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                         TimeElapsedColumn(), console=err_console, disable=quiet)
     # A client of its own: the upload's holds its connection until the job ends.
@@ -916,10 +1050,10 @@ def _send_and_follow(client: ApiClient, upload: _Upload, outdial: str, job_id: s
     return upload.job
 
 
-def _follow_import(client: ApiClient, outdial: str, job: dict[str, Any], poll: float,
+def _follow_import(client: ApiClient, holder: Holder, job: dict[str, Any], poll: float,
                    quiet: bool) -> dict[str, Any]:
     """Poll the job until it is no longer running, with its counts."""
-    here = path("outdials", outdial, "imports", str(job["id"]))
+    here = holder.path("imports", str(job["id"]))
     progress = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("rows"), TimeElapsedColumn(), console=err_console,
                         disable=quiet)
@@ -950,15 +1084,28 @@ def _print_import(job: dict[str, Any], show_errors: int) -> None:
         console.print(table)
 
 
-imports_app = typer.Typer(help="An outdial's import jobs.", no_args_is_help=True)
+imports_app = typer.Typer(help="The import jobs of an outdial or a do-not-call list.",
+                          no_args_is_help=True)
+HolderOutdialOpt = Annotated[str | None, typer.Option(
+    "--outdial", show_default=False, help="the outdial's id")]
+HolderDnclistOpt = Annotated[str | None, typer.Option(
+    "--dnclist", show_default=False, help="the do-not-call list's id")]
+
+
+def _holder(outdial: str | None, dnclist: str | None) -> Holder:
+    if (outdial is None) == (dnclist is None):
+        raise typer.BadParameter("give one of --outdial and --dnclist")
+    return Holder("outdials", outdial) if outdial is not None else Holder("dnclists", str(dnclist))
 
 
 @imports_app.command("list")
-def imports_list(outdial: OutdialOpt, limit: LimitOpt = 100, url: UrlOpt = None,
-                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """List an outdial's import jobs, newest first."""
+def imports_list(outdial: HolderOutdialOpt = None, dnclist: HolderDnclistOpt = None,
+                 limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                 as_json: JsonOpt = False) -> None:
+    """List the import jobs of an outdial or a do-not-call list, newest first."""
+    holder = _holder(outdial, dnclist)
     with connect(url, token) as client:
-        jobs, next_token = client.pages(path("outdials", outdial, "imports"), limit)
+        jobs, next_token = client.pages(holder.path("imports"), limit)
     if as_json:
         print_json({"result": jobs, "next_page_token": next_token})
         return
@@ -976,18 +1123,19 @@ def imports_list(outdial: OutdialOpt, limit: LimitOpt = 100, url: UrlOpt = None,
 
 @imports_app.command("show")
 def imports_show(
-    import_id: Annotated[str, typer.Argument(metavar="ID")], outdial: OutdialOpt,
+    import_id: Annotated[str, typer.Argument(metavar="ID")],
+    outdial: HolderOutdialOpt = None, dnclist: HolderDnclistOpt = None,
     follow: Annotated[bool, typer.Option("--follow", help="show its counts until it ends")] = False,
-    show_errors: Annotated[int, typer.Option("--errors", min=0, help="bad rows to show")] = 10,
-    poll: Annotated[float, typer.Option(min=0.05, help="seconds between progress checks")] = 0.5,
+    show_errors: ShowErrorsOpt = 10, poll: PollOpt = 0.5,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Show an import job; with --follow, until it ends (exit 1 if it failed)."""
+    holder = _holder(outdial, dnclist)
     with connect(url, token) as client:
-        job = client.get(path("outdials", outdial, "imports", import_id))
+        job = client.get(holder.path("imports", import_id))
         if follow:
             try:
-                job = _follow_import(client, outdial, job, poll, as_json)
+                job = _follow_import(client, holder, job, poll, as_json)
             except KeyboardInterrupt:
                 err_console.print(f"stopped following import {import_id}; it goes on on the server")
                 raise typer.Exit(130) from None
@@ -1008,31 +1156,236 @@ def export(
 ) -> None:
     """Export an outdial's targets (with status and try counts), streamed."""
     with connect(url, token) as client:
-        chunks = client.download(path("outdials", outdial, "targets", "export"), format=export_format)
-        if output is None:
+        save(client.download(path("outdials", outdial, "targets", "export"), format=export_format),
+             output)
+
+
+def save(chunks: Iterator[bytes], output: Path | None) -> None:
+    """A download to stdout, or to `output` whole or not at all."""
+    if output is None:
+        for chunk in chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+        return
+    # Written beside the destination and renamed at the end: a failed export leaves no
+    # half file under the name the user asked for.
+    partial = output.with_name(output.name + ".part")
+    written = 0
+    try:
+        with partial.open("wb") as sink:
             for chunk in chunks:
-                sys.stdout.buffer.write(chunk)
-            sys.stdout.buffer.flush()
-            return
-        # Written beside the destination and renamed at the end: a failed export leaves no
-        # half file under the name the user asked for.
-        partial = output.with_name(output.name + ".part")
-        written = 0
-        try:
-            with partial.open("wb") as sink:
-                for chunk in chunks:
-                    written += sink.write(chunk)
-            partial.replace(output)
-        finally:
-            partial.unlink(missing_ok=True)
-        err_console.print(f"wrote {written} bytes to {output}")
+                written += sink.write(chunk)
+        partial.replace(output)
+    finally:
+        partial.unlink(missing_ok=True)
+    err_console.print(f"wrote {written} bytes to {output}")
 
 
-def stats(outdial: OutdialOpt, url: UrlOpt = None, token: TokenOpt = None,
-          as_json: JsonOpt = False) -> None:
+def stats(outdial: OutdialOpt,
+          reasons: Annotated[bool, typer.Option(
+              "--reasons", help="also count the targets per waiting reason (reads every target)")] = False,
+          url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Show an outdial's live statistics: targets by status, attempts per slot, dialable now."""
     with connect(url, token) as client:
-        Output(as_json).figures(client.get(path("outdials", outdial, "stats")), "statistics")
+        Output(as_json).figures(client.get(path("outdials", outdial, "stats"),
+                                           reasons=reasons or None), "statistics")
+
+
+# --- do-not-call lists -------------------------------------------------------------------------
+
+dnclists_app = typer.Typer(help="Do-not-call lists: destinations your campaigns never dial.",
+                           no_args_is_help=True)
+entries_app = typer.Typer(help="The entries of a do-not-call list.", no_args_is_help=True)
+dnclists_app.add_typer(entries_app, name="entries")
+ListArg = Annotated[str, typer.Argument(metavar="LIST", help="the list's id")]
+AppliesToAllOpt = Annotated[bool | None, typer.Option(
+    "--applies-to-all/--named-only",
+    help="honoured by every campaign of yours, or only by those naming it (--dnclist)")]
+
+
+@dnclists_app.command("list")
+def dnclists_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                  as_json: JsonOpt = False) -> None:
+    """List your do-not-call lists, newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("dnclist", *client.pages(path("dnclists"), limit))
+
+
+@dnclists_app.command("create")
+def dnclists_create(
+    name: Annotated[str, typer.Option()] = "",
+    detail: Annotated[str, typer.Option()] = "",
+    applies_to_all: AppliesToAllOpt = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Create a do-not-call list (named only, unless --applies-to-all)."""
+    body = {"name": name, "detail": detail, "applies_to_all": bool(applies_to_all)}
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(path("dnclists"), body))
+
+
+def dnclists_show(dnclist_id: ListArg, url: UrlOpt = None, token: TokenOpt = None,
+                  as_json: JsonOpt = False) -> None:
+    """Show one do-not-call list."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.get(path("dnclists", dnclist_id)))
+
+
+dnclists_app.command("show")(dnclists_show)
+dnclists_app.command("get", hidden=True)(dnclists_show)  # the other resources' word
+
+
+@dnclists_app.command("update")
+def dnclists_update(
+    dnclist_id: ListArg,
+    name: Annotated[str | None, typer.Option()] = None,
+    detail: Annotated[str | None, typer.Option()] = None,
+    applies_to_all: AppliesToAllOpt = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Change a list's name, detail or reach; the rest is kept."""
+    if name is None and detail is None and applies_to_all is None:
+        raise typer.BadParameter("give at least one of --name, --detail, --applies-to-all, "
+                                 "--named-only")
+    with connect(url, token) as client:
+        here = path("dnclists", dnclist_id)
+        current = client.get(here)
+        body = _set({key: current[key] for key in ("name", "detail", "applies_to_all")},
+                    name=name, detail=detail, applies_to_all=applies_to_all)
+        Output(as_json).item(client.put(here, body))
+
+
+@dnclists_app.command("delete")
+def dnclists_delete(dnclist_id: ListArg, url: UrlOpt = None, token: TokenOpt = None,
+                    as_json: JsonOpt = False) -> None:
+    """Delete a list: from the next claim on, no campaign honours it."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.delete(path("dnclists", dnclist_id)))
+
+
+@entries_app.command("add")
+def entries_add(
+    dnclist_id: ListArg,
+    value: Annotated[str, typer.Argument(
+        help="a phone number (+E.164, or national with --region), a SIP URI or an email address")],
+    region: RegionOpt = None,
+    expire: Annotated[str | None, typer.Option(
+        help="when the entry stops counting, UTC, e.g. 2027-06-30T00:00:00Z (default: never)")] = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Add a destination to a list, stored normalised; it counts from the next claim."""
+    body = _set({"value": value}, default_region=region, tm_expire=expire)
+    with connect(url, token) as client:
+        Output(as_json).item(client.post(path("dnclists", dnclist_id, "entries"), body))
+
+
+@entries_app.command("list")
+def entries_list(dnclist_id: ListArg, limit: LimitOpt = 100, url: UrlOpt = None,
+                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """List a list's entries, newest first."""
+    with connect(url, token) as client:
+        Output(as_json).items("entry", *client.pages(path("dnclists", dnclist_id, "entries"), limit))
+
+
+@entries_app.command("remove")
+def entries_remove(dnclist_id: ListArg,
+                   entry_id: Annotated[str, typer.Argument(metavar="ENTRY", help="the entry's id")],
+                   url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Remove an entry: the destination may be dialed again."""
+    with connect(url, token) as client:
+        Output(as_json).item(client.delete(path("dnclists", dnclist_id, "entries", entry_id)))
+
+
+@dnclists_app.command("import")
+def dnclists_import(
+    dnclist_id: ListArg, file: FileArg, region: RegionOpt = None,
+    file_format: FileFormatOpt = None, show_errors: ShowErrorsOpt = 10, poll: PollOpt = 0.5,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Import entries (columns value, tm_expire) from a file, following the job until it ends."""
+    run_import(Holder("dnclists", dnclist_id), file, _file_kind(file, file_format),
+               {"default_region": region}, show_errors, poll, url, token, as_json)
+
+
+@dnclists_app.command("export")
+def dnclists_export(
+    dnclist_id: ListArg,
+    export_format: Annotated[Literal["csv", "ndjson"], typer.Option("--format")] = "csv",
+    output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
+                                                help="write here instead of stdout")] = None,
+    url: UrlOpt = None, token: TokenOpt = None,
+) -> None:
+    """Export every entry of a list, streamed (it imports back unchanged)."""
+    with connect(url, token) as client:
+        save(client.download(path("dnclists", dnclist_id, "entries", "export"),
+                             format=export_format), output)
+
+
+# --- contact limits ----------------------------------------------------------------------------
+
+contactlimits_app = typer.Typer(
+    help="Contact limits: how often one destination may be contacted, across every campaign "
+         "and channel.", no_args_is_help=True)
+UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_limit(text: str) -> dict[str, Any]:
+    """"3/1d" → {"max": 3, "window": 86400000}; "1/7d/answered" counts answered contacts. The
+    window is in ms, or with a unit: s, m, h, d."""
+    parts = text.strip().split("/")
+    problem = "write MAX/WINDOW[/answered], e.g. 3/1d, 7/168h or 1/7d/answered"
+    if len(parts) not in (2, 3) or not parts[0].isdigit():
+        raise typer.BadParameter(f"{text!r}: {problem}", param_hint="--limit")
+    window = parts[1].strip().lower()
+    number = window.rstrip("smhd")
+    unit = window[len(number):] or "ms"
+    if not number.isdigit() or unit not in UNITS_MS:
+        raise typer.BadParameter(f"{text!r}: the window is ms, or a number with s, m, h or d",
+                                 param_hint="--limit")
+    limit: dict[str, Any] = {"max": int(parts[0]), "window": int(number) * UNITS_MS[unit]}
+    if len(parts) == 3:
+        if parts[2] not in ("attempts", "answered"):
+            raise typer.BadParameter(f"{text!r}: count attempts or answered", param_hint="--limit")
+        limit["count"] = parts[2]
+    return limit
+
+
+def _print_limits(answer: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(answer)
+        return
+    limits = answer.get("limits") or []
+    if not limits:
+        err_console.print("no contact limits")
+        return
+    console.print(list_table("contactlimit", limits))
+
+
+@contactlimits_app.command("show")
+def contactlimits_show(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Show your contact limits."""
+    with connect(url, token) as client:
+        _print_limits(client.get(path("contactlimits")), as_json)
+
+
+@contactlimits_app.command("set")
+def contactlimits_set(
+    limit: Annotated[list[str], typer.Option(
+        "--limit", help="MAX/WINDOW[/answered]: at most MAX attempts (or answered contacts) "
+                        "in any WINDOW, e.g. 3/1d; repeat it for several")],
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Replace your contact limits with those given."""
+    body = {"limits": [parse_limit(text) for text in limit]}
+    with connect(url, token) as client:
+        _print_limits(client.put(path("contactlimits"), body), as_json)
+
+
+@contactlimits_app.command("clear")
+def contactlimits_clear(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+    """Remove every contact limit."""
+    with connect(url, token) as client:
+        _print_limits(client.put(path("contactlimits"), {"limits": []}), as_json)
 
 
 # --- watch -------------------------------------------------------------------------------------
@@ -1217,6 +1570,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(campaigns_app, name="campaigns")
     app.add_typer(channels_app, name="channels")
     app.add_typer(webhooks_app, name="webhooks")
+    app.add_typer(dnclists_app, name="dnclists")
+    app.add_typer(contactlimits_app, name="contactlimits")
     app.command("import")(import_file)
     app.add_typer(imports_app, name="imports")
     app.command()(export)
