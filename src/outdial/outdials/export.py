@@ -216,12 +216,27 @@ def timestamp(value: str, form: str, unset: str) -> str:
     return f"coalesce(to_char({value}, {_literal(pattern)}), {unset})"
 
 
+class _InlineCompiler(postgresql.dialect.statement_compiler):  # type: ignore[name-defined,misc]
+    """Inlined values keep the type a bound parameter would have had: a bare quoted literal
+    is text to PostgreSQL, which a CASE cannot mix with timestamps (a window's opening time
+    beside a retry's due time), and an untyped id (a do-not-call list's, in the CASE that
+    names the list) has no renderer at all."""
+
+    def render_literal_value(self, value: Any, type_: Any) -> str:
+        if isinstance(value, uuid.UUID):
+            return f"'{value}'::uuid"
+        rendered = str(super().render_literal_value(value, type_))
+        if isinstance(value, dt.datetime):
+            return f"{rendered}::timestamp"
+        return rendered
+
+
 def sql_text(expression: Any) -> str:
     """A SQLAlchemy expression as PostgreSQL SQL text with its values inlined (COPY takes no
     parameters): how a column computed by other code, such as a waiting reason, becomes an
     entry of COLUMNS, e.g. `Column("waiting_reason", lambda form: csv_cell(sql_text(e)), …)`."""
-    return str(expression.compile(dialect=postgresql.dialect(),
-                                  compile_kwargs={"literal_binds": True}))
+    return str(_InlineCompiler(postgresql.dialect(), expression,
+                               compile_kwargs={"literal_binds": True}))
 
 
 @dataclass(frozen=True)
