@@ -251,10 +251,11 @@ def test_targets_show_why_they_wait(cli: Cli, tmp_path: Path) -> None:
                 for c in cli.json("campaigns", "calls", campaign)["result"]}
     assert outcomes[cid["id"]] == "dnc"
 
-    # The table says why, and until when, on one line; `get` carries every field.
-    listed = cli.ok("targets", "list", "--outdial", outdial).stdout
-    bob_line = next(line for line in listed.splitlines() if bob["id"] in line)
-    assert f"outside_calling_window until {bob['next_attempt_at'][:19]} (Asia/Tokyo)" in bob_line
+    # The table says why and, below, until when; `get` carries every field.
+    listed = cli.ok("targets", "list", "--outdial", outdial).stdout.splitlines()
+    at = next(n for n, line in enumerate(listed) if bob["id"] in line)
+    assert "outside_calling_window" in listed[at]
+    assert f"until {bob['next_attempt_at'][:19]} (Asia/Tokyo)" in listed[at + 1]
     shown = cli.ok("targets", "get", bob["id"], "--outdial", outdial).stdout
     assert "waiting_reason" in shown and "outside_calling_window" in shown
     assert "next_attempt_at" in shown and bob["next_attempt_at"][:19] in shown

@@ -127,14 +127,16 @@ def duration(value: Any) -> str:
 
 
 def waiting(target: dict[str, Any]) -> str:
-    """Why a target waits, and until when: "outside_calling_window until 2026-06-01 15:00:00
-    (America/Denver)"; just the reason when nothing more is known."""
+    """Why a target waits and, on a second line, until when: "outside_calling_window\nuntil
+    2026-06-01 15:00:00 (America/Denver)"; just the reason when nothing more is known. Two
+    lines keep the column narrow enough to stay in a 120-column table."""
     reason = target.get("waiting_reason") or ""
     if reason in ("", "dialable", "in_progress", "answered", "exhausted", "campaign_not_running"):
         return reason
     until = target.get("next_attempt_at")
     detail = target.get("waiting_detail")
-    return reason + (f" until {stamp(until)[:19]}" if until else "") + (f" ({detail})" if detail else "")
+    more = (f"until {stamp(until)[:19]}" if until else "") + (f" ({detail})" if detail else "")
+    return f"{reason}\n{more.strip()}" if more else reason
 
 
 # --- columns of each resource's list ------------------------------------------------------------
@@ -239,7 +241,9 @@ COLUMNS: dict[str, list[Column]] = {
 # in `get` and in --json.
 LEFT_OUT_FIRST: dict[str, list[str]] = {
     "outdial": ["created", "campaign", "detail"],
-    "target": ["created", "tries", "waiting", "status"],
+    # The waiting reason says more than the status (in_progress: progressing, answered or
+    # exhausted: done, any other: idle): the status goes first.
+    "target": ["created", "tries", "status", "waiting"],
     "outplan": ["created", "source", "interval", "tries"],
     "campaign": ["created", "outplan", "outdial", "end"],
     "channel": ["created", "host"],
