@@ -502,6 +502,7 @@ PriorityOpt = Annotated[Literal["due_first", "fresh_first"] | None, typer.Option
 DnclistOpt = Annotated[list[str] | None, typer.Option(
     "--dnclist", help="a do-not-call list to honour, besides those applying to all (repeatable)")]
 CAMPAIGN_BASICS = ("type", "name", "detail", "end_handle", "concurrency", "dial_rate")
+CAMPAIGN_RESOURCES = ("outplan_id", "outdial_id", "queue_id", "next_campaign_id")
 WINDOW_REQUIRED = {"days": "--window-days", "start": "--window-start", "end": "--window-end",
                    "timezone_default": "--window-timezone"}
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -534,7 +535,6 @@ def calling_window(current: dict[str, Any] | None, days: str | None, start: str 
     if missing := [option for key, option in WINDOW_REQUIRED.items() if key not in window]:
         raise typer.BadParameter(f"a calling window needs {', '.join(missing)} too")
     return window
-CAMPAIGN_RESOURCES = ("outplan_id", "outdial_id", "queue_id", "next_campaign_id")
 
 
 @campaigns_app.command("list")
@@ -996,8 +996,8 @@ def run_import(holder: Holder, file: Path, kind: str, params: dict[str, Any], sh
     params = {**params, "id": job_id}
     with connect(url, token) as client:
         # On one line however narrow the terminal: the command is meant to be copied.
-        err_console.print(f"import {job_id}: follow it from elsewhere with `{_follow_hint(holder, job_id)}`",
-                          soft_wrap=True)
+        err_console.print(f"import {job_id}: follow it from elsewhere with "
+                          f"`{_follow_hint(holder, job_id)}`", soft_wrap=True)
         upload = _Upload(client, file, holder.path("imports"), IMPORT_TYPES[kind], params)
         try:
             job = _send_and_follow(client, upload, holder, job_id, poll, as_json)
@@ -1183,7 +1183,8 @@ def save(chunks: Iterator[bytes], output: Path | None) -> None:
 
 def stats(outdial: OutdialOpt,
           reasons: Annotated[bool, typer.Option(
-              "--reasons", help="also count the targets per waiting reason (reads every target)")] = False,
+              "--reasons",
+              help="also count the targets per waiting reason (reads every target)")] = False,
           url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Show an outdial's live statistics: targets by status, attempts per slot, dialable now."""
     with connect(url, token) as client:
@@ -1270,7 +1271,8 @@ def entries_add(
         help="a phone number (+E.164, or national with --region), a SIP URI or an email address")],
     region: RegionOpt = None,
     expire: Annotated[str | None, typer.Option(
-        help="when the entry stops counting, UTC, e.g. 2027-06-30T00:00:00Z (default: never)")] = None,
+        help="when the entry stops counting, UTC, e.g. 2027-06-30T00:00:00Z (default: "
+             "never)")] = None,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Add a destination to a list, stored normalised; it counts from the next claim."""
@@ -1284,7 +1286,8 @@ def entries_list(dnclist_id: ListArg, limit: LimitOpt = 100, url: UrlOpt = None,
                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """List a list's entries, newest first."""
     with connect(url, token) as client:
-        Output(as_json).items("entry", *client.pages(path("dnclists", dnclist_id, "entries"), limit))
+        Output(as_json).items("entry",
+                              *client.pages(path("dnclists", dnclist_id, "entries"), limit))
 
 
 @entries_app.command("remove")
@@ -1362,7 +1365,8 @@ def _print_limits(answer: dict[str, Any], as_json: bool) -> None:
 
 
 @contactlimits_app.command("show")
-def contactlimits_show(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+def contactlimits_show(url: UrlOpt = None, token: TokenOpt = None,
+                       as_json: JsonOpt = False) -> None:
     """Show your contact limits."""
     with connect(url, token) as client:
         _print_limits(client.get(path("contactlimits")), as_json)
@@ -1382,7 +1386,8 @@ def contactlimits_set(
 
 
 @contactlimits_app.command("clear")
-def contactlimits_clear(url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+def contactlimits_clear(url: UrlOpt = None, token: TokenOpt = None,
+                        as_json: JsonOpt = False) -> None:
     """Remove every contact limit."""
     with connect(url, token) as client:
         _print_limits(client.put(path("contactlimits"), {"limits": []}), as_json)

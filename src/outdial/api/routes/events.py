@@ -4,6 +4,7 @@ Both read the database, not this process's memory: behind several API processes 
 them serves every event, and a client resumes on any of them after the last id it saw.
 """
 
+import datetime as dt
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -133,10 +134,11 @@ async def stream_events(
         # How long EventSource waits before reconnecting.
         yield f"retry: {round(settings.events_poll_seconds * 1000 * 4)}\n\n"
         quiet_since = checked_at = clock.now()
+        recheck = dt.timedelta(seconds=settings.events_heartbeat_seconds)
         while not state.stopping:
             try:
                 async with database.sessions() as session:
-                    if (clock.now() - checked_at).total_seconds() >= settings.events_heartbeat_seconds:
+                    if clock.now() - checked_at >= recheck:
                         refusal = await why_refused(session, secret, state)
                         if refusal is not None:
                             yield f": credential refused: {refusal}\n\n"
