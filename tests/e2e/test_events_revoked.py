@@ -40,6 +40,9 @@ def test_following_with_a_deleted_key_stops_with_one_error(database_url: str, tm
         finally:
             follower.kill()
             follower.wait()
+            for pipe in (follower.stdout, follower.stderr):
+                if pipe is not None:
+                    pipe.close()
         assert code == 1, stderr
         assert "Traceback" not in stderr
         lines = stderr.splitlines()
