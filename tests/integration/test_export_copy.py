@@ -42,6 +42,18 @@ RAW_JSON = [
     '{"target":"+15550001111","type":"tel"}',
     '{ "type" : "email" , "target" : "caf\\u00e9@example.com" }',
     '{"type": "sip", "target": "sip:x@example.com", "name": "caf\u00e9"}',
+    # Written as is only when that is what json.dumps would write: these are all near misses.
+    '{"type": "tel", "target": "+15550001111", "name": null}',
+    '{"type": "sip", "target": "sip:q@example.com", "name": "a\\", \\"b"}',
+    '{"type": "tel", "target": "+15550002222", "tries": 3}',
+    '{"type": "tel", "target": "+15550002222", "name": "n", "tries":3}',
+    '{"type": "tel", "target": "+15550003333", "extra": {"k": "v"}}',
+    '{"type": "tel", "target": "+15550003333", "extra": ["k", "v"]}',
+    '{"type":"tel", "target": "+15550004444"}',
+    '{"type": "tel",  "target": "+15550004444"}',
+    '{"target": "nullable@example.com", "type": "email"}',
+    '{"type": "email", "target": "del\u007f@example.com"}',
+    '{"type": "tel", "target": "+15550005555", "name": "tab\\tand \\u0001"}',
 ]
 
 
@@ -78,10 +90,11 @@ async def seed(database: Database) -> uuid.UUID:
                 "tm_delete": now if i % 11 == 10 else None,
             })
         await session.execute(insert(OutdialTarget.__table__), rows)
+        live = [row for row in rows if row["tm_delete"] is None]
         for i, raw in enumerate(RAW_JSON):
             await session.execute(text(
                 "UPDATE outdial_targets SET destination_3 = CAST(:raw AS json) WHERE id = :id"),
-                {"raw": raw, "id": rows[i * 2]["id"]})
+                {"raw": raw, "id": live[i * 2]["id"]})
     return outdial
 
 
