@@ -197,27 +197,27 @@ def _flat_ascii(compact: str) -> str:
             f"AND strpos({compact}, '\\\"') = 0 AND {quotes} = 4 * {pairs}")
 
 
-def address_json(value: str, compact: bool) -> str:
+def address_json(value: str, compact: bool, stored: str, stripped: str) -> str:
     """json.dumps of a stored address (`value`, not NULL), compact or with its default
-    separators. The text that the API and imports store is already json.dumps' output: that
-    text, or its compact form from json_strip_nulls, is written as is when it is a flat
-    object of plain strings (_flat_ascii), which costs a fraction of rebuilding the object
-    from json_each (json_object, for anything else)."""
+    separators; `stored` is its text and `stripped` its json_strip_nulls text. The text that
+    the API and imports store is already json.dumps' output: that text, or its compact form,
+    is written as is when it is a flat object of plain strings (_flat_ascii), for a fraction
+    of the cost of rebuilding the object from json_each (json_object, for anything else)."""
     if compact:
         # Stripped nulls would be missing from the compact form: any 'null' goes the long way.
-        fast = f"strpos(stored, 'null') = 0 AND {_flat_ascii('stripped')}"
-        written = "stripped"
-        slow = json_object(value, ":", ",")
-    else:
-        # The stored text is json.dumps' when it is the compact form with a space after each
-        # separator (all of them are between strings, so these are all of them).
-        spaced = """replace(replace(stripped, '":"', '": "'), '","', '", "')"""
-        fast = f"stored = {spaced} AND {_flat_ascii('stripped')}"
-        written = "stored"
-        slow = json_object(value, ": ", ", ")
-    return (f"(SELECT CASE WHEN {fast} THEN {written} ELSE {slow} END FROM (SELECT "
-            f"outdial_targets.{value}::text AS stored, json_strip_nulls(outdial_targets.{value})::text "
-            f"AS stripped OFFSET 0) AS address)")
+        fast = f"strpos({stored}, 'null') = 0 AND {_flat_ascii(stripped)}"
+        return f"(CASE WHEN {fast} THEN {stripped} ELSE {json_object(value, ':', ',')} END)"
+    # The stored text is json.dumps' when it is the compact form with a space after each
+    # separator (all of them are between strings, so these are all of them).
+    spaced = f"""replace(replace({stripped}, '":"', '": "'), '","', '", "')"""
+    fast = f"{stored} = {spaced} AND {_flat_ascii(stripped)}"
+    return f"(CASE WHEN {fast} THEN {stored} ELSE {json_object(value, ': ', ', ')} END)"
+
+
+def _address_texts(value: str) -> str:
+    """The stored and stripped texts address_json reads, once per row."""
+    return (f"outdial_targets.{value}::text AS {value}_stored, "
+            f"json_strip_nulls(outdial_targets.{value})::text AS {value}_stripped")
 
 
 # What str.strip() removes: str.isspace() characters.
@@ -240,9 +240,12 @@ def bare_cell(value: str) -> str:
 
 
 def destination_cell(value: str) -> str:
-    """_cell in SQL: '' for no address, else the bare target or the compact JSON."""
+    """_cell in SQL: '' for no address, else the bare target or the compact JSON (worked out
+    only for an address that is not bare)."""
+    compact = (f"(SELECT {address_json(value, True, f'{value}_stored', f'{value}_stripped')} "
+               f"FROM (SELECT {_address_texts(value)} OFFSET 0) AS address)")
     return (f"(CASE WHEN outdial_targets.{value} IS NULL THEN '' "
-            f"ELSE coalesce({bare_cell(f'{value}_jsonb')}, {address_json(value, True)}) END)")
+            f"ELSE coalesce({bare_cell(f'{value}_jsonb')}, {compact}) END)")
 
 
 def timestamp(value: str, form: str, unset: str) -> str:
@@ -273,7 +276,7 @@ def _text(column: str) -> Column:
     return Column(column, lambda form: csv_cell(column), lambda form: json_string(column))
 
 
-def _time(column: str, in_csv: bool) -> Column:
+def _time(column: str) -> Column:
     def as_csv(form: str) -> str:
         return timestamp(column, form, "''" if form == "rfc3339" else _literal(NEVER))
 
@@ -281,7 +284,7 @@ def _time(column: str, in_csv: bool) -> Column:
         stamp = "'\"' || " + timestamp(column, form, "NULL") + " || '\"'"
         return f"coalesce({stamp}, 'null')" if form == "rfc3339" else (
             "'\"' || " + timestamp(column, form, _literal(NEVER)) + " || '\"'")
-    return Column(column, as_csv if in_csv else None, as_json)
+    return Column(column, as_csv, as_json)
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -291,10 +294,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("status", lambda form: csv_cell("status"), lambda form: json_string("status")),
     # The cell is worked out once per row in copy_query (cells.destination_N_cell).
     *(Column(d, lambda form, d=d: csv_cell(f"{d}_cell"),
-             lambda form, d=d: f"(CASE WHEN {d} IS NULL THEN 'null' ELSE {address_json(d, False)} END)")
+             lambda form, d=d: f"(CASE WHEN {d} IS NULL THEN 'null' "
+                                f"ELSE {address_json(d, False, f'{d}_stored', f'{d}_stripped')} END)")
       for d in DESTINATIONS),
     *(Column(t, lambda form, t=t: f"{t}::text", lambda form, t=t: f"{t}::text") for t in TRY_COUNTS),
-    _time("tm_create", True), _time("tm_update", True), _time("tm_delete", False),
+    _time("tm_create"), _time("tm_update"),
+    # Only live targets are exported: their tm_delete is the unset time.
+    Column("tm_delete", None,
+           lambda form: "'null'" if form == "rfc3339" else _literal(json.dumps(NEVER))),
 )
 
 
@@ -322,10 +329,16 @@ WAITING_COLUMNS: tuple[Column, ...] = (
 def line_sql(format: str, form: str) -> str:
     """The SQL expression of one exported line (without its newline)."""
     columns = (*COLUMNS, *WAITING_COLUMNS)
+    # One concat of every piece: a chain of || copies the growing line at each step.
     if format == "csv":
-        return " || ',' || ".join(c.csv(form) for c in columns if c.csv is not None)
-    fields = [f"{_literal(json.dumps(c.name) + ': ')} || {c.json(form)}" for c in columns]
-    return "'{' || " + " || ', ' || ".join(fields) + " || '}'"
+        pieces = [piece for c in columns if c.csv is not None for piece in (c.csv(form), "','")][:-1]
+    else:
+        pieces = ["'{'"]
+        for c in columns:
+            pieces += [_literal(("" if len(pieces) == 1 else ", ") + json.dumps(c.name) + ": "),
+                       c.json(form)]
+        pieces.append("'}'")
+    return f"concat({', '.join(pieces)})"
 
 
 def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, Any] | None,
@@ -339,7 +352,9 @@ def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, 
         where.append(f"(tm_create, id) <= ('{until[0].isoformat()}'::timestamp, '{until[1]}'::uuid)")
     # Values used several times in a line are computed once per row in LATERAL subqueries;
     # OFFSET 0 keeps the planner from folding them back into every use.
-    parsed = ", ".join(f"outdial_targets.{d}::jsonb AS {d}_jsonb" for d in DESTINATIONS)
+    # The addresses: as jsonb for the CSV's bare cells, as texts for NDJSON's address_json.
+    parsed = ", ".join(f"outdial_targets.{d}::jsonb AS {d}_jsonb" if format == "csv"
+                       else _address_texts(d) for d in DESTINATIONS)
     cells = ", ".join(f"{destination_cell(d)} AS {d}_cell" for d in DESTINATIONS)
     reason, due, detail = (sql_text(c) for c in reasons.columns(situation))
     waiting = (f"{reason} AS waiting_reason, CAST({due} AS timestamp) AS next_attempt_at, "
