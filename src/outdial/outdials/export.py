@@ -224,16 +224,24 @@ def _address_texts(value: str) -> str:
 _PY_SPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 
 
+def _address_fields(value: str) -> str:
+    """What bare_cell reads of an address, each looked up once per row in the address parsed
+    once as jsonb (`->>` on json would parse it at each use)."""
+    jsonb = f"{value}_jsonb"
+    quiet = " AND ".join(f"coalesce({jsonb} ->> '{key}', '') = ''"
+                         for key in ("target_name", "name", "detail"))
+    return (f"{jsonb} ->> 'target' AS {value}_target, {jsonb} ->> 'type' AS {value}_type, "
+            f"{quiet} AS {value}_quiet")
+
+
 def bare_cell(value: str) -> str:
-    """destinations.bare_target in SQL: the bare target, or NULL when it would not read back.
-    `value` is the address as jsonb (parsed once per row: `->>` on json parses it each time)."""
-    target = f"({value} ->> 'target')"
+    """destinations.bare_target in SQL: the bare target, or NULL when it would not read back;
+    from the address' fields (_address_fields)."""
+    target = f"{value}_target"
     inferred = (f"(CASE WHEN left({target}, 1) = '+' THEN 'tel' "
                 f"WHEN lower(left({target}, 4)) = 'sip:' OR lower(left({target}, 5)) = 'sips:' "
                 f"THEN 'sip' WHEN strpos({target}, '@') > 0 THEN 'email' END)")
-    quiet = " AND ".join(f"coalesce({value} ->> '{key}', '') = ''"
-                         for key in ("target_name", "name", "detail"))
-    return (f"(CASE WHEN {quiet} AND {inferred} = ({value} ->> 'type') "
+    return (f"(CASE WHEN {value}_quiet AND {inferred} = {value}_type "
             f"AND strpos({_literal(_PY_SPACE)}, left({target}, 1)) = 0 "
             f"AND strpos({_literal(_PY_SPACE)}, right({target}, 1)) = 0 "
             f"AND left({target}, 1) <> '{{' THEN {target} END)")
@@ -245,7 +253,7 @@ def destination_cell(value: str) -> str:
     compact = (f"(SELECT {address_json(value, True, f'{value}_stored', f'{value}_stripped')} "
                f"FROM (SELECT {_address_texts(value)} OFFSET 0) AS address)")
     return (f"(CASE WHEN outdial_targets.{value} IS NULL THEN '' "
-            f"ELSE coalesce({bare_cell(f'{value}_jsonb')}, {compact}) END)")
+            f"ELSE coalesce({bare_cell(value)}, {compact}) END)")
 
 
 def timestamp(value: str, form: str, unset: str) -> str:
@@ -352,9 +360,13 @@ def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, 
         where.append(f"(tm_create, id) <= ('{until[0].isoformat()}'::timestamp, '{until[1]}'::uuid)")
     # Values used several times in a line are computed once per row in LATERAL subqueries;
     # OFFSET 0 keeps the planner from folding them back into every use.
-    # The addresses: as jsonb for the CSV's bare cells, as texts for NDJSON's address_json.
-    parsed = ", ".join(f"outdial_targets.{d}::jsonb AS {d}_jsonb" if format == "csv"
-                       else _address_texts(d) for d in DESTINATIONS)
+    # The addresses: their fields for the CSV's bare cells, their texts for NDJSON's.
+    if format == "csv":
+        jsonb = ", ".join(f"outdial_targets.{d}::jsonb AS {d}_jsonb" for d in DESTINATIONS)
+        fields = ", ".join(_address_fields(d) for d in DESTINATIONS)
+        parsed = f"{fields} FROM (SELECT {jsonb} OFFSET 0) AS addresses"
+    else:
+        parsed = ", ".join(_address_texts(d) for d in DESTINATIONS)
     cells = ", ".join(f"{destination_cell(d)} AS {d}_cell" for d in DESTINATIONS)
     reason, due, detail = (sql_text(c) for c in reasons.columns(situation))
     waiting = (f"{reason} AS waiting_reason, CAST({due} AS timestamp) AS next_attempt_at, "
