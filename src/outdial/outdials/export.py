@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import DateTime, cast, select, tuple_
 from sqlalchemy.dialects import postgresql
 
 from outdial.db import Database
@@ -270,6 +270,19 @@ def sql_text(expression: Any) -> str:
                                   compile_kwargs={"literal_binds": True}))
 
 
+def waiting_sql(situation: reasons.Situation) -> str:
+    """The waiting reason's columns (strategy.reasons) as a select list over outdial_targets.
+    They are compiled inside a SELECT from the table so that their subqueries (whether a done
+    target was answered) correlate with the row: compiled alone, such a subquery would name
+    outdial_targets in its own FROM and ask about every target at once."""
+    reason, due, detail = reasons.columns(situation)
+    query = select(reason, cast(due.element, DateTime()).label(due.name), detail).select_from(_TABLE)
+    compiled = sql_text(query)
+    columns, clause, rest = compiled.rpartition("\nFROM outdial_targets")
+    assert clause and not rest and columns.startswith("SELECT "), compiled
+    return columns.removeprefix("SELECT ")
+
+
 @dataclass(frozen=True)
 class Column:
     """One exported field: its name and its SQL as a CSV cell and as a JSON value. `form` is
@@ -368,9 +381,7 @@ def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, 
     else:
         parsed = ", ".join(_address_texts(d) for d in DESTINATIONS)
     cells = ", ".join(f"{destination_cell(d)} AS {d}_cell" for d in DESTINATIONS)
-    reason, due, detail = (sql_text(c) for c in reasons.columns(situation))
-    waiting = (f"{reason} AS waiting_reason, CAST({due} AS timestamp) AS next_attempt_at, "
-               f"{detail} AS waiting_detail")
+    waiting = waiting_sql(situation)
     return (f"SELECT {line_sql(format, form)} FROM outdial_targets "
             f"CROSS JOIN LATERAL (SELECT {parsed} OFFSET 0) AS parsed "
             f"CROSS JOIN LATERAL (SELECT {waiting} OFFSET 0) AS waiting "
