@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, text
 
 from outdial.db import Database
-from outdial.models import Customer, Outdial, OutdialTarget
+from outdial.models import Campaign, Campaigncall, Customer, Outdial, OutdialTarget, Outplan
 from outdial.outdials import export
 from outdial.timestamps import use_time_format
 
@@ -42,6 +42,18 @@ RAW_JSON = [
     '{"target":"+15550001111","type":"tel"}',
     '{ "type" : "email" , "target" : "caf\\u00e9@example.com" }',
     '{"type": "sip", "target": "sip:x@example.com", "name": "caf\u00e9"}',
+    # Written as is only when that is what json.dumps would write: these are all near misses.
+    '{"type": "tel", "target": "+15550001111", "name": null}',
+    '{"type": "sip", "target": "sip:q@example.com", "name": "a\\", \\"b"}',
+    '{"type": "tel", "target": "+15550002222", "tries": 3}',
+    '{"type": "tel", "target": "+15550002222", "name": "n", "tries":3}',
+    '{"type": "tel", "target": "+15550003333", "extra": {"k": "v"}}',
+    '{"type": "tel", "target": "+15550003333", "extra": ["k", "v"]}',
+    '{"type":"tel", "target": "+15550004444"}',
+    '{"type": "tel",  "target": "+15550004444"}',
+    '{"target": "nullable@example.com", "type": "email"}',
+    '{"type": "email", "target": "del\u007f@example.com"}',
+    '{"type": "tel", "target": "+15550005555", "name": "tab\\tand \\u0001"}',
 ]
 
 
@@ -78,10 +90,25 @@ async def seed(database: Database) -> uuid.UUID:
                 "tm_delete": now if i % 11 == 10 else None,
             })
         await session.execute(insert(OutdialTarget.__table__), rows)
+        # One done target was answered, the others were not: the export tells them apart.
+        outplan = Outplan(id=uuid.uuid4(), customer_id=customer, tm_create=now)
+        session.add(outplan)
+        await session.flush()
+        campaign = Campaign(id=uuid.uuid4(), customer_id=customer, outplan_id=outplan.id,
+                            outdial_id=outdial, tm_create=now)
+        session.add(campaign)
+        await session.flush()
+        answered = rows[2]
+        assert answered["status"] == "done" and answered["tm_delete"] is None
+        session.add(Campaigncall(
+            id=uuid.uuid4(), customer_id=customer, campaign_id=campaign.id, outplan_id=outplan.id,
+            outdial_id=outdial, outdial_target_id=answered["id"], status="done", result="success",
+            destination_index=0, try_count=1, tm_create=now))
+        live = [row for row in rows if row["tm_delete"] is None]
         for i, raw in enumerate(RAW_JSON):
             await session.execute(text(
                 "UPDATE outdial_targets SET destination_3 = CAST(:raw AS json) WHERE id = :id"),
-                {"raw": raw, "id": rows[i * 2]["id"]})
+                {"raw": raw, "id": live[i * 2]["id"]})
     return outdial
 
 
@@ -107,7 +134,10 @@ async def test_copy_export_is_byte_identical_to_the_python_export(
             assert mine == theirs
     assert got == expected
     if format == "ndjson":
-        assert len([json.loads(line) for line in got.splitlines()]) == 60 - 5
+        lines = [json.loads(line) for line in got.splitlines()]
+        assert len(lines) == 60 - 5
+        reasons = [line["waiting_reason"] for line in lines if line["status"] == "done"]
+        assert reasons.count("answered") == 1 and "exhausted" in reasons
 
 
 async def test_a_client_that_goes_away_leaves_the_pool_usable(

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import DateTime, cast, select, tuple_
 from sqlalchemy.dialects import postgresql
 
 from outdial.db import Database
@@ -172,7 +172,9 @@ def json_string(value: str) -> str:
         "|| '\\u' || to_hex(56320 + ((ascii(c) - 65536) & 1023)) END, '' ORDER BY n) "
         f"FROM unnest(string_to_array({quoted}, NULL)) WITH ORDINALITY AS chars(c, n))"
     )
-    return f"(CASE WHEN {value} ~ '[^ -~]' THEN {escaped} ELSE {quoted} END)"
+    # Pure ASCII without DEL (octet and character lengths equal) is escaped alike by both.
+    return (f"(CASE WHEN octet_length({value}) = length({value}) AND strpos({value}, chr(127)) = 0 "
+            f"THEN {quoted} ELSE {escaped} END)")
 
 
 def json_object(value: str, item: str, between: str) -> str:
@@ -184,30 +186,74 @@ def json_object(value: str, item: str, between: str) -> str:
     return f"('{{' || coalesce({items}, '') || '}}')"
 
 
+def _flat_ascii(compact: str) -> str:
+    """Whether `compact` (json_strip_nulls' text of an object: no spaces between tokens,
+    strings re-escaped by PostgreSQL) is a flat object of string values, in ASCII without DEL
+    and without an escaped quote: then PostgreSQL's escaping is json.dumps', and every quote
+    is a string's edge, so 4 quotes per `":"` leave no room for a value that is not a string."""
+    quotes = f"length({compact}) - length(replace({compact}, '\"', ''))"
+    pairs = f"(length({compact}) - length(replace({compact}, '\":\"', ''))) / 3"
+    return (f"octet_length({compact}) = length({compact}) AND strpos({compact}, chr(127)) = 0 "
+            f"AND strpos({compact}, '\\\"') = 0 AND {quotes} = 4 * {pairs}")
+
+
+def address_json(value: str, compact: bool, stored: str, stripped: str) -> str:
+    """json.dumps of a stored address (`value`, not NULL), compact or with its default
+    separators; `stored` is its text and `stripped` its json_strip_nulls text. The text that
+    the API and imports store is already json.dumps' output: that text, or its compact form,
+    is written as is when it is a flat object of plain strings (_flat_ascii), for a fraction
+    of the cost of rebuilding the object from json_each (json_object, for anything else)."""
+    if compact:
+        # Stripped nulls would be missing from the compact form: any 'null' goes the long way.
+        fast = f"strpos({stored}, 'null') = 0 AND {_flat_ascii(stripped)}"
+        return f"(CASE WHEN {fast} THEN {stripped} ELSE {json_object(value, ':', ',')} END)"
+    # The stored text is json.dumps' when it is the compact form with a space after each
+    # separator (all of them are between strings, so these are all of them).
+    spaced = f"""replace(replace({stripped}, '":"', '": "'), '","', '", "')"""
+    fast = f"{stored} = {spaced} AND {_flat_ascii(stripped)}"
+    return f"(CASE WHEN {fast} THEN {stored} ELSE {json_object(value, ': ', ', ')} END)"
+
+
+def _address_texts(value: str) -> str:
+    """The stored and stripped texts address_json reads, once per row."""
+    return (f"outdial_targets.{value}::text AS {value}_stored, "
+            f"json_strip_nulls(outdial_targets.{value})::text AS {value}_stripped")
+
+
 # What str.strip() removes: str.isspace() characters.
 _PY_SPACE = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 
 
+def _address_fields(value: str) -> str:
+    """What bare_cell reads of an address, each looked up once per row in the address parsed
+    once as jsonb (`->>` on json would parse it at each use)."""
+    jsonb = f"{value}_jsonb"
+    quiet = " AND ".join(f"coalesce({jsonb} ->> '{key}', '') = ''"
+                         for key in ("target_name", "name", "detail"))
+    return (f"{jsonb} ->> 'target' AS {value}_target, {jsonb} ->> 'type' AS {value}_type, "
+            f"{quiet} AS {value}_quiet")
+
+
 def bare_cell(value: str) -> str:
-    """destinations.bare_target in SQL: the bare target, or NULL when it would not read back.
-    `value` is the address as jsonb (parsed once per row: `->>` on json parses it each time)."""
-    target = f"({value} ->> 'target')"
+    """destinations.bare_target in SQL: the bare target, or NULL when it would not read back;
+    from the address' fields (_address_fields)."""
+    target = f"{value}_target"
     inferred = (f"(CASE WHEN left({target}, 1) = '+' THEN 'tel' "
                 f"WHEN lower(left({target}, 4)) = 'sip:' OR lower(left({target}, 5)) = 'sips:' "
                 f"THEN 'sip' WHEN strpos({target}, '@') > 0 THEN 'email' END)")
-    quiet = " AND ".join(f"coalesce({value} ->> '{key}', '') = ''"
-                         for key in ("target_name", "name", "detail"))
-    return (f"(CASE WHEN {quiet} AND {inferred} = ({value} ->> 'type') "
+    return (f"(CASE WHEN {value}_quiet AND {inferred} = {value}_type "
             f"AND strpos({_literal(_PY_SPACE)}, left({target}, 1)) = 0 "
             f"AND strpos({_literal(_PY_SPACE)}, right({target}, 1)) = 0 "
             f"AND left({target}, 1) <> '{{' THEN {target} END)")
 
 
 def destination_cell(value: str) -> str:
-    """_cell in SQL: '' for no address, else the bare target or the compact JSON."""
-    compact = json_object(value, ":", ",")
+    """_cell in SQL: '' for no address, else the bare target or the compact JSON (worked out
+    only for an address that is not bare)."""
+    compact = (f"(SELECT {address_json(value, True, f'{value}_stored', f'{value}_stripped')} "
+               f"FROM (SELECT {_address_texts(value)} OFFSET 0) AS address)")
     return (f"(CASE WHEN outdial_targets.{value} IS NULL THEN '' "
-            f"ELSE coalesce({bare_cell(f'{value}_jsonb')}, {compact}) END)")
+            f"ELSE coalesce({bare_cell(value)}, {compact}) END)")
 
 
 def timestamp(value: str, form: str, unset: str) -> str:
@@ -248,6 +294,19 @@ def sql_text(expression: Any) -> str:
     return compiled[len(head):-len(tail)]
 
 
+def waiting_sql(situation: reasons.Situation) -> str:
+    """The waiting reason's columns (strategy.reasons) as a select list over outdial_targets.
+    They are compiled inside a SELECT from the table so that their subqueries (whether a done
+    target was answered) correlate with the row: compiled alone, such a subquery would name
+    outdial_targets in its own FROM and ask about every target at once."""
+    reason, due, detail = reasons.columns(situation)
+    query = select(reason, cast(due.element, DateTime()).label(due.name), detail).select_from(_TABLE)
+    compiled = sql_text(query)
+    columns, clause, rest = compiled.rpartition("\nFROM outdial_targets")
+    assert clause and not rest and columns.startswith("SELECT "), compiled
+    return columns.removeprefix("SELECT ")
+
+
 @dataclass(frozen=True)
 class Column:
     """One exported field: its name and its SQL as a CSV cell and as a JSON value. `form` is
@@ -262,7 +321,7 @@ def _text(column: str) -> Column:
     return Column(column, lambda form: csv_cell(column), lambda form: json_string(column))
 
 
-def _time(column: str, in_csv: bool) -> Column:
+def _time(column: str) -> Column:
     def as_csv(form: str) -> str:
         return timestamp(column, form, "''" if form == "rfc3339" else _literal(NEVER))
 
@@ -270,7 +329,7 @@ def _time(column: str, in_csv: bool) -> Column:
         stamp = "'\"' || " + timestamp(column, form, "NULL") + " || '\"'"
         return f"coalesce({stamp}, 'null')" if form == "rfc3339" else (
             "'\"' || " + timestamp(column, form, _literal(NEVER)) + " || '\"'")
-    return Column(column, as_csv if in_csv else None, as_json)
+    return Column(column, as_csv, as_json)
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -280,10 +339,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("status", lambda form: csv_cell("status"), lambda form: json_string("status")),
     # The cell is worked out once per row in copy_query (cells.destination_N_cell).
     *(Column(d, lambda form, d=d: csv_cell(f"{d}_cell"),
-             lambda form, d=d: f"(CASE WHEN {d} IS NULL THEN 'null' ELSE {json_object(d, ': ', ', ')} END)")
+             lambda form, d=d: f"(CASE WHEN {d} IS NULL THEN 'null' "
+                                f"ELSE {address_json(d, False, f'{d}_stored', f'{d}_stripped')} END)")
       for d in DESTINATIONS),
     *(Column(t, lambda form, t=t: f"{t}::text", lambda form, t=t: f"{t}::text") for t in TRY_COUNTS),
-    _time("tm_create", True), _time("tm_update", True), _time("tm_delete", False),
+    _time("tm_create"), _time("tm_update"),
+    # Only live targets are exported: their tm_delete is the unset time.
+    Column("tm_delete", None,
+           lambda form: "'null'" if form == "rfc3339" else _literal(json.dumps(NEVER))),
 )
 
 
@@ -311,10 +374,16 @@ WAITING_COLUMNS: tuple[Column, ...] = (
 def line_sql(format: str, form: str) -> str:
     """The SQL expression of one exported line (without its newline)."""
     columns = (*COLUMNS, *WAITING_COLUMNS)
+    # One concat of every piece: a chain of || copies the growing line at each step.
     if format == "csv":
-        return " || ',' || ".join(c.csv(form) for c in columns if c.csv is not None)
-    fields = [f"{_literal(json.dumps(c.name) + ': ')} || {c.json(form)}" for c in columns]
-    return "'{' || " + " || ', ' || ".join(fields) + " || '}'"
+        pieces = [piece for c in columns if c.csv is not None for piece in (c.csv(form), "','")][:-1]
+    else:
+        pieces = ["'{'"]
+        for c in columns:
+            pieces += [_literal(("" if len(pieces) == 1 else ", ") + json.dumps(c.name) + ": "),
+                       c.json(form)]
+        pieces.append("'}'")
+    return f"concat({', '.join(pieces)})"
 
 
 def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, Any] | None,
@@ -328,11 +397,15 @@ def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, 
         where.append(f"(tm_create, id) <= ('{until[0].isoformat()}'::timestamp, '{until[1]}'::uuid)")
     # Values used several times in a line are computed once per row in LATERAL subqueries;
     # OFFSET 0 keeps the planner from folding them back into every use.
-    parsed = ", ".join(f"outdial_targets.{d}::jsonb AS {d}_jsonb" for d in DESTINATIONS)
+    # The addresses: their fields for the CSV's bare cells, their texts for NDJSON's.
+    if format == "csv":
+        jsonb = ", ".join(f"outdial_targets.{d}::jsonb AS {d}_jsonb" for d in DESTINATIONS)
+        fields = ", ".join(_address_fields(d) for d in DESTINATIONS)
+        parsed = f"{fields} FROM (SELECT {jsonb} OFFSET 0) AS addresses"
+    else:
+        parsed = ", ".join(_address_texts(d) for d in DESTINATIONS)
     cells = ", ".join(f"{destination_cell(d)} AS {d}_cell" for d in DESTINATIONS)
-    reason, due, detail = (sql_text(c) for c in reasons.columns(situation))
-    waiting = (f"{reason} AS waiting_reason, CAST({due} AS timestamp) AS next_attempt_at, "
-               f"{detail} AS waiting_detail")
+    waiting = waiting_sql(situation)
     return (f"SELECT {line_sql(format, form)} FROM outdial_targets "
             f"CROSS JOIN LATERAL (SELECT {parsed} OFFSET 0) AS parsed "
             f"CROSS JOIN LATERAL (SELECT {waiting} OFFSET 0) AS waiting "
