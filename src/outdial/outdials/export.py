@@ -277,21 +277,11 @@ class _InlineCompiler(postgresql.dialect.statement_compiler):  # type: ignore[na
         return rendered
 
 
-def sql_text(expression: Any) -> str:
-    """A SQLAlchemy expression as PostgreSQL SQL text with its values inlined (COPY takes no
-    parameters): how a column computed by other code, such as a waiting reason, becomes an
-    entry of COLUMNS, e.g. `Column("waiting_reason", lambda form: csv_cell(sql_text(e)), …)`.
-
-    It is compiled as the column of a SELECT from outdial_targets, as the export reads it, so
-    that a subquery on the row's columns (is its next destination listed, at a limit?)
-    correlates to that row. Compiled alone, the subquery would take outdial_targets into its
-    own FROM and answer for any target of the table."""
-    statement = select(expression.label("exported")).select_from(OutdialTarget.__table__)
-    compiled = str(_InlineCompiler(postgresql.dialect(), statement,
-                                   compile_kwargs={"literal_binds": True}))
-    head, tail = "SELECT ", " AS exported \nFROM outdial_targets"
-    assert compiled.startswith(head) and compiled.endswith(tail), compiled
-    return compiled[len(head):-len(tail)]
+def sql_text(statement: Any) -> str:
+    """A SQLAlchemy statement as PostgreSQL SQL text with its values inlined (COPY takes no
+    parameters), each value with the type a bound parameter would have had."""
+    return str(_InlineCompiler(postgresql.dialect(), statement,
+                               compile_kwargs={"literal_binds": True}))
 
 
 def waiting_sql(situation: reasons.Situation) -> str:
