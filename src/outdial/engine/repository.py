@@ -486,7 +486,8 @@ async def _claim_targets(
         done = [m["b_id"] for m in moved if m["b_done"]]
         if done:
             events.extend(
-                (catalogue.OUTDIALTARGET_UPDATED, t.customer_id, catalogue.outdialtarget(t))
+                (catalogue.OUTDIALTARGET_UPDATED, t.customer_id,
+                 catalogue.outdialtarget(t, reasons.settled(t)))
                 for t in await session.execute(select(*TARGETS.c).where(TARGETS.c.id.in_(done)))
             )
     if skipped:
@@ -508,7 +509,8 @@ async def _claim_targets(
             .returning(*TARGETS.c)
         )
         events.extend(
-            (catalogue.OUTDIALTARGET_UPDATED, t.customer_id, catalogue.outdialtarget(t))
+            (catalogue.OUTDIALTARGET_UPDATED, t.customer_id,
+             catalogue.outdialtarget(t, reasons.settled(t)))
             for t in targets
         )
     lease_expire = now + dt.timedelta(seconds=lease_seconds)
@@ -759,8 +761,10 @@ async def _emit_closed(
                        catalogue.campaigncall(call)))
         target = targets.get(closing.target_id)
         if target is not None:
+            # An idle one's waiting is left out: telling it takes the rules' situation of its
+            # outdial, loaded per outdial on every write-down (GET …/targets/{id} tells it).
             events.append((catalogue.OUTDIALTARGET_UPDATED, target.customer_id,
-                           catalogue.outdialtarget(target)))
+                           catalogue.outdialtarget(target, reasons.settled(target))))
     await emit_many(session, events, now=now)
 
 

@@ -475,6 +475,20 @@ async def waiting_of(
     }
 
 
+def settled(target: Any) -> Waiting | None:
+    """The waiting of a target row that no rule is asked about: being dialed or done, as the
+    first cases of reason_sql say (the `answered` column is kept equal to "has a successful
+    attempt" by the database, migration 0007). None for an idle target: that takes the rules
+    (waiting_of), and for a deleted one."""
+    if target.tm_delete is not None:
+        return None
+    if target.status == "progressing":
+        return Waiting(IN_PROGRESS, None, None)
+    if target.status != "idle":
+        return Waiting(ANSWERED if target.answered else EXHAUSTED, None, None)
+    return None
+
+
 def as_datetime(value: Any) -> dt.datetime | None:
     """A CASE mixing stored and computed times reads back as text on SQLite."""
     if value is None or isinstance(value, dt.datetime):
