@@ -9,6 +9,11 @@ definition, never two that drift apart. Being SQL, the reason is a column expres
 page, the export (its COPY included) and the stats' counts per reason select it like any column.
 
 Another rule is added with `add_rule`: e.g. the do-not-call lists, before the calling window.
+
+A rule's SQL reads what changes from one moment to the next (the time, which zones are open,
+the lists) as bound parameters named in `Situation.params`: the claim's statement and a target's
+waiting fields are built once per shape of situation (`cached`) and then only run with the
+values of the moment, so building the expression is not paid on every claim or target request.
 """
 
 import datetime as dt
@@ -454,17 +459,13 @@ def cached(kind: Any, s: Situation, build: Callable[[], Any]) -> Any:
     return statement
 
 
-# Below this many targets at once, the plan is too cheap to reach PostgreSQL's JIT threshold.
-_FEW_ROWS = 1000
-
-
 async def waiting_of(
     session: AsyncSession, s: Situation, target_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Waiting]:
     """The reason, time and detail of some targets (one, or a page of them): one statement."""
     if not target_ids:
         return {}
-    if len(target_ids) >= _FEW_ROWS:
+    if len(target_ids) > 1:  # one target's plan is far too cheap to reach the JIT threshold
         await plan_for_rows(session)
     statement = cached("waiting_of", s, lambda: select(TARGETS.c.id, *columns(s)).where(
         TARGETS.c.id.in_(bindparam("target_ids", expanding=True))))
