@@ -4,21 +4,27 @@
    campaign, then on the same list with a calling window (a US list over four zones, open in
    all), 3 do-not-call lists of --dnc entries each that the campaign honours, and a contact
    limit on: the ratio of the two (goal >= 0.8).
+   The two runs alternate (--rounds times each, on their own databases seeded once), so that
+   a load that comes and goes on the machine weighs on both alike.
 2. The stats' counts per waiting reason over --reason-targets targets (goal < 100 ms).
+3. One target's waiting fields, as POST/GET of a target computes them: the statement built
+   once per shape (strategy.reasons.cached) against building it at each call.
 
-    .venv/bin/python bench/strategy_bench.py [--targets 20000] [--dnc 1000000] \
-        [--reason-targets 1000000]
+    .venv/bin/python -m bench.strategy_bench [--targets 20000] [--dnc 1000000] \
+        [--reason-targets 1000000] [--rounds 2]
 """
 
 import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import time
 import uuid
 from typing import Any
 
 import asyncpg
+from sqlalchemy import func, select
 
 from outdial.clock import utcnow
 from outdial.db import Database
@@ -120,7 +126,7 @@ async def attempts_per_second(url: str, campaign_id: uuid.UUID, seconds: float) 
     return done / (time.perf_counter() - started)
 
 
-async def reason_counts_ms(url: str, outdial_id: uuid.UUID, runs: int = 3) -> tuple[float, dict[str, int]]:
+async def reason_counts_ms(url: str, outdial_id: uuid.UUID, runs: int = 1) -> tuple[float, dict[str, int]]:
     database = Database(url)
     best = float("inf")
     counts: dict[str, int] = {}
@@ -137,22 +143,88 @@ async def reason_counts_ms(url: str, outdial_id: uuid.UUID, runs: int = 3) -> tu
     return best * 1000, counts
 
 
+async def without_probes(url: str, outdial_id: uuid.UUID) -> None:
+    """What the counts would cost if no rule probed another table per row (as if the lists and
+    the caps were stored columns of the target): the count without those two rules, and a bare
+    count(*) of the outdial's live targets."""
+    every_rule = list(reasons.RULES)
+    reasons.RULES[:] = [r for r in every_rule if r.reason not in ("dnc", "contact_limit")]
+    database = Database(url)
+    try:
+        for _ in range(2):
+            ms, _counts = await reason_counts_ms(url, outdial_id)
+            print(f"counts without the dnc and contact_limit rules: {ms:.0f} ms", flush=True)
+            async with database.transaction() as session:
+                started = time.perf_counter()
+                await session.scalar(select(func.count()).where(
+                    reasons.TARGETS.c.outdial_id == outdial_id,
+                    reasons.TARGETS.c.tm_delete.is_(None)))
+                print(f"count(*) of the live targets: "
+                      f"{(time.perf_counter() - started) * 1000:.0f} ms", flush=True)
+    finally:
+        reasons.RULES[:] = every_rule
+        await database.dispose()
+
+
+async def waiting_of_ms(url: str, outdial_id: uuid.UUID, calls: int = 300) -> None:
+    """Wall and CPU time per call of one target's waiting fields, given its situation."""
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            outdial = await session.get(Outdial, outdial_id)
+            s = await reasons.situation(session, outdial, utcnow())
+            target_id = await session.scalar(
+                select(reasons.TARGETS.c.id).where(reasons.TARGETS.c.outdial_id == outdial_id)
+                .limit(1))
+
+            async def built_each_time() -> None:
+                await session.execute(select(reasons.TARGETS.c.id, *reasons.columns(s))
+                                      .where(reasons.TARGETS.c.id.in_([target_id])))
+
+            async def cached() -> None:
+                await reasons.waiting_of(session, s, [target_id])
+
+            for name, call in (("built at each call", built_each_time), ("built once", cached)):
+                await call()
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(calls):
+                    await call()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                print(f"one target's waiting fields, {name}: {wall / calls * 1000:.2f} ms wall, "
+                      f"{cpu / calls * 1000:.2f} ms CPU of this process per call", flush=True)
+    finally:
+        await database.dispose()
+
+
 async def main(args: Any) -> None:
-    figures = {}
-    for strategy in (False, True):
-        url = await fresh_database()
-        try:
+    runs: dict[bool, list[float]] = {False: [], True: []}
+    urls: dict[bool, str] = {}
+    try:
+        campaigns = {}
+        for strategy in (False, True):
+            urls[strategy] = url = await fresh_database()
             database = Database(url)
             await upgrade_database(database)
             await database.dispose()
-            campaign_id, _ = await seed(url, args.targets, strategy=strategy,
-                                        dnc=args.dnc if strategy else 0)
-            figures[strategy] = await attempts_per_second(url, campaign_id, args.seconds)
-            print(f"{'strategy on' if strategy else 'plain':>12}: {figures[strategy]:,.0f} attempts/s",
-                  flush=True)
-        finally:
+            began = time.perf_counter()
+            campaigns[strategy], outdial_id = await seed(
+                url, args.targets * args.rounds, strategy=strategy,
+                dnc=args.dnc if strategy else 0)
+            print(f"seeded {'strategy' if strategy else 'plain'} database in "
+                  f"{time.perf_counter() - began:.0f} s", flush=True)
+        await waiting_of_ms(urls[True], outdial_id)
+        for _ in range(args.rounds):
+            for strategy in (False, True):
+                rate = await attempts_per_second(urls[strategy], campaigns[strategy], args.seconds)
+                runs[strategy].append(rate)
+                print(f"{'strategy on' if strategy else 'plain':>12}: {rate:,.0f} attempts/s "
+                      f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    finally:
+        for url in urls.values():
             await drop_database(url)
-    print(f"ratio strategy/plain: {figures[True] / figures[False]:.2f} (goal >= 0.8)")
+    plain, on = (sum(runs[k]) / len(runs[k]) for k in (False, True))
+    print(f"mean plain {plain:,.0f}, strategy on {on:,.0f} attempts/s: ratio {on / plain:.2f} "
+          f"(goal >= 0.8)")
     if not args.reason_targets:
         return
     url = await fresh_database()
@@ -161,6 +233,9 @@ async def main(args: Any) -> None:
         await upgrade_database(database)
         await database.dispose()
         _, outdial_id = await seed(url, args.reason_targets, strategy=True, dnc=1000)
+        if args.without_probes:
+            await without_probes(url, outdial_id)
+            return
         ms, counts = await reason_counts_ms(url, outdial_id)
         print(f"waiting-reason counts over {args.reason_targets:,} targets: {ms:.0f} ms "
               f"(goal < 100 ms) {counts}")
@@ -174,4 +249,7 @@ if __name__ == "__main__":
     parser.add_argument("--dnc", type=int, default=1_000_000)
     parser.add_argument("--reason-targets", type=int, default=1_000_000, help="0: skip part 2")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each")
+    parser.add_argument("--without-probes", action="store_true",
+                        help="part 2 without the rules that probe per row, and a bare count")
     asyncio.run(main(parser.parse_args()))

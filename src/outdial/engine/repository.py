@@ -21,6 +21,7 @@ from sqlalchemy import (
     Boolean,
     Integer,
     Select,
+    Uuid,
     and_,
     bindparam,
     case,
@@ -361,14 +362,15 @@ async def _has_pending_targets(
     )
 
 
-def claim_query(situation: Situation, room: int) -> Select[Any]:
+def claim_query(situation: Situation, room: int | None = None) -> Select[Any]:
     """Up to `room` dialable targets of the outdial, earliest due first (a `fresh_first`
     campaign: untried ones first): one query along ix_outdial_targets_due
     (ix_outdial_targets_fresh), however long the list. Dialable: idle, and every strategy rule
     allows it now (strategy.reasons: tries left, interval passed, window open, under the
     contact limits …), the very rules a waiting target's reason is told from. A rule that
     passes slots over (the do-not-call lists) is selected instead, per slot: the claim takes
-    such a target and records its listed slots as `dnc` rather than dial them."""
+    such a target and records its listed slots as `dnc` rather than dial them. The number of
+    rows is the parameter `room` (given, or bound at each run)."""
     slot_columns = [TARGETS.c[f"destination_{n}"] for n in SLOTS]
     count_columns = [TARGETS.c[f"try_count_{n}"] for n in SLOTS]
     order = [DUE, TARGETS.c.id]
@@ -387,14 +389,14 @@ def claim_query(situation: Situation, room: int) -> Select[Any]:
             *dnc.listed_columns(situation),
         )
         .where(
-            TARGETS.c.outdial_id == situation.outdial_id,
+            TARGETS.c.outdial_id == situation.param("outdial_id", Uuid()),
             TARGETS.c.tm_delete.is_(None),
             TARGETS.c.status == "idle",
             *reasons.claimable(situation),
             *conditions,
         )
         .order_by(*order)
-        .limit(room)
+        .limit(bindparam("room", room, type_=Integer))
         # PostgreSQL: rows another claimer holds are passed over, never waited for.
         .with_for_update(skip_locked=True)
     )
@@ -413,7 +415,10 @@ async def _claim_targets(
     routes: dict[str, Route],
 ) -> list[Claimed]:
     limits = limits_of(outplan)
-    rows = (await session.execute(claim_query(situation, room))).all()
+    # Built once per shape of situation (strategy.reasons.cached), run with this turn's values.
+    priority = campaign.priority == "fresh_first"
+    query = reasons.cached(("claim", priority), situation, lambda: claim_query(situation))
+    rows = (await session.execute(query, {**situation.params(), "room": room})).all()
     if not rows:
         return []
 
@@ -481,7 +486,8 @@ async def _claim_targets(
         done = [m["b_id"] for m in moved if m["b_done"]]
         if done:
             events.extend(
-                (catalogue.OUTDIALTARGET_UPDATED, t.customer_id, catalogue.outdialtarget(t))
+                (catalogue.OUTDIALTARGET_UPDATED, t.customer_id,
+                 catalogue.outdialtarget(t, reasons.settled(t)))
                 for t in await session.execute(select(*TARGETS.c).where(TARGETS.c.id.in_(done)))
             )
     if skipped:
@@ -503,7 +509,8 @@ async def _claim_targets(
             .returning(*TARGETS.c)
         )
         events.extend(
-            (catalogue.OUTDIALTARGET_UPDATED, t.customer_id, catalogue.outdialtarget(t))
+            (catalogue.OUTDIALTARGET_UPDATED, t.customer_id,
+             catalogue.outdialtarget(t, reasons.settled(t)))
             for t in targets
         )
     lease_expire = now + dt.timedelta(seconds=lease_seconds)
@@ -754,8 +761,10 @@ async def _emit_closed(
                        catalogue.campaigncall(call)))
         target = targets.get(closing.target_id)
         if target is not None:
+            # An idle one's waiting is left out: telling it takes the rules' situation of its
+            # outdial, loaded per outdial on every write-down (GET …/targets/{id} tells it).
             events.append((catalogue.OUTDIALTARGET_UPDATED, target.customer_id,
-                           catalogue.outdialtarget(target)))
+                           catalogue.outdialtarget(target, reasons.settled(target))))
     await emit_many(session, events, now=now)
 
 

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, literal, or_, select
+from sqlalchemy import ColumnElement, DateTime, String, Uuid, case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.errors import InvalidArgument
@@ -71,9 +71,9 @@ def _listed(s: Any, value: ColumnElement[str]) -> Any:
     return (
         select(DncEntry.dnclist_id)
         .where(
-            DncEntry.dnclist_id.in_(s.extra["dnclists"]),
+            DncEntry.dnclist_id.in_(s.param("dnclists", Uuid())),
             DncEntry.value == value,
-            or_(DncEntry.tm_expire.is_(None), DncEntry.tm_expire > s.now),
+            or_(DncEntry.tm_expire.is_(None), DncEntry.tm_expire > s.param("now", DateTime())),
         )
         .limit(1)
     )
@@ -81,12 +81,13 @@ def _listed(s: Any, value: ColumnElement[str]) -> Any:
 
 def listed_columns(s: Any) -> list[ColumnElement[bool]]:
     """For the claim: whether each slot's destination is listed (dnc_listed_N), one index
-    probe of uq_dnc_entries_list_value per list and slot of each row claimed."""
+    probe of uq_dnc_entries_list_value per list and slot of each row claimed; only the slots
+    the outplan dials (a slot without tries is never chosen)."""
     if not s.extra.get("dnclists"):
         return []
     return [
         _listed(s, value_sql(TARGETS.c[f"destination_{n}"])).exists().label(f"dnc_listed_{n}")
-        for n in range(DESTINATION_SLOTS)
+        for n in range(DESTINATION_SLOTS) if s.limits is None or s.limits[n] > 0
     ]
 
 
@@ -107,8 +108,22 @@ def _which_list(s: Any) -> Any:
     if not s.extra.get("dnclists"):
         return None
     found = _listed(s, _next_value(s)).scalar_subquery()
-    return case({i: literal(str(i), String()) for i in s.extra["dnclists"]}, value=found,
-                else_=None)
+    return case(
+        *((s.param(f"dnclist_{n}", Uuid()), s.param(f"dnclist_text_{n}", String()))
+          for n in range(len(s.extra["dnclists"]))),
+        value=found, else_=None,
+    )
+
+
+def _params(s: Any) -> dict[str, Any]:
+    lists = s.extra.get("dnclists")
+    if not lists:
+        return {}
+    values: dict[str, Any] = {"dnclists": list(lists)}
+    for n, list_id in enumerate(lists):
+        values[f"dnclist_{n}"] = list_id
+        values[f"dnclist_text_{n}"] = str(list_id)
+    return values
 
 
 async def _prepare(session: AsyncSession, s: Any) -> None:
@@ -118,4 +133,5 @@ async def _prepare(session: AsyncSession, s: Any) -> None:
 
 # Asked last: a target is said to wait on a list only when nothing else holds it, which is
 # exactly when the claim takes it and passes its listed destination over.
-add_rule(Rule(DNC_OUTCOME, _allows, detail=_which_list, prepare=_prepare, passes_over=True))
+add_rule(Rule(DNC_OUTCOME, _allows, detail=_which_list, prepare=_prepare, passes_over=True,
+              params=_params))

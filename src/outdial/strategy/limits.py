@@ -104,8 +104,7 @@ def _shifted_sqlite(element: shifted, compiler: Any, **kw: Any) -> str:
             f"({compiler.process(ms, **kw)} / 1000.0) || ' seconds') || '000')")
 
 
-def _counted(limit: ContactLimit, customer_id: uuid.UUID, address: Any, now: dt.datetime) -> Any:
-    since = now - dt.timedelta(milliseconds=limit.window)
+def _counted(limit: ContactLimit, customer_id: Any, address: Any, since: Any) -> Any:
     terms = [CONTACTS.c.customer_id == customer_id, CONTACTS.c.address == address,
              CONTACTS.c.tm_create > since]
     if limit.count == "answered":
@@ -113,29 +112,35 @@ def _counted(limit: ContactLimit, customer_id: uuid.UUID, address: Any, now: dt.
     return and_(*terms)
 
 
+def since(limit: ContactLimit, now: dt.datetime) -> dt.datetime:
+    """The start of the limit's rolling window now: contacts after it count."""
+    return now - dt.timedelta(milliseconds=limit.window)
+
+
 def within_limits(
-    limits: Sequence[ContactLimit], customer_id: uuid.UUID, address: Any, now: dt.datetime
+    limits: Sequence[ContactLimit], customer_id: Any, address: Any, sinces: Sequence[Any]
 ) -> ColumnElement[bool] | None:
-    """SQL: the target's next destination is under every limit (None: no limits)."""
+    """SQL: the target's next destination is under every limit (None: no limits). `sinces`:
+    each limit's window start (since()), as values or bound parameters."""
     if not limits:
         return None
     return and_(*(
         select(func.count()).select_from(CONTACTS)
-        .where(_counted(limit, customer_id, address, now)).scalar_subquery() < limit.max
-        for limit in limits
+        .where(_counted(limit, customer_id, address, start)).scalar_subquery() < limit.max
+        for limit, start in zip(limits, sinces, strict=True)
     ))
 
 
 def frees_at(
-    limits: Sequence[ContactLimit], customer_id: uuid.UUID, address: Any, now: dt.datetime
+    limits: Sequence[ContactLimit], customer_id: Any, address: Any, sinces: Sequence[Any]
 ) -> ColumnElement[Any] | None:
     """SQL: when the first limit reached lets the destination be contacted again — once its
     oldest counted contact leaves the window (sooner if contacts above the cap remain)."""
     if not limits:
         return None
     whens = []
-    for limit in limits:
-        where = _counted(limit, customer_id, address, now)
+    for limit, start in zip(limits, sinces, strict=True):
+        where = _counted(limit, customer_id, address, start)
         count = select(func.count()).select_from(CONTACTS).where(where).scalar_subquery()
         oldest = select(func.min(CONTACTS.c.tm_create)).where(where).scalar_subquery()
         whens.append((count >= limit.max, shifted(oldest, literal(limit.window))))

@@ -9,6 +9,11 @@ definition, never two that drift apart. Being SQL, the reason is a column expres
 page, the export (its COPY included) and the stats' counts per reason select it like any column.
 
 Another rule is added with `add_rule`: e.g. the do-not-call lists, before the calling window.
+
+A rule's SQL reads what changes from one moment to the next (the time, which zones are open,
+the lists) as bound parameters named in `Situation.params`: the claim's statement and a target's
+waiting fields are built once per shape of situation (`cached`) and then only run with the
+values of the moment, so building the expression is not paid on every claim or target request.
 """
 
 import datetime as dt
@@ -20,6 +25,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     DateTime,
+    Integer,
     String,
     Uuid,
     and_,
@@ -92,6 +98,45 @@ class Situation:
     # What added rules load for themselves in their `prepare` (e.g. the lists a campaign honours).
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def params(self) -> dict[str, Any]:
+        """The values the rules' SQL reads, by bound parameter name: what changes from one
+        situation to the next of one shape (the time, the zones' states, the lists)."""
+        values: dict[str, Any] = {
+            "now": self.now,
+            "customer_id": self.customer_id,
+            "outdial_id": self.outdial_id,
+            "try_interval": self.try_interval,
+            "interval_cutoff": self.now - dt.timedelta(milliseconds=self.try_interval),
+        }
+        if self.open_keys:
+            values["open_keys"] = self.open_keys
+        for n, (key, state) in enumerate(self.closed_zones):
+            values[f"closed_key_{n}"] = key
+            values[f"closed_opens_{n}"] = state.opens_at
+            values[f"closed_zone_{n}"] = state.zone
+        for n, limit in enumerate(self.contact_limits):
+            values[f"cap_since_{n}"] = caps.since(limit, self.now)
+        for rule in RULES:
+            if rule.params is not None:
+                values.update(rule.params(self))
+        return values
+
+    def shape(self) -> tuple[Any, ...]:
+        """What the rules' SQL is built from, beside its parameters' values: situations of one
+        shape share one statement (built once, see `cached`)."""
+        return (tuple(RULES), self.running, self.limits, _has_retry_rules(self),
+                self.window is not None, self.contact_limits, tuple(sorted(self.params())))
+
+    def param(self, name: str, type_: Any = None) -> Any:
+        """The bound parameter `name`, carrying this situation's value (so that a statement
+        built from it also runs, or is written out, as it is)."""
+        value = self.params()[name]
+        return bindparam(name, value, type_=type_, expanding=isinstance(value, list))
+
+    @property
+    def closed_zones(self) -> list[tuple[str, KeyState]]:
+        return [(key, state) for key, state in sorted(self.zones.items()) if not state.open]
+
     @property
     def open_keys(self) -> list[str]:
         return sorted(key for key, state in self.zones.items() if state.open)
@@ -118,6 +163,8 @@ class Rule:
     # True: the claim does not leave a target this rule holds: it takes it and passes the
     # held slot over (the do-not-call lists); the target's reason is still this rule's.
     passes_over: bool = False
+    # The values of the bound parameters this rule's SQL reads (Situation.param), by name.
+    params: Callable[[Situation], dict[str, Any]] | None = None
 
 
 def _not_running(s: Situation) -> Clause:
@@ -133,17 +180,18 @@ def _has_retry_rules(s: Situation) -> bool:
 
 
 def _interval_passed(s: Situation) -> Clause:
+    now = s.param("now", DateTime())
     if _has_retry_rules(s):
         # Under retry rules the wait depends on the outcome (strategy.retry): next_attempt_at,
         # written when the attempt closed, alone says when.
-        return DUE <= s.now
+        return DUE <= now
     return and_(
-        DUE <= s.now,
+        DUE <= now,
         # Never sooner than the outplan's interval now, even if it grew since the target's
         # next_attempt_at was set.
         or_(
             TARGETS.c.tm_last_end.is_(None),
-            TARGETS.c.tm_last_end <= s.now - dt.timedelta(milliseconds=s.try_interval),
+            TARGETS.c.tm_last_end <= s.param("interval_cutoff", DateTime()),
         ),
     )
 
@@ -151,33 +199,35 @@ def _interval_passed(s: Situation) -> Clause:
 def _interval_ends(s: Situation) -> Clause:
     if _has_retry_rules(s):
         return DUE
-    after_last = caps.shifted(TARGETS.c.tm_last_end, literal(s.try_interval))
-    return case((DUE > s.now, DUE), else_=after_last)
+    after_last = caps.shifted(TARGETS.c.tm_last_end, s.param("try_interval", Integer()))
+    return case((DUE > s.param("now", DateTime()), DUE), else_=after_last)
 
 
 def _in_window(s: Situation) -> Clause:
     if s.window is None:
         return None
-    return TARGETS.c.zone_key.in_(s.open_keys) if s.open_keys else false()
+    return TARGETS.c.zone_key.in_(s.param("open_keys", String())) if s.open_keys else false()
+
+
+def _per_closed_zone(s: Situation, name: str, type_: Any) -> Clause:
+    """For a target in a closed zone, that zone's `name` (closed_opens: when it opens,
+    closed_zone: which zone keeps it shut)."""
+    closed = s.closed_zones
+    if not closed:
+        return None
+    return case(
+        *((s.param(f"closed_key_{n}", String()), s.param(f"{name}_{n}", type_))
+          for n in range(len(closed))),
+        value=TARGETS.c.zone_key, else_=None,
+    )
 
 
 def _window_opens(s: Situation) -> Clause:
-    closed = [(k, state) for k, state in sorted(s.zones.items()) if not state.open]
-    if not closed:
-        return None
-    return case(
-        {key: _at(state.opens_at) for key, state in closed}, value=TARGETS.c.zone_key, else_=None
-    )
+    return _per_closed_zone(s, "closed_opens", DateTime())
 
 
 def _window_zone(s: Situation) -> Clause:
-    closed = [(k, state) for k, state in sorted(s.zones.items()) if not state.open]
-    if not closed:
-        return None
-    return case(
-        {key: literal(state.zone, String()) for key, state in closed},
-        value=TARGETS.c.zone_key, else_=None,
-    )
+    return _per_closed_zone(s, "closed_zone", String())
 
 
 def value_sql(column: Any) -> ColumnElement[str]:
@@ -208,16 +258,18 @@ def next_value_sql(s: Situation) -> ColumnElement[str]:
     return case(*whens, else_=None) if whens else literal(None, String())
 
 
+def _cap_sinces(s: Situation) -> list[Any]:
+    return [s.param(f"cap_since_{n}", DateTime()) for n in range(len(s.contact_limits))]
+
+
 def _under_limits(s: Situation) -> Clause:
-    return caps.within_limits(s.contact_limits, s.customer_id, next_value_sql(s), s.now)
+    return caps.within_limits(s.contact_limits, s.param("customer_id", Uuid()),
+                              next_value_sql(s), _cap_sinces(s))
 
 
 def _limits_free(s: Situation) -> Clause:
-    return caps.frees_at(s.contact_limits, s.customer_id, next_value_sql(s), s.now)
-
-
-def _at(moment: dt.datetime | None) -> ColumnElement[Any]:
-    return literal(moment, DateTime()) if moment is not None else literal(None, DateTime())
+    return caps.frees_at(s.contact_limits, s.param("customer_id", Uuid()), next_value_sql(s),
+                         _cap_sinces(s))
 
 
 RULES: list[Rule] = [
@@ -389,20 +441,53 @@ class Waiting:
     detail: str | None
 
 
+# Statements built from the rules, by what they are for and the situation's shape. Building
+# one is far dearer than running it for a few targets; the values change, the shapes are few.
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+_MOST_STATEMENTS = 256
+
+
+def cached(kind: Any, s: Situation, build: Callable[[], Any]) -> Any:
+    """The statement of this kind for situations shaped like `s`, built once (by `build`, from
+    `s`); run it with s.params() (and the kind's own parameters)."""
+    key = (kind, s.shape())
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        if len(_STATEMENTS) >= _MOST_STATEMENTS:
+            _STATEMENTS.clear()
+        statement = _STATEMENTS[key] = build()
+    return statement
+
+
 async def waiting_of(
     session: AsyncSession, s: Situation, target_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Waiting]:
-    """The reason, time and detail of some targets (a page of them)."""
+    """The reason, time and detail of some targets (one, or a page of them): one statement."""
     if not target_ids:
         return {}
-    await plan_for_rows(session)
-    rows = await session.execute(
-        select(TARGETS.c.id, *columns(s)).where(TARGETS.c.id.in_(list(target_ids)))
-    )
+    if len(target_ids) > 1:  # one target's plan is far too cheap to reach the JIT threshold
+        await plan_for_rows(session)
+    statement = cached("waiting_of", s, lambda: select(TARGETS.c.id, *columns(s)).where(
+        TARGETS.c.id.in_(bindparam("target_ids", expanding=True))))
+    rows = await session.execute(statement, {**s.params(), "target_ids": list(target_ids)})
     return {
         row.id: Waiting(row.waiting_reason, as_datetime(row.next_attempt_at), row.waiting_detail)
         for row in rows
     }
+
+
+def settled(target: Any) -> Waiting | None:
+    """The waiting of a target row that no rule is asked about: being dialed or done, as the
+    first cases of reason_sql say (the `answered` column is kept equal to "has a successful
+    attempt" by the database, migration 0007). None for an idle target: that takes the rules
+    (waiting_of), and for a deleted one."""
+    if target.tm_delete is not None:
+        return None
+    if target.status == "progressing":
+        return Waiting(IN_PROGRESS, None, None)
+    if target.status != "idle":
+        return Waiting(ANSWERED if target.answered else EXHAUSTED, None, None)
+    return None
 
 
 def as_datetime(value: Any) -> dt.datetime | None:
