@@ -8,7 +8,8 @@ Checks the import bench's file (bench/import_bench.py) with the import's own che
 writes its rows the way an import does — COPY chunks of outdial_targets lines plus the
 import_row_targets mapping, one transaction, then COMMIT — once per variant, each into a freshly
 migrated database, and prints for each: wall time, the backend's CPU time (from /proc; the figure
-that holds under load) per row, and the bytes of WAL written per row.
+that holds under load) per row, the bytes of WAL the server wrote meanwhile per row (the whole
+server's: on a shared server other databases' writes count too), and the size of each index.
 
 Variants (all of them by default, or those named):
 - migrated: the schema as migrated, ids as an import gives them (imports.ids: in file order);
@@ -142,9 +143,15 @@ async def once(name: str, chunks: list[tuple[bytes, list[str]]], customer: uuid.
         elapsed = time.perf_counter() - started
         cpu = cpu_seconds(connection.get_server_pid()) - cpu
         wal = float(await connection.fetchval("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1)", wal))
+        sizes = await connection.fetch(
+            "SELECT c.relname, pg_relation_size(c.oid) AS size FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'outdial_targets'::regclass"
+            " ORDER BY c.relname")
         await connection.close()
         print(f"{name:12} {elapsed:6.1f} s wall, {cpu:5.1f} s backend CPU = {cpu / at * 1e6:4.1f} µs per row, "
               f"WAL {wal / at:5.0f} B per row (load average {os.getloadavg()[0]:.1f})", flush=True)
+        print("             indexes: " + ", ".join(
+            f"{r['relname'].removeprefix('ix_outdial_targets_')} {r['size'] / 2**20:.0f} MiB" for r in sizes))
     finally:
         databases.drop_postgres_database(url)
 
