@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.import_bench import make_file
 
 from outdial.imports.checking import RowRules, check_chunk
+from outdial.imports.ids import new_salt
 from outdial.imports.reading import read_chunks
 
 
@@ -46,7 +47,7 @@ def main() -> None:
     ndjson_data = "".join(json.dumps({k: v for k, v in row.items() if v}) + "\n" for row in rows).encode()
     rules = RowRules(import_id=uuid.uuid4(), customer_id=uuid.uuid4(), outdial_id=uuid.uuid4(),
                      tm_create=dt.datetime(2026, 1, 1), default_region="US", require_valid=False,
-                     dedupe=False, encoding="copy")
+                     dedupe=False, encoding="copy", id_salt=new_salt())
     import outdial
 
     print(f"outdial from {Path(outdial.__file__).parent}, {args.rows} rows")

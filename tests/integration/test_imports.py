@@ -3,10 +3,12 @@
 import csv
 import io
 import json
+import uuid
 from typing import Any
 
 import pytest
 
+from outdial.imports import reading
 from outdial.settings import Settings
 from tests.conftest import Api, assert_error
 
@@ -210,6 +212,24 @@ async def test_rows_checked_by_worker_processes(api: Api) -> None:
     assert (job["rows_imported"], job["rows_rejected"]) == (12_000, 1), job
     assert job["errors"] == [{"row": 12_001, "field": "destination_0.target",
                               "message": job["errors"][0]["message"]}]
+
+
+@pytest.mark.parametrize("settings", [2], indirect=True)
+async def test_imported_targets_get_ids_in_file_order(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across chunks checked by different worker processes and landed in file order: the
+    import's ids ascend with the rows (imports.ids), so a page of its targets, newest first,
+    is the end of the file backwards."""
+    monkeypatch.setattr(reading, "CHUNK_BYTES", 2048)
+    outdial = await new_outdial(api)
+    body = "name,destination_0\n" + "".join(f"r{i},+1555{i:07d}\n" for i in range(1, 3001))
+    job = (await upload(api, outdial, body, CSV)).json()
+    assert job["rows_imported"] == 3000, job
+    rows = await mapping(api, outdial, job["id"])
+    ids = [rows[row] for row in range(1, 3001)]
+    assert ids == sorted(ids) and len(set(ids)) == 3000
+    assert all(uuid.UUID(i).version == 4 for i in ids)
+    page = (await api.get(f"/v1.0/outdials/{outdial}/targets", params={"page_size": 100})).json()
+    assert [t["name"] for t in page["result"]] == [f"r{i}" for i in range(3000, 2900, -1)]
 
 
 async def test_a_timezone_column_is_checked_by_the_api_s_rule_and_stored(api: Api) -> None:

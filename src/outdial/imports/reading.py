@@ -28,6 +28,9 @@ CHUNK_ROWS = 5000  # JSON array elements per chunk (they arrive decoded)
 # A single CSV record, NDJSON line or array element longer than this is refused: it bounds the
 # memory one unterminated quote or bracket can make the reader hold.
 MAX_RECORD_CHARS = 4 * 1024 * 1024
+# The most a block of CSV or NDJSON records can hold: a record cannot be longer than
+# MAX_RECORD_CHARS, so one ends within it.
+BLOCK_LIMIT = MAX_RECORD_CHARS + 2 * CHUNK_BYTES
 ROW_FIELDS = ("name", "detail", "data") + tuple(f"destination_{n}" for n in range(5))
 DESTINATION_COLUMNS = ROW_FIELDS[3:]
 MALFORMED = "INVALID_IMPORT_FILE"
@@ -48,6 +51,7 @@ class Chunk:
     header: list[str] | None = None
     start: int = 0
     delimiter: str = ","  # CSV: the field separator the header uses
+    sequence: int = 0  # the chunk's place in the upload, from 0 (imports.ids numbers rows by it)
 
 
 def media_format(content_type: str) -> str:
@@ -91,12 +95,12 @@ async def read_chunks(
 ) -> AsyncIterator[Chunk]:
     """Chunks of the upload; a CSV header must name one of the `required` columns (a target's
     destinations; a do-not-call entry's value)."""
-    if format == "csv":
-        async for chunk in _csv_chunks(stream, required):
-            yield chunk
-        return
-    reader = {"ndjson": _ndjson_chunks, "json": _json_array_chunks}[format]
-    async for chunk in reader(stream):
+    chunks = (_csv_chunks(stream, required) if format == "csv"
+              else {"ndjson": _ndjson_chunks, "json": _json_array_chunks}[format](stream))
+    sequence = 0
+    async for chunk in chunks:
+        chunk.sequence = sequence
+        sequence += 1
         yield chunk
 
 
@@ -114,22 +118,25 @@ async def _text(stream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, bool]]
 
 async def _blocks(stream: AsyncIterator[bytes], record_end: Any) -> AsyncIterator[tuple[bytes, int]]:
     """(block, its byte position): the upload cut into blocks of about CHUNK_BYTES that end
-    where `record_end(data)` says the last whole record ends; the last block is the rest."""
+    where `record_end(data)` says the last whole record ends; the last block is the rest.
+    However large the pieces the stream arrives in, a block ends within BLOCK_LIMIT bytes (a
+    block is one chunk of rows, and imports.ids numbers at most 2**22 rows in a chunk)."""
     carry = b""
     position = 0
     async for data in stream:
         carry += data
-        if len(carry) < CHUNK_BYTES:
-            continue
-        cut = record_end(carry)
-        if cut == 0:
-            if len(carry) > MAX_RECORD_CHARS:
-                raise malformed(0, f"the record at byte {position} is longer than {MAX_RECORD_CHARS} "
-                                   "bytes (or a quoted field is never closed)")
-            continue
-        yield carry[:cut], position
-        carry, position = carry[cut:], position + cut
-    if carry:
+        start = 0  # where the rest of `carry` begins: a large piece gives several blocks
+        while len(carry) - start >= CHUNK_BYTES:
+            cut = record_end(carry[start:start + BLOCK_LIMIT])
+            if cut == 0:
+                if len(carry) - start > MAX_RECORD_CHARS:
+                    raise malformed(0, f"the record at byte {position} is longer than "
+                                       f"{MAX_RECORD_CHARS} bytes (or a quoted field is never closed)")
+                break
+            yield carry[start:start + cut], position
+            start, position = start + cut, position + cut
+        carry = carry[start:]
+    if carry:  # at most MAX_RECORD_CHARS: the loop above refused anything longer
         yield carry, position
 
 

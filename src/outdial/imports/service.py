@@ -36,6 +36,7 @@ from outdial.imports.checking import (
     encode_targets,
     exit_with_parent,
 )
+from outdial.imports.ids import new_salt
 from outdial.imports.reading import Chunk, malformed, no_rows, read_chunks
 from outdial.imports.repository import (
     DNC_ENTRIES,
@@ -235,7 +236,7 @@ class ImportRunner:
                 import_id=job.id, customer_id=job.customer_id, outdial_id=job.outdial_id,
                 tm_create=job.tm_create, default_region=options.default_region,
                 require_valid=options.validation == "valid", dedupe=options.dedupe,
-                encoding=self._encoding, dnclist_id=job.dnclist_id,
+                encoding=self._encoding, id_salt=new_salt(), dnclist_id=job.dnclist_id,
             )
             # Checked chunks are written as they come, not when the next one is read: a slow
             # or stalled upload still writes (and reports progress on) what has arrived.
