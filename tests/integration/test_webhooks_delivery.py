@@ -24,7 +24,7 @@ from outdial.events.outbox import EVENTS, emit, event_json
 from outdial.models import Campaigncall, Customer, Webhook, WebhookDelivery
 from outdial.webhooks import sending
 from outdial.webhooks.delivery import Deliverer, DeliveryConfig
-from outdial.webhooks.sending import Sender
+from outdial.webhooks.sending import Message, Sender
 from outdial.webhooks.signing import generate_secret
 from tests.integration.test_metrics import Scrape
 from tests.engine_support import make_campaign, make_engine, tel
@@ -315,14 +315,15 @@ async def test_https_goes_to_the_checked_address_with_the_hosts_name_for_tls(
     try:
         # The system's trust store refuses the self-signed certificate: nothing is delivered.
         untrusting = Sender(SystemClock(), 5.0, allow_private=True)
-        refused = await untrusting.send(url, b"{}", {"webhook-id": "1"})
+        [refused] = await untrusting.send(url, [Message(b"{}", {"webhook-id": "1"})])
         await untrusting.aclose()
         assert (refused.kind, refused.ok) == ("unreachable", False)
         assert "CERTIFICATE_VERIFY_FAILED" in refused.error
         trusting = ssl.create_default_context(cafile=str(certificate))
         monkeypatch.setattr(sending, "tls_context", lambda: trusting)
         sender = Sender(SystemClock(), 5.0, allow_private=True)
-        sent = [await sender.send(url, b"{}", {"webhook-id": str(n)}) for n in range(3)]
+        sent = [outcome for n in range(3)
+                for outcome in await sender.send(url, [Message(b"{}", {"webhook-id": str(n)})])]
         await sender.aclose()
     finally:
         receiver.stop()

@@ -26,8 +26,8 @@ from outdial.events.outbox import emit, event_json
 from outdial.settings import Settings
 from outdial.webhooks import repository as repo
 from outdial.webhooks.repository import Claim, Item
-from outdial.webhooks.sending import Sender, Sent
-from outdial.webhooks.signing import signed_headers
+from outdial.webhooks.sending import Message, Sender, Sent
+from outdial.webhooks.signing import Signer, signed_headers
 
 log = logging.getLogger("outdial.webhooks")
 
@@ -47,6 +47,7 @@ class DeliveryConfig:
     disable_after_failures: int = 15
     concurrency: int = 16
     claim_batch: int = 100
+    pipeline: int = 16
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
     retention_seconds: float = 7 * 24 * 3600.0
@@ -62,6 +63,7 @@ class DeliveryConfig:
             disable_after_failures=settings.webhooks_disable_after_failures,
             concurrency=settings.webhooks_concurrency,
             claim_batch=settings.webhooks_claim_batch,
+            pipeline=settings.webhooks_pipeline,
             lease_seconds=settings.webhooks_lease_seconds,
             poll_seconds=settings.webhooks_poll_seconds,
             retention_seconds=settings.webhooks_delivery_retention_seconds,
@@ -218,12 +220,14 @@ class Deliverer:
                 log.warning("could not release the claims of webhook %s", webhook_id)
 
     async def _send_claim(self, claim: Claim) -> bool:
-        """Send the claimed deliveries one after another over the endpoint's kept-alive
-        connection; stop at the first that fails (the rest wait behind it, in order). Those
-        that arrived are written down together every RECORD_EVERY_SECONDS (while the next ones
-        are being sent) and at the end of the run, rather than one transaction each: a process
-        killed meanwhile sends them again (at most this one claim), with the same webhook-ids.
-        True when the whole run arrived and was written down."""
+        """Send the claimed deliveries in order over the endpoint's kept-alive connection;
+        stop at the first that fails (the rest wait behind it, in order). The first goes alone;
+        once it arrived, the next ones go `pipeline` at a time (written together, their answers
+        read in order), so an endpoint that fails is sent one message, not a window of them.
+        Those that arrived are written down together every RECORD_EVERY_SECONDS (while the
+        next ones are being sent) and at the end of the run, rather than one transaction each:
+        a process killed meanwhile sends them again (at most this one claim), with the same
+        webhook-ids. True when the whole run arrived and was written down."""
         arrived: list[tuple[Item, Sent]] = []
         writing: asyncio.Future[bool] | None = None  # the previous group's write, if any
 
@@ -234,36 +238,51 @@ class Deliverer:
 
         try:
             try:
-                secret = self.secrets.decrypt(claim.secret_encrypted)
+                signer = Signer(self.secrets.decrypt(claim.secret_encrypted))
             except SecretUnreadable as error:
-                secret, unreadable = None, str(error)
+                signer, unreadable = None, str(error)
             record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
-            for item in claim.items:
-                if item.event is None:
+            items, at, window = claim.items, 0, 1
+            while at < len(items):
+                if items[at].event is None:
                     sent = Sent(0, 0, "the event was pruned by retention before it was sent")
                     if not (await written() and await self._record_arrived(claim, arrived)):
                         return False
-                    await self._record_failed(claim, item, sent, give_up=True)
+                    await self._record_failed(claim, items[at], sent, give_up=True)
+                    at += 1
                     continue
-                if secret is None:
+                if signer is None:
                     sent = Sent(0, 0, unreadable.replace("password", "webhook secret"))
-                else:
+                    if await written() and await self._record_arrived(claim, arrived):
+                        await self._record_failed(claim, items[at], sent)
+                    return False
+                batch = []  # up to `window` messages, up to the next pruned event
+                for item in items[at:at + window]:
+                    if item.event is None:
+                        break
+                    batch.append(item)
+                now = self.clock.now()
+                messages = []
+                for item in batch:
                     message_id, body = message(item.event)
-                    headers = signed_headers(secret, message_id, self.clock.now(), body)
-                    sent = await self.sender.send(claim.url, body.encode(), headers)
-                if sent.ok:
+                    messages.append(Message(
+                        body.encode(), signed_headers(signer, message_id, now, body)))
+                outcomes = await self.sender.send(claim.url, messages)
+                for item, sent in zip(batch, outcomes):
+                    if not sent.ok:
+                        # The ones before it first: the failure releases the rest of the claim.
+                        if await written() and await self._record_arrived(claim, arrived):
+                            await self._record_failed(claim, item, sent)
+                        return False
                     arrived.append((item, sent))
-                    if self.clock.now() >= record_by:
-                        if not await written():
-                            return False  # the lease was lost: another process has the run
-                        group, arrived = arrived, []
-                        writing = asyncio.ensure_future(self._record_arrived(claim, group))
-                        record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
-                    continue
-                # The ones before it first: the failure releases the rest of the claim.
-                if await written() and await self._record_arrived(claim, arrived):
-                    await self._record_failed(claim, item, sent)
-                return False
+                at += len(batch)
+                window = self.config.pipeline
+                if self.clock.now() >= record_by:
+                    if not await written():
+                        return False  # the lease was lost: another process has the run
+                    group, arrived = arrived, []
+                    writing = asyncio.ensure_future(self._record_arrived(claim, group))
+                    record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
             return await written() and await self._record_arrived(claim, arrived)
         finally:
             if writing is not None and not writing.done():
