@@ -245,7 +245,11 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
             customer_id = (await session.get(Campaign, campaign_id)).customer_id
         webhook_id = await subscribe(database, customer_id, receiver.url)
         processes = start_workers(url, 1, **WORKER_SETTINGS)
-        await asyncio.sleep(3)
+        # One event through first: the clock starts once the worker is up and connected.
+        async with database.transaction() as session:
+            await emit_many(session, [("campaign_updated", customer_id, {"n": -1})])
+        await drained(database, webhook_id, customer_id)
+        warm_up = 1
         # Where the worker's time goes while the events flow (py-spy, installed apart).
         profiler = None if profile is None else subprocess.Popen([
             str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
@@ -267,7 +271,7 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
             profiler.wait(timeout=60)
         stop_workers(processes)
         receiver.close()
-        arrivals = receiver.arrivals
+        arrivals = receiver.arrivals[warm_up:]
         return {"emitted": emitted, "emitted_per_s": emitted / produced_s,
                 "delivered": len(arrivals), "delivered_per_s": rate(arrivals),
                 **latencies(arrivals)}
