@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import json
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -115,6 +116,12 @@ class Receiver:
         self.arrivals = sorted(self._conn.recv())
         self._conn.close()
         self._process.join(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _epoch(stamp: str) -> float:
@@ -256,6 +263,7 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
             "--nonblocking", "--duration", str(round(seconds + 1)), "--output", profile,
             "--pid", str(processes[0].pid)])
         tick, per_tick = 0.02, max(1, round(events_per_s * 0.02))
+        cpu_before = cpu_seconds(processes[0].pid)
         started, emitted = time.monotonic(), 0
         while time.monotonic() - started < seconds:
             async with database.transaction() as session:
@@ -267,6 +275,7 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
                 await asyncio.sleep(behind)
         produced_s = time.monotonic() - started
         await drained(database, webhook_id, customer_id)
+        worker_cpu = cpu_seconds(processes[0].pid) - cpu_before
         if profiler is not None:
             profiler.wait(timeout=60)
         stop_workers(processes)
@@ -274,7 +283,8 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
         arrivals = receiver.arrivals[warm_up:]
         return {"emitted": emitted, "emitted_per_s": emitted / produced_s,
                 "delivered": len(arrivals), "delivered_per_s": rate(arrivals),
-                **latencies(arrivals)}
+                **latencies(arrivals),
+                "worker_cpu_ms_per_1000_events": 1e6 * worker_cpu / emitted}
     finally:
         receiver.close()
         await database.dispose()
