@@ -199,14 +199,17 @@ class Deliverer:
         task.add_done_callback(done)
 
     async def _send_run(self, claim: Claim | None) -> None:
-        """Send the endpoint's claimed runs one after another, claiming its next run as soon
-        as one is sent, until none is due (or a send failed, or the process stops)."""
+        """Send the endpoint's claimed runs one after another, until none is due (or a send
+        failed, or the process stops). As soon as one is sent, the endpoint's new events are
+        fanned out and its next run claimed, in one transaction: while events keep coming, an
+        endpoint does not wait for the process's next round."""
         webhook_id = claim.webhook_id if claim is not None else None
         try:
             while claim is not None and not self._stopping:
                 if not await self._send_claim(claim):
                     return
                 async with self.database.transaction() as session:
+                    await repo.fan_out(session, claim.webhook_id, self.clock.now(), FAN_OUT_BATCH)
                     claim = await repo.claim(
                         session, claim.webhook_id, owner=self.worker_id, now=self.clock.now(),
                         lease_seconds=self.config.lease_seconds, most=self.config.claim_batch,
