@@ -117,9 +117,6 @@ class Settings(BaseSettings):
     webhooks_concurrency: int = Field(default=16, gt=0)
     # Deliveries claimed for an endpoint at once, sent one after another in event order.
     webhooks_claim_batch: int = Field(default=100, gt=0)
-    # Requests written to an endpoint before reading their answers (HTTP/1.1 pipelining);
-    # 1: each request waits for the answer to the one before.
-    webhooks_pipeline: int = Field(default=16, gt=0)
     # A claim's lease, renewed while the process lives; a dead process's deliveries are sent
     # again by another once it runs out.
     webhooks_lease_seconds: float = Field(default=30.0, gt=0)

@@ -47,7 +47,6 @@ class DeliveryConfig:
     disable_after_failures: int = 15
     concurrency: int = 16
     claim_batch: int = 100
-    pipeline: int = 16
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
     retention_seconds: float = 7 * 24 * 3600.0
@@ -63,7 +62,6 @@ class DeliveryConfig:
             disable_after_failures=settings.webhooks_disable_after_failures,
             concurrency=settings.webhooks_concurrency,
             claim_batch=settings.webhooks_claim_batch,
-            pipeline=settings.webhooks_pipeline,
             lease_seconds=settings.webhooks_lease_seconds,
             poll_seconds=settings.webhooks_poll_seconds,
             retention_seconds=settings.webhooks_delivery_retention_seconds,
@@ -225,8 +223,8 @@ class Deliverer:
     async def _send_claim(self, claim: Claim) -> bool:
         """Send the claimed deliveries in order over the endpoint's kept-alive connection;
         stop at the first that fails (the rest wait behind it, in order). The first goes alone;
-        once it arrived, the next ones go `pipeline` at a time (written together, their answers
-        read in order), so an endpoint that fails is sent one message, not a window of them.
+        once it arrived, the rest are written together and their answers read in order (HTTP/1.1
+        pipelining), so an endpoint that fails is sent one message, not the whole run.
         Those that arrived are written down together every RECORD_EVERY_SECONDS (while the
         next ones are being sent) and at the end of the run, rather than one transaction each:
         a process killed meanwhile sends them again (at most this one claim), with the same
@@ -245,7 +243,7 @@ class Deliverer:
             except SecretUnreadable as error:
                 signer, unreadable = None, str(error)
             record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
-            items, at, window = claim.items, 0, 1
+            items, at, alone = claim.items, 0, True
             while at < len(items):
                 if items[at].event is None:
                     sent = Sent(0, 0, "the event was pruned by retention before it was sent")
@@ -259,8 +257,8 @@ class Deliverer:
                     if await written() and await self._record_arrived(claim, arrived):
                         await self._record_failed(claim, items[at], sent)
                     return False
-                batch = []  # up to `window` messages, up to the next pruned event
-                for item in items[at:at + window]:
+                batch = []  # the first alone, then the rest, up to the next pruned event
+                for item in items[at:at + 1 if alone else len(items)]:
                     if item.event is None:
                         break
                     batch.append(item)
@@ -278,8 +276,7 @@ class Deliverer:
                             await self._record_failed(claim, item, sent)
                         return False
                     arrived.append((item, sent))
-                at += len(batch)
-                window = self.config.pipeline
+                at, alone = at + len(batch), False
                 if self.clock.now() >= record_by:
                     if not await written():
                         return False  # the lease was lost: another process has the run
