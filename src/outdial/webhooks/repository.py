@@ -158,9 +158,13 @@ async def claim(
     )))
     if held:
         return None
+    # Each delivery with its event, read together (the event's columns under their own names;
+    # none where retention pruned it).
     rows = (await session.execute(
-        select(DELIVERIES.c.id, DELIVERIES.c.event_id, DELIVERIES.c.attempts,
+        select(EVENTS, DELIVERIES.c.id.label("delivery_id"),
+               DELIVERIES.c.event_id.label("delivered_event_id"), DELIVERIES.c.attempts,
                DELIVERIES.c.tm_queued, DELIVERIES.c.next_attempt_at)
+        .select_from(DELIVERIES.outerjoin(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id))
         .where(pending).order_by(DELIVERIES.c.event_id).limit(most)
     )).all()
     run = []
@@ -171,15 +175,11 @@ async def claim(
     if not run:
         return None
     await session.execute(
-        update(DELIVERIES).where(DELIVERIES.c.id.in_([row.id for row in run]))
+        update(DELIVERIES).where(DELIVERIES.c.id.in_([row.delivery_id for row in run]))
         .values(owner=owner, tm_lease_expire=now + dt.timedelta(seconds=lease_seconds))
     )
-    events = {
-        event.id: event for event in (await session.execute(
-            select(EVENTS).where(EVENTS.c.id.in_([row.event_id for row in run]))
-        )).all()
-    }
-    items = [Item(row.id, row.event_id, row.attempts, row.tm_queued, events.get(row.event_id))
+    items = [Item(row.delivery_id, row.delivered_event_id, row.attempts, row.tm_queued,
+                  row if row.id is not None else None)
              for row in run]
     return Claim(webhook.id, webhook.customer_id, webhook.url, webhook.secret_encrypted, items,
                  webhook.failures)
