@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from outdial import metrics
 from outdial.channels.secrets import SecretBox, SecretUnreadable
 from outdial.clock import Clock
@@ -198,20 +200,28 @@ class Deliverer:
 
     async def _send_run(self, claim: Claim | None) -> None:
         """Send the endpoint's claimed runs one after another, until none is due (or a send
-        failed, or the process stops). As soon as one is sent, the endpoint's new events are
-        fanned out and its next run claimed, in one transaction: while events keep coming, an
-        endpoint does not wait for the process's next round."""
+        failed, or the process stops). Once a run has arrived, it is written down, the
+        endpoint's new events fanned out and its next run claimed, in one transaction: while
+        events keep coming, an endpoint does not wait for the process's next round."""
         webhook_id = claim.webhook_id if claim is not None else None
         try:
-            while claim is not None and not self._stopping:
-                if not await self._send_claim(claim):
+            while claim is not None:
+                arrived = await self._send_claim(claim)
+                if arrived is None:
                     return
+                following = None
                 async with self.database.transaction() as session:
-                    await repo.fan_out(session, claim.webhook_id, self.clock.now(), FAN_OUT_BATCH)
-                    claim = await repo.claim(
-                        session, claim.webhook_id, owner=self.worker_id, now=self.clock.now(),
-                        lease_seconds=self.config.lease_seconds, most=self.config.claim_batch,
-                    )
+                    kept = await self._write_arrived(session, claim, arrived)
+                    if kept and not self._stopping:
+                        now = self.clock.now()
+                        await repo.fan_out(session, claim.webhook_id, now, FAN_OUT_BATCH)
+                        following = await repo.claim(
+                            session, claim.webhook_id, owner=self.worker_id, now=now,
+                            lease_seconds=self.config.lease_seconds,
+                            most=self.config.claim_batch,
+                        )
+                self._count_arrived(claim, arrived)
+                claim = following
         except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
             log_failure(f"delivering to webhook {webhook_id}", error)
             try:
@@ -220,7 +230,7 @@ class Deliverer:
             except Exception:  # noqa: BLE001 - the leases run out instead
                 log.warning("could not release the claims of webhook %s", webhook_id)
 
-    async def _send_claim(self, claim: Claim) -> bool:
+    async def _send_claim(self, claim: Claim) -> list[tuple[Item, Sent]] | None:
         """Send the claimed deliveries in order over the endpoint's kept-alive connection;
         stop at the first that fails (the rest wait behind it, in order). The first goes alone;
         once it arrived, the rest are written together and their answers read in order (HTTP/1.1
@@ -228,7 +238,8 @@ class Deliverer:
         Those that arrived are written down together every RECORD_EVERY_SECONDS (while the
         next ones are being sent) and at the end of the run, rather than one transaction each:
         a process killed meanwhile sends them again (at most this one claim), with the same
-        webhook-ids. True when the whole run arrived and was written down."""
+        webhook-ids. When the whole run arrived: those not written down yet (the caller writes
+        them with its next claim); None when it stopped (a failure, or the lease was lost)."""
         arrived: list[tuple[Item, Sent]] = []
         writing: asyncio.Future[bool] | None = None  # the previous group's write, if any
 
@@ -248,7 +259,7 @@ class Deliverer:
                 if items[at].event is None:
                     sent = Sent(0, 0, "the event was pruned by retention before it was sent")
                     if not (await written() and await self._record_arrived(claim, arrived)):
-                        return False
+                        return None
                     await self._record_failed(claim, items[at], sent, give_up=True)
                     at += 1
                     continue
@@ -256,7 +267,7 @@ class Deliverer:
                     sent = Sent(0, 0, unreadable.replace("password", "webhook secret"))
                     if await written() and await self._record_arrived(claim, arrived):
                         await self._record_failed(claim, items[at], sent)
-                    return False
+                    return None
                 batch = []  # the first alone, then the rest, up to the next pruned event
                 for item in items[at:at + 1 if alone else len(items)]:
                     if item.event is None:
@@ -274,16 +285,16 @@ class Deliverer:
                         # The ones before it first: the failure releases the rest of the claim.
                         if await written() and await self._record_arrived(claim, arrived):
                             await self._record_failed(claim, item, sent)
-                        return False
+                        return None
                     arrived.append((item, sent))
                 at, alone = at + len(batch), False
                 if self.clock.now() >= record_by:
                     if not await written():
-                        return False  # the lease was lost: another process has the run
+                        return None  # the lease was lost: another process has the run
                     group, arrived = arrived, []
                     writing = asyncio.ensure_future(self._record_arrived(claim, group))
                     record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
-            return await written() and await self._record_arrived(claim, arrived)
+            return arrived if await written() else None
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()  # cancelled itself: the leases bring the run back
@@ -293,17 +304,31 @@ class Deliverer:
         the lease on them had been lost (stop sending)."""
         if not arrived:
             return True
-        outcomes = [(item, sent.status_code, sent.latency_ms) for item, sent in arrived]
         async with self.database.transaction() as session:
-            kept = await repo.record_delivered(
-                session, outcomes, claim.webhook_id, self.worker_id, self.clock.now(),
-                reset_failures=claim.failures != 0,
-            )
+            kept = await self._write_arrived(session, claim, arrived)
+        self._count_arrived(claim, arrived)
+        return kept
+
+    async def _write_arrived(
+        self, session: AsyncSession, claim: Claim, arrived: list[tuple[Item, Sent]]
+    ) -> bool:
+        """Write the deliveries that arrived in the caller's transaction; False when the lease
+        on them had been lost."""
+        if not arrived:
+            return True
+        outcomes = [(item, sent.status_code, sent.latency_ms) for item, sent in arrived]
+        kept = await repo.record_delivered(
+            session, outcomes, claim.webhook_id, self.worker_id, self.clock.now(),
+            reset_failures=claim.failures != 0,
+        )
         claim.failures = 0  # one statement fewer for the rest of the run
+        return kept
+
+    def _count_arrived(self, claim: Claim, arrived: list[tuple[Item, Sent]]) -> None:
+        """Once written down (committed): count them, and empty the list."""
         for _, sent in arrived:
             _record_delivery(claim.webhook_id, sent, final=True)
         arrived.clear()
-        return kept
 
     async def _record_failed(
         self, claim: Claim, item: Item, sent: Sent, give_up: bool = False
