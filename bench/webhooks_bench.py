@@ -1,14 +1,17 @@
 """Webhook delivery through the outbox, on PostgreSQL, with one `outdial worker` (engine and
-webhook deliverer in one process) and a local receiver.
+webhook deliverer in one process) and a local receiver (the standard library's threaded HTTP
+server, in a process of its own).
 
 1. A campaign dialed at full speed (instant simulated calls), without and then with one webhook
    subscribed to every event: the engine's attempts/s both ways, and for the second run the
    events delivered per second and the latency from an event's commit to its arrival at the
    receiver (p50/p99). Every event of the run must arrive.
-2. Events emitted at a fixed rate (default 1,000/s) for a few seconds: latency p50/p99 and the
-   rate the receiver saw.
+2. Events emitted at a fixed rate (default 1,000/s) for a few seconds, once a first event has
+   gone through (the worker is up): latency p50/p99, the rate the receiver saw, and the worker's
+   CPU time per 1,000 events (the figure that holds best on a loaded machine).
 
     .venv/bin/python bench/webhooks_bench.py [--targets 3000] [--rate 1000] [--seconds 10]
+        [--only campaign|rate] [--profile FILE]   # FILE: py-spy's raw profile of the worker
 """
 
 import argparse
