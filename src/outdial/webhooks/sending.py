@@ -224,7 +224,7 @@ class Sender:
         address = await checked_address(host, port, self.allow_private)
         key = (parsed.scheme, host, port)
         netloc = parsed.netloc.decode("ascii")
-        target = parsed.raw_path.decode("ascii")
+        target = parsed.raw_path.decode("ascii")  # percent-encoded by httpx: no space, no CR/LF
         head = (f"POST {target} HTTP/1.1\r\n{_field('host', netloc)}"
                 f"content-type: application/json\r\nuser-agent: {USER_AGENT}\r\n")
         requests = [
