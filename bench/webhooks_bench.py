@@ -1,21 +1,27 @@
 """Webhook delivery through the outbox, on PostgreSQL, with one `outdial worker` (engine and
-webhook deliverer in one process) and a local receiver.
+webhook deliverer in one process) and a local receiver (the standard library's threaded HTTP
+server, in a process of its own).
 
 1. A campaign dialed at full speed (instant simulated calls), without and then with one webhook
    subscribed to every event: the engine's attempts/s both ways, and for the second run the
    events delivered per second and the latency from an event's commit to its arrival at the
    receiver (p50/p99). Every event of the run must arrive.
-2. Events emitted at a fixed rate (default 1,000/s) for a few seconds: latency p50/p99 and the
-   rate the receiver saw.
+2. Events emitted at a fixed rate (default 1,000/s) for a few seconds, once a first event has
+   gone through (the worker is up): latency p50/p99, the rate the receiver saw, and the worker's
+   CPU time per 1,000 events (the figure that holds best on a loaded machine).
 
     .venv/bin/python bench/webhooks_bench.py [--targets 3000] [--rate 1000] [--seconds 10]
+        [--only campaign|rate] [--profile FILE]   # FILE: py-spy's raw profile of the worker
 """
 
 import argparse
 import asyncio
 import datetime as dt
 import json
+import multiprocessing
+import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -60,37 +66,65 @@ WORKER_SETTINGS = {**INSTANT, "channel_secret_key": CHANNEL_KEY,
 DRAIN_LIMIT_S = 300.0
 
 
+def _receive(conn: Any) -> None:
+    """The receiver process: answers 204 to every POST, notes when each event arrived, and
+    sends its notes back when told to stop."""
+    arrivals: list[tuple[float, str, str]] = []
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["content-length"]))
+            at = time.time()
+            self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            event = json.loads(body)
+            with lock:
+                arrivals.append((at, event["id"], event["tm_create"]))
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    conn.send(server.server_address[1])
+    conn.recv()  # stop
+    server.shutdown()
+    with lock:
+        conn.send(arrivals)
+
+
 class Receiver:
-    """A local receiver: answers 204 and notes when each event arrived."""
+    """A local receiver in a process of its own (the standard library's threaded HTTP server),
+    so that it shares neither the interpreter of the bench that emits the events nor the
+    worker's."""
 
     def __init__(self) -> None:
-        self.arrivals: list[tuple[float, dict[str, Any]]] = []
-        lock = threading.Lock()
-        arrivals = self.arrivals
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers["content-length"]))
-                at = time.time()
-                self.send_response(204)
-                self.send_header("content-length", "0")
-                self.end_headers()
-                with lock:
-                    arrivals.append((at, json.loads(body)))
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._conn, child = multiprocessing.get_context("spawn").Pipe()
+        self._process = multiprocessing.get_context("spawn").Process(
+            target=_receive, args=(child,), daemon=True)
+        self._process.start()
+        self.url = f"http://127.0.0.1:{self._conn.recv()}/hook"
+        self.arrivals: list[tuple[float, str, str]] = []  # (arrived at, event id, tm_create)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        """Stop, and take the arrivals in the order they arrived."""
+        if self._conn.closed:
+            return
+        self._conn.send("stop")
+        self.arrivals = sorted(self._conn.recv())
+        self._conn.close()
+        self._process.join(timeout=10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _epoch(stamp: str) -> float:
@@ -98,9 +132,9 @@ def _epoch(stamp: str) -> float:
         tzinfo=dt.UTC).timestamp()
 
 
-def latencies(arrivals: list[tuple[float, dict[str, Any]]]) -> dict[str, float]:
+def latencies(arrivals: list[tuple[float, str, str]]) -> dict[str, float]:
     """From an event's tm_create (set in its transaction, just before the commit) to arrival."""
-    spans = sorted(at - _epoch(event["tm_create"]) for at, event in arrivals)
+    spans = sorted(at - _epoch(created) for at, _, created in arrivals)
     if not spans:
         return {}
     return {"p50_ms": 1000 * statistics.median(spans),
@@ -108,7 +142,7 @@ def latencies(arrivals: list[tuple[float, dict[str, Any]]]) -> dict[str, float]:
             "max_ms": 1000 * spans[-1]}
 
 
-def rate(arrivals: list[tuple[float, dict[str, Any]]]) -> float:
+def rate(arrivals: list[tuple[float, str, str]]) -> float:
     if len(arrivals) < 2:
         return 0.0
     return (len(arrivals) - 1) / (arrivals[-1][0] - arrivals[0][0])
@@ -189,6 +223,7 @@ async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
             await asyncio.sleep(0.2)
         delivered = await drained(database, webhook_id, customer_id) if webhook_id else 0
         stop_workers(processes)
+        receiver.close()
         async with database.transaction() as session:
             first, last, attempts = (await session.execute(
                 select(func.min(Campaigncall.tm_create), func.max(Campaigncall.tm_end),
@@ -197,8 +232,8 @@ async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
         result: dict[str, Any] = {"subscribed": subscribed, "attempts": attempts,
                                   "attempts_per_s": attempts / seconds}
         if subscribed:
-            arrivals = sorted(receiver.arrivals, key=lambda a: a[0])
-            ids = [event["id"] for _, event in arrivals]
+            arrivals = receiver.arrivals
+            ids = [event_id for _, event_id, _ in arrivals]
             result.update(events=delivered, duplicates=len(ids) - len(set(ids)),
                           in_order=ids == sorted(ids),
                           events_per_s=rate(arrivals), **latencies(arrivals))
@@ -209,7 +244,7 @@ async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
         await drop_database(url)
 
 
-async def fixed_rate(events_per_s: int, seconds: float) -> dict[str, Any]:
+async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> dict[str, Any]:
     url = await fresh_database()
     database = Database(url)
     receiver = Receiver()
@@ -220,8 +255,18 @@ async def fixed_rate(events_per_s: int, seconds: float) -> dict[str, Any]:
             customer_id = (await session.get(Campaign, campaign_id)).customer_id
         webhook_id = await subscribe(database, customer_id, receiver.url)
         processes = start_workers(url, 1, **WORKER_SETTINGS)
-        await asyncio.sleep(3)
+        # One event through first: the clock starts once the worker is up and connected.
+        async with database.transaction() as session:
+            await emit_many(session, [("campaign_updated", customer_id, {"n": -1})])
+        await drained(database, webhook_id, customer_id)
+        warm_up = 1
+        # Where the worker's time goes while the events flow (py-spy, installed apart).
+        profiler = None if profile is None else subprocess.Popen([
+            str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
+            "--nonblocking", "--duration", str(round(seconds + 1)), "--output", profile,
+            "--pid", str(processes[0].pid)])
         tick, per_tick = 0.02, max(1, round(events_per_s * 0.02))
+        cpu_before = cpu_seconds(processes[0].pid)
         started, emitted = time.monotonic(), 0
         while time.monotonic() - started < seconds:
             async with database.transaction() as session:
@@ -233,11 +278,16 @@ async def fixed_rate(events_per_s: int, seconds: float) -> dict[str, Any]:
                 await asyncio.sleep(behind)
         produced_s = time.monotonic() - started
         await drained(database, webhook_id, customer_id)
+        worker_cpu = cpu_seconds(processes[0].pid) - cpu_before
+        if profiler is not None:
+            profiler.wait(timeout=60)
         stop_workers(processes)
-        arrivals = sorted(receiver.arrivals, key=lambda a: a[0])
+        receiver.close()
+        arrivals = receiver.arrivals[warm_up:]
         return {"emitted": emitted, "emitted_per_s": emitted / produced_s,
                 "delivered": len(arrivals), "delivered_per_s": rate(arrivals),
-                **latencies(arrivals)}
+                **latencies(arrivals),
+                "worker_cpu_ms_per_1000_events": 1e6 * worker_cpu / emitted}
     finally:
         receiver.close()
         await database.dispose()
@@ -255,15 +305,25 @@ async def main() -> None:
     parser.add_argument("--targets", type=int, default=3000)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--only", choices=["campaign", "rate"],
+                        help="run only the campaign runs or only the fixed rate")
+    parser.add_argument("--profile", metavar="FILE",
+                        help="py-spy's raw profile of the worker during the fixed rate")
     args = parser.parse_args()
-    without = await campaign_run(args.targets, subscribed=False)
+    if args.only != "rate":
+        await campaigns(args.targets)
+    if args.only != "campaign":
+        show(f"events at {args.rate}/s for {args.seconds:g} s", await fixed_rate(
+            args.rate, args.seconds, args.profile))
+
+
+async def campaigns(targets: int) -> None:
+    without = await campaign_run(targets, subscribed=False)
     show("campaign, no webhook", without)
-    with_one = await campaign_run(args.targets, subscribed=True)
+    with_one = await campaign_run(targets, subscribed=True)
     show("campaign, one webhook on every event", with_one)
     cost = 100 * (1 - with_one["attempts_per_s"] / without["attempts_per_s"])
     print(f"engine attempts/s with the webhook: {cost:+.1f} % slower", flush=True)
-    show(f"events at {args.rate}/s for {args.seconds:g} s", await fixed_rate(
-        args.rate, args.seconds))
 
 
 if __name__ == "__main__":

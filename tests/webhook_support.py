@@ -34,7 +34,8 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers `status(n)` to the n-th request (from 0); "hang" holds it until released."""
+    """Answers `status(n)` to the n-th request (from 0); "hang" holds it until released,
+    "close" answers 200 and closes the connection (what it had not read yet is dropped)."""
 
     now: Callable[[], dt.datetime]
     secret: str | None = None
@@ -62,13 +63,18 @@ class Receiver:
                     answer = receiver.status(n)
                     receiver.received.append(Received(
                         headers, body, receiver.now(), verified,
-                        0 if answer == "hang" else int(answer)))
+                        0 if answer == "hang" else 200 if answer == "close" else int(answer)))
                 receiver.arrived.set()
                 if answer == "hang":
                     receiver.release.wait(HANG_LIMIT_S)
                     self.close_connection = True  # no answer at all: the sender sees it drop
                     return
-                self.send_response(int(answer))
+                if answer == "close":
+                    self.close_connection = True
+                    self.send_response(200)
+                    self.send_header("connection", "close")
+                else:
+                    self.send_response(int(answer))
                 self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

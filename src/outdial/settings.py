@@ -113,9 +113,10 @@ class Settings(BaseSettings):
     webhooks_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
     # Failed attempts in a row (over all of a webhook's deliveries) that disable the webhook.
     webhooks_disable_after_failures: int = Field(default=15, gt=0)
-    # Endpoints one process delivers to at once (each endpoint gets one request at a time).
+    # Endpoints one process delivers to at once (each over one connection at a time).
     webhooks_concurrency: int = Field(default=16, gt=0)
-    # Deliveries claimed for an endpoint at once, sent one after another in event order.
+    # Deliveries claimed for an endpoint at once, sent in event order: the first alone, then the
+    # rest pipelined on the same connection.
     webhooks_claim_batch: int = Field(default=100, gt=0)
     # A claim's lease, renewed while the process lives; a dead process's deliveries are sent
     # again by another once it runs out.

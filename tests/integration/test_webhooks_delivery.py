@@ -24,7 +24,7 @@ from outdial.events.outbox import EVENTS, emit, event_json
 from outdial.models import Campaigncall, Customer, Webhook, WebhookDelivery
 from outdial.webhooks import sending
 from outdial.webhooks.delivery import Deliverer, DeliveryConfig
-from outdial.webhooks.sending import Sender
+from outdial.webhooks.sending import Message, Sender
 from outdial.webhooks.signing import generate_secret
 from tests.integration.test_metrics import Scrape
 from tests.engine_support import make_campaign, make_engine, tel
@@ -166,6 +166,49 @@ async def test_a_receiver_failing_three_times_gets_each_event_in_order_after_bac
         ("delivered", 4), ("delivered", 1), ("delivered", 1)]
     async with database.transaction() as session:
         assert (await session.get(Webhook, webhook_id)).failures == 0  # a success resets it
+
+
+async def test_a_receiver_failing_mid_run_loses_nothing_and_gets_the_rest_again_in_order(
+    database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
+) -> None:
+    """The first message of a run goes alone, the rest pipelined on the same connection. The
+    receiver rejects the fourth: the three before it are delivered, the four written behind it
+    count as not sent (they reached the receiver) and go again after it, in order."""
+    receiver.status = lambda n: 500 if n == 3 else 200
+    webhook_id = await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
+    await add_events(database, customer_id, *["campaign_updated"] * 8)
+    deliverer = Deliverer(database, clock, BOX, LOCAL, rng=random.Random(3))
+    await deliver(deliverer)
+    log = await deliveries(database, webhook_id)
+    assert [(d.status, d.attempts) for d in log] == [("delivered", 1)] * 3 + [
+        ("pending", 1)] + [("pending", 0)] * 4
+    assert log[3].response_code == 500
+    first_round = [int(r.message_id) for r in receiver.received]
+    ids = [d.event_id for d in log]
+    assert first_round == ids  # all eight were written, in order, on one connection
+    clock.advance((log[3].next_attempt_at - clock.now()).total_seconds())
+    await deliver(deliverer)
+    log = await deliveries(database, webhook_id)
+    assert [(d.status, d.attempts) for d in log] == [("delivered", 1)] * 3 + [
+        ("delivered", 2)] + [("delivered", 1)] * 4
+    # The rejected one and everything behind it again, in order, once each.
+    assert [int(r.message_id) for r in receiver.received[8:]] == ids[3:]
+    assert all(r.answered == 200 for r in receiver.received[8:])
+
+
+async def test_a_receiver_closing_connections_mid_run_gets_each_event_once_in_order(
+    database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
+) -> None:
+    """A receiver that closes the connection after each answer (dropping the pipelined
+    requests it had not answered) is not failing: the rest go again on new connections, in
+    the same round, each request taken once."""
+    receiver.status = lambda n: "close"
+    webhook_id = await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
+    await add_events(database, customer_id, *["campaign_updated"] * 6)
+    await deliver(Deliverer(database, clock, BOX, LOCAL))
+    log = await deliveries(database, webhook_id)
+    assert [(d.status, d.attempts, d.response_code) for d in log] == [("delivered", 1, 200)] * 6
+    assert [int(r.message_id) for r in receiver.received] == [d.event_id for d in log]
 
 
 async def test_retries_stop_at_the_window_then_the_next_event_goes(
@@ -315,14 +358,15 @@ async def test_https_goes_to_the_checked_address_with_the_hosts_name_for_tls(
     try:
         # The system's trust store refuses the self-signed certificate: nothing is delivered.
         untrusting = Sender(SystemClock(), 5.0, allow_private=True)
-        refused = await untrusting.send(url, b"{}", {"webhook-id": "1"})
+        [refused] = await untrusting.send(url, [Message(b"{}", {"webhook-id": "1"})])
         await untrusting.aclose()
         assert (refused.kind, refused.ok) == ("unreachable", False)
         assert "CERTIFICATE_VERIFY_FAILED" in refused.error
         trusting = ssl.create_default_context(cafile=str(certificate))
         monkeypatch.setattr(sending, "tls_context", lambda: trusting)
         sender = Sender(SystemClock(), 5.0, allow_private=True)
-        sent = [await sender.send(url, b"{}", {"webhook-id": str(n)}) for n in range(3)]
+        sent = [outcome for n in range(3)
+                for outcome in await sender.send(url, [Message(b"{}", {"webhook-id": str(n)})])]
         await sender.aclose()
     finally:
         receiver.stop()

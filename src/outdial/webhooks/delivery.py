@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from outdial import metrics
 from outdial.channels.secrets import SecretBox, SecretUnreadable
 from outdial.clock import Clock
@@ -26,8 +28,8 @@ from outdial.events.outbox import emit, event_json
 from outdial.settings import Settings
 from outdial.webhooks import repository as repo
 from outdial.webhooks.repository import Claim, Item
-from outdial.webhooks.sending import Sender, Sent
-from outdial.webhooks.signing import signed_headers
+from outdial.webhooks.sending import Message, Sender, Sent
+from outdial.webhooks.signing import Signer, signed_headers
 
 log = logging.getLogger("outdial.webhooks")
 
@@ -197,18 +199,29 @@ class Deliverer:
         task.add_done_callback(done)
 
     async def _send_run(self, claim: Claim | None) -> None:
-        """Send the endpoint's claimed runs one after another, claiming its next run as soon
-        as one is sent, until none is due (or a send failed, or the process stops)."""
+        """Send the endpoint's claimed runs one after another, until none is due (or a send
+        failed, or the process stops). Once a run has arrived, it is written down, the
+        endpoint's new events fanned out and its next run claimed, in one transaction: while
+        events keep coming, an endpoint does not wait for the process's next round."""
         webhook_id = claim.webhook_id if claim is not None else None
         try:
-            while claim is not None and not self._stopping:
-                if not await self._send_claim(claim):
+            while claim is not None:
+                arrived = await self._send_claim(claim)
+                if arrived is None:
                     return
+                following = None
                 async with self.database.transaction() as session:
-                    claim = await repo.claim(
-                        session, claim.webhook_id, owner=self.worker_id, now=self.clock.now(),
-                        lease_seconds=self.config.lease_seconds, most=self.config.claim_batch,
-                    )
+                    kept = await self._write_arrived(session, claim, arrived)
+                    if kept and not self._stopping:
+                        now = self.clock.now()
+                        await repo.fan_out(session, claim.webhook_id, now, FAN_OUT_BATCH)
+                        following = await repo.claim(
+                            session, claim.webhook_id, owner=self.worker_id, now=now,
+                            lease_seconds=self.config.lease_seconds,
+                            most=self.config.claim_batch,
+                        )
+                self._count_arrived(claim, arrived)
+                claim = following
         except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
             log_failure(f"delivering to webhook {webhook_id}", error)
             try:
@@ -217,13 +230,16 @@ class Deliverer:
             except Exception:  # noqa: BLE001 - the leases run out instead
                 log.warning("could not release the claims of webhook %s", webhook_id)
 
-    async def _send_claim(self, claim: Claim) -> bool:
-        """Send the claimed deliveries one after another over the endpoint's kept-alive
-        connection; stop at the first that fails (the rest wait behind it, in order). Those
-        that arrived are written down together every RECORD_EVERY_SECONDS (while the next ones
-        are being sent) and at the end of the run, rather than one transaction each: a process
-        killed meanwhile sends them again (at most this one claim), with the same webhook-ids.
-        True when the whole run arrived and was written down."""
+    async def _send_claim(self, claim: Claim) -> list[tuple[Item, Sent]] | None:
+        """Send the claimed deliveries in order over the endpoint's kept-alive connection;
+        stop at the first that fails (the rest wait behind it, in order). The first goes alone;
+        once it arrived, the rest are written together and their answers read in order (HTTP/1.1
+        pipelining), so an endpoint that fails is sent one message, not the whole run.
+        Those that arrived are written down together every RECORD_EVERY_SECONDS (while the
+        next ones are being sent) and at the end of the run, rather than one transaction each:
+        a process killed meanwhile sends them again (at most this one claim), with the same
+        webhook-ids. When the whole run arrived: those not written down yet (the caller writes
+        them with its next claim); None when it stopped (a failure, or the lease was lost)."""
         arrived: list[tuple[Item, Sent]] = []
         writing: asyncio.Future[bool] | None = None  # the previous group's write, if any
 
@@ -234,37 +250,51 @@ class Deliverer:
 
         try:
             try:
-                secret = self.secrets.decrypt(claim.secret_encrypted)
+                signer = Signer(self.secrets.decrypt(claim.secret_encrypted))
             except SecretUnreadable as error:
-                secret, unreadable = None, str(error)
+                signer, unreadable = None, str(error)
             record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
-            for item in claim.items:
-                if item.event is None:
+            items, at, alone = claim.items, 0, True
+            while at < len(items):
+                if items[at].event is None:
                     sent = Sent(0, 0, "the event was pruned by retention before it was sent")
                     if not (await written() and await self._record_arrived(claim, arrived)):
-                        return False
-                    await self._record_failed(claim, item, sent, give_up=True)
+                        return None
+                    await self._record_failed(claim, items[at], sent, give_up=True)
+                    at += 1
                     continue
-                if secret is None:
+                if signer is None:
                     sent = Sent(0, 0, unreadable.replace("password", "webhook secret"))
-                else:
+                    if await written() and await self._record_arrived(claim, arrived):
+                        await self._record_failed(claim, items[at], sent)
+                    return None
+                batch = []  # the first alone, then the rest, up to the next pruned event
+                for item in items[at:at + 1 if alone else len(items)]:
+                    if item.event is None:
+                        break
+                    batch.append(item)
+                now = self.clock.now()
+                messages = []
+                for item in batch:
                     message_id, body = message(item.event)
-                    headers = signed_headers(secret, message_id, self.clock.now(), body)
-                    sent = await self.sender.send(claim.url, body.encode(), headers)
-                if sent.ok:
+                    messages.append(Message(
+                        body.encode(), signed_headers(signer, message_id, now, body)))
+                outcomes = await self.sender.send(claim.url, messages)
+                for item, sent in zip(batch, outcomes):
+                    if not sent.ok:
+                        # The ones before it first: the failure releases the rest of the claim.
+                        if await written() and await self._record_arrived(claim, arrived):
+                            await self._record_failed(claim, item, sent)
+                        return None
                     arrived.append((item, sent))
-                    if self.clock.now() >= record_by:
-                        if not await written():
-                            return False  # the lease was lost: another process has the run
-                        group, arrived = arrived, []
-                        writing = asyncio.ensure_future(self._record_arrived(claim, group))
-                        record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
-                    continue
-                # The ones before it first: the failure releases the rest of the claim.
-                if await written() and await self._record_arrived(claim, arrived):
-                    await self._record_failed(claim, item, sent)
-                return False
-            return await written() and await self._record_arrived(claim, arrived)
+                at, alone = at + len(batch), False
+                if self.clock.now() >= record_by:
+                    if not await written():
+                        return None  # the lease was lost: another process has the run
+                    group, arrived = arrived, []
+                    writing = asyncio.ensure_future(self._record_arrived(claim, group))
+                    record_by = self.clock.now() + dt.timedelta(seconds=RECORD_EVERY_SECONDS)
+            return arrived if await written() else None
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()  # cancelled itself: the leases bring the run back
@@ -274,17 +304,31 @@ class Deliverer:
         the lease on them had been lost (stop sending)."""
         if not arrived:
             return True
-        outcomes = [(item, sent.status_code, sent.latency_ms) for item, sent in arrived]
         async with self.database.transaction() as session:
-            kept = await repo.record_delivered(
-                session, outcomes, claim.webhook_id, self.worker_id, self.clock.now(),
-                reset_failures=claim.failures != 0,
-            )
+            kept = await self._write_arrived(session, claim, arrived)
+        self._count_arrived(claim, arrived)
+        return kept
+
+    async def _write_arrived(
+        self, session: AsyncSession, claim: Claim, arrived: list[tuple[Item, Sent]]
+    ) -> bool:
+        """Write the deliveries that arrived in the caller's transaction; False when the lease
+        on them had been lost."""
+        if not arrived:
+            return True
+        outcomes = [(item, sent.status_code, sent.latency_ms) for item, sent in arrived]
+        kept = await repo.record_delivered(
+            session, outcomes, claim.webhook_id, self.worker_id, self.clock.now(),
+            reset_failures=claim.failures != 0,
+        )
         claim.failures = 0  # one statement fewer for the rest of the run
+        return kept
+
+    def _count_arrived(self, claim: Claim, arrived: list[tuple[Item, Sent]]) -> None:
+        """Once written down (committed): count them, and empty the list."""
         for _, sent in arrived:
             _record_delivery(claim.webhook_id, sent, final=True)
         arrived.clear()
-        return kept
 
     async def _record_failed(
         self, claim: Claim, item: Item, sent: Sent, give_up: bool = False

@@ -153,16 +153,23 @@ async def claim(
     if webhook is None:
         return None
     pending = and_(DELIVERIES.c.webhook_id == webhook_id, DELIVERIES.c.status == "pending")
-    held = await session.scalar(select(exists().where(
-        pending, DELIVERIES.c.owner.is_not(None), DELIVERIES.c.tm_lease_expire >= now
-    )))
-    if held:
-        return None
+    held = DELIVERIES.alias("held")
+    held_by_any = exists().where(
+        held.c.webhook_id == webhook_id, held.c.status == "pending",
+        held.c.owner.is_not(None), held.c.tm_lease_expire >= now,
+    )
+    # Each delivery with its event, read together (the event's columns under their own names;
+    # none where retention pruned it), and whether any of them is held by a live lease.
     rows = (await session.execute(
-        select(DELIVERIES.c.id, DELIVERIES.c.event_id, DELIVERIES.c.attempts,
-               DELIVERIES.c.tm_queued, DELIVERIES.c.next_attempt_at)
+        select(EVENTS, DELIVERIES.c.id.label("delivery_id"),
+               DELIVERIES.c.event_id.label("delivered_event_id"), DELIVERIES.c.attempts,
+               DELIVERIES.c.tm_queued, DELIVERIES.c.next_attempt_at,
+               held_by_any.label("held"))
+        .select_from(DELIVERIES.outerjoin(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id))
         .where(pending).order_by(DELIVERIES.c.event_id).limit(most)
     )).all()
+    if rows and rows[0].held:
+        return None
     run = []
     for row in rows:
         if row.next_attempt_at > now:
@@ -171,15 +178,11 @@ async def claim(
     if not run:
         return None
     await session.execute(
-        update(DELIVERIES).where(DELIVERIES.c.id.in_([row.id for row in run]))
+        update(DELIVERIES).where(DELIVERIES.c.id.in_([row.delivery_id for row in run]))
         .values(owner=owner, tm_lease_expire=now + dt.timedelta(seconds=lease_seconds))
     )
-    events = {
-        event.id: event for event in (await session.execute(
-            select(EVENTS).where(EVENTS.c.id.in_([row.event_id for row in run]))
-        )).all()
-    }
-    items = [Item(row.id, row.event_id, row.attempts, row.tm_queued, events.get(row.event_id))
+    items = [Item(row.delivery_id, row.delivered_event_id, row.attempts, row.tm_queued,
+                  row if row.id is not None else None)
              for row in run]
     return Claim(webhook.id, webhook.customer_id, webhook.url, webhook.secret_encrypted, items,
                  webhook.failures)

@@ -1,4 +1,4 @@
-"""One HTTP request to a receiver, guarded against reaching the server's own networks.
+"""HTTP requests to a receiver, guarded against reaching the server's own networks.
 
 The guard (SSRF care): the receiver's host is resolved when the request is made, every address
 it resolves to is checked, and the connection goes to the address that was checked (the URL's
@@ -7,16 +7,20 @@ to a public address when checked cannot resolve to a private one when connected 
 connection is reused only while the host still resolves to the address it was opened to.
 
 Requests go over plain HTTP/1.1 (h11 on asyncio streams): a webhook is one small POST, and a
-general client's per-request work cost ten times the exchange itself (bench/RESULTS.md).
+general client's per-request work cost ten times the exchange itself (bench/RESULTS.md). The
+requests of a run are pipelined: written together, their answers read in order, so a run costs
+the receiver's time to answer, not one round trip per message.
 """
 
 import asyncio
 import functools
 import ipaddress
+import re
 import socket
 import ssl
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import h11
@@ -30,6 +34,7 @@ MAX_HOSTS = 64  # receiver hosts whose idle connections are kept
 MAX_IDLE_PER_HOST = 2
 READ_CHUNK = 64 * 1024
 USER_AGENT = "outdial-webhooks"
+QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
 class AddressRefused(Exception):
@@ -113,12 +118,35 @@ class Sent:
         return 200 <= self.status_code < 300 and not self.error
 
 
-class _Stale(Exception):
-    """A kept-alive connection the receiver had closed before reading the request."""
+@dataclass(frozen=True)
+class Message:
+    """One POST: its body and the headers of its own (the webhook-id, timestamp, signature)."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+class _NotTaken(Exception):
+    """The receiver closed the connection (or reset it) before answering a request: that
+    request and those after it were not taken, and go again on a new connection."""
+
+
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # no line breaks in a request's head
+
+
+def _field(name: str, value: str) -> str:
+    if _UNSAFE.search(name) or _UNSAFE.search(value) or ":" in name:
+        raise ValueError(f"the header {name!r} cannot be sent")
+    return f"{name}: {value}\r\n"
 
 
 class _Connection:
-    """One HTTP/1.1 connection to a receiver's checked address."""
+    """One HTTP/1.1 connection to a receiver's checked address.
+
+    Requests are written whole, several at a time (pipelined): h11 only writes a request once
+    the answer to the one before has been read, so the few fixed lines of a webhook's request
+    are written here, and h11 reads the answers in order. Before each answer it is told of a
+    POST without a body: all it needs to know of the request to read the answer to it."""
 
     def __init__(self, address: IPAddress, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
@@ -126,13 +154,26 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.http = h11.Connection(h11.CLIENT)
+        self._socket = writer.get_extra_info("socket")
+        self.acknowledge_at_once()
+
+    def acknowledge_at_once(self) -> None:
+        """Have what arrives acknowledged at once (Linux; undone by the kernel, so set again
+        after each read). A receiver that leaves Nagle's algorithm on holds each answer until
+        the one before is acknowledged: delayed acknowledgements (40 ms) would space the
+        answers to pipelined requests out."""
+        if QUICKACK is not None and self._socket is not None:
+            try:
+                self._socket.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
+            except OSError:
+                pass  # not a TCP socket after all: nothing to speed up
 
     def close(self) -> None:
         self.writer.close()
 
 
 class Sender:
-    """Sends signed messages; keeps idle connections per receiver host for the next one."""
+    """Sends signed messages; keeps idle connections per receiver host for the next ones."""
 
     def __init__(self, clock: Clock, timeout: float, allow_private: bool) -> None:
         self.clock = clock
@@ -140,14 +181,19 @@ class Sender:
         self.allow_private = allow_private
         self._idle: OrderedDict[tuple[str, str, int], list[_Connection]] = OrderedDict()
 
-    async def send(self, url: str, body: bytes, headers: dict[str, str]) -> Sent:
-        """POST `body`; the whole exchange is bounded by the timeout, on the clock."""
+    async def send(self, url: str, messages: Sequence[Message]) -> list[Sent]:
+        """POST the messages in order over one kept-alive connection, all written before the
+        answers are read (HTTP/1.1 pipelining), the whole exchange bounded by the timeout on
+        the clock. Returns the outcome of each message up to the first that was not delivered,
+        that one included: those behind it may have reached the receiver, and count as not
+        sent (they go again later, after it, with the same webhook-ids)."""
         started = time.monotonic()
+        outcomes: list[Sent] = []
 
         def elapsed() -> int:
             return round((time.monotonic() - started) * 1000)
 
-        request = asyncio.ensure_future(self._post(url, body, headers))
+        request = asyncio.ensure_future(self._post(url, messages, outcomes, elapsed))
         timer = asyncio.ensure_future(self.clock.sleep(self.timeout))
         try:
             await asyncio.wait({request, timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -157,39 +203,57 @@ class Sender:
                 request.cancel()
                 await asyncio.wait({request})
         if request.cancelled():
-            return Sent(0, elapsed(), f"no answer within {self.timeout:g} s", "timeout")
+            outcomes.append(Sent(0, elapsed(), f"no answer within {self.timeout:g} s", "timeout"))
+            return outcomes
         try:
-            status_code = request.result()
+            request.result()
         except Unresolved as error:
-            return Sent(0, elapsed(), str(error), "unreachable")
+            outcomes.append(Sent(0, elapsed(), str(error), "unreachable"))
         except AddressRefused as error:
-            return Sent(0, elapsed(), f"refused: {error}", "refused")
+            outcomes.append(Sent(0, elapsed(), f"refused: {error}", "refused"))
         except (h11.ProtocolError, OSError) as error:
-            return Sent(0, elapsed(), f"{type(error).__name__}: {error}".rstrip(": "),
-                        "unreachable")
-        if not 200 <= status_code < 300:
-            return Sent(status_code, elapsed(), f"the receiver answered {status_code}",
-                        "rejected")
-        return Sent(status_code, elapsed(), kind="delivered")
+            outcomes.append(Sent(0, elapsed(), f"{type(error).__name__}: {error}".rstrip(": "),
+                                 "unreachable"))
+        return outcomes
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+    async def _post(self, url: str, messages: Sequence[Message], outcomes: list[Sent],
+                    elapsed: Callable[[], int]) -> None:
         parsed = httpx.URL(url)
         host = parsed.host
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         address = await checked_address(host, port, self.allow_private)
         key = (parsed.scheme, host, port)
-        request = h11.Request(method="POST", target=parsed.raw_path, headers=[
-            ("host", parsed.netloc.decode("ascii")), ("content-type", "application/json"),
-            ("user-agent", USER_AGENT), ("content-length", str(len(body))), *headers.items(),
-        ])
-        connection = self._take(key, address)
-        if connection is not None:
+        netloc = parsed.netloc.decode("ascii")
+        target = parsed.raw_path.decode("ascii")  # percent-encoded by httpx: no space, no CR/LF
+        head = (f"POST {target} HTTP/1.1\r\n{_field('host', netloc)}"
+                f"content-type: application/json\r\nuser-agent: {USER_AGENT}\r\n")
+        requests = [
+            "".join([head, f"content-length: {len(m.body)}\r\n",
+                     *(_field(k, v) for k, v in m.headers.items()), "\r\n"]).encode("ascii")
+            + m.body
+            for m in messages
+        ]
+        answer_to = h11.Request(method="POST", target=target,
+                                headers=[("host", netloc), ("content-length", "0")])
+        pipelined = True
+        while len(outcomes) < len(messages):
+            connection = self._take(key, address)  # the one kept after the last exchange
+            reused = connection is not None
+            if connection is None:
+                connection = await self._connect(parsed.scheme, host, address, port)
+            rest = requests[len(outcomes):]
+            answered = len(outcomes)
             try:
-                return await self._exchange(key, connection, request, body, reused=True)
-            except _Stale:
-                pass  # closed by the receiver while idle: the request goes on a new one
-        connection = await self._connect(parsed.scheme, host, address, port)
-        return await self._exchange(key, connection, request, body, reused=False)
+                await self._exchange(key, connection, rest if pipelined else rest[:1],
+                                     answer_to, outcomes, elapsed, reused)
+            except _NotTaken:
+                # A kept-alive connection the receiver had closed while idle: the same again on
+                # a new one. Otherwise the receiver closes connections after some answers (or
+                # drops what it had not read): the rest go one request per connection.
+                if not (reused and len(outcomes) == answered):
+                    pipelined = False
+            if outcomes and not outcomes[-1].ok:
+                return
 
     async def _connect(self, scheme: str, host: str, address: IPAddress,
                        port: int) -> _Connection:
@@ -201,51 +265,80 @@ class Sender:
         )
         return _Connection(address, reader, writer)
 
-    async def _exchange(self, key: tuple[str, str, int], connection: _Connection,
-                        request: h11.Request, body: bytes, reused: bool) -> int:
-        """One request and its answer; the connection is kept only if both ended cleanly."""
+    async def _exchange(
+        self, key: tuple[str, str, int], connection: _Connection, requests: list[bytes],
+        answer_to: h11.Request, outcomes: list[Sent], elapsed: Callable[[], int], reused: bool,
+    ) -> None:
+        """Write the requests, then read their answers in order, noting each one's outcome,
+        until every one is answered or one is not a 2xx. _NotTaken when the receiver closed the
+        connection before answering one (unless it is the only request, on a new connection:
+        then the receiver failed). The connection is kept only if every answer ended cleanly."""
         http = connection.http
         kept = False
-        answered = False  # any byte back: a failure past this point is not a stale connection
+        answered = 0
         try:
             try:
-                connection.writer.write(
-                    http.send(request) + http.send(h11.Data(data=body))
-                    + http.send(h11.EndOfMessage())
-                )
+                connection.writer.write(b"".join(requests))
                 await connection.writer.drain()
-                status_code = 0
-                read = 0
-                while True:
-                    event = http.next_event()
-                    if event is h11.NEED_DATA:
-                        chunk = await connection.reader.read(READ_CHUNK)
-                        if not chunk and reused and not answered:
-                            raise _Stale
-                        answered = answered or bool(chunk)
-                        http.receive_data(chunk)
-                    elif isinstance(event, h11.Response):
-                        status_code = event.status_code
-                    elif isinstance(event, h11.Data):
-                        read += len(event.data)
-                        if read > MAX_RESPONSE_BYTES:
-                            return status_code  # the rest is not needed; the connection goes
-                    elif isinstance(event, h11.EndOfMessage):
-                        break
-                    elif isinstance(event, h11.ConnectionClosed):
-                        raise ConnectionError("the receiver closed the connection")
             except (ConnectionResetError, BrokenPipeError):
-                if reused and not answered:
-                    raise _Stale from None
-                raise
+                raise _NotTaken from None
+            for answered in range(len(requests)):
+                if answered:
+                    if http.their_state is not h11.DONE:
+                        raise _NotTaken  # the receiver closes it after the last answer
+                    http.start_next_cycle()
+                http.send(answer_to)
+                http.send(h11.EndOfMessage())
+                status_code = await self._answer(connection)
+                if not 200 <= status_code < 300:
+                    outcomes.append(Sent(status_code, elapsed(),
+                                         f"the receiver answered {status_code}", "rejected"))
+                    return
+                outcomes.append(Sent(status_code, elapsed(), kind="delivered"))
             if http.our_state is h11.DONE and http.their_state is h11.DONE:
                 http.start_next_cycle()
                 self._put_back(key, connection)
                 kept = True
-            return status_code
+        except _NotTaken:
+            if reused or answered or len(requests) > 1:
+                raise
+            raise ConnectionError("the receiver closed the connection") from None
         finally:
             if not kept:
                 connection.close()
+
+    async def _answer(self, connection: _Connection) -> int:
+        """Read one answer; its status. _NotTaken when the connection ends before its first
+        byte; past MAX_RESPONSE_BYTES of body, the status (the rest is not read: the
+        connection is not kept)."""
+        http = connection.http
+        status_code = 0
+        started = False  # any byte of this answer
+        read = 0
+        while True:
+            event = http.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    chunk = await connection.reader.read(READ_CHUNK)
+                except (ConnectionResetError, BrokenPipeError):
+                    if started:
+                        raise
+                    raise _NotTaken from None
+                if not chunk and not started:
+                    raise _NotTaken
+                started = True
+                connection.acknowledge_at_once()
+                http.receive_data(chunk)
+            elif isinstance(event, h11.Response):
+                status_code = event.status_code
+            elif isinstance(event, h11.Data):
+                read += len(event.data)
+                if read > MAX_RESPONSE_BYTES:
+                    return status_code  # their_state is not DONE: the connection goes
+            elif isinstance(event, h11.EndOfMessage):
+                return status_code
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("the receiver closed the connection")
 
     def _take(self, key: tuple[str, str, int], address: IPAddress) -> _Connection | None:
         idle = self._idle.get(key)

@@ -20,8 +20,14 @@ from outdial.settings import Settings
 from outdial.timestamps import format_timestamp
 from outdial.webhooks import repository as repo
 from outdial.webhooks.schemas import WEBHOOK_STATUSES, WebhookCreate, WebhookUpdate
-from outdial.webhooks.sending import AddressRefused, Sender, Unresolved, checked_address
-from outdial.webhooks.signing import generate_secret, secret_problem, signed_headers
+from outdial.webhooks.sending import (
+    AddressRefused,
+    Message,
+    Sender,
+    Unresolved,
+    checked_address,
+)
+from outdial.webhooks.signing import Signer, generate_secret, secret_problem, signed_headers
 
 RESOLVE_TIMEOUT_S = 5.0  # looking the URL's host up when a webhook is created or changed
 
@@ -214,11 +220,11 @@ class WebhookService:
         except SecretUnreadable as error:
             delivery.error = str(error).replace("password", "webhook secret")
         else:
-            headers = signed_headers(secret, f"test_{delivery.id}", now, body)
+            headers = signed_headers(Signer(secret), f"test_{delivery.id}", now, body)
             sender = Sender(self.clock, self.settings.webhooks_timeout_seconds,
                             self.settings.webhooks_allow_private_networks)
             try:
-                sent = await sender.send(url, body.encode(), headers)
+                [sent] = await sender.send(url, [Message(body.encode(), headers)])
             finally:
                 await sender.aclose()
             delivery.status = "delivered" if sent.ok else "failed"

@@ -35,11 +35,12 @@ def secret_problem(value: str) -> str | None:
     return None
 
 
-def signed_headers(secret: str, message_id: str, at: dt.datetime, body: str) -> dict[str, str]:
-    """The three headers of a message sent at `at` (naive UTC, like every stored time)."""
+def signed_headers(signer: Signer, message_id: str, at: dt.datetime, body: str) -> dict[str, str]:
+    """The three headers of a message sent at `at` (naive UTC, like every stored time), signed
+    by `signer` (`Signer(secret)`, made once for the messages of one secret)."""
     stamp = at.replace(tzinfo=dt.UTC)
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(math.floor(stamp.timestamp())),
-        "webhook-signature": Signer(secret).sign(message_id, stamp, body),
+        "webhook-signature": signer.sign(message_id, stamp, body),
     }
