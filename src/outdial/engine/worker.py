@@ -345,7 +345,11 @@ class Engine:
 
     async def _run(self, stop: asyncio.Event) -> None:
         log.info("engine %s started", self.worker_id)
-        helpers = [asyncio.create_task(self._recorder()), asyncio.create_task(self._heartbeats())]
+        # The helpers are told to end rather than cancelled: a cancel could land inside one of
+        # their transactions and leave it to the pool's clean-up while the last record() runs.
+        helpers_stop = asyncio.Event()
+        helpers = [asyncio.create_task(self._recorder(helpers_stop)),
+                   asyncio.create_task(self._heartbeats(helpers_stop))]
         try:
             while not stop.is_set():
                 try:
@@ -362,8 +366,7 @@ class Engine:
                     self._recorded.clear()
         finally:
             await self._drain()
-            for helper in helpers:
-                helper.cancel()
+            helpers_stop.set()
             await asyncio.gather(*helpers, return_exceptions=True)
             try:
                 await self.record()
@@ -385,20 +388,24 @@ class Engine:
                 task.cancel()
             await asyncio.wait(list(self._tasks.values()))
 
-    async def _recorder(self) -> None:
+    async def _recorder(self, stop: asyncio.Event) -> None:
         while True:
-            await self._ended.wait()
+            await first_of(self._ended.wait(), stop.wait())
+            if stop.is_set():
+                return  # the engine's own last record() follows
             self._ended.clear()
             try:
                 await self.record()
             except Exception as error:  # noqa: BLE001 - logged, never lost
                 log_failure("recording outcomes (retrying)", error)
-                await self.clock.sleep(self.config.poll_seconds)
+                await first_of(self.clock.sleep(self.config.poll_seconds), stop.wait())
                 self._ended.set()
 
-    async def _heartbeats(self) -> None:
+    async def _heartbeats(self, stop: asyncio.Event) -> None:
         while True:
-            await self.clock.sleep(self.config.heartbeat_seconds)
+            await first_of(self.clock.sleep(self.config.heartbeat_seconds), stop.wait())
+            if stop.is_set():
+                return
             try:
                 await self.heartbeat()
             except Exception as error:  # noqa: BLE001 - logged, never lost
