@@ -98,6 +98,7 @@ async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: DeferredC
     async with ctx.unconfirmed():
         outdial = parse_id(outdial_id)
         service = _service(ctx)
+        await ctx.write_alone()
         target = await service.add_target(ctx.credential.customer_id, outdial, body,
                                                 ctx.check())
         if target is None:
