@@ -104,13 +104,16 @@ class DeferredContext:
     token: str
     cache: CredentialCache
     principal: Principal | None = field(default=None)
+    # Each statement of the session is a transaction of its own (write_alone on PostgreSQL).
+    alone: bool = field(default=False)
 
     async def write_alone(self) -> None:
         """The route's write is one statement: on PostgreSQL it is its own transaction, without
         BEGIN and COMMIT round trips (see Database.single_write). Unless proving a credential
         not seen before has begun one already: the write then joins it."""
-        if not self.session.in_transaction():
+        if not self.session.in_transaction() and self.database.single_write:
             await self.session.connection(execution_options=self.database.single_write)
+            self.alone = True
 
     def check(self) -> CallerCheck:
         return live_permission(self.credential)
@@ -144,6 +147,8 @@ class DeferredContext:
         statement, outside a transaction: no BEGIN and ROLLBACK round trips, and on SQLite no
         second turn in the writers' queue for a read."""
         assert self.principal is not None, "the caller was never confirmed"
+        if self.alone:
+            return  # committed as it was written; the reads go on on the same connection
         await self.session.commit()
         await self.session.connection(execution_options=self.database.no_transaction)
 

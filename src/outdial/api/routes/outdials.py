@@ -16,6 +16,7 @@ from outdial.outdials.schemas import (
     TargetWrite,
 )
 from outdial.models import OutdialTarget
+from outdial.outdials.repository import NewTarget
 from outdial.outdials.service import OutdialService
 from outdial.schemas import NameDetail
 
@@ -26,9 +27,9 @@ def _service(ctx: Ctx | DeferredCtx) -> OutdialService:
     return OutdialService(ctx.session, ctx.clock)
 
 
-async def _with_waiting(service: OutdialService, target: OutdialTarget) -> TargetOut:
+async def _with_waiting(service: OutdialService, target: OutdialTarget | NewTarget) -> TargetOut:
     waiting = await service.waiting_of(target.outdial_id, [target])
-    return TargetOut.of(target, waiting.get(target.id))
+    return TargetOut.of(target, waiting.get(target.id))  # type: ignore[arg-type]  # same attributes
 
 
 @router.get("/outdials")
