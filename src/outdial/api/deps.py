@@ -38,7 +38,8 @@ READ_METHODS = ("GET", "HEAD")
 def _database(request: Request) -> Database:
     """The read pool's for GET, else the write pool's (see app.create_app)."""
     state = request.app.state
-    return state.read_database if request.method in READ_METHODS else state.database  # type: ignore[no-any-return]
+    database: Database = state.read_database if request.method in READ_METHODS else state.database
+    return database
 
 
 async def open_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -166,7 +166,8 @@ class OutdialService:
         destinations = validate_destinations(body.destinations())
         timezone = validate_timezone(body.timezone)
         values = self._new_target(customer_id, outdial_id, body, destinations, timezone)
-        return NewTarget(values) if await self.repo.insert_target_if(values, check, WRITERS) else None
+        added = await self.repo.insert_target_if(values, check, WRITERS)
+        return NewTarget(values) if added else None
 
     def _new_target(
         self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,

@@ -29,7 +29,8 @@ def _service(ctx: Ctx | DeferredCtx) -> OutdialService:
 
 async def _with_waiting(service: OutdialService, target: OutdialTarget | NewTarget) -> TargetOut:
     waiting = await service.waiting_of(target.outdial_id, [target])
-    return TargetOut.of(target, waiting.get(target.id))  # type: ignore[arg-type]  # same attributes
+    # A NewTarget has the model's attributes, which are all TargetOut reads.
+    return TargetOut.of(target, waiting.get(target.id))  # type: ignore[arg-type]
 
 
 @router.get("/outdials")
