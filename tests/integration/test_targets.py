@@ -1,10 +1,13 @@
 """Targets: destinations and their validation, paging, status filter, update and delete."""
 
+import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 
+from outdial.db.engine import WriterQueue
 from outdial.models import OutdialTarget
 from tests.conftest import Api, assert_error
 
@@ -175,3 +178,27 @@ async def test_target_under_another_outdial_is_404(api: Api) -> None:
         response = await api.call(method, f"/v1.0/outdials/{second}/targets/{target['id']}",
                                   json={"destination_0": TEL} if method == "PUT" else None)
         assert_error(response, 404, "OUTDIAL_TARGET_NOT_FOUND")
+
+
+async def test_a_new_target_takes_one_turn_among_sqlite_writers(
+    api: Api, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's reads (the waiting reason) come after the commit, outside any transaction:
+    on SQLite they do not queue for the writer a second time."""
+    if not app.state.database.is_sqlite:
+        pytest.skip("PostgreSQL has no writers' queue")
+    outdial_id = await new_outdial(api)
+    await add_target(api, outdial_id)  # the credential is known to the process from here on
+    request_task = asyncio.current_task()  # the test client runs the app in this task
+    turns: list[WriterQueue] = []
+    take_turn = WriterQueue.acquire
+
+    async def counted(queue: WriterQueue, timeout: float) -> None:
+        if asyncio.current_task() is request_task:
+            turns.append(queue)
+        await take_turn(queue, timeout)
+
+    monkeypatch.setattr(WriterQueue, "acquire", counted)
+    target = await add_target(api, outdial_id)
+    assert len(turns) == 1
+    assert target["waiting_reason"] == "campaign_not_running"

@@ -14,6 +14,7 @@ from outdial.auth.cache import Credential, CredentialCache
 from outdial.auth.repository import AuthRepository, CallerCheck, live_permission
 from outdial.auth.service import AuthService, Permission, Principal, confirm
 from outdial.clock import Clock
+from outdial.db import Database
 from outdial.db.paging import PageRequest
 from outdial.errors import InvalidArgument, OutdialError, Unauthenticated
 from outdial.models.base import NIL_UUID
@@ -34,11 +35,16 @@ class Context:
 READ_METHODS = ("GET", "HEAD")
 
 
-async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session of the read pool for GET, else of the write pool (see app.create_app)."""
+def _database(request: Request) -> Database:
+    """The read pool's for GET, else the write pool's (see app.create_app)."""
     state = request.app.state
-    database = state.read_database if request.method in READ_METHODS else state.database
-    async with database.sessions() as session:
+    database: Database = state.read_database if request.method in READ_METHODS else state.database
+    return database
+
+
+async def open_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session of the request's database (_database)."""
+    async with _database(request).sessions() as session:
         yield session  # anything not committed by the route is rolled back on close
 
 
@@ -93,11 +99,22 @@ class DeferredContext:
     """
 
     session: AsyncSession
+    database: Database  # the session's
     clock: Clock
     credential: Credential
     token: str
     cache: CredentialCache
     principal: Principal | None = field(default=None)
+    # Each statement of the session is a transaction of its own (write_alone on PostgreSQL).
+    alone: bool = field(default=False)
+
+    async def write_alone(self) -> None:
+        """The route's write is one statement: on PostgreSQL it is its own transaction, without
+        BEGIN and COMMIT round trips (see Database.single_write). Unless proving a credential
+        not seen before has begun one already: the write then joins it."""
+        if not self.session.in_transaction() and self.database.single_write:
+            await self.session.connection(execution_options=self.database.single_write)
+            self.alone = True
 
     def check(self) -> CallerCheck:
         return live_permission(self.credential)
@@ -127,8 +144,14 @@ class DeferredContext:
             raise
 
     async def commit(self) -> None:
+        """Commit; what the route reads afterwards (its answer) is read statement by
+        statement, outside a transaction: no BEGIN and ROLLBACK round trips, and on SQLite no
+        second turn in the writers' queue for a read."""
         assert self.principal is not None, "the caller was never confirmed"
+        if self.alone:
+            return  # committed as it was written; the reads go on on the same connection
         await self.session.commit()
+        await self.session.connection(execution_options=self.database.no_transaction)
 
 
 async def deferred_authentication(
@@ -137,13 +160,14 @@ async def deferred_authentication(
     secret: Annotated[str, Depends(credential)],
 ) -> DeferredContext:
     state = request.app.state
+    database = _database(request)
     if request.method in READ_METHODS:
         # A hot read is one statement: no transaction around it (no BEGIN, no ROLLBACK; on
         # SQLite no place in the writers' queue).
-        await session.connection(execution_options=state.read_database.no_transaction)
+        await session.connection(execution_options=database.no_transaction)
     found, permission = await AuthService(session, state.clock).identify(
         secret, state.signing_secret, state.credentials)
-    context = DeferredContext(session, state.clock, found, secret, state.credentials)
+    context = DeferredContext(session, database, state.clock, found, secret, state.credentials)
     if permission is not None:  # proven just now, permission read with it
         context.confirm(permission)
     return context

@@ -244,15 +244,17 @@ class Database:
 
     def __init__(
         self, url: str, *, pool_size: int = 10, echo: bool = False,
-        limits: Limits | None = None, role: str = "outdial",
+        limits: Limits | None = None, role: str = "outdial", overflow: int | None = None,
     ) -> None:
+        """`pool_size` connections are kept open once made, and `overflow` more (by default
+        as many) are made when those are busy and closed when given back."""
         self.url = normalize_url(url)
         self.is_sqlite = is_sqlite(self.url)
         self.limits = limits or Limits()
         options: dict[str, Any] = {"echo": echo, "pool_timeout": self.limits.pool_timeout}
         if not self.is_sqlite:
             options.update(
-                pool_size=pool_size, max_overflow=pool_size,
+                pool_size=pool_size, max_overflow=pool_size if overflow is None else overflow,
                 connect_args={
                     "timeout": CONNECT_TIMEOUT_SECONDS,
                     "server_settings": {
@@ -272,6 +274,10 @@ class Database:
         self.no_transaction: dict[str, Any] = (
             {NO_TRANSACTION: True} if self.is_sqlite else {"isolation_level": "AUTOCOMMIT"}
         )
+        # Execution options of a session's connection whose one write is a transaction of its
+        # own: on PostgreSQL no BEGIN and COMMIT round trips around it; on SQLite the write
+        # still begins IMMEDIATE, in its turn among the writers (WriterQueue).
+        self.single_write: dict[str, Any] = {} if self.is_sqlite else self.no_transaction
         self._probe: AsyncEngine | None = None
 
     @asynccontextmanager

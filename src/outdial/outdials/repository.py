@@ -2,6 +2,7 @@
 
 import functools
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Insert, Row, ScalarSelect, Select, bindparam, insert, select
@@ -31,13 +32,19 @@ def _insert_target_if(permission: ScalarSelect, permissions: tuple[str, ...]) ->
     return insert(_TARGETS).from_select(list(_TARGETS.c.keys()), values)
 
 
-def _value(target: OutdialTarget, column: Any) -> Any:
-    """The column's value on an unsaved target: a default the ORM would apply at flush is not
-    on the object yet, and this statement bypasses the flush."""
-    value = getattr(target, column.key)
-    if value is None and column.default is not None and column.default.is_scalar:
-        return column.default.arg
-    return value
+# What a new target's columns hold when not set: the model's plain defaults (a Core INSERT
+# writes every column as given, without the ORM to apply them), else NULL.
+TARGET_DEFAULTS: dict[str, Any] = {
+    c.key: c.default.arg if c.default is not None and c.default.is_scalar else None
+    for c in _TARGETS.c
+}
+
+
+class NewTarget(SimpleNamespace):
+    """A target as a Core INSERT wrote it: every column an attribute, as on the model."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(**values)
 
 
 class OutdialRepository:
@@ -64,16 +71,17 @@ class OutdialRepository:
         )).one_or_none()
 
     async def insert_target_if(
-        self, target: OutdialTarget, check: CallerCheck, permissions: tuple[str, ...]
+        self, values: dict[str, Any], check: CallerCheck, permissions: tuple[str, ...]
     ) -> bool:
-        """Insert the (unsaved) target in one statement, INSERT … SELECT from its outdial, only
-        if the outdial is its customer's and live and the caller has one of `permissions`;
-        whether it was."""
+        """Insert a target of these (every) column values in one statement, INSERT … SELECT
+        from its outdial, only if the outdial is its customer's and live and the caller has one
+        of `permissions`; whether it was."""
         connection = await self.session.connection()
         result = await connection.execute(
             _insert_target_if(check.permission, permissions),
-            {**{f"new_{c.key}": _value(target, c) for c in _TARGETS.c},
-             "outdial_id": target.outdial_id, "customer_id": target.customer_id, **check.parameters},
+            {**{f"new_{key}": value for key, value in values.items()},
+             "outdial_id": values["outdial_id"], "customer_id": values["customer_id"],
+             **check.parameters},
         )
         return result.rowcount == 1
 

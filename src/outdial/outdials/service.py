@@ -1,6 +1,7 @@
 """Rules of outdials and targets: tenancy, soft delete, destination validation."""
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row
@@ -17,9 +18,8 @@ from outdial.events.outbox import emit
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
 from outdial.models import Outdial, OutdialTarget
 from outdial.models.base import NIL_UUID
-from outdial.models.outdials import DESTINATION_SLOTS
 from outdial.outdials.destinations import validate_destination
-from outdial.outdials.repository import OutdialRepository
+from outdial.outdials.repository import TARGET_DEFAULTS, NewTarget, OutdialRepository
 from outdial.outdials.schemas import OutdialCreate, TargetWrite
 from outdial.strategy import reasons
 from outdial.strategy.windows import timezone_problem, zone_key
@@ -150,7 +150,8 @@ class OutdialService:
         destinations = validate_destinations(body.destinations())
         timezone = validate_timezone(body.timezone)
         outdial = await self.live_outdial(principal, outdial_id)
-        target = self._new_target(outdial.customer_id, outdial.id, body, destinations, timezone)
+        target = OutdialTarget(
+            **self._new_target(outdial.customer_id, outdial.id, body, destinations, timezone))
         self.repo.add(target)
         await self.repo.flush()
         return target
@@ -158,28 +159,30 @@ class OutdialService:
     async def add_target(
         self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
         check: CallerCheck,
-    ) -> OutdialTarget | None:
+    ) -> NewTarget | None:
         """create_target in one statement, for a caller not checked yet: the target is added
         only if the outdial is the customer's and live and the caller may write; None if not
         (create_target then tells why)."""
         destinations = validate_destinations(body.destinations())
         timezone = validate_timezone(body.timezone)
-        target = self._new_target(customer_id, outdial_id, body, destinations, timezone)
-        return target if await self.repo.insert_target_if(target, check, WRITERS) else None
+        values = self._new_target(customer_id, outdial_id, body, destinations, timezone)
+        added = await self.repo.insert_target_if(values, check, WRITERS)
+        return NewTarget(values) if added else None
 
     def _new_target(
         self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
         destinations: list[dict[str, str] | None], timezone: str | None,
-    ) -> OutdialTarget:
+    ) -> dict[str, Any]:
+        """Every column of a new target, the model's defaults included."""
         now = self.clock.now()
-        return OutdialTarget(
-            id=uuid.uuid4(), customer_id=customer_id, outdial_id=outdial_id,
-            name=body.name, detail=body.detail, data=body.data, status="idle",
-            timezone=timezone, zone_key=zone_key(timezone, destinations),
-            tm_create=now, tm_update=now,
+        return {
+            **TARGET_DEFAULTS,
+            "id": uuid.uuid4(), "customer_id": customer_id, "outdial_id": outdial_id,
+            "name": body.name, "detail": body.detail, "data": body.data, "status": "idle",
+            "timezone": timezone, "zone_key": zone_key(timezone, destinations),
+            "tm_create": now, "tm_update": now,
             **{f"destination_{n}": d for n, d in enumerate(destinations)},
-            **{f"try_count_{n}": 0 for n in range(DESTINATION_SLOTS)},
-        )
+        }
 
     async def list_targets(
         self, principal: Principal, outdial_id: uuid.UUID, page: PageRequest, status: str | None
@@ -231,7 +234,7 @@ class OutdialService:
         return target
 
     async def waiting_of(
-        self, outdial_id: uuid.UUID, targets: list[OutdialTarget]
+        self, outdial_id: uuid.UUID, targets: Sequence[OutdialTarget | NewTarget]
     ) -> dict[uuid.UUID, reasons.Waiting]:
         """Why each of these targets waits, now (strategy.reasons)."""
         outdial = await self.session.get(Outdial, outdial_id)

@@ -16,6 +16,7 @@ from outdial.outdials.schemas import (
     TargetWrite,
 )
 from outdial.models import OutdialTarget
+from outdial.outdials.repository import NewTarget
 from outdial.outdials.service import OutdialService
 from outdial.schemas import NameDetail
 
@@ -26,9 +27,10 @@ def _service(ctx: Ctx | DeferredCtx) -> OutdialService:
     return OutdialService(ctx.session, ctx.clock)
 
 
-async def _with_waiting(service: OutdialService, target: OutdialTarget) -> TargetOut:
+async def _with_waiting(service: OutdialService, target: OutdialTarget | NewTarget) -> TargetOut:
     waiting = await service.waiting_of(target.outdial_id, [target])
-    return TargetOut.of(target, waiting.get(target.id))
+    # A NewTarget has the model's attributes, which are all TargetOut reads.
+    return TargetOut.of(target, waiting.get(target.id))  # type: ignore[arg-type]
 
 
 @router.get("/outdials")
@@ -98,6 +100,7 @@ async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: DeferredC
     async with ctx.unconfirmed():
         outdial = parse_id(outdial_id)
         service = _service(ctx)
+        await ctx.write_alone()
         target = await service.add_target(ctx.credential.customer_id, outdial, body,
                                                 ctx.check())
         if target is None:
