@@ -184,3 +184,10 @@ def assert_error(response: httpx.Response, http_status: int, reason: str) -> dic
     assert error["request_id"] == response.headers["x-request-id"]
     assert error["message"]
     return error
+
+
+def assert_refused(response: httpx.Response, field: str, reason: str = "INVALID_ARGUMENT") -> str:
+    """A 400 that names the bad field first (`field: why`); its message."""
+    error = assert_error(response, 400, reason)
+    assert error["message"].startswith(f"{field}:"), error["message"]
+    return error["message"]

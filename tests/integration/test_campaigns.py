@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 
 from outdial.clock import FakeClock
 from outdial.models import Campaign, Campaigncall
-from tests.conftest import Api, add_agent, assert_error, make_tenant
+from tests.conftest import Api, add_agent, assert_error, assert_refused, make_tenant
 from tests.integration.campaign_setup import (
     NIL,
     finish_campaigncall,
@@ -27,12 +27,6 @@ CAMPAIGN_FIELDS = [
     "priority", "dnclist_ids",
 ]
 NEVER = "9999-01-01 00:00:00.000000"
-
-
-def assert_refused(response: Any, field: str, reason: str = "INVALID_ARGUMENT") -> str:
-    error = assert_error(response, 400, reason)
-    assert error["message"].startswith(f"{field}:"), error["message"]
-    return error["message"]
 
 
 async def set_status(api: Api, campaign: dict[str, Any], status: str) -> Any:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from outdial.channels.secrets import SecretBox
 from outdial.clock import FakeClock
 from outdial.models import Channel
-from tests.conftest import Api, assert_error, make_tenant
+from tests.conftest import Api, assert_error, assert_refused, make_tenant
 from tests.integration.campaign_setup import NIL, new_campaign, new_outdial, new_outplan
 from tests.sip.sipp import Sipp
 from tests.smtp_support import SMTP_PASSWORD, Relay
@@ -26,12 +26,6 @@ TRUNK = {"name": "main trunk", "detail": "carrier A", "type": "sip", "settings":
 RELAY = {"name": "relay", "type": "smtp", "settings": {
     "host": "smtp.example.net", "username": "acme", "password": "relay-secret-1",
     "from_address": "news@example.com"}}
-
-
-def assert_refused(response: Any, field: str) -> str:
-    error = assert_error(response, 400, "INVALID_ARGUMENT")
-    assert error["message"].startswith(f"{field}:"), error["message"]
-    return error["message"]
 
 
 async def create(api: Api, body: dict[str, Any]) -> dict[str, Any]:

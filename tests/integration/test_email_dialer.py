@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from outdial.channels.schemas import SmtpSettings, parse_settings
-from outdial.dialers import Attempt, OutcomeKind
+from outdial.dialers import Attempt, Outcome, OutcomeKind
 from outdial.dialers.email import EmailDialer
 from tests.smtp_support import Relay, start_relay
 
@@ -40,15 +40,20 @@ def dialer_for(relay: Relay, **overrides: Any) -> EmailDialer:
     return EmailDialer(settings, overrides.get("password", relay.channel_settings()["password"]))
 
 
+async def dial_once(relay: Relay, attempt: Attempt | None = None, **overrides: Any) -> Outcome:
+    """One attempt (by default to alice@example.org) through a dialer of its own, closed after."""
+    dialer = dialer_for(relay, **overrides)
+    try:
+        return await dialer.dial(attempt or attempt_to("alice@example.org"))
+    finally:
+        await dialer.aclose()
+
+
 async def test_message_accepted_after_data_is_answered_with_its_id(relay: Relay) -> None:
-    dialer = dialer_for(relay)
     answered = []
     attempt = attempt_to("alice@example.org")
     attempt = Attempt(**{**attempt.__dict__, "answered": lambda: answered.append(True)})
-    try:
-        outcome = await dialer.dial(attempt)
-    finally:
-        await dialer.aclose()
+    outcome = await dial_once(relay, attempt)
 
     assert outcome.kind is OutcomeKind.ANSWERED
     assert outcome.smtp_code == 250 and outcome.smtp_reply == "2.0.0 OK queued as Q1"
@@ -60,11 +65,7 @@ async def test_message_accepted_after_data_is_answered_with_its_id(relay: Relay)
 
 
 async def test_templated_subject_and_body_arrive_as_written(relay: Relay) -> None:
-    dialer = dialer_for(relay)
-    try:
-        await dialer.dial(attempt_to("alice@example.org"))
-    finally:
-        await dialer.aclose()
+    await dial_once(relay)
 
     message = relay.handler.received[0].message
     assert message["Subject"] == "Hello Alice, about the spring offer"
@@ -81,12 +82,8 @@ async def test_html_content_goes_out_with_a_text_part_and_escaped_placeholders(
 ) -> None:
     action = {"type": "email_send", "option": {
         "subject": "Offer", "content": "<p>Hello <b>{{ name }}</b></p><p>See you</p>"}}
-    dialer = dialer_for(relay)
-    try:
-        await dialer.dial(attempt_to("alice@example.org", actions=[action],
-                                     target_name="<Bob & Co>"))
-    finally:
-        await dialer.aclose()
+    await dial_once(relay, attempt_to("alice@example.org", actions=[action],
+                                      target_name="<Bob & Co>"))
 
     message = relay.handler.received[0].message
     assert message.get_content_type() == "multipart/alternative"
@@ -97,13 +94,9 @@ async def test_html_content_goes_out_with_a_text_part_and_escaped_placeholders(
 
 
 async def test_sender_is_the_outplans_source_when_it_is_an_email(relay: Relay) -> None:
-    dialer = dialer_for(relay)
     source = {"type": "email", "target": "sales@example.net", "target_name": "Sales",
               "name": "", "detail": ""}
-    try:
-        await dialer.dial(attempt_to("alice@example.org", source=source))
-    finally:
-        await dialer.aclose()
+    await dial_once(relay, attempt_to("alice@example.org", source=source))
 
     [received] = relay.handler.received
     assert received.sender == "sales@example.net"
@@ -127,11 +120,7 @@ async def test_unknown_recipient_is_an_invalid_destination(relay: Relay) -> None
 
 async def test_temporary_refusal_fails_the_attempt(relay: Relay) -> None:
     relay.handler.busy["alice@example.org"] = 1
-    dialer = dialer_for(relay)
-    try:
-        outcome = await dialer.dial(attempt_to("alice@example.org"))
-    finally:
-        await dialer.aclose()
+    outcome = await dial_once(relay)
 
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.smtp_code == 451 and "try again later" in outcome.smtp_reply
@@ -140,22 +129,14 @@ async def test_temporary_refusal_fails_the_attempt(relay: Relay) -> None:
 
 async def test_message_refused_at_data_is_rejected(relay: Relay) -> None:
     relay.handler.reject_data = True
-    dialer = dialer_for(relay)
-    try:
-        outcome = await dialer.dial(attempt_to("alice@example.org"))
-    finally:
-        await dialer.aclose()
+    outcome = await dial_once(relay)
 
     assert outcome.kind is OutcomeKind.REJECTED
     assert outcome.smtp_code == 554
 
 
 async def test_wrong_password_fails_with_the_relays_answer(relay: Relay) -> None:
-    dialer = dialer_for(relay, password="not-the-password")
-    try:
-        outcome = await dialer.dial(attempt_to("alice@example.org"))
-    finally:
-        await dialer.aclose()
+    outcome = await dial_once(relay, password="not-the-password")
 
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.smtp_code == 535
@@ -163,11 +144,7 @@ async def test_wrong_password_fails_with_the_relays_answer(relay: Relay) -> None
 
 
 async def test_certificate_checked_by_default(relay: Relay) -> None:
-    dialer = dialer_for(relay, tls_verify=True)  # the relay's certificate is self-signed
-    try:
-        outcome = await dialer.dial(attempt_to("alice@example.org"))
-    finally:
-        await dialer.aclose()
+    outcome = await dial_once(relay, tls_verify=True)  # the relay's certificate is self-signed
 
     assert outcome.kind is OutcomeKind.FAILED
     assert "certificate" in outcome.smtp_reply.lower()
@@ -219,11 +196,7 @@ async def test_a_connection_the_relay_dropped_is_replaced(relay: Relay) -> None:
 
 async def test_implicit_tls_relay(tmp_path: Path) -> None:
     for tls_relay in start_relay(tmp_path, "tls"):
-        dialer = dialer_for(tls_relay)
-        try:
-            outcome = await dialer.dial(attempt_to("alice@example.org"))
-        finally:
-            await dialer.aclose()
+        outcome = await dial_once(tls_relay)
         assert outcome.kind is OutcomeKind.ANSWERED
         assert len(tls_relay.handler.received) == 1
 

@@ -4,7 +4,7 @@ import uuid
 from typing import Any
 
 from outdial.clock import FakeClock
-from tests.conftest import Api, add_agent, assert_error, make_tenant
+from tests.conftest import Api, add_agent, assert_error, assert_refused, make_tenant
 from tests.integration.campaign_setup import (
     NIL,
     finish_campaigncall,
@@ -23,11 +23,6 @@ OUTPLAN_FIELDS = [
 ]
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 NEVER = "9999-01-01 00:00:00.000000"
-
-
-def assert_refused(response: Any, field: str) -> None:
-    error = assert_error(response, 400, "INVALID_ARGUMENT")
-    assert error["message"].startswith(f"{field}:"), error["message"]
 
 
 async def test_create_outplan_with_defaults(api: Api) -> None:

@@ -4,11 +4,11 @@ SIPp cannot play this (it takes our first ACK, arriving before its second 200 is
 error), so the peer is a few lines of UDP here, answering from the INVITE it received."""
 
 import asyncio
-import uuid
 
-from outdial.dialers.base import Attempt, HangupBy, OutcomeKind
+from outdial.dialers.base import HangupBy, OutcomeKind
 from outdial.dialers.sip import SipDialer, SipTrunk
 from outdial.sip.message import Message, parse
+from tests.sip.attempts import make_attempt
 
 
 class ForkingPeer(asyncio.DatagramProtocol):
@@ -53,18 +53,7 @@ async def test_second_forked_answer_is_acked_and_hung_up() -> None:
     transport, _ = await loop.create_datagram_endpoint(lambda: peer, local_addr=("127.0.0.1", 0))
     port = transport.get_extra_info("sockname")[1]
     dialer = SipDialer(SipTrunk(host="127.0.0.1", port=port))
-    attempt = Attempt(
-        campaigncall_id=uuid.uuid4(),
-        target_id=uuid.uuid4(),
-        destination={"type": "tel", "target": "+15551234567"},
-        destination_index=0,
-        try_count=1,
-        source=None,
-        dial_timeout=5000,
-        actions=[{"type": "sleep", "option": {"duration": 300}}],
-        outdial_data="",
-        target_data="",
-    )
+    attempt, _ = make_attempt(actions=[{"type": "sleep", "option": {"duration": 300}}])
     try:
         outcome = await asyncio.wait_for(dialer.dial(attempt), 10)
     finally:

@@ -1,12 +1,12 @@
 """A trunk that never answers: INVITE retransmitted on RFC 3261's schedule, then `unreachable`."""
 
 import asyncio
-import uuid
 
-from outdial.dialers.base import Attempt, OutcomeKind
+from outdial.dialers.base import OutcomeKind
 from outdial.dialers.sip import SipDialer, SipTrunk
 from outdial.sip.message import parse
 from outdial.sip.transaction import TimerConfig
+from tests.sip.attempts import make_attempt
 from tests.sip.sipp import free_port
 
 
@@ -20,21 +20,6 @@ class Recorder(asyncio.DatagramProtocol):
         self.arrivals.append((asyncio.get_running_loop().time(), data))
 
 
-def attempt(dial_timeout: int = 120_000) -> Attempt:
-    return Attempt(
-        campaigncall_id=uuid.uuid4(),
-        target_id=uuid.uuid4(),
-        destination={"type": "tel", "target": "+15551234567"},
-        destination_index=0,
-        try_count=1,
-        source=None,
-        dial_timeout=dial_timeout,
-        actions=[],
-        outdial_data="",
-        target_data="",
-    )
-
-
 async def test_silent_udp_peer_gets_the_rfc_schedule_then_unreachable() -> None:
     # Real time with the RFC's T1 = 500 ms: the schedule is the point (about 32 s).
     loop = asyncio.get_running_loop()
@@ -42,8 +27,9 @@ async def test_silent_udp_peer_gets_the_rfc_schedule_then_unreachable() -> None:
     port = free_port()
     peer, _ = await loop.create_datagram_endpoint(lambda: recorder, local_addr=("127.0.0.1", port))
     dialer = SipDialer(SipTrunk(host="127.0.0.1", port=port))
+    attempt, _ = make_attempt(dial_timeout=120_000)  # outlasts every timer here
     try:
-        outcome = await asyncio.wait_for(dialer.dial(attempt()), 40)
+        outcome = await asyncio.wait_for(dialer.dial(attempt), 40)
         ended = loop.time()
     finally:
         await dialer.aclose()
@@ -80,8 +66,9 @@ async def test_silent_tcp_peer_gets_one_invite_then_unreachable() -> None:
     port = server.sockets[0].getsockname()[1]
     trunk = SipTrunk(host="127.0.0.1", port=port, transport="tcp")
     dialer = SipDialer(trunk, timer_config=TimerConfig(t1=0.05))  # Timer B = 3.2 s
+    attempt, _ = make_attempt(dial_timeout=120_000)  # outlasts every timer here
     try:
-        outcome = await asyncio.wait_for(dialer.dial(attempt()), 10)
+        outcome = await asyncio.wait_for(dialer.dial(attempt), 10)
     finally:
         await dialer.aclose()
         await asyncio.wait_for(asyncio.gather(*done), 5)  # the peer saw us close
@@ -93,8 +80,9 @@ async def test_silent_tcp_peer_gets_one_invite_then_unreachable() -> None:
 async def test_refused_tcp_connection_is_a_channel_failure() -> None:
     port = free_port()
     dialer = SipDialer(SipTrunk(host="127.0.0.1", port=port, transport="tcp"))
+    attempt, _ = make_attempt(dial_timeout=120_000)  # outlasts every timer here
     try:
-        outcome = await asyncio.wait_for(dialer.dial(attempt()), 10)
+        outcome = await asyncio.wait_for(dialer.dial(attempt), 10)
     finally:
         await dialer.aclose()
     assert outcome.kind is OutcomeKind.FAILED

@@ -5,7 +5,6 @@ import hashlib
 import re
 import ssl
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,34 +19,11 @@ from outdial.dialers.base import (
 )
 from outdial.dialers.sip import SipDialer, SipTrunk
 from outdial.sip.transaction import TimerConfig
+from tests.sip.attempts import make_attempt
 from tests.sip.sipp import DTMF_1_PCAP, Sipp, free_port
 
 TRANSPORTS = ["udp", "tcp"]
 USERNAME, PASSWORD = "alice", "s3cret"
-
-
-def make_attempt(
-    destination: str = "+15551234567",
-    *,
-    dial_timeout: int = 5000,
-    kind: str = "tel",
-    actions: list | None = None,
-) -> tuple[Attempt, list[float]]:
-    answered: list[float] = []
-    attempt = Attempt(
-        campaigncall_id=uuid.uuid4(),
-        target_id=uuid.uuid4(),
-        destination={"type": kind, "target": destination},
-        destination_index=0,
-        try_count=1,
-        source=None,
-        dial_timeout=dial_timeout,
-        actions=actions or [],
-        outdial_data="",
-        target_data="",
-        answered=lambda: answered.append(time.monotonic()),
-    )
-    return attempt, answered
 
 
 def dialer_for(sipp: Sipp, transport: str, **settings: object) -> SipDialer:

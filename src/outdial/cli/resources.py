@@ -6,7 +6,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +133,55 @@ def infer_address(value: str, option: str) -> dict[str, str]:
         f"{value!r} is none of +E.164 number, sip: URI or email address", param_hint=option)
 
 
+# --- the commands every resource has -----------------------------------------------------------
+# Listing, showing and deleting are the same calls on every collection: written once here. Typer
+# builds a command from a function's signature and takes its help from the docstring, so each
+# factory makes a function per resource, with that resource's help line (and, where an item is
+# named, its argument: ID, or LIST for a do-not-call list).
+
+IdArg = Annotated[str, typer.Argument(metavar="ID")]
+
+
+def list_command(collection: str, kind: str, doc: str) -> Callable[..., None]:
+    """`list`: the collection's items, newest first, as a table of `kind`."""
+    def list_items(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
+                   as_json: JsonOpt = False) -> None:
+        with connect(url, token) as client:
+            Output(as_json).items(kind, *client.pages(path(collection), limit))
+    list_items.__doc__ = doc
+    return list_items
+
+
+def sublist_command(collection: str, id_arg: Any, part: str, kind: str,
+                    doc: str) -> Callable[..., None]:
+    """A list that belongs to one item, e.g. `campaigns calls ID`: collection/ID/part."""
+    def list_items(item_id: id_arg, limit: LimitOpt = 100, url: UrlOpt = None,
+                   token: TokenOpt = None, as_json: JsonOpt = False) -> None:
+        with connect(url, token) as client:
+            Output(as_json).items(kind, *client.pages(path(collection, item_id, part), limit))
+    list_items.__doc__ = doc
+    return list_items
+
+
+def item_command(method: Literal["get", "delete"], collection: str, doc: str,
+                 id_arg: Any = IdArg) -> Callable[..., None]:
+    """`get` (or `show`) and `delete`: one call on one item; the answer is the item as it is
+    now (a deleted one too)."""
+    def on_item(item_id: id_arg, url: UrlOpt = None, token: TokenOpt = None,
+                as_json: JsonOpt = False) -> None:
+        with connect(url, token) as client:
+            call = client.get if method == "get" else client.delete
+            Output(as_json).item(call(path(collection, item_id)))
+    on_item.__doc__ = doc
+    return on_item
+
+
+def _renamed(current: dict[str, Any], name: str | None, detail: str | None) -> dict[str, Any]:
+    """The body of a PUT of name and detail, which replaces both: the current value of the one
+    not given is sent again."""
+    return _set({"name": current["name"], "detail": current["detail"]}, name=name, detail=detail)
+
+
 # --- login -------------------------------------------------------------------------------------
 
 def login(
@@ -166,12 +215,7 @@ def logout() -> None:
 outdials_app = typer.Typer(help="Outdials: dialing lists.", no_args_is_help=True)
 
 
-@outdials_app.command("list")
-def outdials_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
-                  as_json: JsonOpt = False) -> None:
-    """List outdials, newest first."""
-    with connect(url, token) as client:
-        Output(as_json).items("outdial", *client.pages(path("outdials"), limit))
+outdials_app.command("list")(list_command("outdials", "outdial", "List outdials, newest first."))
 
 
 @outdials_app.command("create")
@@ -188,17 +232,12 @@ def outdials_create(
         Output(as_json).item(client.post(path("outdials"), body))
 
 
-@outdials_app.command("get")
-def outdials_get(outdial_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one outdial."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.get(path("outdials", outdial_id)))
+outdials_app.command("get")(item_command("get", "outdials", "Show one outdial."))
 
 
 @outdials_app.command("update")
 def outdials_update(
-    outdial_id: Annotated[str, typer.Argument(metavar="ID")],
+    outdial_id: IdArg,
     name: Annotated[str | None, typer.Option()] = None,
     detail: Annotated[str | None, typer.Option()] = None,
     data: Annotated[str | None, typer.Option()] = None,
@@ -212,9 +251,7 @@ def outdials_update(
         here = path("outdials", outdial_id)
         answer = client.get(here)
         if name is not None or detail is not None:
-            # PUT replaces both fields: send the current value of the one not given.
-            answer = client.put(here, _set({"name": answer["name"], "detail": answer["detail"]},
-                                           name=name, detail=detail))
+            answer = client.put(here, _renamed(answer, name, detail))
         if data is not None:
             answer = client.put(f"{here}/data", {"data": data})
         if campaign is not None:
@@ -222,12 +259,8 @@ def outdials_update(
         Output(as_json).item(answer)
 
 
-@outdials_app.command("delete")
-def outdials_delete(outdial_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Delete an outdial (it stays readable, with tm_delete set)."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.delete(path("outdials", outdial_id)))
+outdials_app.command("delete")(item_command(
+    "delete", "outdials", "Delete an outdial (it stays readable, with tm_delete set)."))
 
 
 # --- targets -----------------------------------------------------------------------------------
@@ -319,7 +352,7 @@ def targets_create(
 
 
 @targets_app.command("get")
-def targets_get(target_id: Annotated[str, typer.Argument(metavar="ID")], outdial: OutdialOpt,
+def targets_get(target_id: IdArg, outdial: OutdialOpt,
                 url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Show one target."""
     with connect(url, token) as client:
@@ -329,7 +362,7 @@ def targets_get(target_id: Annotated[str, typer.Argument(metavar="ID")], outdial
 @targets_app.command("update", cls=DestinationOrderCommand)
 def targets_update(
     ctx: typer.Context,
-    target_id: Annotated[str, typer.Argument(metavar="ID")],
+    target_id: IdArg,
     outdial: OutdialOpt,
     name: Annotated[str | None, typer.Option()] = None,
     detail: Annotated[str | None, typer.Option()] = None,
@@ -358,7 +391,7 @@ def targets_update(
 
 
 @targets_app.command("delete")
-def targets_delete(target_id: Annotated[str, typer.Argument(metavar="ID")], outdial: OutdialOpt,
+def targets_delete(target_id: IdArg, outdial: OutdialOpt,
                    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Delete a target."""
     with connect(url, token) as client:
@@ -403,12 +436,7 @@ def _dial_info(source: str | None, dial_timeout: int | None, try_interval: int |
     return info
 
 
-@outplans_app.command("list")
-def outplans_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
-                  as_json: JsonOpt = False) -> None:
-    """List outplans, newest first."""
-    with connect(url, token) as client:
-        Output(as_json).items("outplan", *client.pages(path("outplans"), limit))
+outplans_app.command("list")(list_command("outplans", "outplan", "List outplans, newest first."))
 
 
 @outplans_app.command("create")
@@ -429,17 +457,12 @@ def outplans_create(
         Output(as_json).item(client.post(path("outplans"), body))
 
 
-@outplans_app.command("get")
-def outplans_get(outplan_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one outplan."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.get(path("outplans", outplan_id)))
+outplans_app.command("get")(item_command("get", "outplans", "Show one outplan."))
 
 
 @outplans_app.command("update")
 def outplans_update(
-    outplan_id: Annotated[str, typer.Argument(metavar="ID")],
+    outplan_id: IdArg,
     name: Annotated[str | None, typer.Option()] = None,
     detail: Annotated[str | None, typer.Option()] = None,
     source: SourceOpt = None, dial_timeout: DialTimeoutOpt = None,
@@ -457,8 +480,7 @@ def outplans_update(
         here = path("outplans", outplan_id)
         answer = client.get(here)
         if name is not None or detail is not None:
-            answer = client.put(here, _set({"name": answer["name"], "detail": answer["detail"]},
-                                           name=name, detail=detail))
+            answer = client.put(here, _renamed(answer, name, detail))
         if info:
             # PUT dial_info replaces these (the channels are kept when left out): send the
             # current value of each one not given.
@@ -467,12 +489,7 @@ def outplans_update(
         Output(as_json).item(answer)
 
 
-@outplans_app.command("delete")
-def outplans_delete(outplan_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Delete an outplan."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.delete(path("outplans", outplan_id)))
+outplans_app.command("delete")(item_command("delete", "outplans", "Delete an outplan."))
 
 
 # --- campaigns ---------------------------------------------------------------------------------
@@ -537,12 +554,8 @@ def calling_window(current: dict[str, Any] | None, days: str | None, start: str 
     return window
 
 
-@campaigns_app.command("list")
-def campaigns_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
-                   as_json: JsonOpt = False) -> None:
-    """List campaigns, newest first."""
-    with connect(url, token) as client:
-        Output(as_json).items("campaign", *client.pages(path("campaigns"), limit))
+campaigns_app.command("list")(list_command("campaigns", "campaign",
+                                           "List campaigns, newest first."))
 
 
 @campaigns_app.command("create")
@@ -577,17 +590,12 @@ def campaigns_create(
         Output(as_json).item(client.post(path("campaigns"), body))
 
 
-@campaigns_app.command("get")
-def campaigns_get(campaign_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one campaign."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.get(path("campaigns", campaign_id)))
+campaigns_app.command("get")(item_command("get", "campaigns", "Show one campaign."))
 
 
 @campaigns_app.command("update")
 def campaigns_update(
-    campaign_id: Annotated[str, typer.Argument(metavar="ID")],
+    campaign_id: IdArg,
     name: Annotated[str | None, typer.Option()] = None,
     detail: Annotated[str | None, typer.Option()] = None,
     end_handle: EndHandleOpt = None, concurrency: ConcurrencyOpt = None,
@@ -648,42 +656,28 @@ def campaigns_update(
         Output(as_json).item(answer)
 
 
-@campaigns_app.command("delete")
-def campaigns_delete(campaign_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                     token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Delete a stopped campaign."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.delete(path("campaigns", campaign_id)))
+campaigns_app.command("delete")(item_command("delete", "campaigns", "Delete a stopped campaign."))
 
 
-def _set_status(campaign_id: str, status: str, url: str | None, token: str | None,
-                as_json: bool) -> None:
-    with connect(url, token) as client:
-        Output(as_json).item(client.put(path("campaigns", campaign_id, "status"), {"status": status}))
+def status_command(status: str, doc: str) -> Callable[..., None]:
+    """`run` and `stop`: the campaign's status set to `status`."""
+    def set_status(campaign_id: IdArg, url: UrlOpt = None, token: TokenOpt = None,
+                   as_json: JsonOpt = False) -> None:
+        with connect(url, token) as client:
+            Output(as_json).item(client.put(path("campaigns", campaign_id, "status"),
+                                            {"status": status}))
+    set_status.__doc__ = doc
+    return set_status
 
 
-@campaigns_app.command("run")
-def campaigns_run(campaign_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Start dialing."""
-    _set_status(campaign_id, "run", url, token, as_json)
+campaigns_app.command("run")(status_command("run", "Start dialing."))
+campaigns_app.command("stop")(status_command(
+    "stop", "Stop dialing (status `stopping` until the attempts in flight end)."))
 
 
-@campaigns_app.command("stop")
-def campaigns_stop(campaign_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                   token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Stop dialing (status `stopping` until the attempts in flight end)."""
-    _set_status(campaign_id, "stop", url, token, as_json)
-
-
-@campaigns_app.command("calls")
-def campaigns_calls(campaign_id: Annotated[str, typer.Argument(metavar="ID")],
-                    limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
-                    as_json: JsonOpt = False) -> None:
-    """List a campaign's attempts (campaigncalls), newest first."""
-    with connect(url, token) as client:
-        Output(as_json).items("campaigncall",
-                              *client.pages(path("campaigns", campaign_id, "campaigncalls"), limit))
+campaigns_app.command("calls")(sublist_command(
+    "campaigns", IdArg, "campaigncalls", "campaigncall",
+    "List a campaign's attempts (campaigncalls), newest first."))
 
 
 # --- channels ----------------------------------------------------------------------------------
@@ -705,12 +699,7 @@ def _channel_settings(settings_json: str | None, ask_password: bool) -> dict[str
     return settings
 
 
-@channels_app.command("list")
-def channels_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
-                  as_json: JsonOpt = False) -> None:
-    """List channels, newest first."""
-    with connect(url, token) as client:
-        Output(as_json).items("channel", *client.pages(path("channels"), limit))
+channels_app.command("list")(list_command("channels", "channel", "List channels, newest first."))
 
 
 @channels_app.command("create")
@@ -728,17 +717,13 @@ def channels_create(
         Output(as_json).item(client.post(path("channels"), body))
 
 
-@channels_app.command("get")
-def channels_get(channel_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one channel (its password is never shown, only whether it has one)."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.get(path("channels", channel_id)))
+channels_app.command("get")(item_command(
+    "get", "channels", "Show one channel (its password is never shown, only whether it has one)."))
 
 
 @channels_app.command("update")
 def channels_update(
-    channel_id: Annotated[str, typer.Argument(metavar="ID")],
+    channel_id: IdArg,
     name: Annotated[str | None, typer.Option()] = None,
     detail: Annotated[str | None, typer.Option()] = None,
     settings_json: Annotated[str | None, typer.Option(
@@ -756,21 +741,16 @@ def channels_update(
         current = client.get(here)
         settings = {k: v for k, v in current["settings"].items()
                     if k not in ("password", "has_password")}
-        body = _set({"name": current["name"], "detail": current["detail"]},
-                    name=name, detail=detail)
-        Output(as_json).item(client.put(here, {**body, "settings": {**settings, **changes}}))
+        body = {**_renamed(current, name, detail), "settings": {**settings, **changes}}
+        Output(as_json).item(client.put(here, body))
 
 
-@channels_app.command("delete")
-def channels_delete(channel_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Delete a channel that no running campaign uses."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.delete(path("channels", channel_id)))
+channels_app.command("delete")(item_command(
+    "delete", "channels", "Delete a channel that no running campaign uses."))
 
 
 @channels_app.command("check")
-def channels_check(channel_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+def channels_check(channel_id: IdArg, url: UrlOpt = None,
                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Try the channel now (SMTP: connect, TLS, AUTH; SIP: OPTIONS); exit 1 if it failed."""
     with connect(url, token) as client:
@@ -792,12 +772,7 @@ EventTypeOpt = Annotated[list[str] | None, typer.Option(
     "--event-type", help="an event type to deliver (repeat it); none: every type")]
 
 
-@webhooks_app.command("list")
-def webhooks_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
-                  as_json: JsonOpt = False) -> None:
-    """List webhooks, newest first."""
-    with connect(url, token) as client:
-        Output(as_json).items("webhook", *client.pages(path("webhooks"), limit))
+webhooks_app.command("list")(list_command("webhooks", "webhook", "List webhooks, newest first."))
 
 
 @webhooks_app.command("create")
@@ -816,20 +791,14 @@ def webhooks_create(
         Output(as_json).item(client.post(path("webhooks"), body))
 
 
-def webhooks_show(webhook_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                  token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Show one webhook (never its secret)."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.get(path("webhooks", webhook_id)))
-
-
+webhooks_show = item_command("get", "webhooks", "Show one webhook (never its secret).")
 webhooks_app.command("show")(webhooks_show)
 webhooks_app.command("get", hidden=True)(webhooks_show)  # the other resources' word
 
 
 @webhooks_app.command("update")
 def webhooks_update(
-    webhook_id: Annotated[str, typer.Argument(metavar="ID")],
+    webhook_id: IdArg,
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="a new URL")] = None,
     event_type: EventTypeOpt = None,
     all_types: Annotated[bool, typer.Option("--all-types", help="deliver every type")] = False,
@@ -845,26 +814,17 @@ def webhooks_update(
         Output(as_json).item(client.put(here, body))
 
 
-@webhooks_app.command("delete")
-def webhooks_delete(webhook_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
-                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Delete a webhook: nothing more is sent to it."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.delete(path("webhooks", webhook_id)))
+webhooks_app.command("delete")(item_command(
+    "delete", "webhooks", "Delete a webhook: nothing more is sent to it."))
 
 
-@webhooks_app.command("deliveries")
-def webhooks_deliveries(webhook_id: Annotated[str, typer.Argument(metavar="ID")],
-                        limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
-                        as_json: JsonOpt = False) -> None:
-    """The webhook's deliveries, newest first, with their latest attempt."""
-    with connect(url, token) as client:
-        Output(as_json).items("delivery",
-                              *client.pages(path("webhooks", webhook_id, "deliveries"), limit))
+webhooks_app.command("deliveries")(sublist_command(
+    "webhooks", IdArg, "deliveries", "delivery",
+    "The webhook's deliveries, newest first, with their latest attempt."))
 
 
 @webhooks_app.command("retry")
-def webhooks_retry(webhook_id: Annotated[str, typer.Argument(metavar="ID")],
+def webhooks_retry(webhook_id: IdArg,
                    delivery_id: Annotated[str, typer.Argument(metavar="DELIVERY_ID")],
                    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Send a delivery again now."""
@@ -874,7 +834,7 @@ def webhooks_retry(webhook_id: Annotated[str, typer.Argument(metavar="ID")],
 
 
 @webhooks_app.command("test")
-def webhooks_test(webhook_id: Annotated[str, typer.Argument(metavar="ID")], url: UrlOpt = None,
+def webhooks_test(webhook_id: IdArg, url: UrlOpt = None,
                   token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Send a signed ping now; exit 1 if the receiver did not take it."""
     with connect(url, token) as client:
@@ -1010,10 +970,7 @@ def run_import(holder: Holder, file: Path, kind: str, params: dict[str, Any], sh
                                   f"imports no row; see it with `{_follow_hint(holder, job_id)}`",
                                   soft_wrap=True)
             raise typer.Exit(130) from None
-    if as_json:
-        print_json(job)
-    else:
-        _print_import(job, show_errors)
+    _print_import(job, show_errors, as_json)
     if job.get("status") == "failed":
         raise typer.Exit(1)
 
@@ -1067,7 +1024,10 @@ def _follow_import(client: ApiClient, holder: Holder, job: dict[str, Any], poll:
     return job
 
 
-def _print_import(job: dict[str, Any], show_errors: int) -> None:
+def _print_import(job: dict[str, Any], show_errors: int, as_json: bool) -> None:
+    if as_json:
+        print_json(job)
+        return
     summary = {key: job.get(key) for key in ("id", "status", "rows_total", "rows_imported",
                                              "rows_rejected", "rows_duplicate", "tm_create", "tm_end")}
     console.print(item_table(summary, "import"))
@@ -1123,7 +1083,7 @@ def imports_list(outdial: HolderOutdialOpt = None, dnclist: HolderDnclistOpt = N
 
 @imports_app.command("show")
 def imports_show(
-    import_id: Annotated[str, typer.Argument(metavar="ID")],
+    import_id: IdArg,
     outdial: HolderOutdialOpt = None, dnclist: HolderDnclistOpt = None,
     follow: Annotated[bool, typer.Option("--follow", help="show its counts until it ends")] = False,
     show_errors: ShowErrorsOpt = 10, poll: PollOpt = 0.5,
@@ -1139,19 +1099,19 @@ def imports_show(
             except KeyboardInterrupt:
                 err_console.print(f"stopped following import {import_id}; it goes on on the server")
                 raise typer.Exit(130) from None
-    if as_json:
-        print_json(job)
-    else:
-        _print_import(job, show_errors)
+    _print_import(job, show_errors, as_json)
     if follow and job.get("status") == "failed":
         raise typer.Exit(1)
 
 
+ExportFormatOpt = Annotated[Literal["csv", "ndjson"], typer.Option("--format")]
+OutputFileOpt = Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
+                                                    help="write here instead of stdout")]
+
+
 def export(
     outdial: OutdialOpt,
-    export_format: Annotated[Literal["csv", "ndjson"], typer.Option("--format")] = "csv",
-    output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
-                                                help="write here instead of stdout")] = None,
+    export_format: ExportFormatOpt = "csv", output: OutputFileOpt = None,
     url: UrlOpt = None, token: TokenOpt = None,
 ) -> None:
     """Export an outdial's targets (with status and try counts), streamed."""
@@ -1204,12 +1164,8 @@ AppliesToAllOpt = Annotated[bool | None, typer.Option(
     help="honoured by every campaign of yours, or only by those naming it (--dnclist)")]
 
 
-@dnclists_app.command("list")
-def dnclists_list(limit: LimitOpt = 100, url: UrlOpt = None, token: TokenOpt = None,
-                  as_json: JsonOpt = False) -> None:
-    """List your do-not-call lists, newest first."""
-    with connect(url, token) as client:
-        Output(as_json).items("dnclist", *client.pages(path("dnclists"), limit))
+dnclists_app.command("list")(list_command("dnclists", "dnclist",
+                                          "List your do-not-call lists, newest first."))
 
 
 @dnclists_app.command("create")
@@ -1225,13 +1181,7 @@ def dnclists_create(
         Output(as_json).item(client.post(path("dnclists"), body))
 
 
-def dnclists_show(dnclist_id: ListArg, url: UrlOpt = None, token: TokenOpt = None,
-                  as_json: JsonOpt = False) -> None:
-    """Show one do-not-call list."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.get(path("dnclists", dnclist_id)))
-
-
+dnclists_show = item_command("get", "dnclists", "Show one do-not-call list.", ListArg)
 dnclists_app.command("show")(dnclists_show)
 dnclists_app.command("get", hidden=True)(dnclists_show)  # the other resources' word
 
@@ -1256,12 +1206,9 @@ def dnclists_update(
         Output(as_json).item(client.put(here, body))
 
 
-@dnclists_app.command("delete")
-def dnclists_delete(dnclist_id: ListArg, url: UrlOpt = None, token: TokenOpt = None,
-                    as_json: JsonOpt = False) -> None:
-    """Delete a list: from the next claim on, no campaign honours it."""
-    with connect(url, token) as client:
-        Output(as_json).item(client.delete(path("dnclists", dnclist_id)))
+dnclists_app.command("delete")(item_command(
+    "delete", "dnclists", "Delete a list: from the next claim on, no campaign honours it.",
+    ListArg))
 
 
 @entries_app.command("add")
@@ -1281,13 +1228,8 @@ def entries_add(
         Output(as_json).item(client.post(path("dnclists", dnclist_id, "entries"), body))
 
 
-@entries_app.command("list")
-def entries_list(dnclist_id: ListArg, limit: LimitOpt = 100, url: UrlOpt = None,
-                 token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """List a list's entries, newest first."""
-    with connect(url, token) as client:
-        Output(as_json).items("entry",
-                              *client.pages(path("dnclists", dnclist_id, "entries"), limit))
+entries_app.command("list")(sublist_command(
+    "dnclists", ListArg, "entries", "entry", "List a list's entries, newest first."))
 
 
 @entries_app.command("remove")
@@ -1313,9 +1255,7 @@ def dnclists_import(
 @dnclists_app.command("export")
 def dnclists_export(
     dnclist_id: ListArg,
-    export_format: Annotated[Literal["csv", "ndjson"], typer.Option("--format")] = "csv",
-    output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
-                                                help="write here instead of stdout")] = None,
+    export_format: ExportFormatOpt = "csv", output: OutputFileOpt = None,
     url: UrlOpt = None, token: TokenOpt = None,
 ) -> None:
     """Export every entry of a list, streamed (it imports back unchanged)."""
