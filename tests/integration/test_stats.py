@@ -4,10 +4,15 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import asyncpg
 
 from outdial.clock import FakeClock
+from outdial.db import Database
 from outdial.models import Campaign, Campaigncall, Outdial, OutdialTarget, Outplan
+from outdial.outdials.stats import _waiting_query
 from tests.conftest import Api
 
 
@@ -98,3 +103,25 @@ async def test_without_a_campaign_every_idle_target_is_dialable(api: Api) -> Non
     stats = (await api.get(f"/v1.0/outdials/{outdial_id}/stats")).json()
     assert (stats["targets"], stats["idle"], stats["dialable_now"], stats["waiting_retry"]) == (3, 3, 3, 0)
     assert stats["campaign_id"] == "00000000-0000-0000-0000-000000000000"
+
+
+async def test_the_waiting_count_reads_its_partial_index_in_a_generic_plan(
+    database: Database, clock: FakeClock
+) -> None:
+    """asyncpg prepares the stats' statement, and from its sixth run PostgreSQL may plan it once
+    for any parameters: the count of targets in their retry interval must still read
+    ix_outdial_targets_retry_wait, whose predicate (status = 'idle') a bound value cannot match."""
+    if database.is_sqlite:
+        pytest.skip("SQLite plans each statement with its values")
+    query = _waiting_query(uuid.uuid4(), None, clock.now())
+    sql = str(query.compile(dialect=asyncpg.dialect()))
+    assert "$3" not in sql, sql  # the outdial and the cutoff are the only parameters
+    async with database.transaction() as session:
+        await session.execute(text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        await session.execute(text("SET LOCAL enable_seqscan = off"))  # a tiny table
+        await session.execute(text(f"PREPARE waiting_count AS {sql}"))
+        rows = await session.execute(text(  # EXECUTE takes its arguments as SQL text
+            f"EXPLAIN EXECUTE waiting_count('{uuid.uuid4()}', '{clock.now().isoformat()}')"))
+        plan = " ".join(r[0] for r in rows)
+        await session.execute(text("DEALLOCATE waiting_count"))
+    assert "ix_outdial_targets_retry_wait" in plan, plan
