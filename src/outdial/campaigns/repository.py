@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Select, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.db import index_value
 from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.models import Campaign, Campaigncall, OutdialTarget, Outplan
 
@@ -96,7 +97,7 @@ class CampaignRepository:
 
     async def has_calls_in_flight(self, campaign_id: uuid.UUID) -> bool:
         return bool(await self.session.scalar(select(exists().where(
-            Campaigncall.campaign_id == campaign_id, Campaigncall.status != "done"
+            Campaigncall.campaign_id == campaign_id, Campaigncall.status != index_value("done")
         ))))
 
     # -- campaigncalls -----------------------------------------------------------------------

@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.db import index_value
 from outdial.campaigns.service import campaign_changed
 from outdial.channels.schemas import CHANNEL_OF_DESTINATION
 from outdial.dialers.base import Outcome, OutcomeKind
@@ -56,7 +57,7 @@ from outdial.strategy import limits as contact_limits
 from outdial.strategy.reasons import DUE, TARGETS, Limits, Situation, tries_left
 
 CALLS = Campaigncall.__table__
-IN_FLIGHT = CALLS.c.status != "done"
+IN_FLIGHT = CALLS.c.status != index_value("done")  # ix_campaigncalls_in_flight
 # SQLite and PostgreSQL both cap the parameters of one statement; stay well under.
 CHUNK = 500
 # How long a claim waits for a channel's row lock (another claim on the same trunk) before it

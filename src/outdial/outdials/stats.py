@@ -11,9 +11,10 @@ import datetime as dt
 import uuid
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, func, literal_column, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.db import index_value
 from outdial.engine.repository import TARGETS, Limits, limits_of, tries_left
 from outdial.engine.rules import choose_destination
 from outdial.models import Campaign, Outdial, Outplan
@@ -64,12 +65,9 @@ async def _outplan_of(session: AsyncSession, outdial: Outdial) -> tuple[uuid.UUI
 def _waiting_query(outdial_id: uuid.UUID, limits: Limits | None, cutoff: dt.datetime) -> Select:
     """Idle targets with tries left whose last attempt ended after `cutoff`: a range of the
     index ix_outdial_targets_retry_wait, as long as the targets ended within the interval."""
-    # 'idle' is written into the SQL, not bound: PostgreSQL's generic plan for a prepared
-    # statement (from its sixth run) cannot use a partial index whose predicate names a value
-    # that is only a parameter, and would count the outdial's every target instead.
     query = select(func.count()).where(
         TARGETS.c.outdial_id == outdial_id, TARGETS.c.tm_delete.is_(None),
-        TARGETS.c.status == literal_column("'idle'"), TARGETS.c.tm_last_end.is_not(None),
+        TARGETS.c.status == index_value("idle"), TARGETS.c.tm_last_end.is_not(None),
         TARGETS.c.tm_last_end > cutoff,
     )
     return query if limits is None else query.where(tries_left(limits))

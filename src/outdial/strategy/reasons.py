@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from outdial.db import index_value
 from outdial.models import Campaign, Campaigncall, Customer, Outdial, OutdialTarget, Outplan
 from outdial.models.base import NIL_UUID
 from outdial.outdials.destinations import DESTINATION_SLOTS
@@ -312,7 +313,7 @@ def _answered() -> ColumnElement[bool]:
     return exists().where(
         CALLS.c.outdial_id == TARGETS.c.outdial_id,
         CALLS.c.outdial_target_id == TARGETS.c.id,
-        CALLS.c.result == "success",
+        CALLS.c.result == index_value("success"),
     )
 
 
