@@ -175,7 +175,7 @@ def export(http: httpx.Client, params: dict, outdial: str, format: str) -> tuple
     return time.perf_counter() - started, size
 
 
-async def pg_copy_to(url: str, outdial_id: str) -> tuple[float, int]:
+async def pg_copy_to(url: str, outdial_id: str | uuid.UUID) -> tuple[float, int]:
     """PostgreSQL's own COPY TO of the exported rows, in export order, to a sink that counts."""
     connection = await asyncpg.connect(url)
     size = 0

@@ -23,7 +23,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from sqlalchemy import text, update
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,6 +33,8 @@ from outdial.outdials.counts import Compactor  # noqa: E402
 from outdial.outdials.export import export_targets  # noqa: E402
 from outdial.outdials.stats import outdial_stats  # noqa: E402
 from tests import databases  # noqa: E402
+
+from import_bench import pg_copy_to  # noqa: E402 - the same COPY TO in both benches
 
 NOW = dt.datetime(2026, 11, 27, 12)
 # Addresses are stored as the API and imports store them: json.dumps of every field.
@@ -177,24 +178,6 @@ async def timed(chunks: Any) -> tuple[float, int]:
     async for chunk in chunks:
         size += len(chunk)
     return time.perf_counter() - started, size
-
-
-async def pg_copy_to(url: str, outdial_id: uuid.UUID) -> tuple[float, int]:
-    """PostgreSQL's own COPY TO of the exported rows, in export order, to a sink that counts."""
-    connection = await asyncpg.connect(url)
-    size = 0
-
-    async def sink(data: bytes) -> None:
-        nonlocal size
-        size += len(data)
-    try:
-        started = time.perf_counter()
-        await connection.copy_from_query(
-            "SELECT * FROM outdial_targets WHERE outdial_id = $1 AND tm_delete IS NULL "
-            "ORDER BY tm_create, id", outdial_id, output=sink, format="csv")
-        return time.perf_counter() - started, size
-    finally:
-        await connection.close()
 
 
 class _Clock:
