@@ -2,9 +2,11 @@
 
 A campaign's `calling_window` says on which days and between which local hours a destination
 may be dialed, in the destination's own zone. Every target carries a `zone_key`: the zones its
-destinations may be in, written once when the target is stored (`zone_key`). The engine works
-out, for the few distinct keys of an outdial, which are open now (`key_states`) and claims only
-targets with an open key: one indexed query, however long the list.
+destinations may be in, written once when the target is stored (`zone_key`): their names, a
+whole country's list written as its prefix ("+1"), so that a key is a few bytes. The engine
+works out, for the few distinct keys of an outdial, which are open now (`key_states`, the one
+place keys are read back into zones) and claims only targets with an open key: one indexed
+query, however long the list.
 
 Needs no database and no ORM: the import's checking workers compute zone keys too.
 """
@@ -41,33 +43,88 @@ def _zone(name: str) -> zoneinfo.ZoneInfo | None:
         return None
 
 
-def zones_of_number(e164: str) -> tuple[str, ...]:
-    """The zones libphonenumber's prefix data gives for an E.164 number: the longest known
-    prefix of its digits (a US area code, or the whole country when nothing finer is known);
-    () when none. Read straight from the prefix table, as time_zones_for_geographical_number
-    does, without parsing the number again."""
+def _zones_prefix(e164: str) -> str | None:
+    """The longest prefix of an E.164 number's digits that libphonenumber's zone table knows
+    (a US area code, or the whole country when nothing finer is known); None when none, or
+    when the table says "no zone known"."""
     digits = e164[1:] if e164.startswith("+") else e164
     for length in range(min(TIMEZONE_LONGEST_PREFIX, len(digits)), 0, -1):
         zones = TIMEZONE_DATA.get(digits[:length])
         if zones is not None:
-            return () if zones == (_UNKNOWN,) else tuple(zones)
-    return ()
+            return None if zones == (_UNKNOWN,) else digits[:length]
+    return None
+
+
+def zones_of_number(e164: str) -> tuple[str, ...]:
+    """The zones libphonenumber's prefix data gives for an E.164 number; () when none. Read
+    straight from the prefix table, as time_zones_for_geographical_number does, without
+    parsing the number again."""
+    prefix = _zones_prefix(e164)
+    return () if prefix is None else tuple(TIMEZONE_DATA[prefix])
+
+
+# A prefix with this many zones or more is a whole country's list (+1 with no known area code
+# has all 42 zones of the North American plan; +7, +44, +52, +55, +61 have 4 to 16): a key
+# names such a list by its prefix ("+1") instead of zone by zone. Keys stay a few bytes, which
+# an index over a million targets stores once per row, and the claim works them out as fast.
+MANY_ZONES = 4
+COUNTRY_PREFIXES: dict[str, frozenset[str]] = {
+    prefix: frozenset(zones) for prefix, zones in sorted(TIMEZONE_DATA.items())
+    if len(zones) >= MANY_ZONES
+}
+
+
+def key_of_zones(zones: Iterable[str]) -> str:
+    """The zone key of a set of zones (IANA names, DEFAULT_ZONE): sorted and space-separated,
+    each country list that is wholly in the set written as its prefix ("+1") instead. The one
+    spelling of a set, whichever numbers it came from; CallingWindow.zones reads it back."""
+    names = set(zones)
+    tokens = {f"+{prefix}" for prefix, country in COUNTRY_PREFIXES.items() if country <= names}
+    for token in tokens:
+        names -= COUNTRY_PREFIXES[token[1:]]
+    return " ".join(sorted(names | tokens)) if names or tokens else DEFAULT_ZONE
+
+
+def zones_of_key(key: str) -> set[str]:
+    """The zones a key stands for (DEFAULT_ZONE included as such). A prefix the zone table no
+    longer knows stays as it is: no zone of that name exists, so the window is never open in
+    it (fail closed)."""
+    zones: set[str] = set()
+    for token in key.split(" "):
+        if token.startswith("+") and (country := COUNTRY_PREFIXES.get(token[1:])):
+            zones.update(country)
+        else:
+            zones.add(token)
+    return zones
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_of_prefixes(prefixes: frozenset[str], default: bool) -> str:
+    zones = {zone for prefix in prefixes for zone in TIMEZONE_DATA[prefix]}
+    return key_of_zones(zones | {DEFAULT_ZONE} if default else zones)
 
 
 def zone_key(timezone: str | None, destinations: Iterable[Mapping[str, Any] | None]) -> str:
-    """Where a target may be reached, as the space-separated sorted zones the calling window
-    must be open in: the target's own `timezone` if it has one; else for each destination the
+    """Where a target may be reached, as the key of the zones the calling window must be open
+    in (key_of_zones): the target's own `timezone` if it has one; else for each destination the
     zones of its number (tel) or the campaign's default zone (DEFAULT_ZONE) — all of them,
-    so that whichever destination is dialed, it is never outside its window (fail closed)."""
+    so that whichever destination is dialed, it is never outside its window (fail closed).
+    Worked out once per set of prefixes: an import asks it for every row."""
     if timezone:
         return timezone
-    zones: set[str] = set()
+    prefixes: set[str] = set()
+    default = False
     for destination in destinations:
         if destination is None:
             continue
-        found = zones_of_number(destination["target"]) if destination["type"] == "tel" else ()
-        zones.update(found or (DEFAULT_ZONE,))
-    return " ".join(sorted(zones)) if zones else DEFAULT_ZONE
+        prefix = _zones_prefix(destination["target"]) if destination["type"] == "tel" else None
+        if prefix is None:
+            default = True
+        else:
+            prefixes.add(prefix)
+    if not prefixes:
+        return DEFAULT_ZONE
+    return _key_of_prefixes(frozenset(prefixes), default)
 
 
 # -- the window -------------------------------------------------------------------------------
@@ -95,7 +152,8 @@ class CallingWindow:
         )
 
     def zones(self, key: str) -> list[str]:
-        return [self.timezone_default if z == DEFAULT_ZONE else z for z in key.split(" ")]
+        return [self.timezone_default if z == DEFAULT_ZONE else z
+                for z in sorted(zones_of_key(key))]
 
     def is_open_in(self, zone: str, now: dt.datetime) -> bool:
         """Whether the window is open at `now` (naive UTC) in `zone`'s local time."""
