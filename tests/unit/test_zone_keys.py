@@ -71,3 +71,15 @@ def test_the_window_of_a_short_key_is_the_window_of_its_zones() -> None:
             spelled = " ".join(sorted(zones_of_key(key)))
             assert key_state(window, key, now) == key_state(window, spelled, now), (key, now)
     assert not key_state(window, "+999", dt.datetime(2026, 6, 1, 12, 0)).open
+
+
+def test_a_number_s_zones_are_those_of_its_longest_known_prefix() -> None:
+    """Whatever shortcut finds it: every prefix of the table, followed by more digits."""
+    rng = random.Random(12)
+    for prefix in sorted(TIMEZONE_DATA):
+        for _ in range(3):
+            digits = prefix + str(rng.randrange(10 ** rng.randint(0, 8)))
+            longest = next((digits[:n] for n in range(min(9, len(digits)), 0, -1)
+                            if digits[:n] in TIMEZONE_DATA), None)
+            zones = TIMEZONE_DATA[longest] if longest else ()
+            assert zones_of_number(f"+{digits}") == (() if zones == ("Etc/Unknown",) else zones)
