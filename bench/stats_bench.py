@@ -39,17 +39,18 @@ from tests import databases  # noqa: E402
 from import_bench import pg_copy_to  # noqa: E402 - the same COPY TO in both benches
 
 NOW = dt.datetime(2026, 11, 27, 12)
-# Addresses are stored as the API and imports store them: json.dumps of every field.
+# Addresses are stored as the API and imports store them: json.dumps of every field, with the
+# forms they give them (bare targets: FORM_BARE, 3, in the slot's two bits of address_forms).
 QUIET = ', "target_name": "", "name": "", "detail": ""}'
 
 FILL_POSTGRES = """
 INSERT INTO outdial_targets (id, customer_id, outdial_id, name, detail, data, status,
     destination_0, destination_1, try_count_0, try_count_1, try_count_2, try_count_3, try_count_4,
-    tm_create, tm_update)
+    tm_create, tm_update, address_forms)
 SELECT gen_random_uuid(), :customer, :outdial, 'person ' || i, '', '', 'idle',
     CAST('{"type": "tel", "target": "+1555' || lpad(i::text, 7, '0') || '"' || :quiet AS json),
     CASE WHEN i % 3 = 0 THEN CAST('{"type": "email", "target": "p' || i || '@example.com"' || :quiet AS json) END,
-    0, 0, 0, 0, 0, :now, :now
+    0, 0, 0, 0, 0, :now, :now, CASE WHEN i % 3 = 0 THEN 3 | 3 << 2 ELSE 3 END
 FROM generate_series(1, :n) AS i
 """
 
@@ -57,11 +58,11 @@ FILL_SQLITE = """
 WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < :n)
 INSERT INTO outdial_targets (id, customer_id, outdial_id, name, detail, data, status,
     destination_0, destination_1, try_count_0, try_count_1, try_count_2, try_count_3, try_count_4,
-    tm_create, tm_update)
+    tm_create, tm_update, address_forms)
 SELECT lower(hex(randomblob(16))), :customer, :outdial, 'person ' || i, '', '', 'idle',
     '{"type": "tel", "target": "+1555' || substr('0000000' || i, -7) || '"' || :quiet,
     CASE WHEN i % 3 = 0 THEN '{"type": "email", "target": "p' || i || '@example.com"' || :quiet END,
-    0, 0, 0, 0, 0, :now, :now
+    0, 0, 0, 0, 0, :now, :now, CASE WHEN i % 3 = 0 THEN 3 | 3 << 2 ELSE 3 END
 FROM seq
 """
 
