@@ -7,7 +7,8 @@ Two paths write the same bytes (tests/integration/test_export_copy.py holds them
 - PostgreSQL: the database writes every line itself, `COPY (SELECT <line>) TO STDOUT`, in
   keyset batches; each line is one SQL expression made of the columns' expressions
   (COLUMNS, then the waiting reason's columns, computed by the rules' own SQL), so a column
-  computed in SQL is one more entry there.
+  computed in SQL is one more entry there. A stored address is copied or cut out of its text
+  as the form recorded when it was written allows (destinations.address_forms), else checked.
 - SQLite (and the reference for the above): keyset batches of rows formatted in Python.
 """
 

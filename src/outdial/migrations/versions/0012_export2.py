@@ -24,7 +24,8 @@ FORGET_CHANGED_FORMS = """
 CREATE FUNCTION outdial_targets_forget_forms() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.address_forms = OLD.address_forms THEN
-""" + "".join(f"""        IF NEW.destination_{n}::text IS DISTINCT FROM OLD.destination_{n}::text THEN
+""" + "".join(f"""        IF NEW.destination_{n}::text IS DISTINCT FROM OLD.destination_{n}::text
+        THEN
             NEW.address_forms := NEW.address_forms & ~{3 << 2 * n};
         END IF;
 """ for n in SLOTS) + """    END IF;
@@ -42,7 +43,8 @@ def upgrade() -> None:
         op.execute(FORGET_CHANGED_FORMS)
         op.execute("CREATE TRIGGER outdial_targets_forget_forms BEFORE UPDATE OF "
                    + ", ".join(f"destination_{n}" for n in SLOTS)
-                   + " ON outdial_targets FOR EACH ROW EXECUTE FUNCTION outdial_targets_forget_forms()")
+                   + " ON outdial_targets FOR EACH ROW"
+                   " EXECUTE FUNCTION outdial_targets_forget_forms()")
 
 
 def downgrade() -> None:
