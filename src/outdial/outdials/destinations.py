@@ -388,6 +388,7 @@ FORM_UNKNOWN, FORM_CANONICAL, FORM_JSON, FORM_BARE = 0, 1, 2, 3
 # The stored form of a bare E.164 address, which most imported cells are (imports.checking).
 _TEL_HEAD = '{"type": "tel", "target": "'
 _TEL_TAIL = '", "target_name": "", "name": "", "detail": ""}'
+_TEL_NUMBER = slice(len(_TEL_HEAD), -len(_TEL_TAIL))
 
 
 def export_form(address: dict[str, Any], stored: str) -> int:
@@ -405,10 +406,10 @@ def export_form(address: dict[str, Any], stored: str) -> int:
 
 def stored_form(stored: str) -> int:
     """export_form of an address known by its stored text only."""
-    number = stored[len(_TEL_HEAD):-len(_TEL_TAIL)]
-    if (stored.startswith(_TEL_HEAD) and stored.endswith(_TEL_TAIL) and number[:1] == "+"
-            and number[1:].isdigit() and number.isascii()):
-        return FORM_BARE  # without parsing it: a bare E.164 number
+    if stored.startswith(_TEL_HEAD) and stored.endswith(_TEL_TAIL):
+        number = stored[_TEL_NUMBER]
+        if number[:1] == "+" and number[1:].isdigit() and number.isascii():
+            return FORM_BARE  # without parsing it: a bare E.164 number
     try:
         address = json.loads(stored)
     except ValueError:
@@ -418,14 +419,14 @@ def stored_form(stored: str) -> int:
 
 def address_forms(destinations: Any) -> int:
     """A target's address_forms from its five destinations (address dicts, or stored texts as
-    imports hold them, or None)."""
-    forms = 0
-    for slot, destination in enumerate(destinations):
-        if destination is None:
-            continue
-        form = (stored_form(destination) if isinstance(destination, str)
-                else export_form(destination, json.dumps(destination)))
-        forms |= form << 2 * slot
+    imports hold them, or None). An import works it out for each row: kept cheap."""
+    forms = shift = 0
+    for destination in destinations:
+        if destination is not None:
+            form = (stored_form(destination) if destination.__class__ is str
+                    else export_form(destination, json.dumps(destination)))
+            forms |= form << shift
+        shift += 2
     return forms
 
 
