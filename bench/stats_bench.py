@@ -14,7 +14,9 @@ the outdial (CSV and NDJSON, in process, every byte read) beside PostgreSQL's ow
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import os
 import statistics
 import sys
 import tempfile
@@ -37,17 +39,18 @@ from tests import databases  # noqa: E402
 from import_bench import pg_copy_to  # noqa: E402 - the same COPY TO in both benches
 
 NOW = dt.datetime(2026, 11, 27, 12)
-# Addresses are stored as the API and imports store them: json.dumps of every field.
+# Addresses are stored as the API and imports store them: json.dumps of every field, with the
+# forms they give them (bare targets: FORM_BARE, 3, in the slot's two bits of address_forms).
 QUIET = ', "target_name": "", "name": "", "detail": ""}'
 
 FILL_POSTGRES = """
 INSERT INTO outdial_targets (id, customer_id, outdial_id, name, detail, data, status,
     destination_0, destination_1, try_count_0, try_count_1, try_count_2, try_count_3, try_count_4,
-    tm_create, tm_update)
+    tm_create, tm_update, address_forms)
 SELECT gen_random_uuid(), :customer, :outdial, 'person ' || i, '', '', 'idle',
     CAST('{"type": "tel", "target": "+1555' || lpad(i::text, 7, '0') || '"' || :quiet AS json),
     CASE WHEN i % 3 = 0 THEN CAST('{"type": "email", "target": "p' || i || '@example.com"' || :quiet AS json) END,
-    0, 0, 0, 0, 0, :now, :now
+    0, 0, 0, 0, 0, :now, :now, CASE WHEN i % 3 = 0 THEN 3 | 3 << 2 ELSE 3 END
 FROM generate_series(1, :n) AS i
 """
 
@@ -55,11 +58,11 @@ FILL_SQLITE = """
 WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < :n)
 INSERT INTO outdial_targets (id, customer_id, outdial_id, name, detail, data, status,
     destination_0, destination_1, try_count_0, try_count_1, try_count_2, try_count_3, try_count_4,
-    tm_create, tm_update)
+    tm_create, tm_update, address_forms)
 SELECT lower(hex(randomblob(16))), :customer, :outdial, 'person ' || i, '', '', 'idle',
     '{"type": "tel", "target": "+1555' || substr('0000000' || i, -7) || '"' || :quiet,
     CASE WHEN i % 3 = 0 THEN '{"type": "email", "target": "p' || i || '@example.com"' || :quiet END,
-    0, 0, 0, 0, 0, :now, :now
+    0, 0, 0, 0, 0, :now, :now, CASE WHEN i % 3 = 0 THEN 3 | 3 << 2 ELSE 3 END
 FROM seq
 """
 
@@ -158,18 +161,66 @@ async def run(args: argparse.Namespace) -> None:
         for round_ in range(args.export_rounds):  # alternated: the spread on a shared machine
             exports = {}
             for format in ("csv", "ndjson"):
+                before = await backend_cpu(database)
+                process = time.process_time()
                 seconds, size = await timed(export_targets(database, outdial_id, format, dt.datetime.now(dt.UTC).replace(tzinfo=None)))
+                process = time.process_time() - process
+                backend = await backend_cpu(database) - before
                 exports[format] = seconds
-                print(f"export ({format}, round {round_ + 1}): {seconds:.2f} s, {size / 1e6:.0f} MB")
+                print(f"export ({format}, round {round_ + 1}): {seconds:.2f} s, {size / 1e6:.0f} MB; "
+                      f"CPU: PostgreSQL {backend:.2f} s, this process {process:.2f} s")
             if not sqlite:
+                watch = asyncio.create_task(copy_backend_cpu(database))
                 seconds, size = await pg_copy_to(url, outdial_id)
+                watch.cancel()
+                backend = await watch
                 print(f"PostgreSQL's own COPY TO of the same rows (csv, export order): {seconds:.2f} s, "
-                      f"{size / 1e6:.0f} MB; export / COPY TO: csv {exports['csv'] / seconds:.2f}×, "
+                      f"{size / 1e6:.0f} MB; CPU: PostgreSQL {backend:.2f} s; export / COPY TO: csv {exports['csv'] / seconds:.2f}×, "
                       f"ndjson {exports['ndjson'] / seconds:.2f}×")
+            print(f"load average: {' '.join(f'{n:.1f}' for n in os.getloadavg())}")
     finally:
         await database.dispose()
         if args.database == "postgresql":
             databases.drop_postgres_database(url)
+
+
+async def backend_cpu(database: Database) -> float:
+    """CPU seconds used so far by the PostgreSQL backends of the bench database's connections
+    (the pool keeps them across an export); 0 on SQLite, which runs in this process."""
+    if database.is_sqlite:
+        return 0.0
+    async with database.sessions() as session:
+        pids = (await session.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))).scalars().all()
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a backend that has just gone
+            total += _cpu(pid)
+    return total
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+async def copy_backend_cpu(database: Database) -> float:
+    """CPU of the backend running the reference COPY TO (its own connection, gone when it
+    ends): read every 20 ms until cancelled, the last reading returned."""
+    used = 0.0
+    async with database.engine.connect() as connection:
+        try:
+            while True:
+                pids = (await connection.execute(text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND query LIKE 'COPY (SELECT * FROM outdial_targets%'"))).scalars().all()
+                await connection.commit()  # pg_stat_activity is read once per transaction
+                for pid in pids:
+                    with contextlib.suppress(OSError):
+                        used = _cpu(pid)
+                await asyncio.sleep(0.02)
+        except asyncio.CancelledError:
+            return used
 
 
 async def timed(chunks: Any) -> tuple[float, int]:

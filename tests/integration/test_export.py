@@ -80,3 +80,26 @@ async def test_export_format_is_checked(api: Api) -> None:
     outdial = await new_outdial(api)
     response = await api.get(f"/v1.0/outdials/{outdial}/targets/export", params={"format": "xml"})
     assert_error(response, 400, "INVALID_REQUEST_PARAMETER")
+
+
+async def test_export_writes_addresses_as_edited(api: Api) -> None:
+    """An edit changes the stored addresses and their forms (destinations.address_forms) in
+    one write: the export writes the new ones, whatever form they had before."""
+    outdial = await new_outdial(api)
+    created = await api.post(f"/v1.0/outdials/{outdial}/targets", json={
+        "name": "edited", "destination_0": {"type": "tel", "target": "+15559876543"},
+        "destination_1": {"type": "email", "target": "a@example.com"}})
+    target = created.json()["id"]
+    edited = await api.put(f"/v1.0/outdials/{outdial}/targets/{target}", json={
+        "name": "edited", "destination_0": {"type": "tel", "target": "+15550001111"},
+        "destination_1": {"type": "email", "target": "a@example.com", "name": "Ann"}})
+    assert edited.status_code == 200, edited.text
+    row = next(csv.DictReader(io.StringIO(
+        (await api.get(f"/v1.0/outdials/{outdial}/targets/export")).text)))
+    assert row["destination_0"] == "+15550001111"
+    assert row["destination_1"] == ('{"type":"email","target":"a@example.com","target_name":"",'
+                                    '"name":"Ann","detail":""}')
+    line = json.loads((await api.get(f"/v1.0/outdials/{outdial}/targets/export",
+                                     params={"format": "ndjson"})).text)
+    assert line["destination_0"]["target"] == "+15550001111"
+    assert line["destination_1"]["name"] == "Ann"

@@ -161,3 +161,42 @@ def test_a_sqlalchemy_expression_becomes_a_column_of_the_copy() -> None:
     column = export.Column("reason", lambda form: export.csv_cell(export.sql_text(reason)),
                            lambda form: export.json_string(export.sql_text(reason)))
     assert "'it''s waiting'" in column.csv("tutorial") and "outdial_targets.status" in column.json("rfc3339")
+
+
+async def test_the_export_is_held_to_addresses_of_every_form(
+    database: Database, postgres_only: None
+) -> None:
+    """The seed's addresses take each path of the COPY's address columns (destinations
+    .address_forms): written with a known form through the model, and left unknown where an
+    UPDATE that did not write the forms changed them (the RAW_JSON texts)."""
+    outdial = await seed(database)
+    async with database.sessions() as session:
+        rows = (await session.execute(text(
+            "SELECT address_forms, destination_3::text AS raw FROM outdial_targets "
+            "WHERE outdial_id = :outdial"), {"outdial": outdial})).all()
+    forms = {(row.address_forms >> 2 * n) & 3 for row in rows for n in range(5)}
+    assert forms == {0, 1, 2, 3}
+    for row in rows:
+        if row.raw in RAW_JSON:
+            assert (row.address_forms >> 6) & 3 == 0, row.raw
+
+
+async def test_an_update_that_writes_the_forms_keeps_them(
+    database: Database, postgres_only: None
+) -> None:
+    outdial = await seed(database)
+    address = json.dumps({"type": "tel", "target": "+15550009999"})
+    async with database.transaction() as session:
+        target = (await session.execute(text(
+            "SELECT id, address_forms FROM outdial_targets WHERE outdial_id = :outdial "
+            "AND destination_0 IS NOT NULL AND address_forms & 3 <> 3 LIMIT 1"),
+            {"outdial": outdial})).one()
+        await session.execute(text(
+            "UPDATE outdial_targets SET destination_0 = CAST(:address AS json), "
+            "address_forms = address_forms | 3 WHERE id = :id"), {"address": address, "id": target.id})
+        forms = (await session.execute(text(
+            "SELECT address_forms FROM outdial_targets WHERE id = :id"), {"id": target.id})).scalar()
+    assert forms == target.address_forms | 3
+    for format in ("csv", "ndjson"):
+        assert (await collect(export.copy_export(database, outdial, format, await situation(database, outdial)))) == (
+            await collect(export.python_export(database, outdial, format, await situation(database, outdial))))

@@ -1,12 +1,18 @@
 """Destination rules without a database: E.164 via libphonenumber, SIP URIs, email syntax."""
 
+import json
+
 import pytest
 
 from outdial.errors import InvalidArgument
 from outdial.outdials.destinations import (
+    address_forms,
+    bare_target,
     dial_uri,
     email_problem,
+    export_form,
     sip_problem,
+    stored_form,
     tel_problem,
     validate_destination,
 )
@@ -97,3 +103,45 @@ def test_validate_destination_names_the_slot() -> None:
     with pytest.raises(InvalidArgument) as caught:
         validate_destination(4, {"type": "tel", "target": "+1555"})
     assert caught.value.field == "destination_4.target"
+
+
+# -- the forms the export may copy a stored address in ----------------------------------------
+
+@pytest.mark.parametrize(("address", "form"), [
+    ({"type": "tel", "target": "+15559876543", "target_name": "", "name": "", "detail": ""}, 3),
+    ({"type": "email", "target": "p1@example.com"}, 3),
+    # Not bare: the CSV cell is the compact form, the text closed up.
+    ({"type": "sip", "target": "sip:a@example.com", "name": "desk"}, 1),
+    ({"type": "tel", "target": "no-type-inferred"}, 1),
+    # Bare, but the target is escaped in the text: it cannot be cut out of it.
+    ({"type": "email", "target": "Ünïcode@exämple.com"}, 2),
+    # Values that closing up '", "' or '": "' would change: the compact form is worked out.
+    ({"type": "sip", "target": "sip:a@example.com", "name": ", "}, 2),
+    ({"type": "sip", "target": "sip:a@example.com", "name": "q\", "}, 2),
+    # Closed up as json.dumps' compact form would be (the opening quote of ": " is taken with
+    # the separator before it): known.
+    ({"type": "sip", "target": "sip:a@example.com", "name": ": "}, 1),
+    # Target first: its 8th '"'-piece is the type, not the target.
+    ({"target": "+15559876543", "type": "tel"}, 2),
+])
+def test_an_address_form_is_what_the_export_relies_on(address: dict, form: int) -> None:
+    stored = json.dumps(address)
+    assert export_form(address, stored) == form == stored_form(stored)
+    assert address_forms([None, address, None, None, address]) == form << 2 | form << 8
+    compact = json.dumps(address, separators=(",", ":"))
+    if form == 3:
+        assert stored.split('"')[7] == bare_target(address)
+    elif form == 1:
+        assert bare_target(address) is None
+        assert stored.replace('", "', '","').replace('": "', '":"') == compact
+
+
+@pytest.mark.parametrize("stored", [
+    '{"type":"tel","target":"+15550001111"}',  # not json.dumps' spacing
+    '{"type": "tel", "target": "+15550001111", "name": null}',
+    '{"type": "tel", "target": "+15550001111", "tries": 3}',
+    '{"type": "tel", "target": "+1", "type": "tel"}',  # a key twice: read back as one
+    '["tel", "+15550001111"]',
+])
+def test_a_text_json_dumps_would_not_write_has_no_known_form(stored: str) -> None:
+    assert stored_form(stored) == 0

@@ -27,6 +27,7 @@ from outdial.imports.reading import Chunk
 from outdial.outdials.destinations import (
     DESTINATION_SLOTS,
     E164,
+    address_forms,
     dnc_entry,
     national_e164,
     tel_problem,
@@ -44,7 +45,7 @@ TARGET_COLUMNS = (
     "id", "customer_id", "outdial_id", "name", "detail", "data", "status",
     *DESTINATION_FIELDS,
     *(f"try_count_{n}" for n in range(DESTINATION_SLOTS)),
-    "tm_last_end", "tm_create", "tm_update", "tm_delete", "timezone", "zone_key",
+    "tm_last_end", "tm_create", "tm_update", "tm_delete", "timezone", "zone_key", "address_forms",
 )
 MAPPING_COLUMNS = ("import_id", "row", "target_id")
 # A do-not-call list's import: the fields of a row, and dnc_entries columns as encoded.
@@ -295,14 +296,15 @@ class _Encoder:
         self, target_id: str, texts: list[str], destinations: list[str | None],
         zones: tuple[str | None, str],
     ) -> Any:
+        forms = address_forms(destinations)  # how the export may write them (outdials.export)
         if not self.copy:
             return (target_id, *self.row_head, *texts, "idle", *destinations, *self.row_tail,
-                    *zones)
+                    *zones, forms)
         timezone, key = zones
         cells = [*map(_copy_text, texts), "idle",
                  *("\\N" if d is None else _copy_text(d) for d in destinations)]
         return (target_id + self.copy_head + "\t".join(cells) + self.copy_tail
-                + ("\\N" if timezone is None else timezone) + "\t" + key + "\n").encode()
+                + ("\\N" if timezone is None else timezone) + "\t" + key + f"\t{forms}\n").encode()
 
 
 def _copy_text(value: str) -> str:

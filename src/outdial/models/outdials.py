@@ -4,11 +4,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Index, String, false, text
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, SmallInteger, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outdial.models.base import NIL_UUID, Base
-from outdial.outdials.destinations import DESTINATION_SLOTS  # noqa: F401 - re-exported
+from outdial.outdials.destinations import DESTINATION_SLOTS, address_forms
 from outdial.strategy.windows import zone_key
 
 
@@ -17,6 +17,12 @@ def _zone_key_default(context: Any) -> str:
     values = context.get_current_parameters()
     return zone_key(values.get("timezone"),
                     (values.get(f"destination_{n}") for n in range(DESTINATION_SLOTS)))
+
+
+def _address_forms_default(context: Any) -> int:
+    """A target stored without address_forms gets the ones of the addresses it is stored with."""
+    values = context.get_current_parameters()
+    return address_forms(values.get(f"destination_{n}") for n in range(DESTINATION_SLOTS))
 
 
 class Outdial(Base):
@@ -80,6 +86,10 @@ class OutdialTarget(Base):
     # The zones the campaign's calling window must be open in to dial this target
     # (strategy.windows.zone_key), written with the target from its timezone and destinations.
     zone_key: Mapped[str] = mapped_column(default=_zone_key_default)
+    # How the export may write each stored address without checking it, worked out as it is
+    # written (outdials.destinations.address_forms); 0, "check it", for any other writer.
+    address_forms: Mapped[int] = mapped_column(SmallInteger, default=_address_forms_default,
+                                               server_default=text("0"))
     # Slots below this one are passed over: a retry rule or a do-not-call entry moved the
     # target on from them (strategy/retry.py).
     first_slot: Mapped[int] = mapped_column(default=0)

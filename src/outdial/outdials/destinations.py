@@ -2,6 +2,7 @@
 
 import functools
 import ipaddress
+import json
 import re
 from typing import Any
 
@@ -369,6 +370,64 @@ def bare_target(address: dict[str, str]) -> str | None:
     if infer_type(target) != address["type"] or target != target.strip() or target.startswith("{"):
         return None
     return target
+
+
+# -- the forms the export may write a stored address in (outdials.export) ---------------------
+#
+# An address is stored as json.dumps writes it (the API through the JSON column type, imports
+# themselves). Whether the export may copy that text, instead of checking it row by row, is
+# worked out once, when the address is written, into two bits per slot of the target's
+# address_forms (slot N in bits 2N and 2N + 1):
+# - FORM_UNKNOWN: written by anything else; the export checks the text.
+# - FORM_JSON: the text is json.dumps of what it reads back (the NDJSON value); the export
+#   works out the CSV cell.
+# - FORM_CANONICAL: that, and the CSV cell is the compact form, which is the text with '", "'
+#   then '": "' closed up to '","' and '":"'.
+# - FORM_BARE: that, and the CSV cell is the bare target, the text's 8th '"'-separated piece.
+FORM_UNKNOWN, FORM_CANONICAL, FORM_JSON, FORM_BARE = 0, 1, 2, 3
+# The stored form of a bare E.164 address, which most imported cells are (imports.checking).
+_TEL_HEAD = '{"type": "tel", "target": "'
+_TEL_TAIL = '", "target_name": "", "name": "", "detail": ""}'
+_TEL_NUMBER = slice(len(_TEL_HEAD), -len(_TEL_TAIL))
+
+
+def export_form(address: dict[str, Any], stored: str) -> int:
+    """The form of `address` stored as the text `stored`: exactly the equalities the export's
+    SQL relies on, checked here rather than there."""
+    if (not all(type(k) is str and type(v) is str for k, v in address.items())
+            or json.dumps(address) != stored):
+        return FORM_UNKNOWN
+    bare = bare_target(address) if "target" in address and "type" in address else None
+    if bare is not None:
+        return FORM_BARE if stored.split('"')[7:8] == [bare] else FORM_JSON
+    compact = stored.replace('", "', '","').replace('": "', '":"')
+    return FORM_CANONICAL if json.dumps(address, separators=(",", ":")) == compact else FORM_JSON
+
+
+def stored_form(stored: str) -> int:
+    """export_form of an address known by its stored text only."""
+    if stored.startswith(_TEL_HEAD) and stored.endswith(_TEL_TAIL):
+        number = stored[_TEL_NUMBER]
+        if number[:1] == "+" and number[1:].isdigit() and number.isascii():
+            return FORM_BARE  # without parsing it: a bare E.164 number
+    try:
+        address = json.loads(stored)
+    except ValueError:
+        return FORM_UNKNOWN
+    return export_form(address, stored) if isinstance(address, dict) else FORM_UNKNOWN
+
+
+def address_forms(destinations: Any) -> int:
+    """A target's address_forms from its five destinations (address dicts, or stored texts as
+    imports hold them, or None). An import works it out for each row: kept cheap."""
+    forms = shift = 0
+    for destination in destinations:
+        if destination is not None:
+            form = (stored_form(destination) if destination.__class__ is str
+                    else export_form(destination, json.dumps(destination)))
+            forms |= form << shift
+        shift += 2
+    return forms
 
 
 # -- do-not-call values (strategy/dnc.py; the import's checking workers use them too) ---------

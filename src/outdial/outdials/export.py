@@ -7,7 +7,8 @@ Two paths write the same bytes (tests/integration/test_export_copy.py holds them
 - PostgreSQL: the database writes every line itself, `COPY (SELECT <line>) TO STDOUT`, in
   keyset batches; each line is one SQL expression made of the columns' expressions
   (COLUMNS, then the waiting reason's columns, computed by the rules' own SQL), so a column
-  computed in SQL is one more entry there.
+  computed in SQL is one more entry there. A stored address is copied or cut out of its text
+  as the form recorded when it was written allows (destinations.address_forms), else checked.
 - SQLite (and the reference for the above): keyset batches of rows formatted in Python.
 """
 
@@ -29,7 +30,7 @@ from sqlalchemy.dialects import postgresql
 from outdial.db import Database
 from outdial.models import Outdial, OutdialTarget
 from outdial.models.outdials import DESTINATION_SLOTS
-from outdial.outdials.destinations import bare_target
+from outdial.outdials.destinations import FORM_BARE, FORM_CANONICAL, FORM_UNKNOWN, bare_target
 from outdial.strategy import reasons
 from outdial.timestamps import NEVER, current_time_format, format_timestamp
 
@@ -247,13 +248,38 @@ def bare_cell(value: str) -> str:
             f"AND left({target}, 1) <> '{{' THEN {target} END)")
 
 
+def _form(value: str) -> str:
+    """The stored address' form (destinations.address_forms): two bits per slot."""
+    slot = DESTINATIONS.index(value)
+    return f"((outdial_targets.address_forms >> {2 * slot}) & 3)"
+
+
+def _checked_json(value: str, compact: bool) -> str:
+    """address_json of an address whose form is not known, its texts read in a subquery: only
+    for such a row."""
+    return (f"(SELECT {address_json(value, compact, f'{value}_stored', f'{value}_stripped')} "
+            f"FROM (SELECT {_address_texts(value)} OFFSET 0) AS address)")
+
+
+def destination_json(value: str) -> str:
+    """json.dumps of the address (null for none): its stored text, when written as such."""
+    return (f"(CASE WHEN {value} IS NULL THEN 'null' "
+            f"WHEN {_form(value)} <> {FORM_UNKNOWN} THEN {value}::text "
+            f"ELSE {_checked_json(value, False)} END)")
+
+
 def destination_cell(value: str) -> str:
-    """_cell in SQL: '' for no address, else the bare target or the compact JSON (worked out
+    """_cell in SQL: '' for no address, else the bare target or the compact JSON; cut out of the
+    stored text when its form is known, else worked out from the address (the compact JSON
     only for an address that is not bare)."""
-    compact = (f"(SELECT {address_json(value, True, f'{value}_stored', f'{value}_stripped')} "
-               f"FROM (SELECT {_address_texts(value)} OFFSET 0) AS address)")
+    checked = (f"(SELECT coalesce({bare_cell(value)}, {_checked_json(value, True)}) "
+               f"FROM (SELECT {_address_fields(value)} FROM (SELECT outdial_targets.{value}::jsonb "
+               f"AS {value}_jsonb OFFSET 0) AS parsed OFFSET 0) AS fields)")
     return (f"(CASE WHEN outdial_targets.{value} IS NULL THEN '' "
-            f"ELSE coalesce({bare_cell(value)}, {compact}) END)")
+            f"WHEN {_form(value)} = {FORM_BARE} THEN split_part({value}::text, '\"', 8) "
+            f"WHEN {_form(value)} = {FORM_CANONICAL} "
+            f"""THEN replace(replace({value}::text, '", "', '","'), '": "', '":"') """
+            f"ELSE {checked} END)")
 
 
 def timestamp(value: str, form: str, unset: str) -> str:
@@ -328,9 +354,7 @@ COLUMNS: tuple[Column, ...] = (
     _text("name"), _text("detail"), _text("data"),
     Column("status", lambda form: csv_cell("status"), lambda form: json_string("status")),
     # The cell is worked out once per row in copy_query (cells.destination_N_cell).
-    *(Column(d, lambda form, d=d: csv_cell(f"{d}_cell"),
-             lambda form, d=d: f"(CASE WHEN {d} IS NULL THEN 'null' "
-                                f"ELSE {address_json(d, False, f'{d}_stored', f'{d}_stripped')} END)")
+    *(Column(d, lambda form, d=d: csv_cell(f"{d}_cell"), lambda form, d=d: destination_json(d))
       for d in DESTINATIONS),
     *(Column(t, lambda form, t=t: f"{t}::text", lambda form, t=t: f"{t}::text") for t in TRY_COUNTS),
     _time("tm_create"), _time("tm_update"),
@@ -387,17 +411,9 @@ def copy_query(format: str, form: str, outdial_id: uuid.UUID, after: tuple[Any, 
         where.append(f"(tm_create, id) <= ('{until[0].isoformat()}'::timestamp, '{until[1]}'::uuid)")
     # Values used several times in a line are computed once per row in LATERAL subqueries;
     # OFFSET 0 keeps the planner from folding them back into every use.
-    # The addresses: their fields for the CSV's bare cells, their texts for NDJSON's.
-    if format == "csv":
-        jsonb = ", ".join(f"outdial_targets.{d}::jsonb AS {d}_jsonb" for d in DESTINATIONS)
-        fields = ", ".join(_address_fields(d) for d in DESTINATIONS)
-        parsed = f"{fields} FROM (SELECT {jsonb} OFFSET 0) AS addresses"
-    else:
-        parsed = ", ".join(_address_texts(d) for d in DESTINATIONS)
     cells = ", ".join(f"{destination_cell(d)} AS {d}_cell" for d in DESTINATIONS)
     waiting = waiting_sql(situation)
     return (f"SELECT {line_sql(format, form)} FROM outdial_targets "
-            f"CROSS JOIN LATERAL (SELECT {parsed} OFFSET 0) AS parsed "
             f"CROSS JOIN LATERAL (SELECT {waiting} OFFSET 0) AS waiting "
             + (f"CROSS JOIN LATERAL (SELECT {cells} OFFSET 0) AS cells " if format == "csv" else "")
             + f"WHERE {' AND '.join(where)} ORDER BY tm_create, id")

@@ -18,7 +18,7 @@ from outdial.events.outbox import emit
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
 from outdial.models import Outdial, OutdialTarget
 from outdial.models.base import NIL_UUID
-from outdial.outdials.destinations import validate_destination
+from outdial.outdials.destinations import address_forms, validate_destination
 from outdial.outdials.repository import TARGET_DEFAULTS, NewTarget, OutdialRepository
 from outdial.outdials.schemas import OutdialCreate, TargetWrite
 from outdial.strategy import reasons
@@ -180,7 +180,7 @@ class OutdialService:
             "id": uuid.uuid4(), "customer_id": customer_id, "outdial_id": outdial_id,
             "name": body.name, "detail": body.detail, "data": body.data, "status": "idle",
             "timezone": timezone, "zone_key": zone_key(timezone, destinations),
-            "tm_create": now, "tm_update": now,
+            "address_forms": address_forms(destinations), "tm_create": now, "tm_update": now,
             **{f"destination_{n}": d for n, d in enumerate(destinations)},
         }
 
@@ -220,6 +220,7 @@ class OutdialService:
         for n, destination in enumerate(destinations):
             setattr(target, f"destination_{n}", destination)
         target.timezone, target.zone_key = timezone, zone_key(timezone, destinations)
+        target.address_forms = address_forms(destinations)
         target.tm_update = self.clock.now()
         await self._target_changed(target)
         return target
