@@ -1,7 +1,7 @@
 """outdial_targets.address_forms: how the export may write each stored address
 
-Revision ID: 0012_export2
-Revises: 0011_retry_dnc
+Revision ID: 0013_export2
+Revises: 0012_importzone
 Create Date: 2026-11-28 03:45:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_export2"
-down_revision: str | None = "0011_retry_dnc"
+revision: str = "0013_export2"
+down_revision: str | None = "0012_importzone"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
