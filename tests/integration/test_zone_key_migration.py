@@ -68,7 +68,8 @@ async def test_keys_written_zone_by_zone_become_short(database_url: str, clock: 
             await session.execute(insert(Outdial.__table__).values(
                 id=outdial, customer_id=customer, campaign_id=uuid.UUID(int=0), name="", detail="",
                 data="", tm_create=now))
-            await session.execute(insert(TARGETS), rows)
+            # as migration 0011 left the table: without the later address forms
+            await session.execute(insert(databases.as_of(TARGETS, "address_forms")), rows)
 
         async def keys() -> list[str]:
             async with database.sessions() as session:
