@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 from outdial.db import sqlite as one_trip
 from outdial.settings import Settings
 
+# SQLite: how much of the database file reads map into memory (see _configure_sqlite).
+MMAP_BYTES = 1 << 30
 # Opening a connection to a server that does not answer gives up after this.
 CONNECT_TIMEOUT_SECONDS = 10.0
 # /health answers within this, whatever the database does.
@@ -182,7 +184,15 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL with synchronous=NORMAL: a commit does not wait for an fsync (the WAL is synced
+        # at checkpoints), and a process that dies loses nothing it committed; only an OS
+        # crash or power loss may lose the last commits, never the database's integrity.
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Reads go through a memory map of the file's first GiB instead of a read() into
+        # each connection's own page cache: the OS's cache, shared by every connection and
+        # process. Reading 10,000 targets scattered in a million (stats, bench/stats_bench.py)
+        # cost 21-23 ms of CPU through read(), 13-15 ms through the map.
+        cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         # How long BEGIN IMMEDIATE waits for the writer before "database is locked" (a 503).
         cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
