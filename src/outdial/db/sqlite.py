@@ -12,7 +12,7 @@ closed in one trip, and a COMMIT or ROLLBACK with no transaction open makes none
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 # the COMMIT that takes the WAL past 1,000 pages, which for a write alone is inside its
 # writer's turn: 5-30 ms on this machine's disk, waited for by every writer queued behind it.
 # A write alone commits with it off and, every CHECKPOINT_EVERY writes alone of the process,
-# checkpoints after giving its turn up (a PASSIVE checkpoint lets writers go on meanwhile).
-# Other transactions keep SQLite's automatic one.
+# checkpoints after giving its turn up (a PASSIVE checkpoint lets writers go on meanwhile); so
+# does a write that commits by itself in SQLite's autocommit mode (a statement sent outside any
+# transaction, in a turn its caller holds). Other transactions keep SQLite's automatic one.
 AUTOCHECKPOINT_PAGES = 1000  # SQLite's default
 CHECKPOINT_EVERY = 200  # a write alone of one target is a few pages
 _writes_alone = itertools.count(1)
@@ -54,18 +55,29 @@ class OneTripCursor:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        while rows := await self.fetchmany(FIRST_ROWS):
+            for row in rows:
+                yield row
+
     async def execute(self, sql: str, parameters: Any = ()) -> "OneTripCursor":
         return await self._run(sqlite3.Cursor.execute, sql, parameters)
 
     async def executemany(self, sql: str, parameters: Any) -> "OneTripCursor":
         return await self._run(sqlite3.Cursor.executemany, sql, parameters)
 
-    async def _run(self, method: Any, sql: str, parameters: Any) -> "OneTripCursor":
+    async def _run(self, method: Any, sql: str, parameters: Any,
+                   own_turn: bool = True) -> "OneTripCursor":
+        """`own_turn`: a write may take a turn of its own (writes_alone); not for a statement
+        whose caller holds the turn around it (OneTripConnection.execute)."""
         previous, self._cursor, self._rows = self._cursor, None, []
         connection = self._connection
-        alone = connection.writes_alone and not _reads(sql)
-        # A write's rows (RETURNING) are all read before its COMMIT.
-        first_rows = None if alone else FIRST_ROWS
+        alone = own_turn and connection.writes_alone and not _reads(sql)
+        # Outside any transaction, a change commits by itself as it ends (SQLite's autocommit).
+        commits_by_itself = not alone and _changes(sql) and connection._idle()
+        # A write's rows (RETURNING) are all read before it commits, in its trip: its COMMIT,
+        # and its turn, are not left waiting for a later one.
+        first_rows = None if alone or commits_by_itself else FIRST_ROWS
 
         def run() -> tuple[Any, ...]:  # on the connection's thread
             if previous is not None:
@@ -88,6 +100,8 @@ class OneTripCursor:
 
         if alone:
             state = await connection.write_alone(connection.alone(run))
+        elif commits_by_itself:
+            state = await connection.write_alone(connection.without_checkpoint(run), turn=False)
         else:
             state = await connection._execute(run)
         self.description, self.rowcount, self.lastrowid, self._rows, self._cursor = state
@@ -138,6 +152,11 @@ def _reads(sql: str) -> bool:
     return sql.lstrip()[:6].upper() == "SELECT"
 
 
+def _changes(sql: str) -> bool:
+    """An INSERT, UPDATE, DELETE or REPLACE (not BEGIN, PRAGMA, SAVEPOINT and the like)."""
+    return sql.lstrip()[:7].upper().startswith(("INSERT", "UPDATE", "DELETE", "REPLACE"))
+
+
 class OneTripConnection(aiosqlite.Connection):
     """aiosqlite's connection with OneTripCursor cursors.
 
@@ -159,6 +178,14 @@ class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
+    def execute(self, sql: str, parameters: Any = None) -> "Executed":  # type: ignore[override]
+        """aiosqlite's own `execute` (awaited, or `async with … as cursor`), for statements sent
+        on the driver connection outside any session: one trip too, and never a turn of its
+        own — the caller holds the writers' turn around a write (WriterQueue)."""
+        cursor = OneTripCursor(self)
+        return Executed(cursor._run(sqlite3.Cursor.execute, sql, parameters or (), own_turn=False),
+                        cursor)
+
     def _idle(self) -> bool:
         # Read on the loop's thread while the connection's thread is idle: SQLAlchemy runs one
         # call at a time per connection (and the driver opens it with check_same_thread off).
@@ -168,40 +195,49 @@ class OneTripConnection(aiosqlite.Connection):
         """`statement` between BEGIN IMMEDIATE and COMMIT (ROLLBACK if it fails)."""
         def transaction() -> Any:  # on the connection's thread
             sqlite = self.sqlite
-            sqlite.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_EVERY
+            sqlite.execute("BEGIN IMMEDIATE")
             try:
-                sqlite.execute("BEGIN IMMEDIATE")
-                try:
-                    result = statement()
-                except BaseException:
-                    sqlite.rollback()
-                    raise
-                sqlite.commit()
+                result = statement()
+            except BaseException:
+                sqlite.rollback()
+                raise
+            sqlite.commit()
+            return result
+        return self.without_checkpoint(transaction)
+
+    def without_checkpoint(self, commits: Callable[[], Any]) -> Callable[[], Any]:
+        """`commits` with SQLite's automatic checkpoint off (see CHECKPOINT_EVERY)."""
+        def run() -> Any:  # on the connection's thread
+            sqlite = self.sqlite
+            sqlite.execute("PRAGMA wal_autocheckpoint=0")
+            try:
+                return commits()
             finally:
                 sqlite.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-            return result
-        return transaction
+        return run
 
     def _checkpoint_now_and_then(self) -> None:
-        """On the connection's thread, after a write alone has given its turn up."""
+        """On the connection's thread, after a write alone (or one that commits by itself) has
+        sent its result back: its turn is given up meanwhile."""
         if next(_writes_alone) % CHECKPOINT_EVERY == 0:
             try:
                 self.sqlite.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:
                 pass  # busy: the next one, or SQLite's automatic one, does it
 
-    async def write_alone(self, transaction: Callable[[], Any]) -> Any:
+    async def write_alone(self, transaction: Callable[[], Any], turn: bool = True) -> Any:
         """Run `transaction` on the connection's thread in its turn among the writers; the turn
         is given up by the very callback that brings the result back to the loop, not one loop
-        iteration later when the waiting task resumes."""
-        if self.writers is not None:
-            await self.writers.acquire(self.lock_timeout)
+        iteration later when the waiting task resumes. `turn=False`: the caller holds it."""
+        writers = self.writers if turn else None
+        if writers is not None:
+            await writers.acquire(self.lock_timeout)
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
 
         def back(result: Any, error: BaseException | None) -> None:  # on the loop
-            if self.writers is not None:
-                self.writers.release()
+            if writers is not None:
+                writers.release()
             if answer.cancelled():
                 return
             if error is None:
@@ -225,8 +261,8 @@ class OneTripConnection(aiosqlite.Connection):
             # `trip` reports back itself.
             self._tx.put_nowait((None, trip))
         except BaseException:
-            if self.writers is not None:
-                self.writers.release()
+            if writers is not None:
+                writers.release()
             raise
         return await answer
 
@@ -237,6 +273,24 @@ class OneTripConnection(aiosqlite.Connection):
     async def rollback(self) -> None:
         if not self._idle():
             await super().rollback()
+
+
+class Executed:
+    """What OneTripConnection.execute gives: awaited, its cursor; with `async with`, its cursor,
+    closed after the block (rows left unread, if any, are dropped then)."""
+
+    def __init__(self, running: Coroutine[Any, Any, OneTripCursor], cursor: OneTripCursor) -> None:
+        self._running = running
+        self._cursor = cursor
+
+    def __await__(self) -> Generator[Any, None, OneTripCursor]:
+        return self._running.__await__()
+
+    async def __aenter__(self) -> OneTripCursor:
+        return await self._running
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._cursor.close()
 
 
 def connect(database: str, **kwargs: Any) -> OneTripConnection:
