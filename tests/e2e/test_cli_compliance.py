@@ -117,6 +117,53 @@ def test_dnclists_entries_import_and_export(cli: Cli, tmp_path: Path) -> None:
     refused(cli("imports", "list"), code=2)  # neither --outdial nor --dnclist
 
 
+def test_dnc_entries_are_removed_by_their_value(cli: Cli) -> None:
+    dnc = cli.json("dnclists", "create", "--name", "by value")["id"]
+    kept = cli.json("dnclists", "entries", "add", dnc, "+13125550142")
+    cli.json("dnclists", "entries", "add", dnc, "(212) 555-0123", "--region", "US")
+    cli.json("dnclists", "entries", "add", dnc, "Ann@Example.com")
+
+    # Any spelling of a value finds its entry: normalised as entries are stored.
+    removed = cli.json("dnclists", "entries", "delete", dnc, "--value", "+1 212 555 0123")
+    assert removed["value"] == "+12125550123"
+    assert cli.json("dnclists", "entries", "remove", dnc, "--value", "ANN@example.com")["value"] == (
+        "ann@example.com")
+    assert [e["id"] for e in cli.json("dnclists", "entries", "list", dnc)["result"]] == [kept["id"]]
+
+    # A national number with its region; a value the list does not hold is refused by name.
+    line = refused(cli("dnclists", "entries", "remove", dnc, "--value", "(212) 555-0123",
+                       "--region", "US"))
+    assert "+12125550123" not in line and "holds no entry for (212) 555-0123" in line
+    assert cli.json("dnclists", "entries", "remove", dnc, "--value", "(312) 555-0142",
+                    "--region", "US")["id"] == kept["id"]
+    assert cli.json("dnclists", "entries", "list", dnc)["result"] == []
+    assert refused(cli("dnclists", "entries", "remove", dnc, "--value", "not a number")).startswith(
+        "error: ")
+    refused(cli("dnclists", "entries", "remove", dnc), code=2)  # neither an id nor --value
+    refused(cli("dnclists", "entries", "remove", dnc, kept["id"], "--value", "+13125550142"), code=2)
+
+
+def test_holidays_are_cleared_alone(cli: Cli) -> None:
+    plan = cli.json("outplans", "create", "--name", "plain")["id"]
+    outdial = cli.json("outdials", "create", "--name", "UK")["id"]
+    campaign = cli.json(
+        "campaigns", "create", "--outdial", outdial, "--outplan", plan, "--name", "UK",
+        "--window-days", "mon-fri", "--window-start", "09:00", "--window-end", "20:00",
+        "--window-timezone", "Europe/London", "--window-holiday", "2026-12-25",
+        "--window-holiday", "2026-12-26")
+    cleared = cli.json("campaigns", "update", campaign["id"], "--no-holidays")
+    assert cleared["calling_window"] == {**campaign["calling_window"], "holidays": []}
+    assert cleared["name"] == "UK"
+    again = cli.json("campaigns", "update", campaign["id"], "--no-holidays", "--window-end", "21:00")
+    assert again["calling_window"] == {**campaign["calling_window"], "holidays": [], "end": "21:00"}
+    refused(cli("campaigns", "update", campaign["id"], "--no-holidays", "--window-holiday",
+                "2027-01-01"), code=2)
+    refused(cli("campaigns", "update", campaign["id"], "--no-holidays", "--no-window"), code=2)
+    cli.json("campaigns", "update", campaign["id"], "--no-window")
+    assert "has no calling window" in refused(cli("campaigns", "update", campaign["id"],
+                                                  "--no-holidays"))
+
+
 # --- contact limits ------------------------------------------------------------------------------
 
 def test_contact_limits_are_set_shown_and_cleared(cli: Cli) -> None:

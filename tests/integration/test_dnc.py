@@ -155,6 +155,31 @@ async def test_dnclists_and_entries_over_the_api(api: Api) -> None:
     assert gone["tm_delete"] != "9999-01-01 00:00:00.000000"
 
 
+async def test_entries_are_found_by_their_value_however_it_is_written(api: Api, app, clock) -> None:
+    dnclist = (await api.post("/v1.0/dnclists", json={})).json()
+    url = f"/v1.0/dnclists/{dnclist['id']}/entries"
+    tel = (await api.post(url, json={"value": "+1 212 555 0101"})).json()
+    email = (await api.post(url, json={"value": "Alice@Example.com"})).json()
+    await api.post(url, json={"value": "+12125550102"})
+
+    async def found(**params: str) -> list[str]:
+        response = await api.get(url, params=params)
+        assert response.status_code == 200, response.text
+        return [e["id"] for e in response.json()["result"]]
+
+    assert await found(value="+12125550101") == [tel["id"]]
+    assert await found(value="(212) 555-0101", default_region="us") == [tel["id"]]
+    assert await found(value="ALICE@example.com") == [email["id"]]
+    assert await found(value="+12125550199") == []
+    for params, field in [({"value": "212 555 0101"}, "value"),
+                          ({"value": "+12125550101", "default_region": "XX"}, "default_region")]:
+        error = assert_error(await api.get(url, params=params), 400, "INVALID_ARGUMENT")
+        assert field in error["message"], (params, error)
+    # Another customer's list is not searched.
+    intruder = await make_tenant(app, clock, "other")
+    assert (await api.get(url, params={"value": "+12125550101"}, token=intruder)).status_code == 404
+
+
 async def test_bad_entries_and_references_are_refused_naming_the_field(api: Api, app, clock) -> None:
     dnclist = (await api.post("/v1.0/dnclists", json={})).json()
     url = f"/v1.0/dnclists/{dnclist['id']}/entries"

@@ -161,3 +161,63 @@ async def test_a_transaction_that_fails_gives_its_place_up(
     await _write(databases[1], "after", [])
     assert time.perf_counter() - started < PATIENCE
     assert await _names(databases[0]) == ["after"]
+
+
+# --- writes alone (Database.single_write: the API's hot single-statement writes) ----------------
+
+async def _write_alone(database: Database, name: str, written: list[str]) -> None:
+    async with database.sessions() as session:
+        await session.connection(execution_options=database.single_write)
+        await session.execute(insert(ServerSecret).values(name=name, value="v"))
+        written.append(name)
+        # Already committed with its statement; the session's own commit sends nothing.
+        await session.commit()
+
+
+async def _commit_order(database: Database) -> list[str]:
+    async with database.sessions() as session:
+        return list(await session.scalars(text("SELECT name FROM server_secrets ORDER BY rowid")))
+
+
+async def test_sixteen_writers_alone_all_succeed_in_the_order_they_asked(
+    patient_databases: tuple[Database, Database],
+) -> None:
+    databases = patient_databases
+    queue = writer_queue(databases[0].engine.url.database or "")
+    written: list[str] = []
+    waiters = []
+    async with databases[0].transaction() as holder:
+        await holder.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: the writer's place is taken
+        for n in range(16):
+            waiters.append(asyncio.create_task(
+                _write_alone(databases[n % 2], f"w{n:02}", written)))
+            await _queued(queue, n + 1, waiters)
+    await asyncio.gather(*waiters)
+    in_order = [f"w{n:02}" for n in range(16)]
+    assert written == in_order
+    assert await _commit_order(databases[0]) == in_order  # committed in that order too
+
+
+async def test_a_write_alone_commits_with_its_statement_and_reads_take_no_turn(
+    databases: tuple[Database, Database],
+) -> None:
+    queue = writer_queue(databases[0].engine.url.database or "")
+    async with databases[0].sessions() as session:
+        await session.connection(execution_options=databases[0].single_write)
+        await session.execute(insert(ServerSecret).values(name="alone", value="v"))
+        # Visible to another connection before this session commits: a transaction of its own.
+        assert await _names(databases[1]) == ["alone"]
+        assert queue.holder is None  # the turn was given up with the COMMIT
+        async with databases[1].transaction() as other:  # holds the writer's turn meanwhile
+            await other.execute(text("SELECT 1"))
+            started = time.perf_counter()
+            assert (await session.execute(select(ServerSecret.name))).scalars().all() == ["alone"]
+            assert time.perf_counter() - started < PATIENCE / 2
+        # A failed write gives its turn up and leaves nothing behind.
+        with pytest.raises(exc.IntegrityError):
+            await session.execute(insert(ServerSecret).values(name="alone", value="again"))
+        await session.rollback()
+    started = time.perf_counter()
+    await _write(databases[1], "after", [])
+    assert time.perf_counter() - started < PATIENCE
+    assert await _names(databases[0]) == ["after", "alone"]

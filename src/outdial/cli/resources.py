@@ -610,18 +610,23 @@ def campaigns_update(
     window_holiday: HolidayOpt = None,
     no_window: Annotated[bool, typer.Option(
         "--no-window", help="take the calling window away: dial at any time")] = False,
+    no_holidays: Annotated[bool, typer.Option(
+        "--no-holidays", help="clear the calling window's holidays, keeping its days and "
+                              "hours")] = False,
     priority: PriorityOpt = None, dnclist: DnclistOpt = None,
     no_dnclists: Annotated[bool, typer.Option(
         "--no-dnclists", help="honour no list but those applying to all")] = False,
     url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Change a campaign; fields not given are kept. The --window-* options given replace
-    those parts of its calling window (--window-holiday: all its holidays); --dnclist replaces
-    its lists."""
+    those parts of its calling window (--window-holiday: all its holidays; --no-holidays clears
+    them); --dnclist replaces its lists."""
     window_given = any(option is not None for option in (
         window_days, window_start, window_end, window_timezone, window_holiday))
-    if no_window and window_given:
+    if no_window and (window_given or no_holidays):
         raise typer.BadParameter("give either --no-window or --window-* options")
+    if no_holidays and window_holiday:
+        raise typer.BadParameter("give either --no-holidays or --window-holiday")
     if no_dnclists and dnclist:
         raise typer.BadParameter("give either --no-dnclists or --dnclist")
     basics = _set({}, name=name, detail=detail, end_handle=end_handle, concurrency=concurrency,
@@ -631,17 +636,19 @@ def campaigns_update(
                      next_campaign_id=next_campaign)
     actions = _json_option(actions_json, "--actions-json")
     if (not basics and not resources and actions is None and service_level is None
-            and not window_given and not no_window):
+            and not window_given and not no_window and not no_holidays):
         raise typer.BadParameter("give at least one field to change")
     with connect(url, token) as client:
         here = path("campaigns", campaign_id)
         answer = client.get(here)
         if no_window:
             basics["calling_window"] = None  # sent as null: no window any more
-        elif window_given:
+        elif window_given or no_holidays:
+            if no_holidays and answer.get("calling_window") is None and not window_given:
+                raise CliError(f"campaign {campaign_id} has no calling window")
             basics["calling_window"] = calling_window(
                 answer.get("calling_window"), window_days, window_start, window_end,
-                window_timezone, window_holiday)
+                window_timezone, [] if no_holidays else window_holiday)
         if basics:
             # PUT replaces these together: send the current values of those not given.
             current = {k: answer[k] for k in CAMPAIGN_BASICS if k in answer}
@@ -1233,12 +1240,33 @@ entries_app.command("list")(sublist_command(
 
 
 @entries_app.command("remove")
-def entries_remove(dnclist_id: ListArg,
-                   entry_id: Annotated[str, typer.Argument(metavar="ENTRY", help="the entry's id")],
-                   url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
-    """Remove an entry: the destination may be dialed again."""
+def entries_remove(
+    dnclist_id: ListArg,
+    entry_id: Annotated[str | None, typer.Argument(
+        metavar="[ENTRY]", help="the entry's id (or give --value)", show_default=False)] = None,
+    value: Annotated[str | None, typer.Option(
+        help="the destination instead of the entry's id, written as for `entries add` (it is "
+             "normalised the same way)")] = None,
+    region: RegionOpt = None,
+    url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Remove an entry, by its id or its value: the destination may be dialed again."""
+    if (entry_id is None) == (value is None):
+        raise typer.BadParameter("give the entry's id or --value, one of them")
+    if region is not None and value is None:
+        raise typer.BadParameter("--region goes with --value")
     with connect(url, token) as client:
-        Output(as_json).item(client.delete(path("dnclists", dnclist_id, "entries", entry_id)))
+        if value is not None:
+            found = client.get(path("dnclists", dnclist_id, "entries"),
+                               **_set({"value": value}, default_region=region))["result"]
+            if not found:
+                raise CliError(f"dnclist {dnclist_id} holds no entry for {value}")
+            entry_id = found[0]["id"]
+        Output(as_json).item(client.delete(path("dnclists", dnclist_id, "entries", str(entry_id))))
+
+
+# `delete`, the word the other resources use.
+entries_app.command("delete", hidden=True)(entries_remove)
 
 
 @dnclists_app.command("import")

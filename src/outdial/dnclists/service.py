@@ -103,10 +103,16 @@ class DnclistService:
         return entry
 
     async def list_entries(
-        self, principal: Principal, dnclist_id: uuid.UUID, page: PageRequest
+        self, principal: Principal, dnclist_id: uuid.UUID, page: PageRequest,
+        value: str | None = None, default_region: str | None = None,
     ) -> Page[DncEntry]:
+        """The list's entries; with `value`, only the entry for that destination (at most one),
+        the value normalised as add_entry stores it, so any spelling of it finds it."""
         await self.get_list(principal, dnclist_id)
         query = select(DncEntry).where(DncEntry.dnclist_id == dnclist_id)
+        if value is not None:
+            _, stored = entry_value(value, parse_region(default_region))
+            query = query.where(DncEntry.value == stored)
         return await fetch_page(self.session, query, DncEntry, page)
 
     async def delete_entry(

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from outdial.api.bodies import JsonRulesRoute
 from outdial.api.deps import Ctx, DnclistId, Paging, parse_id
@@ -63,10 +63,19 @@ async def delete_dnclist(dnclist_id: DnclistId, ctx: Ctx) -> DnclistOut:
 
 
 @router.get("/dnclists/{dnclist_id}/entries")
-async def list_dnc_entries(dnclist_id: DnclistId, ctx: Ctx, paging: Paging) -> PageOut[DncEntryOut]:
-    """The list's entries, newest first, a page at a time."""
+async def list_dnc_entries(
+    dnclist_id: DnclistId, ctx: Ctx, paging: Paging,
+    value: Annotated[str | None, Query(
+        description="only the entry for this destination, normalised as entries are stored "
+                    "(e.g. `+1 212 555 0123`, or `(212) 555-0123` with default_region US, "
+                    "finds the entry `+12125550123`)")] = None,
+    default_region: Annotated[str | None, Query(
+        description="the region of a national number given as `value` (ISO 3166, e.g. US)")] = None,
+) -> PageOut[DncEntryOut]:
+    """The list's entries, newest first, a page at a time; with `value`, the entry for that
+    destination (an empty page if the list does not hold it)."""
     page = await _service(ctx).list_entries(ctx.principal, parse_id(dnclist_id, "dnclist_id"),
-                                            paging)
+                                            paging, value, default_region)
     return PageOut.of(page, DncEntryOut.of)
 
 
