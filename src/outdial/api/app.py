@@ -131,6 +131,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.stopping = False  # set by `outdial serve` on SIGTERM (cli/server.py)
     app.state.credentials = CredentialCache()
 
+    # The hot routes first: the framework tries an app's routes in order, and matches each
+    # router on the way twice (to choose it, then inside it), so a route behind the others
+    # pays for scanning them. Their paths are none of another route's.
+    app.include_router(outdials.hot_router, prefix="/v1.0", dependencies=[Depends(credential)],
+                       responses=error_responses(*AUTHENTICATED_ERRORS))
     v1 = APIRouter(
         # Each route depends on `authenticated` (Ctx) or, for the hot ones, on
         # `deferred_authentication` (DeferredCtx); tests/unit/test_authenticated_routes.py holds

@@ -22,6 +22,8 @@ from outdial.outdials.service import OutdialService, add_target, get_outdial_row
 from outdial.schemas import NameDetail
 
 router = APIRouter(tags=["outdials"], route_class=JsonRulesRoute)
+# The hot routes, which the app tries before any other (see api/app.py).
+hot_router = APIRouter(tags=["outdials"], route_class=JsonRulesRoute)
 
 
 def _service(ctx: Ctx) -> OutdialService:
@@ -48,7 +50,7 @@ async def create_outdial(body: OutdialCreate, ctx: Ctx) -> OutdialOut:
     return OutdialOut.of(outdial)
 
 
-@router.get("/outdials/{outdial_id}")
+@hot_router.get("/outdials/{outdial_id}")
 async def get_outdial(outdial_id: OutdialId, ctx: DeferredCtx) -> OutdialOut:
     """One outdial, deleted ones too (with tm_delete set)."""
     # A hot route: the caller is checked by the same statement that reads the outdial.
@@ -93,7 +95,7 @@ async def delete_outdial(outdial_id: OutdialId, ctx: Ctx) -> OutdialOut:
     return OutdialOut.of(outdial)
 
 
-@router.post("/outdials/{outdial_id}/targets")
+@hot_router.post("/outdials/{outdial_id}/targets")
 async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: DeferredCtx) -> TargetOut:
     """Add a target with up to five destinations (tel: E.164, sip: a SIP URI, email)."""
     # A hot route: the INSERT itself checks the caller and the outdial, as a transaction of its
