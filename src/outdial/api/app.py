@@ -134,7 +134,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     # The hot routes first: the framework tries an app's routes in order, and matches each
     # router on the way twice (to choose it, then inside it), so a route behind the others
     # pays for scanning them. Their paths are none of another route's.
-    app.include_router(outdials.hot_router, prefix="/v1.0", dependencies=[Depends(credential)],
+    # Their one dependency reads the credential itself (deps.deferred_authentication), and
+    # each declares the credential schemes (deps.CREDENTIALS_SECURITY) as the others do.
+    app.include_router(outdials.hot_router, prefix="/v1.0",
                        responses=error_responses(*AUTHENTICATED_ERRORS))
     v1 = APIRouter(
         # Each route depends on `authenticated` (Ctx) or, for the hot ones, on

@@ -58,12 +58,31 @@ accesskey_query = APIKeyQuery(name="accesskey", scheme_name="accesskey", auto_er
                               description="an access key (POST /v1.0/accesskeys)")
 
 
+# What the OpenAPI document says of an operation that takes a credential: any one of the three
+# schemes, in the order they are checked (the hot routes declare it, see credential_of).
+CREDENTIALS_SECURITY = [{scheme.scheme_name: []}
+                        for scheme in (token_query, bearer_header, accesskey_query)]
+
+
 async def credential(
     token: Annotated[str | None, Security(token_query)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_header)],
     accesskey: Annotated[str | None, Security(accesskey_query)],
 ) -> str:
     """The credential the request carries (every /v1.0 call needs one), not yet checked."""
+    return _first_credential(token, bearer, accesskey)
+
+
+async def credential_of(request: Request) -> str:
+    """`credential`, read by the same schemes without the framework solving them as four
+    dependencies of the route (on a hot route that solving cost as much as its statement)."""
+    return _first_credential(await token_query(request), await bearer_header(request),
+                             await accesskey_query(request))
+
+
+def _first_credential(
+    token: str | None, bearer: HTTPAuthorizationCredentials | None, accesskey: str | None
+) -> str:
     # ?token=, then Authorization: Bearer, then ?accesskey= (api.md's order).
     found = token or (bearer.credentials.strip() if bearer else None) or accesskey
     if not found:
@@ -139,11 +158,11 @@ class DeferredContext:
             raise
 
 
-async def deferred_authentication(
-    request: Request, secret: Annotated[str, Depends(credential)],
-) -> DeferredContext:
+async def deferred_authentication(request: Request) -> DeferredContext:
     """The caller of a hot route, without a session: a credential this process knows costs no
-    statement here (see DeferredContext)."""
+    statement here (see DeferredContext). The route's one dependency: it reads the credential
+    itself (credential_of)."""
+    secret = await credential_of(request)
     state = request.app.state
     database = _database(request)
     cache: CredentialCache = state.credentials

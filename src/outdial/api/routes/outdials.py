@@ -5,7 +5,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from outdial.api.bodies import JsonRulesRoute
-from outdial.api.deps import Ctx, DeferredCtx, OutdialId, Paging, TargetId, parse_id
+from outdial.api.deps import (
+    CREDENTIALS_SECURITY,
+    Ctx,
+    DeferredCtx,
+    OutdialId,
+    Paging,
+    TargetId,
+    parse_id,
+)
 from outdial.api.schemas import PageOut, answer
 from outdial.outdials.schemas import (
     OutdialCampaignUpdate,
@@ -50,7 +58,7 @@ async def create_outdial(body: OutdialCreate, ctx: Ctx) -> OutdialOut:
     return OutdialOut.of(outdial)
 
 
-@hot_router.get("/outdials/{outdial_id}")
+@hot_router.get("/outdials/{outdial_id}", openapi_extra={"security": CREDENTIALS_SECURITY})
 async def get_outdial(outdial_id: OutdialId, ctx: DeferredCtx) -> OutdialOut:
     """One outdial, deleted ones too (with tm_delete set)."""
     # A hot route: the caller is checked by the same statement that reads the outdial.
@@ -95,7 +103,8 @@ async def delete_outdial(outdial_id: OutdialId, ctx: Ctx) -> OutdialOut:
     return OutdialOut.of(outdial)
 
 
-@hot_router.post("/outdials/{outdial_id}/targets")
+@hot_router.post("/outdials/{outdial_id}/targets",
+                 openapi_extra={"security": CREDENTIALS_SECURITY})
 async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: DeferredCtx) -> TargetOut:
     """Add a target with up to five destinations (tel: E.164, sip: a SIP URI, email)."""
     # A hot route: the INSERT itself checks the caller and the outdial, as a transaction of its
