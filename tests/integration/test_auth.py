@@ -254,3 +254,28 @@ async def test_an_agent_deleted_by_other_means_takes_its_keys_too(
     async with app.state.database.transaction() as session:  # type: ignore[attr-defined]
         await session.execute(update(Agent).where(Agent.username == "gone").values(tm_delete=clock.now()))
     assert_error(await api.get("/v1.0/outdials", token=key), 401, "INVALID_CREDENTIALS")
+
+
+async def test_the_hot_routes_read_the_credential_as_every_other_route(api: Api) -> None:
+    # GET an outdial and POST a target read the credential themselves (deps.credential_of):
+    # the same three paths, the same order, the same refusals.
+    outdial = (await api.post("/v1.0/outdials", json={"name": "list"})).json()["id"]
+    key = (await _access_key(api))["token"]
+    target = {"name": "t", "destination_0": {"type": "tel", "target": "+15551234567"}}
+    calls = [("GET", f"/v1.0/outdials/{outdial}", None),
+             ("POST", f"/v1.0/outdials/{outdial}/targets", target)]
+    for method, path, body in calls:
+        for request in [{"params": {"token": api.token}}, {"params": {"token": key}},
+                        {"headers": {"Authorization": f"Bearer {api.token}"}},
+                        {"headers": {"Authorization": f"Bearer {key}"}},
+                        {"params": {"accesskey": key}}]:
+            response = await api.http.request(method, path, json=body, **request)
+            assert response.status_code == 200, (method, request, response.text)
+        assert_error(await api.http.request(method, path, json=body), 401,
+                     "AUTHENTICATION_REQUIRED")
+        assert_error(await api.http.request(method, path, json=body,
+                                            headers={"Authorization": "Basic abc"}),
+                     401, "AUTHENTICATION_REQUIRED")
+        response = await api.http.request(method, path, json=body, params={"token": "garbage"},
+                                          headers={"Authorization": f"Bearer {api.token}"})
+        assert_error(response, 401, "INVALID_CREDENTIALS")

@@ -131,6 +131,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.stopping = False  # set by `outdial serve` on SIGTERM (cli/server.py)
     app.state.credentials = CredentialCache()
 
+    # The hot routes first: the framework tries an app's routes in order, and matches each
+    # router on the way twice (to choose it, then inside it), so a route behind the others
+    # pays for scanning them. Their paths are none of another route's.
+    # Their one dependency reads the credential itself (deps.deferred_authentication), and
+    # each declares the credential schemes (deps.CREDENTIALS_SECURITY) as the others do.
+    app.include_router(outdials.hot_router, prefix="/v1.0",
+                       responses=error_responses(*AUTHENTICATED_ERRORS))
     v1 = APIRouter(
         # Each route depends on `authenticated` (Ctx) or, for the hot ones, on
         # `deferred_authentication` (DeferredCtx); tests/unit/test_authenticated_routes.py holds

@@ -2,7 +2,7 @@
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -11,10 +11,11 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBear
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.cache import Credential, CredentialCache
-from outdial.auth.repository import AuthRepository, CallerCheck, live_permission
-from outdial.auth.service import AuthService, Permission, Principal, confirm
+from outdial.auth.repository import CallerCheck, live_permission, permission_now
+from outdial.auth.service import AuthService, Permission, Principal, confirm, known_credential
 from outdial.clock import Clock
 from outdial.db import Database
+from outdial.db.driver import DriverConnection, driver_connection
 from outdial.db.paging import PageRequest
 from outdial.errors import InvalidArgument, OutdialError, Unauthenticated
 from outdial.models.base import NIL_UUID
@@ -57,12 +58,31 @@ accesskey_query = APIKeyQuery(name="accesskey", scheme_name="accesskey", auto_er
                               description="an access key (POST /v1.0/accesskeys)")
 
 
+# What the OpenAPI document says of an operation that takes a credential: any one of the three
+# schemes, in the order they are checked (the hot routes declare it, see credential_of).
+CREDENTIALS_SECURITY = [{scheme.scheme_name: []}
+                        for scheme in (token_query, bearer_header, accesskey_query)]
+
+
 async def credential(
     token: Annotated[str | None, Security(token_query)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_header)],
     accesskey: Annotated[str | None, Security(accesskey_query)],
 ) -> str:
     """The credential the request carries (every /v1.0 call needs one), not yet checked."""
+    return _first_credential(token, bearer, accesskey)
+
+
+async def credential_of(request: Request) -> str:
+    """`credential`, read by the same schemes without the framework solving them as four
+    dependencies of the route (on a hot route that solving cost as much as its statement)."""
+    return _first_credential(await token_query(request), await bearer_header(request),
+                             await accesskey_query(request))
+
+
+def _first_credential(
+    token: str | None, bearer: HTTPAuthorizationCredentials | None, accesskey: str | None
+) -> str:
     # ?token=, then Authorization: Bearer, then ?accesskey= (api.md's order).
     found = token or (bearer.credentials.strip() if bearer else None) or accesskey
     if not found:
@@ -89,32 +109,26 @@ async def authenticated(
 
 @dataclass
 class DeferredContext:
-    """What a hot route works with when its own first statement also checks the caller, so that
-    a request makes one round trip where it would make two.
+    """What a hot route works with: the caller's credential, proven (by this request or an
+    earlier one of this process) but not yet checked against the database, which the route's
+    own first statement does, so that a request makes one round trip where it would make two.
 
-    The route puts `check` (the credential's live permission) into its statement and passes
-    what it read to `confirm` before it answers; a route that found no row calls `verify`.
-    Whatever the route raises inside `unconfirmed()` is preceded by that check, so a deleted
-    key is answered 401 (not 404, not 400) as on every other route.
+    The route runs its statements on a driver connection (`connection()`, db/driver.py), puts
+    `check()` (the credential's live permission) into its first one and passes what it read
+    to `confirm` before it answers; a route that found no row calls `verify`. Whatever the route
+    raises inside `unconfirmed()` is preceded by that check, so a deleted key is answered 401
+    (not 404, not 400) as on every other route.
     """
 
-    session: AsyncSession
-    database: Database  # the session's
+    database: Database  # the request's (_database)
     clock: Clock
     credential: Credential
     token: str
     cache: CredentialCache
     principal: Principal | None = field(default=None)
-    # Each statement of the session is a transaction of its own (write_alone on PostgreSQL).
-    alone: bool = field(default=False)
 
-    async def write_alone(self) -> None:
-        """The route's write is one statement: on PostgreSQL it is its own transaction, without
-        BEGIN and COMMIT round trips (see Database.single_write). Unless proving a credential
-        not seen before has begun one already: the write then joins it."""
-        if not self.session.in_transaction() and self.database.single_write:
-            await self.session.connection(execution_options=self.database.single_write)
-            self.alone = True
+    def connection(self) -> AbstractAsyncContextManager[DriverConnection]:
+        return driver_connection(self.database)
 
     def check(self) -> CallerCheck:
         return live_permission(self.credential)
@@ -130,46 +144,39 @@ class DeferredContext:
         which one: the principal says manager, the least of them."""
         return self.confirm(Permission.MANAGER.value)
 
-    async def verify(self) -> Principal:
+    async def verify(self, connection: DriverConnection) -> Principal:
         if self.principal is not None:
             return self.principal
-        return self.confirm(await AuthRepository(self.session).permission_of(self.credential))
+        return self.confirm(await permission_now(connection, self.credential))
 
     @asynccontextmanager
-    async def unconfirmed(self) -> AsyncIterator[None]:
+    async def unconfirmed(self, connection: DriverConnection) -> AsyncIterator[None]:
         try:
             yield
         except OutdialError:
-            await self.verify()
+            await self.verify(connection)
             raise
 
-    async def commit(self) -> None:
-        """Commit; what the route reads afterwards (its answer) is read statement by
-        statement, outside a transaction: no BEGIN and ROLLBACK round trips, and on SQLite no
-        second turn in the writers' queue for a read."""
-        assert self.principal is not None, "the caller was never confirmed"
-        if self.alone:
-            return  # committed as it was written; the reads go on on the same connection
-        await self.session.commit()
-        await self.session.connection(execution_options=self.database.no_transaction)
 
-
-async def deferred_authentication(
-    request: Request,
-    session: Annotated[AsyncSession, Depends(open_session)],
-    secret: Annotated[str, Depends(credential)],
-) -> DeferredContext:
+async def deferred_authentication(request: Request) -> DeferredContext:
+    """The caller of a hot route, without a session: a credential this process knows costs no
+    statement here (see DeferredContext). The route's one dependency: it reads the credential
+    itself (credential_of)."""
+    secret = await credential_of(request)
     state = request.app.state
     database = _database(request)
-    if request.method in READ_METHODS:
-        # A hot read is one statement: no transaction around it (no BEGIN, no ROLLBACK; on
-        # SQLite no place in the writers' queue).
+    cache: CredentialCache = state.credentials
+    found = known_credential(cache, secret, state.clock.now())
+    if found is not None:
+        return DeferredContext(database, state.clock, found, secret, cache)
+    # Not seen by this process yet: proven now, its permission read with it.
+    async with database.sessions() as session:
+        # Reads only: no transaction (on SQLite no place in the writers' queue).
         await session.connection(execution_options=database.no_transaction)
-    found, permission = await AuthService(session, state.clock).identify(
-        secret, state.signing_secret, state.credentials)
-    context = DeferredContext(session, database, state.clock, found, secret, state.credentials)
-    if permission is not None:  # proven just now, permission read with it
-        context.confirm(permission)
+        found, permission = await AuthService(session, state.clock).identify(
+            secret, state.signing_secret, cache)
+    context = DeferredContext(database, state.clock, found, secret, cache)
+    context.confirm(permission)
     return context
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import Row, ScalarSelect, and_, bindparam, case, func, literal, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.cache import Credential
+from outdial.db.driver import DriverConnection
 from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.models import AccessKey, Agent, Customer, ServerSecret
 
@@ -45,7 +46,8 @@ _ACCESS_KEY_PERMISSION = (
     .where(_KEYS.c.id == bindparam("caller_key_id"), _KEYS.c.tm_delete.is_(None))
     .scalar_subquery()
 )
-_CHECKS = {expression: select(expression) for expression in (_TOKEN_PERMISSION, _ACCESS_KEY_PERMISSION)}
+_CHECKS = {expression: select(expression.label("permission"))
+           for expression in (_TOKEN_PERMISSION, _ACCESS_KEY_PERMISSION)}
 
 
 def live_permission(credential: Credential) -> CallerCheck:
@@ -53,6 +55,12 @@ def live_permission(credential: Credential) -> CallerCheck:
         return CallerCheck(_TOKEN_PERMISSION, {"caller_agent_id": credential.agent_id,
                                                "caller_customer_id": credential.customer_id})
     return CallerCheck(_ACCESS_KEY_PERMISSION, {"caller_key_id": credential.access_key_id})
+
+
+async def permission_now(connection: DriverConnection, credential: Credential) -> str | None:
+    """permission_of on a hot route's driver connection."""
+    check = live_permission(credential)
+    return (await connection.fetch_one(_CHECKS[check.permission], check.parameters)).permission
 
 
 class AuthRepository:

@@ -66,6 +66,16 @@ def confirm(
                      access_key_id=credential.access_key_id)
 
 
+def known_credential(cache: CredentialCache, token: str, now: dt.datetime) -> Credential | None:
+    """The credential this process has proven the token to be, None if not known; refused
+    once expired."""
+    credential = cache.get(token)
+    if credential is not None and credential.expired(now):
+        cache.forget(token)
+        raise Unauthenticated(_refusal(credential))
+    return credential
+
+
 def _refusal(credential: Credential) -> str:
     if credential.access_key_id is None:
         return "the token is invalid or has expired"
@@ -195,11 +205,7 @@ class AuthService:
         its live permission when proving it read that (else None: the caller reads it, see
         repository.live_permission). An expired, unknown or deleted one is refused."""
         now = self.clock.now()
-        credential = cache.get(token) if cache is not None else None
-        if credential is not None:
-            if credential.expired(now):
-                cache.forget(token)  # type: ignore[union-attr]
-                raise Unauthenticated(_refusal(credential))
+        if cache is not None and (credential := known_credential(cache, token, now)) is not None:
             return credential, None
         if credentials.looks_like_jwt(token):
             claims = credentials.read_login_claims(token, secret, now)

@@ -5,10 +5,11 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Insert, Row, ScalarSelect, Select, bindparam, insert, select
+from sqlalchemy import Insert, ScalarSelect, Select, bindparam, insert, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.repository import CallerCheck
+from outdial.db.driver import DriverConnection
 from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.models import Campaign, Outdial, OutdialTarget
 
@@ -27,8 +28,10 @@ def _outdial_with(permission: ScalarSelect) -> Select:
 
 @functools.cache
 def _insert_target_if(permission: ScalarSelect, permissions: tuple[str, ...]) -> Insert:
+    # The permissions are constants of the SQL text (compiled once, see db/driver.py).
+    allowed = [literal_column(f"'{p}'") for p in permissions]
     values = select(*(bindparam(f"new_{c.key}", type_=c.type) for c in _TARGETS.c)).where(
-        *_ONE_OUTDIAL, _OUTDIALS.c.tm_delete.is_(None), permission.in_(permissions))
+        *_ONE_OUTDIAL, _OUTDIALS.c.tm_delete.is_(None), permission.in_(allowed))
     return insert(_TARGETS).from_select(list(_TARGETS.c.keys()), values)
 
 
@@ -47,6 +50,34 @@ class NewTarget(SimpleNamespace):
         super().__init__(**values)
 
 
+async def outdial_row(
+    connection: DriverConnection, customer_id: uuid.UUID, outdial_id: uuid.UUID,
+    check: CallerCheck,
+) -> Any:
+    """The outdial's columns and the caller's permission (as `permission`), one statement on a
+    hot route's driver connection; None if the customer has no such outdial."""
+    return await connection.fetch_one(
+        _outdial_with(check.permission),
+        {"outdial_id": outdial_id, "customer_id": customer_id, **check.parameters},
+    )
+
+
+async def insert_target_if(
+    connection: DriverConnection, values: dict[str, Any], check: CallerCheck,
+    permissions: tuple[str, ...],
+) -> bool:
+    """Insert a target of these (every) column values in one statement, INSERT … SELECT from
+    its outdial, only if the outdial is its customer's and live and the caller has one of
+    `permissions`; whether it was. The statement is a transaction of its own."""
+    added = await connection.execute(
+        _insert_target_if(check.permission, permissions),
+        {**{f"new_{key}": value for key, value in values.items()},
+         "outdial_id": values["outdial_id"], "customer_id": values["customer_id"],
+         **check.parameters},
+    )
+    return added == 1
+
+
 class OutdialRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -59,31 +90,6 @@ class OutdialRepository:
             # Locked (and re-read) when its campaign link is about to change.
             query = query.with_for_update().execution_options(populate_existing=True)
         return await self.session.scalar(query)
-
-    async def outdial_row(
-        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, check: CallerCheck
-    ) -> Row | None:
-        """The outdial's columns and the caller's permission (as `permission`), one statement."""
-        connection = await self.session.connection()
-        return (await connection.execute(
-            _outdial_with(check.permission),
-            {"outdial_id": outdial_id, "customer_id": customer_id, **check.parameters},
-        )).one_or_none()
-
-    async def insert_target_if(
-        self, values: dict[str, Any], check: CallerCheck, permissions: tuple[str, ...]
-    ) -> bool:
-        """Insert a target of these (every) column values in one statement, INSERT … SELECT
-        from its outdial, only if the outdial is its customer's and live and the caller has one
-        of `permissions`; whether it was."""
-        connection = await self.session.connection()
-        result = await connection.execute(
-            _insert_target_if(check.permission, permissions),
-            {**{f"new_{key}": value for key, value in values.items()},
-             "outdial_id": values["outdial_id"], "customer_id": values["customer_id"],
-             **check.parameters},
-        )
-        return result.rowcount == 1
 
     async def get_campaign(self, customer_id: uuid.UUID, campaign_id: uuid.UUID) -> Campaign | None:
         """The campaign an outdial may name: only one of the same customer."""

@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.repository import CallerCheck
@@ -12,6 +11,7 @@ from outdial.auth.service import WRITERS, Principal
 from outdial.campaigns.repository import CampaignRepository
 from outdial.campaigns.service import stop_campaign
 from outdial.clock import Clock
+from outdial.db.driver import DriverConnection
 from outdial.db.paging import Page, PageRequest
 from outdial.events import catalogue
 from outdial.events.outbox import emit
@@ -19,7 +19,13 @@ from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
 from outdial.models import Outdial, OutdialTarget
 from outdial.models.base import NIL_UUID
 from outdial.outdials.destinations import address_forms, validate_destination
-from outdial.outdials.repository import TARGET_DEFAULTS, NewTarget, OutdialRepository
+from outdial.outdials.repository import (
+    TARGET_DEFAULTS,
+    NewTarget,
+    OutdialRepository,
+    insert_target_if,
+    outdial_row,
+)
 from outdial.outdials.schemas import OutdialCreate, TargetWrite
 from outdial.strategy import reasons
 from outdial.strategy.windows import timezone_problem, zone_key
@@ -37,6 +43,49 @@ def validate_destinations(values: list[Any]) -> list[dict[str, str] | None]:
     if all(d is None for d in checked):
         raise InvalidArgument("destination_0", "a target needs at least one destination")
     return checked
+
+
+def target_values(
+    clock: Clock, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite
+) -> dict[str, Any]:
+    """Every column of a new target, the model's defaults included; the body's destinations
+    and time zone checked."""
+    destinations = validate_destinations(body.destinations())
+    timezone = validate_timezone(body.timezone)
+    now = clock.now()
+    return {
+        **TARGET_DEFAULTS,
+        "id": uuid.uuid4(), "customer_id": customer_id, "outdial_id": outdial_id,
+        "name": body.name, "detail": body.detail, "data": body.data, "status": "idle",
+        "timezone": timezone, "zone_key": zone_key(timezone, destinations),
+        "address_forms": address_forms(destinations), "tm_create": now, "tm_update": now,
+        **{f"destination_{n}": d for n, d in enumerate(destinations)},
+    }
+
+
+# The hot routes' calls (api/routes/outdials.py): one statement each on a driver connection,
+# which also reads the caller's live permission (CallerCheck).
+
+async def get_outdial_row(
+    connection: DriverConnection, customer_id: uuid.UUID, outdial_id: uuid.UUID,
+    check: CallerCheck,
+) -> Any:
+    """get_outdial as one statement that also reads the caller's permission: the row has the
+    outdial's columns and `permission`."""
+    row = await outdial_row(connection, customer_id, outdial_id, check)
+    if row is None:
+        raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
+    return row
+
+
+async def add_target(
+    connection: DriverConnection, values: dict[str, Any], check: CallerCheck
+) -> NewTarget | None:
+    """create_target in one statement (its own transaction), for a caller not checked yet: the
+    target of these values (target_values) is added only if the outdial is the customer's and
+    live and the caller may write; None if not (create_target then tells why)."""
+    added = await insert_target_if(connection, values, check, WRITERS)
+    return NewTarget(values) if added else None
 
 
 class OutdialService:
@@ -68,16 +117,6 @@ class OutdialService:
         if outdial is None:
             raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
         return outdial
-
-    async def get_outdial_row(
-        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, check: CallerCheck
-    ) -> Row:
-        """get_outdial as one Core statement that also reads the caller's permission: the row
-        has the outdial's columns and `permission`."""
-        row = await self.repo.outdial_row(customer_id, outdial_id, check)
-        if row is None:
-            raise NotFound(f"outdial {outdial_id} not found", "OUTDIAL_NOT_FOUND")
-        return row
 
     async def live_outdial(self, principal: Principal, outdial_id: uuid.UUID) -> Outdial:
         outdial = await self.get_outdial(principal, outdial_id)
@@ -145,44 +184,14 @@ class OutdialService:
     # -- targets -----------------------------------------------------------------------------
 
     async def create_target(
-        self, principal: Principal, outdial_id: uuid.UUID, body: TargetWrite
+        self, principal: Principal, outdial_id: uuid.UUID, values: dict[str, Any]
     ) -> OutdialTarget:
-        destinations = validate_destinations(body.destinations())
-        timezone = validate_timezone(body.timezone)
-        outdial = await self.live_outdial(principal, outdial_id)
-        target = OutdialTarget(
-            **self._new_target(outdial.customer_id, outdial.id, body, destinations, timezone))
+        """Add the target of these values (target_values) to a live outdial of the caller's."""
+        await self.live_outdial(principal, outdial_id)
+        target = OutdialTarget(**values)
         self.repo.add(target)
         await self.repo.flush()
         return target
-
-    async def add_target(
-        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
-        check: CallerCheck,
-    ) -> NewTarget | None:
-        """create_target in one statement, for a caller not checked yet: the target is added
-        only if the outdial is the customer's and live and the caller may write; None if not
-        (create_target then tells why)."""
-        destinations = validate_destinations(body.destinations())
-        timezone = validate_timezone(body.timezone)
-        values = self._new_target(customer_id, outdial_id, body, destinations, timezone)
-        added = await self.repo.insert_target_if(values, check, WRITERS)
-        return NewTarget(values) if added else None
-
-    def _new_target(
-        self, customer_id: uuid.UUID, outdial_id: uuid.UUID, body: TargetWrite,
-        destinations: list[dict[str, str] | None], timezone: str | None,
-    ) -> dict[str, Any]:
-        """Every column of a new target, the model's defaults included."""
-        now = self.clock.now()
-        return {
-            **TARGET_DEFAULTS,
-            "id": uuid.uuid4(), "customer_id": customer_id, "outdial_id": outdial_id,
-            "name": body.name, "detail": body.detail, "data": body.data, "status": "idle",
-            "timezone": timezone, "zone_key": zone_key(timezone, destinations),
-            "address_forms": address_forms(destinations), "tm_create": now, "tm_update": now,
-            **{f"destination_{n}": d for n, d in enumerate(destinations)},
-        }
 
     async def list_targets(
         self, principal: Principal, outdial_id: uuid.UUID, page: PageRequest, status: str | None

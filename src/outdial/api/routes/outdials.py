@@ -5,8 +5,16 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from outdial.api.bodies import JsonRulesRoute
-from outdial.api.deps import Ctx, DeferredCtx, OutdialId, Paging, TargetId, parse_id
-from outdial.api.schemas import PageOut
+from outdial.api.deps import (
+    CREDENTIALS_SECURITY,
+    Ctx,
+    DeferredCtx,
+    OutdialId,
+    Paging,
+    TargetId,
+    parse_id,
+)
+from outdial.api.schemas import PageOut, answer
 from outdial.outdials.schemas import (
     OutdialCampaignUpdate,
     OutdialCreate,
@@ -15,15 +23,18 @@ from outdial.outdials.schemas import (
     TargetOut,
     TargetWrite,
 )
+from outdial.db.driver import writer_turn
 from outdial.models import OutdialTarget
 from outdial.outdials.repository import NewTarget
-from outdial.outdials.service import OutdialService
+from outdial.outdials.service import OutdialService, add_target, get_outdial_row, target_values
 from outdial.schemas import NameDetail
 
 router = APIRouter(tags=["outdials"], route_class=JsonRulesRoute)
+# The hot routes, which the app tries before any other (see api/app.py).
+hot_router = APIRouter(tags=["outdials"], route_class=JsonRulesRoute)
 
 
-def _service(ctx: Ctx | DeferredCtx) -> OutdialService:
+def _service(ctx: Ctx) -> OutdialService:
     return OutdialService(ctx.session, ctx.clock)
 
 
@@ -47,15 +58,15 @@ async def create_outdial(body: OutdialCreate, ctx: Ctx) -> OutdialOut:
     return OutdialOut.of(outdial)
 
 
-@router.get("/outdials/{outdial_id}")
+@hot_router.get("/outdials/{outdial_id}", openapi_extra={"security": CREDENTIALS_SECURITY})
 async def get_outdial(outdial_id: OutdialId, ctx: DeferredCtx) -> OutdialOut:
     """One outdial, deleted ones too (with tm_delete set)."""
     # A hot route: the caller is checked by the same statement that reads the outdial.
-    async with ctx.unconfirmed():
-        row = await _service(ctx).get_outdial_row(ctx.credential.customer_id, parse_id(outdial_id),
-                                                  ctx.check())
+    async with ctx.connection() as connection, ctx.unconfirmed(connection):
+        row = await get_outdial_row(connection, ctx.credential.customer_id,
+                                    parse_id(outdial_id), ctx.check())
     ctx.confirm(row.permission)
-    return OutdialOut.of(row)
+    return answer(OutdialOut.of(row))  # type: ignore[return-value]
 
 
 @router.put("/outdials/{outdial_id}")
@@ -92,23 +103,29 @@ async def delete_outdial(outdial_id: OutdialId, ctx: Ctx) -> OutdialOut:
     return OutdialOut.of(outdial)
 
 
-@router.post("/outdials/{outdial_id}/targets")
+@hot_router.post("/outdials/{outdial_id}/targets",
+                 openapi_extra={"security": CREDENTIALS_SECURITY})
 async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: DeferredCtx) -> TargetOut:
     """Add a target with up to five destinations (tel: E.164, sip: a SIP URI, email)."""
-    # A hot route: the INSERT itself checks the caller and the outdial. If it added nothing,
-    # the caller is checked (401, 403) and create_target says what is wrong with the outdial.
-    async with ctx.unconfirmed():
+    # A hot route: the INSERT itself checks the caller and the outdial, as a transaction of its
+    # own. If it added nothing, the caller is checked (401, 403) and create_target says what is
+    # wrong with the outdial.
+    async with ctx.connection() as connection, ctx.unconfirmed(connection):
         outdial = parse_id(outdial_id)
-        service = _service(ctx)
-        await ctx.write_alone()
-        target = await service.add_target(ctx.credential.customer_id, outdial, body,
-                                                ctx.check())
-        if target is None:
-            target = await service.create_target(await ctx.verify(), outdial, body)
-        else:
-            ctx.confirm_writer()
-    await ctx.commit()
-    return await _with_waiting(service, target)
+        values = target_values(ctx.clock, ctx.credential.customer_id, outdial, body)
+        async with writer_turn(ctx.database):
+            target: OutdialTarget | NewTarget | None = await add_target(
+                connection, values, ctx.check())
+        principal = ctx.confirm_writer() if target is not None else await ctx.verify(connection)
+    if target is None:
+        async with ctx.database.transaction() as session:
+            target = await OutdialService(session, ctx.clock).create_target(principal, outdial,
+                                                                            values)
+    # The answer's reads after the commit, outside any transaction: no BEGIN and ROLLBACK
+    # round trips, and on SQLite no second turn in the writers' queue.
+    async with ctx.database.sessions() as session:
+        await session.connection(execution_options=ctx.database.no_transaction)
+        return answer(await _with_waiting(OutdialService(session, ctx.clock), target))  # type: ignore[return-value]
 
 
 @router.get("/outdials/{outdial_id}/targets")
