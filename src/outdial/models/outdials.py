@@ -111,6 +111,12 @@ class OutdialTarget(Base):
             "ix_outdial_targets_retry_wait", "outdial_id", "tm_last_end",
             sqlite_where=text(RETRY_WAIT), postgresql_where=text(RETRY_WAIT),
         ),
+        # The waiting-reason counts: targets whose first_slot moved on (strategy.reasons_counts).
+        Index(
+            "ix_outdial_targets_moved_on", "outdial_id",
+            sqlite_where=text("tm_delete IS NULL AND first_slot > 0"),
+            postgresql_where=text("tm_delete IS NULL AND first_slot > 0"),
+        ),
         # The claim of a fresh_first campaign: untried targets (no next attempt set) first.
         Index(
             "ix_outdial_targets_fresh", "outdial_id", "status",

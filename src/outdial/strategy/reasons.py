@@ -166,6 +166,9 @@ class Rule:
     passes_over: bool = False
     # The values of the bound parameters this rule's SQL reads (Situation.param), by name.
     params: Callable[[Situation], dict[str, Any]] | None = None
+    # SQL true for at least every idle target this rule may hold now, along an index over the
+    # held rows only (strategy.reasons_counts); None: the counts must ask every row.
+    may_hold: Callable[[Situation], Clause] | None = None
 
 
 def _not_running(s: Situation) -> Clause:
@@ -204,6 +207,15 @@ def _interval_ends(s: Situation) -> Clause:
     return case((DUE > s.param("now", DateTime()), DUE), else_=after_last)
 
 
+def _may_wait_interval(s: Situation) -> Clause:
+    """Every target _interval_passed holds: due later, or (without retry rules) ended within
+    the interval; ranges of ix_outdial_targets_due and ix_outdial_targets_retry_wait."""
+    later = DUE > s.param("now", DateTime())
+    if _has_retry_rules(s):
+        return later
+    return or_(later, TARGETS.c.tm_last_end > s.param("interval_cutoff", DateTime()))
+
+
 def _in_window(s: Situation) -> Clause:
     if s.window is None:
         return None
@@ -221,6 +233,21 @@ def _per_closed_zone(s: Situation, name: str, type_: Any) -> Clause:
           for n in range(len(closed))),
         value=TARGETS.c.zone_key, else_=None,
     )
+
+
+def _may_be_closed(s: Situation) -> Clause:
+    """Every target _in_window holds: a zone key that is not open, written as the ranges
+    between the open keys (ranges of ix_outdial_targets_zone_key), so that a key the
+    situation does not know is held too, as the claim holds it."""
+    if s.window is None:
+        return None
+    keys = s.open_keys
+    if not keys:
+        return true()
+    key = TARGETS.c.zone_key
+    ranges = [key < keys[0], key > keys[-1]]
+    ranges += [and_(key > low, key < high) for low, high in zip(keys, keys[1:])]
+    return or_(*ranges)
 
 
 def _window_opens(s: Situation) -> Clause:
@@ -276,8 +303,9 @@ def _limits_free(s: Situation) -> Clause:
 RULES: list[Rule] = [
     Rule("campaign_not_running", _not_running),
     Rule(EXHAUSTED, _has_tries),
-    Rule("retry_interval", _interval_passed, until=_interval_ends),
-    Rule("outside_calling_window", _in_window, until=_window_opens, detail=_window_zone),
+    Rule("retry_interval", _interval_passed, until=_interval_ends, may_hold=_may_wait_interval),
+    Rule("outside_calling_window", _in_window, until=_window_opens, detail=_window_zone,
+         may_hold=_may_be_closed),
     Rule("contact_limit", _under_limits, until=_limits_free),
 ]
 
@@ -500,20 +528,12 @@ def as_datetime(value: Any) -> dt.datetime | None:
 
 async def reason_counts(session: AsyncSession, s: Situation) -> dict[str, int]:
     """How many live targets of the outdial wait for each reason (every reason present, 0 if
-    none): one aggregate over the outdial's targets, the reason being the SQL expression."""
-    await plan_for_rows(session)
-    per_target = (
-        select(reason_sql(s).label("reason"))
-        .where(TARGETS.c.outdial_id == s.outdial_id, TARGETS.c.tm_delete.is_(None))
-        .subquery()
-    )
-    rows = await session.execute(
-        select(per_target.c.reason, func.count()).group_by(per_target.c.reason)
-    )
-    counts = dict.fromkeys(reasons(), 0)
-    for name, count in rows:
-        counts[name] = count
-    return counts
+    none). Exact, and without reading every target (strategy.reasons_counts): the counts per
+    shape kept by the database, and the reason's SQL expression over the targets some rule
+    may hold now, found along indexes."""
+    from outdial.strategy.reasons_counts import counts
+
+    return await counts(session, s)
 
 
 # Rules defined with their own subject register themselves here (they import this module).

@@ -1,0 +1,118 @@
+"""The outdial's targets counted per waiting reason, without reading every target.
+
+Most targets' reasons do not depend on the time: a target being dialed, a done one (answered or
+exhausted), an idle one without tries left, an idle one of a campaign that is not running. The
+database keeps the counts of live targets per shape (status, answered, which slots hold a
+destination, try counts: outdials.counts), and those say each of these — and, for every other
+idle target, `dialable` unless some rule holds it now.
+
+Which it does depends on the time (a retry interval, a closed window, a list entry, a cap), but
+each rule says in SQL (`Rule.may_hold`) which targets it may hold now, along an index over those
+targets only. The reason's own SQL expression (reasons.reason_sql, the one the claim's rules
+make) is asked of those targets, and of those whose first_slot was moved on (the shapes do not
+know it), and replaces what their shape said. So a target held by two rules counts once, under
+the reason the rules give, exactly as the claim and the target's page say.
+
+A rule without `may_hold` makes every idle target be asked: exact still, but as slow as reading
+every row. Everything is read in one statement, at one snapshot.
+"""
+
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from outdial.db import index_value
+from outdial.models.outdials import DESTINATION_SLOTS
+from outdial.outdials.counts import shape_of, shapes_query
+from outdial.strategy import reasons
+from outdial.strategy.reasons import DIALABLE, EXHAUSTED, IN_PROGRESS, TARGETS, Situation
+
+ANSWERED = reasons.ANSWERED
+NOT_RUNNING = "campaign_not_running"
+# Decided by the shapes (the running state, the tries left of a target whose first_slot is 0).
+BY_SHAPE = (NOT_RUNNING, EXHAUSTED)
+# A target whose first_slot moved on: the shapes cannot tell its tries left. The constant is
+# written into the SQL to match the partial index ix_outdial_targets_moved_on.
+MOVED_ON = TARGETS.c.first_slot > literal_column("0")
+
+
+def asked(s: Situation) -> ColumnElement[bool]:
+    """SQL true for every idle target whose reason its shape may not tell: moved on, or held
+    (maybe) by some rule now."""
+    terms: list[Any] = [MOVED_ON]
+    for rule in reasons.RULES:
+        if rule.reason in BY_SHAPE or rule.allows(s) is None:
+            continue
+        if rule.may_hold is None or (clause := rule.may_hold(s)) is None:
+            return true()
+        terms.append(clause)
+    return or_(*terms)
+
+
+def _shape_reason(s: Situation) -> ColumnElement[str]:
+    """What the target's shape says of it (a running campaign): dialable or exhausted, as if
+    its first_slot were 0."""
+    assert s.limits is not None
+    return case((reasons.tries_left(s.limits, first_slot=literal(0, Integer())),
+                 literal(DIALABLE, String())), else_=literal(EXHAUSTED, String()))
+
+
+def _statement(s: Situation) -> Any:
+    shapes = shapes_query(s.outdial_id).subquery()
+    parts = [select(
+        *(shapes.c[c] for c in shapes.c.keys() if c != "targets"),
+        literal(None, String()).label("reason"), literal(None, String()).label("by_shape"),
+        shapes.c.targets,
+    )]
+    if s.running:
+        # The targets the rules are asked about, counted per (reason, what the shape said).
+        per_row = select(
+            reasons.reason_sql(s).label("reason"), _shape_reason(s).label("by_shape"),
+        ).where(
+            TARGETS.c.outdial_id == s.outdial_id, TARGETS.c.tm_delete.is_(None),
+            TARGETS.c.status == index_value("idle"), asked(s),
+        ).subquery()
+        parts.append(select(
+            *(literal(None, shapes.c[c].type).label(c) for c in shapes.c.keys() if c != "targets"),
+            per_row.c.reason, per_row.c.by_shape, func.count().label("targets"),
+        ).group_by(per_row.c.reason, per_row.c.by_shape))
+    return union_all(*parts)
+
+
+async def counts(session: AsyncSession, s: Situation) -> dict[str, int]:
+    from outdial.engine.rules import choose_destination  # the engine imports this module
+
+    await reasons.plan_for_rows(session)
+    result = dict.fromkeys(reasons.reasons(), 0)
+    for row in await session.execute(_statement(s)):
+        if row.reason is not None or row.by_shape is not None:  # an asked target
+            result[row.reason] += row.targets
+            result[row.by_shape] -= row.targets
+            continue
+        shape = shape_of(row)
+        if shape.status == "progressing":
+            reason = IN_PROGRESS
+        elif shape.status != "idle":
+            reason = ANSWERED if shape.answered else EXHAUSTED
+        elif not s.running:
+            reason = NOT_RUNNING
+        else:
+            assert s.limits is not None
+            slots = [True if shape.has_destination(n) else None for n in range(DESTINATION_SLOTS)]
+            has_tries = choose_destination(slots, shape.try_counts, s.limits) is not None
+            reason = DIALABLE if has_tries else EXHAUSTED
+        result[reason] += shape.targets
+    return result
