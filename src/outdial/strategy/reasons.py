@@ -39,7 +39,10 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.db import index_value
@@ -271,6 +274,30 @@ def value_sql(column: Any) -> ColumnElement[str]:
     return case((kind == "tel", target), (kind == "sip", sip), else_=low)
 
 
+class stored_value(FunctionElement[str]):
+    """A destination column's normalised value written as the indexes on the targets'
+    values are (ix_outdial_targets_value_N, migration 0012): the database's own function on
+    PostgreSQL, the same CASE as the index on SQLite. The same value as value_sql."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(stored_value, "postgresql")
+def _stored_value_postgresql(element: stored_value, compiler: Any, **kw: Any) -> str:
+    return f"outdial_dnc_value({compiler.process(list(element.clauses)[0], **kw)})"
+
+
+@compiles(stored_value, "sqlite")
+def _stored_value_sqlite(element: stored_value, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(list(element.clauses)[0], **kw)
+    kind, target = f"json_extract({column}, '$.type')", f"json_extract({column}, '$.target')"
+    return (f"CASE WHEN {kind} = 'tel' THEN {target} WHEN {kind} = 'sip' THEN CASE "
+            f"WHEN lower({target}) LIKE 'sip:%' THEN lower({target}) "
+            f"WHEN lower({target}) LIKE 'sips:%' THEN 'sip:' || substr(lower({target}), 6) "
+            f"ELSE 'sip:' || lower({target}) END ELSE lower({target}) END")
+
+
 def next_value_sql(s: Situation) -> ColumnElement[str]:
     """The normalised value of the destination the engine dials next (rules.choose_destination:
     the lowest slot from first_slot on with a destination and tries left)."""
@@ -295,6 +322,24 @@ def _under_limits(s: Situation) -> Clause:
                               next_value_sql(s), _cap_sinces(s))
 
 
+def _may_be_capped(s: Situation) -> Clause:
+    """Every target _under_limits holds: one with a destination whose address has reached a
+    limit now, its targets found along ix_outdial_targets_value_N."""
+    if not s.contact_limits:
+        return None
+    capped = union(*(
+        select(caps.CONTACTS.c.address)
+        .where(caps.counted(limit, s.param("customer_id", Uuid()), None, since))
+        .group_by(caps.CONTACTS.c.address).having(func.count() >= limit.max)
+        for limit, since in zip(s.contact_limits, _cap_sinces(s), strict=True)
+    )).subquery()
+    return and_(TARGETS.c.customer_id == s.param("customer_id", Uuid()), or_(*(
+        and_(TARGETS.c[f"destination_{n}"].is_not(None),
+             stored_value(TARGETS.c[f"destination_{n}"]).in_(select(capped.c.address)))
+        for n in range(DESTINATION_SLOTS)
+    )))
+
+
 def _limits_free(s: Situation) -> Clause:
     return caps.frees_at(s.contact_limits, s.param("customer_id", Uuid()), next_value_sql(s),
                          _cap_sinces(s))
@@ -306,7 +351,7 @@ RULES: list[Rule] = [
     Rule("retry_interval", _interval_passed, until=_interval_ends, may_hold=_may_wait_interval),
     Rule("outside_calling_window", _in_window, until=_window_opens, detail=_window_zone,
          may_hold=_may_be_closed),
-    Rule("contact_limit", _under_limits, until=_limits_free),
+    Rule("contact_limit", _under_limits, until=_limits_free, may_hold=_may_be_capped),
 ]
 
 
