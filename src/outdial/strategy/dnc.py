@@ -108,7 +108,7 @@ def _may_hold(s: Any) -> Any:
     database keeps listed_until, migration 0012), along ix_outdial_targets_listed."""
     if not s.extra.get("dnclists"):
         return None
-    return TARGETS.c.listed_until > s.param("now", DateTime())
+    return [TARGETS.c.listed_until > s.param("now", DateTime())]
 
 
 def _which_list(s: Any) -> Any:

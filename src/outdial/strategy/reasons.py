@@ -169,9 +169,10 @@ class Rule:
     passes_over: bool = False
     # The values of the bound parameters this rule's SQL reads (Situation.param), by name.
     params: Callable[[Situation], dict[str, Any]] | None = None
-    # SQL true for at least every idle target this rule may hold now, along an index over the
-    # held rows only (strategy.reasons_counts); None: the counts must ask every row.
-    may_hold: Callable[[Situation], Clause] | None = None
+    # SQL conditions, one of which is true for every idle target this rule may hold now, each
+    # along an index over the held rows only (strategy.reasons_counts); None: the counts must
+    # ask every row.
+    may_hold: Callable[[Situation], list[ColumnElement[bool]] | None] | None = None
 
 
 def _not_running(s: Situation) -> Clause:
@@ -210,13 +211,13 @@ def _interval_ends(s: Situation) -> Clause:
     return case((DUE > s.param("now", DateTime()), DUE), else_=after_last)
 
 
-def _may_wait_interval(s: Situation) -> Clause:
+def _may_wait_interval(s: Situation) -> list[ColumnElement[bool]]:
     """Every target _interval_passed holds: due later, or (without retry rules) ended within
     the interval; ranges of ix_outdial_targets_due and ix_outdial_targets_retry_wait."""
     later = DUE > s.param("now", DateTime())
     if _has_retry_rules(s):
-        return later
-    return or_(later, TARGETS.c.tm_last_end > s.param("interval_cutoff", DateTime()))
+        return [later]
+    return [later, TARGETS.c.tm_last_end > s.param("interval_cutoff", DateTime())]
 
 
 def _in_window(s: Situation) -> Clause:
@@ -238,7 +239,7 @@ def _per_closed_zone(s: Situation, name: str, type_: Any) -> Clause:
     )
 
 
-def _may_be_closed(s: Situation) -> Clause:
+def _may_be_closed(s: Situation) -> list[ColumnElement[bool]] | None:
     """Every target _in_window holds: a zone key that is not open, written as the ranges
     between the open keys (ranges of ix_outdial_targets_zone_key), so that a key the
     situation does not know is held too, as the claim holds it."""
@@ -246,11 +247,11 @@ def _may_be_closed(s: Situation) -> Clause:
         return None
     keys = s.open_keys
     if not keys:
-        return true()
+        return [true()]
     key = TARGETS.c.zone_key
     ranges = [key < keys[0], key > keys[-1]]
     ranges += [and_(key > low, key < high) for low, high in zip(keys, keys[1:])]
-    return or_(*ranges)
+    return ranges
 
 
 def _window_opens(s: Situation) -> Clause:
@@ -288,7 +289,7 @@ def _stored_value_postgresql(element: stored_value, compiler: Any, **kw: Any) ->
     return f"outdial_dnc_value({compiler.process(list(element.clauses)[0], **kw)})"
 
 
-@compiles(stored_value, "sqlite")
+@compiles(stored_value)  # SQLite, and SQL written out for reading
 def _stored_value_sqlite(element: stored_value, compiler: Any, **kw: Any) -> str:
     column = compiler.process(list(element.clauses)[0], **kw)
     kind, target = f"json_extract({column}, '$.type')", f"json_extract({column}, '$.target')"
@@ -322,7 +323,7 @@ def _under_limits(s: Situation) -> Clause:
                               next_value_sql(s), _cap_sinces(s))
 
 
-def _may_be_capped(s: Situation) -> Clause:
+def _may_be_capped(s: Situation) -> list[ColumnElement[bool]] | None:
     """Every target _under_limits holds: one with a destination whose address has reached a
     limit now, its targets found along ix_outdial_targets_value_N."""
     if not s.contact_limits:
@@ -333,11 +334,12 @@ def _may_be_capped(s: Situation) -> Clause:
         .group_by(caps.CONTACTS.c.address).having(func.count() >= limit.max)
         for limit, since in zip(s.contact_limits, _cap_sinces(s), strict=True)
     )).subquery()
-    return and_(TARGETS.c.customer_id == s.param("customer_id", Uuid()), or_(*(
-        and_(TARGETS.c[f"destination_{n}"].is_not(None),
+    return [
+        and_(TARGETS.c.customer_id == s.param("customer_id", Uuid()),
+             TARGETS.c[f"destination_{n}"].is_not(None),
              stored_value(TARGETS.c[f"destination_{n}"]).in_(select(capped.c.address)))
-        for n in range(DESTINATION_SLOTS)
-    )))
+        for n in range(DESTINATION_SLOTS) if s.limits is None or s.limits[n] > 0
+    ]
 
 
 def _limits_free(s: Situation) -> Clause:
