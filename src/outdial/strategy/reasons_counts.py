@@ -120,15 +120,19 @@ async def counts(session: AsyncSession, s: Situation) -> dict[str, int]:
 
     await reasons.plan_for_rows(session)
     if s.running and _terms(s) is not None and session.bind.dialect.name == "postgresql":
-        # Every part is written to be read along an index over a few rows; a comparison with
-        # the time is estimated at a third of the list, which would make the planner read the
-        # whole list instead. Off for the rest of this transaction.
-        await session.execute(text("SET LOCAL enable_seqscan = off"))
+        # Every part is written to be read along an index over a few rows (the capped
+        # addresses: each looked up in the index of the targets' values). The planner's
+        # estimates (a comparison with the time: a third of the list; the capped addresses:
+        # many) would make it read the whole list instead, as a scan or the side of a hash
+        # join. Off for the rest of this transaction.
+        await session.execute(text(
+            "SELECT set_config('enable_seqscan', 'off', true), "
+            "set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"))
     result = dict.fromkeys(reasons.reasons(), 0)
     for row in await session.execute(_statement(s)):
         if row.reason is not None or row.by_shape is not None:  # an asked target
-            result[row.reason] += row.targets
-            result[row.by_shape] -= row.targets
+            result[row.reason] += int(row.targets)
+            result[row.by_shape] -= int(row.targets)
             continue
         shape = shape_of(row)
         if shape.status == "progressing":
