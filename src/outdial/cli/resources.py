@@ -1151,7 +1151,7 @@ def save(chunks: Iterator[bytes], output: Path | None) -> None:
 def stats(outdial: OutdialOpt,
           reasons: Annotated[bool, typer.Option(
               "--reasons",
-              help="also count the targets per waiting reason (reads every target)")] = False,
+              help="also count the targets per waiting reason (reads the targets a rule may hold now)")] = False,
           url: UrlOpt = None, token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Show an outdial's live statistics: targets by status, attempts per slot, dialable now."""
     with connect(url, token) as client:

@@ -93,6 +93,10 @@ class OutdialTarget(Base):
     # Slots below this one are passed over: a retry rule or a do-not-call entry moved the
     # target on from them (strategy/retry.py).
     first_slot: Mapped[int] = mapped_column(default=0)
+    # Until when some destination may be on a do-not-call list of the customer (NULL: none is):
+    # written by the database on every write of an entry or a target (migration 0012), read
+    # by the waiting-reason counts and the claim to skip the lists' probes.
+    listed_until: Mapped[dt.datetime | None] = mapped_column(default=None)
     # Under retry rules: how many tries ended in each outcome, per slot ({"0": {"busy": 2}}).
     outcome_tries: Mapped[dict | None]
     tm_create: Mapped[dt.datetime]
@@ -120,6 +124,18 @@ class OutdialTarget(Base):
         Index(
             "ix_outdial_targets_retry_wait", "outdial_id", "tm_last_end",
             sqlite_where=text(RETRY_WAIT), postgresql_where=text(RETRY_WAIT),
+        ),
+        # The waiting-reason counts: targets whose first_slot moved on (strategy.reasons_counts).
+        Index(
+            "ix_outdial_targets_moved_on", "outdial_id",
+            sqlite_where=text("tm_delete IS NULL AND first_slot > 0"),
+            postgresql_where=text("tm_delete IS NULL AND first_slot > 0"),
+        ),
+        # The targets that may be on a do-not-call list (strategy.reasons_counts).
+        Index(
+            "ix_outdial_targets_listed", "outdial_id", "listed_until",
+            sqlite_where=text("tm_delete IS NULL AND listed_until IS NOT NULL"),
+            postgresql_where=text("tm_delete IS NULL AND listed_until IS NOT NULL"),
         ),
         # The claim of a fresh_first campaign: untried targets (no next attempt set) first.
         Index(

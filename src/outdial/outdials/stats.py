@@ -49,7 +49,8 @@ class OutdialStats(BaseModel):
     waiting_reasons: dict[str, int] | None = Field(
         default=None,
         description="live targets per waiting_reason (strategy: the rules the engine claims by), "
-        "every reason present; only when asked for with `reasons=true`, as it reads every target")
+        "every reason present; only when asked for with `reasons=true` (it reads the targets "
+        "some rule may hold now: strategy.reasons_counts)")
 
 
 async def _outplan_of(session: AsyncSession, outdial: Outdial) -> tuple[uuid.UUID, Outplan | None]:

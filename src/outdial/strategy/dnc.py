@@ -103,6 +103,14 @@ def _allows(s: Any) -> Any:
     return ~_listed(s, _next_value(s)).exists()
 
 
+def _may_hold(s: Any) -> Any:
+    """Every target the rule holds: one with a destination that may be listed now (the
+    database keeps listed_until, migration 0012), along ix_outdial_targets_listed."""
+    if not s.extra.get("dnclists"):
+        return None
+    return [TARGETS.c.listed_until > s.param("now", DateTime())]
+
+
 def _which_list(s: Any) -> Any:
     """The id of a list holding the next destination, as text (the same on both databases)."""
     if not s.extra.get("dnclists"):
@@ -134,4 +142,4 @@ async def _prepare(session: AsyncSession, s: Any) -> None:
 # Asked last: a target is said to wait on a list only when nothing else holds it, which is
 # exactly when the claim takes it and passes its listed destination over.
 add_rule(Rule(DNC_OUTCOME, _allows, detail=_which_list, prepare=_prepare, passes_over=True,
-              params=_params))
+              params=_params, may_hold=_may_hold))

@@ -104,9 +104,11 @@ def _shifted_sqlite(element: shifted, compiler: Any, **kw: Any) -> str:
             f"({compiler.process(ms, **kw)} / 1000.0) || ' seconds') || '000')")
 
 
-def _counted(limit: ContactLimit, customer_id: Any, address: Any, since: Any) -> Any:
-    terms = [CONTACTS.c.customer_id == customer_id, CONTACTS.c.address == address,
-             CONTACTS.c.tm_create > since]
+def counted(limit: ContactLimit, customer_id: Any, address: Any, since: Any) -> Any:
+    """SQL: a contact the limit counts now (of `address`; None: of any address)."""
+    terms = [CONTACTS.c.customer_id == customer_id, CONTACTS.c.tm_create > since]
+    if address is not None:
+        terms.append(CONTACTS.c.address == address)
     if limit.count == "answered":
         terms.append(CONTACTS.c.answered.is_(true()))
     return and_(*terms)
@@ -126,7 +128,7 @@ def within_limits(
         return None
     return and_(*(
         select(func.count()).select_from(CONTACTS)
-        .where(_counted(limit, customer_id, address, start)).scalar_subquery() < limit.max
+        .where(counted(limit, customer_id, address, start)).scalar_subquery() < limit.max
         for limit, start in zip(limits, sinces, strict=True)
     ))
 
@@ -140,7 +142,7 @@ def frees_at(
         return None
     whens = []
     for limit, start in zip(limits, sinces, strict=True):
-        where = _counted(limit, customer_id, address, start)
+        where = counted(limit, customer_id, address, start)
         count = select(func.count()).select_from(CONTACTS).where(where).scalar_subquery()
         oldest = select(func.min(CONTACTS.c.tm_create)).where(where).scalar_subquery()
         whens.append((count >= limit.max, shifted(oldest, literal(limit.window))))

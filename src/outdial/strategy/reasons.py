@@ -39,7 +39,10 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.db import index_value
@@ -166,6 +169,10 @@ class Rule:
     passes_over: bool = False
     # The values of the bound parameters this rule's SQL reads (Situation.param), by name.
     params: Callable[[Situation], dict[str, Any]] | None = None
+    # SQL conditions, one of which is true for every idle target this rule may hold now, each
+    # along an index over the held rows only (strategy.reasons_counts); None: the counts must
+    # ask every row.
+    may_hold: Callable[[Situation], list[ColumnElement[bool]] | None] | None = None
 
 
 def _not_running(s: Situation) -> Clause:
@@ -204,6 +211,15 @@ def _interval_ends(s: Situation) -> Clause:
     return case((DUE > s.param("now", DateTime()), DUE), else_=after_last)
 
 
+def _may_wait_interval(s: Situation) -> list[ColumnElement[bool]]:
+    """Every target _interval_passed holds: due later, or (without retry rules) ended within
+    the interval; ranges of ix_outdial_targets_due and ix_outdial_targets_retry_wait."""
+    later = DUE > s.param("now", DateTime())
+    if _has_retry_rules(s):
+        return [later]
+    return [later, TARGETS.c.tm_last_end > s.param("interval_cutoff", DateTime())]
+
+
 def _in_window(s: Situation) -> Clause:
     if s.window is None:
         return None
@@ -221,6 +237,21 @@ def _per_closed_zone(s: Situation, name: str, type_: Any) -> Clause:
           for n in range(len(closed))),
         value=TARGETS.c.zone_key, else_=None,
     )
+
+
+def _may_be_closed(s: Situation) -> list[ColumnElement[bool]] | None:
+    """Every target _in_window holds: a zone key that is not open, written as the ranges
+    between the open keys (ranges of ix_outdial_targets_zone_key), so that a key the
+    situation does not know is held too, as the claim holds it."""
+    if s.window is None:
+        return None
+    keys = s.open_keys
+    if not keys:
+        return [true()]
+    key = TARGETS.c.zone_key
+    ranges = [key < keys[0], key > keys[-1]]
+    ranges += [and_(key > low, key < high) for low, high in zip(keys, keys[1:])]
+    return ranges
 
 
 def _window_opens(s: Situation) -> Clause:
@@ -242,6 +273,30 @@ def value_sql(column: Any) -> ColumnElement[str]:
         else_=literal("sip:", String()) + low,
     )
     return case((kind == "tel", target), (kind == "sip", sip), else_=low)
+
+
+class stored_value(FunctionElement[str]):
+    """A destination column's normalised value written as the indexes on the targets'
+    values are (ix_outdial_targets_value_N, migration 0012): the database's own function on
+    PostgreSQL, the same CASE as the index on SQLite. The same value as value_sql."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(stored_value, "postgresql")
+def _stored_value_postgresql(element: stored_value, compiler: Any, **kw: Any) -> str:
+    return f"outdial_dnc_value({compiler.process(list(element.clauses)[0], **kw)})"
+
+
+@compiles(stored_value)  # SQLite, and SQL written out for reading
+def _stored_value_sqlite(element: stored_value, compiler: Any, **kw: Any) -> str:
+    column = compiler.process(list(element.clauses)[0], **kw)
+    kind, target = f"json_extract({column}, '$.type')", f"json_extract({column}, '$.target')"
+    return (f"CASE WHEN {kind} = 'tel' THEN {target} WHEN {kind} = 'sip' THEN CASE "
+            f"WHEN lower({target}) LIKE 'sip:%' THEN lower({target}) "
+            f"WHEN lower({target}) LIKE 'sips:%' THEN 'sip:' || substr(lower({target}), 6) "
+            f"ELSE 'sip:' || lower({target}) END ELSE lower({target}) END")
 
 
 def next_value_sql(s: Situation) -> ColumnElement[str]:
@@ -268,6 +323,25 @@ def _under_limits(s: Situation) -> Clause:
                               next_value_sql(s), _cap_sinces(s))
 
 
+def _may_be_capped(s: Situation) -> list[ColumnElement[bool]] | None:
+    """Every target _under_limits holds: one with a destination whose address has reached a
+    limit now, its targets found along ix_outdial_targets_value_N."""
+    if not s.contact_limits:
+        return None
+    capped = union(*(
+        select(caps.CONTACTS.c.address)
+        .where(caps.counted(limit, s.param("customer_id", Uuid()), None, since))
+        .group_by(caps.CONTACTS.c.address).having(func.count() >= limit.max)
+        for limit, since in zip(s.contact_limits, _cap_sinces(s), strict=True)
+    )).subquery()
+    return [
+        and_(TARGETS.c.customer_id == s.param("customer_id", Uuid()),
+             TARGETS.c[f"destination_{n}"].is_not(None),
+             stored_value(TARGETS.c[f"destination_{n}"]).in_(select(capped.c.address)))
+        for n in range(DESTINATION_SLOTS) if s.limits is None or s.limits[n] > 0
+    ]
+
+
 def _limits_free(s: Situation) -> Clause:
     return caps.frees_at(s.contact_limits, s.param("customer_id", Uuid()), next_value_sql(s),
                          _cap_sinces(s))
@@ -276,9 +350,10 @@ def _limits_free(s: Situation) -> Clause:
 RULES: list[Rule] = [
     Rule("campaign_not_running", _not_running),
     Rule(EXHAUSTED, _has_tries),
-    Rule("retry_interval", _interval_passed, until=_interval_ends),
-    Rule("outside_calling_window", _in_window, until=_window_opens, detail=_window_zone),
-    Rule("contact_limit", _under_limits, until=_limits_free),
+    Rule("retry_interval", _interval_passed, until=_interval_ends, may_hold=_may_wait_interval),
+    Rule("outside_calling_window", _in_window, until=_window_opens, detail=_window_zone,
+         may_hold=_may_be_closed),
+    Rule("contact_limit", _under_limits, until=_limits_free, may_hold=_may_be_capped),
 ]
 
 
@@ -500,20 +575,12 @@ def as_datetime(value: Any) -> dt.datetime | None:
 
 async def reason_counts(session: AsyncSession, s: Situation) -> dict[str, int]:
     """How many live targets of the outdial wait for each reason (every reason present, 0 if
-    none): one aggregate over the outdial's targets, the reason being the SQL expression."""
-    await plan_for_rows(session)
-    per_target = (
-        select(reason_sql(s).label("reason"))
-        .where(TARGETS.c.outdial_id == s.outdial_id, TARGETS.c.tm_delete.is_(None))
-        .subquery()
-    )
-    rows = await session.execute(
-        select(per_target.c.reason, func.count()).group_by(per_target.c.reason)
-    )
-    counts = dict.fromkeys(reasons(), 0)
-    for name, count in rows:
-        counts[name] = count
-    return counts
+    none). Exact, and without reading every target (strategy.reasons_counts): the counts per
+    shape kept by the database, and the reason's SQL expression over the targets some rule
+    may hold now, found along indexes."""
+    from outdial.strategy.reasons_counts import counts
+
+    return await counts(session, s)
 
 
 # Rules defined with their own subject register themselves here (they import this module).

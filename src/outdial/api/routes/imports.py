@@ -206,8 +206,8 @@ async def export_outdial_targets(
 async def get_outdial_stats(
     outdial_id: OutdialId, ctx: Ctx,
     reasons: Annotated[bool, Query(description=(
-        "also count the targets per waiting_reason (waiting_reasons); this reads every target, "
-        "where the other figures come from counters"))] = False,
+        "also count the targets per waiting_reason (waiting_reasons); this reads the targets "
+        "some rule may hold now, where the other figures come from counters alone"))] = False,
 ) -> OutdialStats:
     """Live figures of an outdial: targets by status, attempts per slot, dialable now."""
     outdial = await OutdialService(ctx.session, ctx.clock).get_outdial(ctx.principal, parse_id(outdial_id))
