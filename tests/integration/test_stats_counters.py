@@ -290,7 +290,7 @@ async def test_the_migration_counts_the_targets_already_there(database_url: str,
                     + [("idle", 0, True)] * 2]
             # The table as it was before: without the columns later migrations add.
             before = databases.as_of(TARGETS, "answered", "timezone", "zone_key", "first_slot",
-                           "outcome_tries", "address_forms")
+                           "outcome_tries", "address_forms", "listed_until")
             await session.execute(insert(before), rows)
         await upgrade_database(database)
         assert await counted(database, outdial) == Counter({

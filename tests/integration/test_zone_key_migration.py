@@ -69,7 +69,7 @@ async def test_keys_written_zone_by_zone_become_short(database_url: str, clock: 
                 id=outdial, customer_id=customer, campaign_id=uuid.UUID(int=0), name="", detail="",
                 data="", tm_create=now))
             # as migration 0011 left the table: without the later address forms
-            await session.execute(insert(databases.as_of(TARGETS, "address_forms")), rows)
+            await session.execute(insert(databases.as_of(TARGETS, "address_forms", "listed_until")), rows)
 
         async def keys() -> list[str]:
             async with database.sessions() as session:

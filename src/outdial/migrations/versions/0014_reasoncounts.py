@@ -1,7 +1,7 @@
 """waiting-reason counts without reading every target: stored do-not-call facts, indexes
 
-Revision ID: 0012_reasoncounts
-Revises: 0011_retry_dnc
+Revision ID: 0014_reasoncounts
+Revises: 0013_export2
 Create Date: 2026-11-28 03:40:00.000000
 
 The counts per waiting reason (strategy.reasons_counts) ask the rules only about the targets
@@ -33,8 +33,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_reasoncounts"
-down_revision: str | None = "0011_retry_dnc"
+revision: str = "0014_reasoncounts"
+down_revision: str | None = "0013_export2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
