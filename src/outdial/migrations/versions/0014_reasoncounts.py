@@ -229,7 +229,8 @@ def downgrade() -> None:
                   sqlite_where=sa.text(LISTED), postgresql_where=sa.text(LISTED))
     op.drop_index("ix_outdial_targets_moved_on", table_name="outdial_targets",
                   sqlite_where=sa.text(MOVED_ON), postgresql_where=sa.text(MOVED_ON))
-    with op.batch_alter_table("outdial_targets", schema=None) as batch_op:
-        batch_op.drop_column("listed_until")
+    # A plain DROP COLUMN (SQLite 3.35+): a batch rebuild of the table would lose its
+    # expression indexes, which SQLAlchemy cannot reflect.
+    op.drop_column("outdial_targets", "listed_until")
     if not sqlite:
         op.execute("DROP FUNCTION outdial_dnc_value(json)")
