@@ -19,7 +19,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, Uuid, and_, delete, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Uuid,
+    and_,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,25 +110,27 @@ async def fan_out(
                                columns=(EVENTS.c.id, EVENTS.c.type))
     if not events:
         return 0
-    wanted = set(webhook.event_types)
-    rows = [
-        {
-            "id": uuid.uuid4(), "customer_id": webhook.customer_id, "webhook_id": webhook.id,
-            "event_id": event.id, "event_type": event.type, "status": "pending",
-            "attempts": 0, "next_attempt_at": now, "tm_queued": now, "owner": None,
-            "tm_lease_expire": None, "response_code": 0, "latency_ms": 0, "error": "",
-            "tm_create": now, "tm_update": None,
-        }
-        for event in events
-        if not wanted or event.type in wanted
-    ]
-    if rows:
-        statement = _insert(session).on_conflict_do_nothing(
-            index_elements=["webhook_id", "event_id"]
-        )
-        await session.execute(statement, rows)
+    # The deliveries are made by the database from the events read (one statement, whatever
+    # their number), each with a new random id.
+    new_id = (func.gen_random_uuid() if session.bind.dialect.name == "postgresql"
+              else func.lower(func.hex(func.randomblob(16))))  # a Uuid as SQLite stores it
+    chosen = select(
+        type_coerce(new_id, Uuid()), EVENTS.c.customer_id, literal(webhook.id, Uuid()),
+        EVENTS.c.id, EVENTS.c.type, literal("pending"), literal(0), literal(now, DateTime()),
+        literal(now, DateTime()), literal(now, DateTime()),
+    ).where(EVENTS.c.customer_id == webhook.customer_id, EVENTS.c.id > webhook.event_cursor,
+            EVENTS.c.id <= events[-1].id)
+    if webhook.event_types:
+        chosen = chosen.where(EVENTS.c.type.in_(list(webhook.event_types)))
+    result = await session.execute(
+        _insert(session).from_select(
+            ["id", "customer_id", "webhook_id", "event_id", "event_type", "status", "attempts",
+             "next_attempt_at", "tm_queued", "tm_create"],
+            chosen,
+        ).on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
+    )
     webhook.event_cursor = events[-1].id
-    return len(rows)
+    return result.rowcount or 0
 
 
 async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> list[uuid.UUID]:
