@@ -1,6 +1,6 @@
 """Webhook delivery through the outbox, on PostgreSQL, with one `outdial worker` (the engine,
-and the webhook deliverer in a process of its own) and a local receiver (the standard library's threaded HTTP
-server, in a process of its own).
+and the webhook deliverer in a process of its own) and a local receiver (the standard
+library's threaded HTTP server, in a process of its own).
 
 1. A campaign dialed at full speed (instant simulated calls), without and then with one webhook
    subscribed to every event: the engine's attempts/s both ways, and for the second run the
