@@ -1,5 +1,6 @@
-"""An `outdial worker` killed with -9 while a receiver holds its request: the deliveries of its
-run are sent again once the lease runs out, with the same webhook-ids. Those that arrived before
+"""An `outdial worker` killed with -9 while a receiver holds its request: its deliverer process
+ends with it, and the deliveries of its run are sent again once the lease runs out, with the same
+webhook-ids. Those that arrived before
 the kill but were not yet written down (a run is written down at its end, or every 0.2 s) may
 arrive twice too: at most the killed worker's one claimed run, never anything it did not send."""
 
@@ -31,6 +32,20 @@ LEASE_SECONDS = 3.0
 ARRIVAL_WAIT_S = 60.0  # a worker process on a loaded machine takes a while to start
 EVENTS = 4
 HELD = 2  # the receiver answers the first two, then holds the third request
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in
+            Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    """Still running (a zombie waiting to be reaped has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
 
 
 @pytest.fixture
@@ -73,8 +88,15 @@ async def test_killed_worker_delivery_is_sent_after_its_lease_once_more(
                 break
             await asyncio.sleep(0.01)
         assert len(receiver.received) == HELD + 1, (tmp_path / "worker.log").read_text()
+        deliverers = _children(worker.pid)  # the worker's deliverer process, holding the run
         worker.send_signal(signal.SIGKILL)  # mid-request: the receiver holds it
         worker.wait(timeout=10)
+        # The deliverer goes with its worker: no orphan goes on sending or renewing leases.
+        for _ in range(1000):
+            if not any(_alive(pid) for pid in deliverers):
+                break
+            await asyncio.sleep(0.01)
+        assert deliverers and not any(_alive(pid) for pid in deliverers)
     finally:
         if worker.poll() is None:
             worker.kill()

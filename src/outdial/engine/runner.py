@@ -10,12 +10,14 @@ from outdial.channels.secrets import CHANNEL_KEY_NAME, SecretBox
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database, Limits
 from outdial.dialers import build_dialer
-from outdial.engine.worker import Engine, EngineConfig
+from outdial.engine.worker import Engine, EngineConfig, first_of
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
 from outdial.webhooks.delivery import Deliverer, DeliveryConfig
+from outdial.webhooks.process import DelivererProcess
 
 log = logging.getLogger("outdial.engine")
+RESTART_DELIVERER_SECONDS = 1.0
 
 
 class BackgroundEngine:
@@ -72,7 +74,8 @@ def webhook_deliverer(settings: Settings, clock: Clock, secrets: SecretBox) -> D
 
 
 async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
-    """`outdial worker`: the engine alone until SIGTERM or SIGINT, then a graceful stop."""
+    """`outdial worker`: the engine, and the webhook deliverer in a process of its own, until
+    SIGTERM or SIGINT, then a graceful stop of both."""
     clock = clock or SystemClock()
     database = engine_database(settings)
     dialer = build_dialer(settings, clock)
@@ -91,14 +94,29 @@ async def run_worker(settings: Settings, *, clock: Clock | None = None) -> None:
         engine = Engine(
             database, dialer, clock, EngineConfig.from_settings(settings), channels=channels
         )
-        deliverer = webhook_deliverer(settings, clock, SecretBox(key))
-        try:
-            await asyncio.gather(engine.run(stop), deliverer.run(stop))
-        finally:
-            await deliverer.database.dispose()
+        await asyncio.gather(engine.run(stop), _deliverer_process(settings, key, clock, stop))
     finally:
         if engine is not None:
             await engine.aclose_dialers()
         else:
             await dialer.aclose()
         await database.dispose()
+
+
+async def _deliverer_process(settings: Settings, channel_key: str, clock: Clock,
+                             stop: asyncio.Event) -> None:
+    """The worker's webhook deliverer, in a process of its own (see webhooks/process.py),
+    started again if it ends by itself, until `stop`."""
+    while True:
+        deliverer = DelivererProcess(settings, channel_key)
+        await first_of(stop.wait(), deliverer.ended())
+        if stop.is_set():
+            await deliverer.stop()
+            return
+        code = await deliverer.ended()
+        await deliverer.stop()
+        log.error("the webhook deliverer process ended (exit code %s); starting another in "
+                  "%.0f s", code, RESTART_DELIVERER_SECONDS)
+        await first_of(stop.wait(), clock.sleep(RESTART_DELIVERER_SECONDS))
+        if stop.is_set():
+            return

@@ -119,22 +119,23 @@ def _dialect(session: Executor) -> str:
 async def safe_horizon(session: AsyncSession) -> int | None:
     """The greatest id below which every transaction has ended; None: no limit (SQLite).
 
-    Three statements, in this order (each READ COMMITTED statement takes a new snapshot)."""
+    One statement that reads the sequence, then the locks: the locks are read by a subquery
+    that depends on the sequence's row, so it runs after that row was read. The events
+    statement that follows takes its snapshot after both."""
     if _dialect(session) != "postgresql":
         return None
-    last_value, is_called = (
-        await session.execute(text(f"SELECT last_value, is_called FROM {SEQUENCE}"))
-    ).one()
-    taken = last_value if is_called else 0
-    pending = await session.scalar(
+    taken, pending = (await session.execute(
         text(
-            "SELECT min(((classid::bigint << 32) | objid::bigint) - :space) FROM pg_locks"
-            " WHERE locktype = 'advisory' AND objsubid = 1"
+            "SELECT s.taken, (SELECT min(((classid::bigint << 32) | objid::bigint) - :space)"
+            " FROM pg_locks WHERE s.taken IS NOT NULL"
+            " AND locktype = 'advisory' AND objsubid = 1"
             " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-            " AND classid::bigint >= :high AND classid::bigint < :high + 65536"
+            " AND classid::bigint >= :high AND classid::bigint < :high + 65536)"
+            f" FROM (SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS taken"
+            f" FROM {SEQUENCE}) AS s"
         ),
         {"space": KEY_SPACE, "high": _KEY_SPACE_HIGH},
-    )
+    )).one()
     return taken if pending is None else min(taken, pending - 1)
 
 
@@ -144,11 +145,13 @@ async def read_events(
     after: int,
     types: Sequence[str] | None = None,
     limit: int = 100,
+    columns: Sequence[Any] = (EVENTS,),
 ) -> list[Row[Any]]:
-    """A customer's events with ids above `after`, oldest first, only those safe to pass."""
+    """A customer's events with ids above `after`, oldest first, only those safe to pass;
+    `columns`: what to read of each (the whole event unless told)."""
     horizon = await safe_horizon(session)
     query = (
-        select(EVENTS)
+        select(*columns)
         .where(EVENTS.c.customer_id == customer_id, EVENTS.c.id > after)
         .order_by(EVENTS.c.id)
         .limit(limit)

@@ -14,11 +14,25 @@ webhook-ids).
 """
 
 import datetime as dt
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Uuid,
+    and_,
+    delete,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -90,29 +104,33 @@ async def fan_out(
     )
     if webhook is None:
         return 0
-    # All types are read, so that the cursor moves past the ones the webhook does not take.
-    events = await read_events(session, webhook.customer_id, webhook.event_cursor, None, most)
+    # All types are read, so that the cursor moves past the ones the webhook does not take;
+    # only ids and types (the payloads are read when the deliveries are claimed).
+    events = await read_events(session, webhook.customer_id, webhook.event_cursor, None, most,
+                               columns=(EVENTS.c.id, EVENTS.c.type))
     if not events:
         return 0
-    wanted = set(webhook.event_types)
-    rows = [
-        {
-            "id": uuid.uuid4(), "customer_id": webhook.customer_id, "webhook_id": webhook.id,
-            "event_id": event.id, "event_type": event.type, "status": "pending",
-            "attempts": 0, "next_attempt_at": now, "tm_queued": now, "owner": None,
-            "tm_lease_expire": None, "response_code": 0, "latency_ms": 0, "error": "",
-            "tm_create": now, "tm_update": None,
-        }
-        for event in events
-        if not wanted or event.type in wanted
-    ]
-    if rows:
-        statement = _insert(session).on_conflict_do_nothing(
-            index_elements=["webhook_id", "event_id"]
-        )
-        await session.execute(statement, rows)
+    # The deliveries are made by the database from the events read (one statement, whatever
+    # their number), each with a new random id.
+    new_id = (func.gen_random_uuid() if session.bind.dialect.name == "postgresql"
+              else func.lower(func.hex(func.randomblob(16))))  # a Uuid as SQLite stores it
+    chosen = select(
+        type_coerce(new_id, Uuid()), EVENTS.c.customer_id, literal(webhook.id, Uuid()),
+        EVENTS.c.id, EVENTS.c.type, literal("pending"), literal(0), literal(now, DateTime()),
+        literal(now, DateTime()), literal(now, DateTime()),
+    ).where(EVENTS.c.customer_id == webhook.customer_id, EVENTS.c.id > webhook.event_cursor,
+            EVENTS.c.id <= events[-1].id)
+    if webhook.event_types:
+        chosen = chosen.where(EVENTS.c.type.in_(list(webhook.event_types)))
+    result = await session.execute(
+        _insert(session).from_select(
+            ["id", "customer_id", "webhook_id", "event_id", "event_type", "status", "attempts",
+             "next_attempt_at", "tm_queued", "tm_create"],
+            chosen,
+        ).on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
+    )
     webhook.event_cursor = events[-1].id
-    return len(rows)
+    return result.rowcount or 0
 
 
 async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> list[uuid.UUID]:
@@ -193,6 +211,26 @@ def _outcome(status_code: int, latency_ms: int, error: str, now: dt.datetime) ->
             "tm_update": now, "owner": None, "tm_lease_expire": None}
 
 
+def _answers(session: AsyncSession, arrived: list[tuple[Item, int, int]]) -> Any:
+    """The deliveries that arrived as a table (id, code, ms) bound as one parameter, so that
+    the statement that writes them has the same text whatever their number (compiled and
+    prepared once): PostgreSQL unnests three arrays, SQLite reads a JSON array."""
+    if session.bind.dialect.name == "postgresql":
+        return func.unnest(
+            literal([item.delivery_id for item, _, _ in arrived], postgresql.ARRAY(Uuid())),
+            literal([code for _, code, _ in arrived], postgresql.ARRAY(Integer())),
+            literal([ms for _, _, ms in arrived], postgresql.ARRAY(Integer())),
+        ).table_valued("id", "code", "ms").render_derived().alias("answer")
+    rows = func.json_each(
+        literal(json.dumps([[item.delivery_id.hex, code, ms] for item, code, ms in arrived]))
+    ).table_valued("value").alias("arrived")
+    return select(
+        func.json_extract(rows.c.value, "$[0]").label("id"),
+        func.json_extract(rows.c.value, "$[1]").label("code"),
+        func.json_extract(rows.c.value, "$[2]").label("ms"),
+    ).subquery("answer")
+
+
 async def record_delivered(
     session: AsyncSession, arrived: list[tuple[Item, int, int]], webhook_id: uuid.UUID,
     owner: str, now: dt.datetime, *, reset_failures: bool = True,
@@ -202,22 +240,18 @@ async def record_delivered(
     failures in a row go back to 0 (not written when the caller knows they are 0)."""
     if not arrived:
         return True
-    ids = [item.delivery_id for item, _, _ in arrived]
-    by_id = DELIVERIES.c.id
+    answer = _answers(session, arrived)
     result = await session.execute(
         update(DELIVERIES)
-        .where(by_id.in_(ids), DELIVERIES.c.owner == owner, DELIVERIES.c.status == "pending")
+        .where(DELIVERIES.c.id == answer.c.id, DELIVERIES.c.owner == owner,
+               DELIVERIES.c.status == "pending")
         .values({
             **_outcome(0, 0, "", now), "status": "delivered",
             "attempts": DELIVERIES.c.attempts + 1,
-            # Each row's own answer, picked by its id.
-            "response_code": case({item.delivery_id: code for item, code, _ in arrived},
-                                  value=by_id, else_=0),
-            "latency_ms": case({item.delivery_id: ms for item, _, ms in arrived},
-                               value=by_id, else_=0),
+            "response_code": answer.c.code, "latency_ms": answer.c.ms,
         })
     )
-    if result.rowcount != len(ids):
+    if result.rowcount != len(arrived):
         return False
     if reset_failures:
         await session.execute(
