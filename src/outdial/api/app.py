@@ -96,7 +96,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
         app.state.database = database
         # Reads have connections of their own: writes queued on a lock never starve them.
         app.state.read_database = Database(settings.database_url, limits=limits,
-                                           role="outdial api reads",
+                                           role="outdial api reads", reads_only=True,
                                            pool_size=API_POOL_SIZE, overflow=0)
         app.state.signing_secret, app.state.channel_secrets = await prepare_database(
             database, settings, clock

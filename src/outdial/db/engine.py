@@ -163,7 +163,7 @@ def writer_queue(path: str) -> WriterQueue:
     return queues.setdefault(os.path.abspath(path), WriterQueue())
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
+def _configure_sqlite(engine: AsyncEngine, busy_timeout: float, reads_only: bool) -> None:
     path = engine.url.database or ""
     shared_file = path not in ("", ":memory:") and not path.startswith("file:")
     sync_engine = engine.sync_engine
@@ -194,6 +194,10 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
         # cost 21-23 ms of CPU through read(), 13-15 ms through the map.
         cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if reads_only:
+            # A pool that only reads: a write on it fails at once instead of waiting for
+            # SQLite's lock outside the writers' queue.
+            cursor.execute("PRAGMA query_only=ON")
         # How long BEGIN IMMEDIATE waits for the writer before "database is locked" (a 503).
         cursor.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
         cursor.close()
@@ -209,6 +213,11 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
         if driver.writes_alone or options.get(NO_TRANSACTION):
             # Single statements in SQLite's autocommit mode: a reader takes no write lock; a
             # writer alone takes its turn around its statement's one trip (OneTripConnection).
+            return
+        if reads_only:
+            # A deferred transaction reads one snapshot of the WAL and never takes the write
+            # lock: readers neither queue behind the writers nor hold them up.
+            connection.exec_driver_sql("BEGIN")
             return
         if shared_file:
             queue = writer_queue(path)
@@ -272,9 +281,12 @@ class Database:
     def __init__(
         self, url: str, *, pool_size: int = 10, echo: bool = False,
         limits: Limits | None = None, role: str = "outdial", overflow: int | None = None,
+        reads_only: bool = False,
     ) -> None:
         """`pool_size` connections are kept open once made, and `overflow` more (by default
-        as many) are made when those are busy and closed when given back."""
+        as many) are made when those are busy and closed when given back. On SQLite, the
+        sessions of a `reads_only` database read without a place in the writers' queue and
+        cannot write."""
         self.url = normalize_url(url)
         self.is_sqlite = is_sqlite(self.url)
         self.limits = limits or Limits()
@@ -292,7 +304,7 @@ class Database:
             )
         self.engine = create_async_engine(self.url, **options)
         if self.is_sqlite:
-            _configure_sqlite(self.engine, self.limits.lock_timeout)
+            _configure_sqlite(self.engine, self.limits.lock_timeout, reads_only)
         else:
             _configure_postgres(self.engine)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
