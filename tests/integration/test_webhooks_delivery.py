@@ -185,15 +185,18 @@ async def test_a_receiver_failing_mid_run_loses_nothing_and_gets_the_rest_again_
     assert log[3].response_code == 500
     first_round = [int(r.message_id) for r in receiver.received]
     ids = [d.event_id for d in log]
-    assert first_round == ids  # all eight were written, in order, on one connection
+    # All eight were written, in order, on one connection; the sender hangs up on the rejection,
+    # so the receiver may not have read the last of those behind it.
+    assert 4 <= len(first_round) <= 8 and first_round == ids[:len(first_round)]
     clock.advance((log[3].next_attempt_at - clock.now()).total_seconds())
     await deliver(deliverer)
     log = await deliveries(database, webhook_id)
     assert [(d.status, d.attempts) for d in log] == [("delivered", 1)] * 3 + [
         ("delivered", 2)] + [("delivered", 1)] * 4
     # The rejected one and everything behind it again, in order, once each.
-    assert [int(r.message_id) for r in receiver.received[8:]] == ids[3:]
-    assert all(r.answered == 200 for r in receiver.received[8:])
+    second_round = receiver.received[len(first_round):]
+    assert [int(r.message_id) for r in second_round] == ids[3:]
+    assert all(r.answered == 200 for r in second_round)
 
 
 async def test_a_receiver_closing_connections_mid_run_gets_each_event_once_in_order(
