@@ -200,8 +200,14 @@ async def test_a_killed_workers_attempts_are_taken_over_after_their_lease(
 
     await wait_for(under_way, 120, group)
     victim.send_signal(signal.SIGKILL)
-    killed_at = utcnow()
     victim.wait()
+    # The dead worker's leases as it left them: on a busy machine its last renewal may have come
+    # late, so the bound is each attempt's own lease, not the time of the kill.
+    async with database.transaction() as session:
+        leases = dict((await session.execute(
+            select(Campaigncall.id, Campaigncall.tm_lease_expire).where(
+                Campaigncall.status != "done",
+                Campaigncall.worker_id.like(f"%:{victim.pid}:%")))).all())
     group.start()
 
     await wait_for(lambda: campaign_stopped(database, scenario.campaign_id), 180, group)
@@ -221,9 +227,11 @@ async def test_a_killed_workers_attempts_are_taken_over_after_their_lease(
             )
         )
     assert taken_over, "the killed worker had attempts in flight"
-    # Its last renewal was at most a heartbeat before the kill; nobody moved before the lease ran out.
-    earliest = killed_at + dt.timedelta(seconds=LEASE_SECONDS - LEASE_SECONDS / 3 - 0.2)
-    assert all(c.tm_end >= earliest for c in taken_over)
+    # Nobody moved before the lease ran out (one whose lease had run out before the snapshot may
+    # already have been taken over then).
+    held = [c for c in taken_over if leases.get(c.id) is not None]
+    assert held, "the killed worker held leases when it died"
+    assert all(c.tm_end > leases[c.id] for c in held)
     assert all(c.result == "fail" for c in taken_over)
 
 
