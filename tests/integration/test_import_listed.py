@@ -41,7 +41,8 @@ async def new_list(api: Api, token: str | None = None) -> str:
     return response.json()["id"]
 
 
-async def test_imported_targets_get_the_listed_until_of_their_entries(api: Api, app: Any, clock: Any) -> None:
+async def test_imported_targets_get_the_listed_until_of_their_entries(
+        api: Api, app: Any, clock: Any) -> None:
     registry, other = await new_list(api), await new_list(api)
     await add_entry(api, registry, "+12125550101")                        # never expires
     await add_entry(api, registry, "+12125550103", "2027-01-01 00:00:00.000000")
@@ -91,7 +92,8 @@ async def test_an_import_s_setting_does_not_outlive_its_transaction(api: Api, ap
     await add_entry(api, registry, "+12125550101")
     outdial = await new_outdial(api)
     for _ in range(3):  # the import's connections go back to the pool
-        assert (await upload(api, outdial, "destination_0\n+12125550199\n", CSV)).json()["status"] == "done"
+        job = (await upload(api, outdial, "destination_0\n+12125550199\n", CSV)).json()
+        assert job["status"] == "done", job
     other = await new_outdial(api)
     response = await api.post(f"/v1.0/outdials/{other}/targets", json={
         "destination_0": {"type": "tel", "target": "+12125550101"}})

@@ -113,7 +113,8 @@ def downgrade() -> None:
                 f"{body} RETURN NULL; END $$")
 
     op.execute(function("outdial_targets_listed_insert",
-                        lock.format(rows="new_rows") + own.format(rows=f"({listed_new}) AS listed")))
+                        lock.format(rows="new_rows")
+                        + own.format(rows=f"({listed_new}) AS listed")))
     op.execute(function("outdial_targets_listed_update",
                         f"IF EXISTS ({changed}) THEN " + lock.format(rows=f"({changed}) AS changed")
                         + own.format(rows=f"({changed}) AS changed") + " END IF;"))
