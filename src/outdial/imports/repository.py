@@ -5,8 +5,8 @@ the job done, so a crash at any point leaves either every accepted row or none:
 
 - PostgreSQL: COPY into the open transaction as chunks are checked (rows stay invisible until
   the commit). The targets' do-not-call fact (listed_until) is not kept row by row by the
-  trigger here: one statement sets it for all of them before the commit (strategy.dnc), and
-  none when the customer has no entry.
+  trigger here: a statement per slot sets it for all of them before the commit (strategy.dnc),
+  and nothing when the customer has no entry.
 - SQLite: one writer at a time, so checked rows are spooled to a temporary file and written in
   one short transaction at the end, leaving the database free to other writers meanwhile.
 

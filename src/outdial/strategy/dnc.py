@@ -77,23 +77,24 @@ _LOCK_AND_ANY = text(
     "hashtext(CAST(:customer AS uuid)::text)), "
     "EXISTS (SELECT 1 FROM dnc_entries WHERE customer_id = :customer)")
 # The listed_until of the import's targets (those of the outdial created at the job's time:
-# one range of ix_outdial_targets_live_page), from the entries of their customer, one join per
-# slot; only the listed ones are written again.
-_SET_LISTED = text(
-    "UPDATE outdial_targets t SET listed_until = listed.until FROM ("
-    "SELECT id, max(coalesce(tm_expire, '9999-12-31 00:00:00')) AS until FROM ("
-    + " UNION ALL ".join(
-        f"SELECT n.id, e.tm_expire FROM outdial_targets n JOIN dnc_entries e "
-        f"ON e.customer_id = n.customer_id AND e.value = outdial_dnc_value(n.destination_{slot}) "
-        f"WHERE n.outdial_id = :outdial AND n.tm_create = :tm_create AND n.tm_delete IS NULL "
-        f"AND n.destination_{slot} IS NOT NULL"
-        for slot in range(DESTINATION_SLOTS))
-    + ") matches GROUP BY id) listed WHERE t.id = listed.id")
+# one range of ix_outdial_targets_live_page; another target created at that very microsecond is
+# only computed again) from the entries of their customer: one statement per slot, each the
+# later of what the earlier slots gave and its own entries, so that no single statement of a
+# million rows against a large list comes near the statement timeout. Only listed rows are
+# written.
+_SET_LISTED_SLOTS = [text(
+    "UPDATE outdial_targets t SET listed_until = greatest(t.listed_until, listed.until) FROM ("
+    "SELECT n.id, max(coalesce(e.tm_expire, '9999-12-31 00:00:00')) AS until "
+    "FROM outdial_targets n JOIN dnc_entries e ON e.customer_id = n.customer_id "
+    f"AND e.value = outdial_dnc_value(n.destination_{slot}) "
+    "WHERE n.outdial_id = :outdial AND n.tm_create = :tm_create AND n.tm_delete IS NULL "
+    f"AND n.destination_{slot} IS NOT NULL GROUP BY n.id) listed WHERE t.id = listed.id")
+    for slot in range(DESTINATION_SLOTS)]
 
 
 async def keep_listed_until_of_import(connection: AsyncConnection) -> None:
     """In an import's transaction on PostgreSQL, before its rows: the rows' listed_until is
-    set by set_listed_until_of_import, in one statement, not by the trigger row by row."""
+    set by set_listed_until_of_import, a statement per slot, not by the trigger row by row."""
     await connection.execute(text(_KEPT_BY_WRITER))
 
 
@@ -107,7 +108,8 @@ async def set_listed_until_of_import(
     targets. Nothing to read when the customer has no entry (no list, or empty lists)."""
     any_entry = (await connection.execute(_LOCK_AND_ANY, {"customer": customer_id})).one()[1]
     if any_entry:
-        await connection.execute(_SET_LISTED, {"outdial": outdial_id, "tm_create": tm_create})
+        for statement in _SET_LISTED_SLOTS:
+            await connection.execute(statement, {"outdial": outdial_id, "tm_create": tm_create})
 
 
 # -- the rule, in SQL: the claim and the waiting_reason both read it --------------------------

@@ -20,7 +20,7 @@ Now:
 - the import (strategy.dnc.keep_listed_until) says in its transaction that it keeps the fact
   itself (the setting `outdial.listed_until_by_writer`): the trigger's WHEN is then false and
   costs a setting read per row; the import takes the customer's lock before its commit and
-  sets listed_until in one statement, skipped when the customer has no entry at all.
+  sets listed_until set-wise (a statement per slot), skipped when the customer has no entry.
 The triggers on the entries and the lock's protocol are those of 0014.
 """
 
