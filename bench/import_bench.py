@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -89,15 +90,7 @@ def resident_kib(pid: int) -> int:
 
 def backend_cpu(url: str) -> dict[int, float]:
     """CPU time so far of the PostgreSQL backends serving the bench database (same machine)."""
-    async def pids() -> list[int]:
-        connection = await asyncpg.connect(url)
-        try:
-            return [r["pid"] for r in await connection.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
-        finally:
-            await connection.close()
-
-    return cpu_seconds(0, asyncio.run(pids()))
+    return cpu_seconds(0, backend_pids(url))
 
 
 def cpu_seconds(pid: int, pids: list[int] | None = None) -> dict[int, float]:
@@ -111,6 +104,59 @@ def cpu_seconds(pid: int, pids: list[int] | None = None) -> dict[int, float]:
         except OSError:
             pass
     return times
+
+
+class Timeline:
+    """Per-second CPU of the server, its checking workers and the PostgreSQL backends during
+    the import: which of them is busy when, so that a step that runs alone shows."""
+
+    def __init__(self, server_pid: int, url: str) -> None:
+        self.server_pid, self.url = server_pid, url
+        self.backends: dict[int, float] = {}  # CPU of each backend seen, when last sampled
+        self.database = 0.0  # CPU the backends used since the start
+        self.samples: list[tuple[float, float, float, float]] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> tuple[float, float, float, float]:
+        family_cpu = cpu_seconds(self.server_pid)
+        server = family_cpu.pop(self.server_pid, 0.0)
+        # The import's own connections open after the start: backends are looked up each time
+        # (a backend first seen counts from then on).
+        now = cpu_seconds(0, backend_pids(self.url))
+        self.database += sum(t - self.backends.get(p, t) for p, t in now.items())
+        self.backends.update(now)
+        return time.perf_counter(), server, sum(family_cpu.values()), self.database
+
+    def run(self) -> None:
+        self.samples.append(self.sample())
+        while not self.stopped.wait(1.0):
+            self.samples.append(self.sample())
+
+    def stop(self) -> str:
+        self.stopped.set()
+        self.thread.join()
+        self.samples.append(self.sample())
+        lines = ["second  server  workers  postgresql (share of a core)"]
+        start = self.samples[0][0]
+        for (t0, *before), (t1, *after) in zip(self.samples, self.samples[1:]):
+            shares = [(a - b) / (t1 - t0) for a, b in zip(after, before)]
+            lines.append(f"{t1 - start:6.1f}  " + "  ".join(f"{x:6.0%}" for x in shares))
+        return "\n".join(lines)
+
+
+def backend_pids(url: str) -> list[int]:
+    """The PostgreSQL backends serving the bench database now (the server's pool)."""
+    async def pids() -> list[int]:
+        connection = await asyncpg.connect(url)
+        try:
+            return [r["pid"] for r in await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+        finally:
+            await connection.close()
+
+    return asyncio.run(pids())
 
 
 class Server:
@@ -234,6 +280,8 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--skip-posts", action="store_true", help="skip the one-POST-per-target run")
     parser.add_argument("--export-rounds", type=int, default=2)
+    parser.add_argument("--timeline", action="store_true",
+                        help="print the CPU of server, workers and PostgreSQL per second of the import")
     parser.add_argument("--waiting", type=int, default=10_000,
                         help="targets put in their retry interval for the second stats figure")
     args = parser.parse_args()
@@ -250,11 +298,16 @@ def main() -> None:
         samples: list[int] = []
         cpu_before = cpu_seconds(server.process.pid)
         database_before = backend_cpu(url) if args.database == "postgresql" else {}
+        timeline = None
+        if args.timeline and args.database == "postgresql":
+            timeline = Timeline(server.process.pid, url)
         started = time.perf_counter()
         response = http.post(f"/v1.0/outdials/{outdial}/imports", params={**params, "default_region": "US"},
                              content=stream_file(upload, server, samples), headers={"Content-Type": "text/csv"})
         elapsed = time.perf_counter() - started
         job = response.json()
+        if timeline is not None:
+            print(timeline.stop())
         peak = max(samples + [resident_kib(server.process.pid)]) / 1024
         cpu_after = cpu_seconds(server.process.pid)
         cpu = {p: t - cpu_before.get(p, 0) for p, t in cpu_after.items()}

@@ -4,7 +4,9 @@ The rows of an import are written by a `TargetSink` inside a single transaction 
 the job done, so a crash at any point leaves either every accepted row or none:
 
 - PostgreSQL: COPY into the open transaction as chunks are checked (rows stay invisible until
-  the commit).
+  the commit). The targets' do-not-call fact (listed_until) is not kept row by row by the
+  trigger here: a statement per slot sets it for all of them before the commit (strategy.dnc),
+  and nothing when the customer has no entry.
 - SQLite: one writer at a time, so checked rows are spooled to a temporary file and written in
   one short transaction at the end, leaving the database free to other writers meanwhile.
 
@@ -35,6 +37,7 @@ from outdial.imports.checking import (
     dedupe_key,
 )
 from outdial.models import DncEntry, ImportJob, ImportRowError, ImportRowTarget, OutdialTarget
+from outdial.strategy import dnc
 
 RowError = tuple[int, str, str]
 JOBS = ImportJob.__table__
@@ -208,8 +211,8 @@ class TargetSink:
 
 
 class PostgresSink(TargetSink):
-    def __init__(self, database: Database, job_id: uuid.UUID, kind: str = TARGETS) -> None:
-        self.database, self.job_id, self.kind = database, job_id, kind
+    def __init__(self, database: Database, job: ImportJob, kind: str = TARGETS) -> None:
+        self.database, self.job, self.job_id, self.kind = database, job, job.id, kind
         self.connection: AsyncConnection | None = None
         self.driver: Any = None
 
@@ -218,7 +221,11 @@ class PostgresSink(TargetSink):
         await self.connection.begin()
         # The driver's transaction begins with the first statement sent through SQLAlchemy:
         # COPY goes to the driver directly and would otherwise commit on its own.
-        await self.connection.execute(text("SELECT 1"))
+        if self.kind == TARGETS:
+            # The rows' do-not-call facts are set at the end, in one statement (commit).
+            await dnc.keep_listed_until_of_import(self.connection)
+        else:
+            await self.connection.execute(text("SELECT 1"))
         raw = await self.connection.get_raw_connection()
         self.driver = raw.driver_connection
 
@@ -247,6 +254,10 @@ class PostgresSink(TargetSink):
 
     async def commit(self, finish: Any) -> bool:
         assert self.connection is not None
+        if self.kind == TARGETS:
+            assert self.job.outdial_id is not None
+            await dnc.set_listed_until_of_import(
+                self.connection, self.job.customer_id, self.job.outdial_id, self.job.tm_create)
         if not await finish(self.connection):
             return False
         await self.connection.commit()
@@ -286,8 +297,8 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 
 
 class SqliteSink(TargetSink):
-    def __init__(self, database: Database, job_id: uuid.UUID, kind: str = TARGETS) -> None:
-        self.database, self.job_id, self.kind = database, job_id, kind
+    def __init__(self, database: Database, job: ImportJob, kind: str = TARGETS) -> None:
+        self.database, self.job_id, self.kind = database, job.id, kind
         self.spool: Any = None
 
     async def open(self) -> None:
@@ -333,9 +344,9 @@ async def _executemany(connection: AsyncConnection, statement: str, rows: Sequen
         await raw.driver_connection.executemany(statement, rows)
 
 
-def sink_for(database: Database, job_id: uuid.UUID, kind: str = TARGETS) -> TargetSink:
+def sink_for(database: Database, job: ImportJob, kind: str = TARGETS) -> TargetSink:
     sink = SqliteSink if database.is_sqlite else PostgresSink
-    return sink(database, job_id, kind)
+    return sink(database, job, kind)
 
 
 async def batches(database: Database, fetch: Any, start: Any, key: Any) -> AsyncIterator[list[Any]]:

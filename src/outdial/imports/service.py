@@ -220,7 +220,7 @@ class ImportRunner:
     async def _import(self, job: ImportJob, options: ImportOptions, upload: AsyncIterator[bytes]) -> ImportJob:
         tally = _Tally()
         into, kind = _subject(job)
-        sink = sink_for(self.database, job.id, kind)
+        sink = sink_for(self.database, job, kind)
         # Chunks being checked, in file order. A bounded queue: two per worker keep both cores
         # busy while rows are written, and cap what the upload can make the server hold.
         pending: asyncio.Queue[Awaitable[CheckedChunk] | None] = asyncio.Queue(max(self.workers, 1) * 2)

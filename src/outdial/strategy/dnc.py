@@ -13,8 +13,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, String, Uuid, case, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+import datetime as dt
+
+from sqlalchemy import ColumnElement, DateTime, String, Uuid, case, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from outdial.errors import InvalidArgument
 from outdial.models import DncEntry, Dnclist
@@ -62,6 +64,52 @@ async def applicable_lists(
                                  wanted).order_by(Dnclist.id)
     )
     return list(rows)
+
+
+# -- listed_until of the targets an import writes (PostgreSQL; migration 0015) ----------------
+
+# The import's transaction says it keeps listed_until itself: the row trigger does nothing.
+_KEPT_BY_WRITER = "SELECT set_config('outdial.listed_until_by_writer', 'on', true)"
+# The customer's lock of migration 0014 (shared: a writer of targets), then whether any entry
+# of the customer could list a target at all.
+_LOCK_AND_ANY = text(
+    "SELECT pg_advisory_xact_lock_shared(hashtext('outdial listed_until'), "
+    "hashtext(CAST(:customer AS uuid)::text)), "
+    "EXISTS (SELECT 1 FROM dnc_entries WHERE customer_id = :customer)")
+# The listed_until of the import's targets (those of the outdial created at the job's time:
+# one range of ix_outdial_targets_live_page; another target created at that very microsecond is
+# only computed again) from the entries of their customer: one statement per slot, each the
+# later of what the earlier slots gave and its own entries, so that no single statement of a
+# million rows against a large list comes near the statement timeout. Only listed rows are
+# written.
+_SET_LISTED_SLOTS = [text(
+    "UPDATE outdial_targets t SET listed_until = greatest(t.listed_until, listed.until) FROM ("
+    "SELECT n.id, max(coalesce(e.tm_expire, '9999-12-31 00:00:00')) AS until "
+    "FROM outdial_targets n JOIN dnc_entries e ON e.customer_id = n.customer_id "
+    f"AND e.value = outdial_dnc_value(n.destination_{slot}) "
+    "WHERE n.outdial_id = :outdial AND n.tm_create = :tm_create AND n.tm_delete IS NULL "
+    f"AND n.destination_{slot} IS NOT NULL GROUP BY n.id) listed WHERE t.id = listed.id")
+    for slot in range(DESTINATION_SLOTS)]
+
+
+async def keep_listed_until_of_import(connection: AsyncConnection) -> None:
+    """In an import's transaction on PostgreSQL, before its rows: the rows' listed_until is
+    set by set_listed_until_of_import, a statement per slot, not by the trigger row by row."""
+    await connection.execute(text(_KEPT_BY_WRITER))
+
+
+async def set_listed_until_of_import(
+    connection: AsyncConnection, customer_id: uuid.UUID, outdial_id: uuid.UUID,
+    tm_create: dt.datetime,
+) -> None:
+    """The listed_until of the targets an import wrote, just before it commits. The lock is
+    the one an entry's writer takes exclusively: a writer that took it first has committed, so
+    its entries are read here; one that comes later waits for this commit and then finds these
+    targets. Nothing to read when the customer has no entry (no list, or empty lists)."""
+    any_entry = (await connection.execute(_LOCK_AND_ANY, {"customer": customer_id})).one()[1]
+    if any_entry:
+        for statement in _SET_LISTED_SLOTS:
+            await connection.execute(statement, {"outdial": outdial_id, "tm_create": tm_create})
 
 
 # -- the rule, in SQL: the claim and the waiting_reason both read it --------------------------
