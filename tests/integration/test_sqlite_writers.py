@@ -221,3 +221,18 @@ async def test_a_write_alone_commits_with_its_statement_and_reads_take_no_turn(
     await _write(databases[1], "after", [])
     assert time.perf_counter() - started < PATIENCE
     assert await _names(databases[0]) == ["after", "alone"]
+
+
+async def test_a_sqlite_pool_keeps_the_connections_asked_for(sqlite_url: str) -> None:
+    # Connections made for a burst and closed after it would each cost a thread, a connect and
+    # the pragmas to make again (the API asks for 20 kept, none more).
+    kept = Database(sqlite_url, pool_size=20, overflow=0)
+    small = Database(sqlite_url, pool_size=2)
+    try:
+        pool = kept.engine.sync_engine.pool
+        assert (pool.size(), pool._max_overflow) == (20, 0)  # type: ignore[attr-defined]
+        pool = small.engine.sync_engine.pool
+        assert pool.size() + pool._max_overflow >= 15  # type: ignore[attr-defined]
+    finally:
+        await kept.dispose()
+        await small.dispose()
