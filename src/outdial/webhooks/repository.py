@@ -22,8 +22,11 @@ from typing import Any
 from sqlalchemy import (
     DateTime,
     Integer,
+    String,
+    Text,
     Uuid,
     and_,
+    cast,
     delete,
     exists,
     func,
@@ -85,12 +88,27 @@ async def latest_event_id(session: AsyncSession, customer_id: uuid.UUID) -> int:
     ) or 0
 
 
-async def webhooks_behind(session: AsyncSession) -> list[uuid.UUID]:
-    """Enabled webhooks whose customer has events past their cursor."""
-    newer = exists().where(
-        EVENTS.c.customer_id == Webhook.customer_id, EVENTS.c.id > Webhook.event_cursor
+def _newer_events() -> Any:
+    """The webhook's customer has events past its cursor."""
+    return exists().where(
+        EVENTS.c.customer_id == WEBHOOKS.c.customer_id, EVENTS.c.id > WEBHOOKS.c.event_cursor
     )
-    return list(await session.scalars(select(Webhook.id).where(_live_enabled(), newer)))
+
+
+def _has_pending() -> Any:
+    return exists().where(DELIVERIES.c.webhook_id == WEBHOOKS.c.id,
+                          DELIVERIES.c.status == "pending")
+
+
+async def webhooks_behind(session: AsyncSession, *, waiting: bool = False) -> list[uuid.UUID]:
+    """Enabled webhooks with events past their cursor; with `waiting`, only those that also
+    have deliveries waiting (their new events queue up behind them; a webhook with nothing
+    waiting turns its new events into a run when it is claimed, see claim())."""
+    query = select(WEBHOOKS.c.id).where(
+        WEBHOOKS.c.status == "enabled", WEBHOOKS.c.tm_delete.is_(None), _newer_events())
+    if waiting:
+        query = query.where(_has_pending())
+    return list(await session.scalars(query))
 
 
 async def fan_out(
@@ -98,12 +116,26 @@ async def fan_out(
 ) -> int:
     """Turn up to `most` of the webhook's new events into deliveries; returns how many were
     made. A webhook another process is fanning out is skipped, not waited for."""
-    webhook = await session.scalar(
+    webhook = await _lock_webhook(session, webhook_id)
+    if webhook is None:
+        return 0
+    return await _fan_out_locked(session, webhook, now, most)
+
+
+async def _lock_webhook(session: AsyncSession, webhook_id: uuid.UUID) -> Webhook | None:
+    """The enabled webhook, locked for this transaction; None if another process holds it."""
+    return await session.scalar(
         select(Webhook).where(Webhook.id == webhook_id, _live_enabled())
         .with_for_update(skip_locked=True).execution_options(populate_existing=True)
     )
-    if webhook is None:
-        return 0
+
+
+async def _fan_out_locked(
+    session: AsyncSession, webhook: Webhook, now: dt.datetime, most: int,
+    lease: tuple[str, dt.datetime] | None = None,
+) -> int:
+    """fan_out() of a webhook the caller has locked; with `lease` (owner, until), the
+    deliveries are made already claimed by that owner (a run nobody else may take)."""
     # All types are read, so that the cursor moves past the ones the webhook does not take;
     # only ids and types (the payloads are read when the deliveries are claimed).
     events = await read_events(session, webhook.customer_id, webhook.event_cursor, None, most,
@@ -114,10 +146,12 @@ async def fan_out(
     # their number), each with a new random id.
     new_id = (func.gen_random_uuid() if session.bind.dialect.name == "postgresql"
               else func.lower(func.hex(func.randomblob(16))))  # a Uuid as SQLite stores it
+    owner, lease_expire = lease if lease is not None else (None, None)
     chosen = select(
         type_coerce(new_id, Uuid()), EVENTS.c.customer_id, literal(webhook.id, Uuid()),
         EVENTS.c.id, EVENTS.c.type, literal("pending"), literal(0), literal(now, DateTime()),
-        literal(now, DateTime()), literal(now, DateTime()),
+        literal(now, DateTime()), literal(now, DateTime()), literal(owner, String()),
+        literal(lease_expire, DateTime()),
     ).where(EVENTS.c.customer_id == webhook.customer_id, EVENTS.c.id > webhook.event_cursor,
             EVENTS.c.id <= events[-1].id)
     if webhook.event_types:
@@ -125,7 +159,7 @@ async def fan_out(
     result = await session.execute(
         _insert(session).from_select(
             ["id", "customer_id", "webhook_id", "event_id", "event_type", "status", "attempts",
-             "next_attempt_at", "tm_queued", "tm_create"],
+             "next_attempt_at", "tm_queued", "tm_create", "owner", "tm_lease_expire"],
             chosen,
         ).on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
     )
@@ -135,7 +169,7 @@ async def fan_out(
 
 async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> list[uuid.UUID]:
     """Enabled webhooks whose first pending delivery (the one the others wait behind) is due
-    and not held by a live lease. The first is found along ix_webhook_deliveries_pending, so a
+    and not held by a live lease, or with nothing pending and new events. The first is found along ix_webhook_deliveries_pending, so a
     long log of delivered ones is never scanned."""
     head = (
         select(DELIVERIES.c.id)
@@ -150,9 +184,11 @@ async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> li
         first.c.id == head, first.c.next_attempt_at <= now,
         or_(first.c.tm_lease_expire.is_(None), first.c.tm_lease_expire < now),
     )
+    fresh = and_(~_has_pending(), _newer_events())  # claim() makes their run
     query = (
         select(WEBHOOKS.c.id)
-        .where(WEBHOOKS.c.status == "enabled", WEBHOOKS.c.tm_delete.is_(None), due)
+        .where(WEBHOOKS.c.status == "enabled", WEBHOOKS.c.tm_delete.is_(None),
+               or_(due, fresh))
         .limit(most)
     )
     return list(await session.scalars(query))
@@ -163,47 +199,61 @@ async def claim(
     lease_seconds: float, most: int,
 ) -> Claim | None:
     """Lease the endpoint's next deliveries, in event order, if its first one is due and no
-    other process holds any of them."""
-    webhook = await session.scalar(
-        select(Webhook).where(Webhook.id == webhook_id, _live_enabled())
-        .with_for_update(skip_locked=True).execution_options(populate_existing=True)
-    )
+    other process holds any of them. With nothing pending, its new events become the run:
+    their deliveries are made already leased to `owner` (one write per delivery, not two)."""
+    webhook = await _lock_webhook(session, webhook_id)
     if webhook is None:
         return None
-    pending = and_(DELIVERIES.c.webhook_id == webhook_id, DELIVERIES.c.status == "pending")
-    held = DELIVERIES.alias("held")
-    held_by_any = exists().where(
-        held.c.webhook_id == webhook_id, held.c.status == "pending",
-        held.c.owner.is_not(None), held.c.tm_lease_expire >= now,
-    )
-    # Each delivery with its event, read together (the event's columns under their own names;
-    # none where retention pruned it), and whether any of them is held by a live lease.
-    rows = (await session.execute(
-        select(EVENTS, DELIVERIES.c.id.label("delivery_id"),
-               DELIVERIES.c.event_id.label("delivered_event_id"), DELIVERIES.c.attempts,
-               DELIVERIES.c.tm_queued, DELIVERIES.c.next_attempt_at,
-               held_by_any.label("held"))
-        .select_from(DELIVERIES.outerjoin(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id))
-        .where(pending).order_by(DELIVERIES.c.event_id).limit(most)
-    )).all()
-    if rows and rows[0].held:
-        return None
-    run = []
-    for row in rows:
-        if row.next_attempt_at > now:
-            break  # waits for its retry, and everything after it waits for it
-        run.append(row)
-    if not run:
-        return None
-    await session.execute(
-        update(DELIVERIES).where(DELIVERIES.c.id.in_([row.delivery_id for row in run]))
-        .values(owner=owner, tm_lease_expire=now + dt.timedelta(seconds=lease_seconds))
-    )
+    lease_expire = now + dt.timedelta(seconds=lease_seconds)
+    rows = await _pending_run(session, webhook_id, now, most)
+    if not rows:
+        if not await _fan_out_locked(session, webhook, now, most, (owner, lease_expire)):
+            return None
+        rows = await _pending_run(session, webhook_id, now, most)
+        run = [row for row in rows if row.owner == owner]  # those just made, in order
+    else:
+        if rows[0].held:
+            return None
+        run = []
+        for row in rows:
+            if row.next_attempt_at > now:
+                break  # waits for its retry, and everything after it waits for it
+            run.append(row)
+        if not run:
+            return None
+        await session.execute(
+            update(DELIVERIES).where(DELIVERIES.c.id.in_([row.delivery_id for row in run]))
+            .values(owner=owner, tm_lease_expire=lease_expire)
+        )
     items = [Item(row.delivery_id, row.delivered_event_id, row.attempts, row.tm_queued,
                   row if row.id is not None else None)
              for row in run]
     return Claim(webhook.id, webhook.customer_id, webhook.url, webhook.secret_encrypted, items,
                  webhook.failures)
+
+
+async def _pending_run(
+    session: AsyncSession, webhook_id: uuid.UUID, now: dt.datetime, most: int
+) -> list[Any]:
+    """The endpoint's first `most` pending deliveries in event order, each with its event
+    (None columns where retention pruned it; the payload as the stored JSON text, sent as it
+    is) and whether any of them is held by a live lease."""
+    held = DELIVERIES.alias("held")
+    held_by_any = exists().where(
+        held.c.webhook_id == webhook_id, held.c.status == "pending",
+        held.c.owner.is_not(None), held.c.tm_lease_expire >= now,
+    )
+    return list((await session.execute(
+        select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.customer_id, EVENTS.c.tm_create,
+               cast(EVENTS.c.data, Text).label("data_json"),
+               DELIVERIES.c.id.label("delivery_id"),
+               DELIVERIES.c.event_id.label("delivered_event_id"), DELIVERIES.c.attempts,
+               DELIVERIES.c.tm_queued, DELIVERIES.c.next_attempt_at, DELIVERIES.c.owner,
+               held_by_any.label("held"))
+        .select_from(DELIVERIES.outerjoin(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id))
+        .where(DELIVERIES.c.webhook_id == webhook_id, DELIVERIES.c.status == "pending")
+        .order_by(DELIVERIES.c.event_id).limit(most)
+    )).all())
 
 
 def _outcome(status_code: int, latency_ms: int, error: str, now: dt.datetime) -> dict[str, Any]:
