@@ -219,7 +219,9 @@ class Deliverer:
                     return
                 following = None
                 async with self.database.transaction() as session:
-                    kept = await self._write_arrived(session, claim, arrived)
+                    # The whole run arrived: a fresh run's cursor passes its last event read.
+                    kept = await self._write_arrived(session, claim, arrived,
+                                                     up_to=claim.read_up_to)
                     if kept and not self._stopping:
                         # Its new events, if nothing else waits, become the next run.
                         following = await repo.claim(
@@ -317,10 +319,26 @@ class Deliverer:
         return kept
 
     async def _write_arrived(
-        self, session: AsyncSession, claim: Claim, arrived: list[tuple[Item, Sent]]
+        self, session: AsyncSession, claim: Claim, arrived: list[tuple[Item, Sent]],
+        up_to: int = 0,
     ) -> bool:
         """Write the deliveries that arrived in the caller's transaction; False when the lease
-        on them had been lost."""
+        on them had been lost. A fresh run's deliveries are made now, delivered, and its
+        cursor moved past them (and up to `up_to`, when the whole run arrived)."""
+        if claim.fresh:
+            if not arrived and not up_to:
+                return True
+            now = self.clock.now()
+            kept = await repo.record_fresh(
+                session, claim,
+                [(item, {"status": "delivered", "attempts": 1, "response_code": sent.status_code,
+                         "latency_ms": sent.latency_ms, "tm_update": now})
+                 for item, sent in arrived],
+                self.worker_id, now, max([up_to, *(item.event_id for item, _ in arrived)]),
+                reset_failures=claim.failures != 0,
+            )
+            claim.failures = 0
+            return kept
         if not arrived:
             return True
         outcomes = [(item, sent.status_code, sent.latency_ms) for item, sent in arrived]
@@ -354,10 +372,14 @@ class Deliverer:
                 retry_at = now + delay
         disabled = None
         async with self.database.transaction() as session:
-            kept = await repo.record_failed(
-                session, item, claim.webhook_id, self.worker_id, status_code=sent.status_code,
-                latency_ms=sent.latency_ms, error=sent.error, now=now, retry_at=retry_at,
-            )
+            if claim.fresh:
+                kept = await self._write_failed_fresh(session, claim, item, sent, now, retry_at)
+            else:
+                kept = await repo.record_failed(
+                    session, item, claim.webhook_id, self.worker_id,
+                    status_code=sent.status_code, latency_ms=sent.latency_ms, error=sent.error,
+                    now=now, retry_at=retry_at,
+                )
             if kept and not give_up:
                 disabled = await repo.count_failure(
                     session, claim.webhook_id, self.config.disable_after_failures, now, sent.error
@@ -369,6 +391,28 @@ class Deliverer:
             log.warning("webhook %s disabled: %s", disabled.id, disabled.detail)
         _record_delivery(claim.webhook_id, sent, final=retry_at is None,
                          disabled=disabled is not None)
+        return kept
+
+    async def _write_failed_fresh(
+        self, session: AsyncSession, claim: Claim, item: Item, sent: Sent, now: dt.datetime,
+        retry_at: dt.datetime | None,
+    ) -> bool:
+        """A fresh run's delivery failed: it is made, with its retry (or failed for good), and
+        the rest of the run behind it is made pending, waiting for it in order; the cursor
+        passes the run and the webhook's lease is let go. False when it had been lost."""
+        failed = {"attempts": 1, "response_code": sent.status_code, "tm_queued": now,
+                  "latency_ms": sent.latency_ms, "error": sent.error[:1024], "tm_update": now}
+        if retry_at is None:
+            failed["status"] = "failed"
+        else:
+            failed["next_attempt_at"] = retry_at
+        behind = claim.items[claim.items.index(item) + 1:]
+        kept = await repo.record_fresh(
+            session, claim, [(item, failed), *((waiting, {}) for waiting in behind)],
+            self.worker_id, now, claim.read_up_to, reset_failures=False,
+        )
+        if kept:
+            await repo.release(session, self.worker_id, claim.webhook_id)
         return kept
 
     # -- the long-running loop ---------------------------------------------------------------
