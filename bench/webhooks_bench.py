@@ -185,6 +185,10 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self._conn.recv()}/hook"
         self.arrivals: list[tuple[float, str, str]] = []  # (arrived at, event id, tm_create)
 
+    def cpu(self) -> float:
+        """The receiver process's CPU seconds so far."""
+        return cpu_seconds(self._process.pid) if self._process.pid else 0.0
+
     def close(self) -> None:
         """Stop, and take the arrivals in the order they arrived."""
         if self._conn.closed:
@@ -329,12 +333,14 @@ async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
         await settled(processes[0].pid)  # the clock starts once the worker is up
         server = ServerWork(url)
         cpu_before, server_before = worker_cpu(processes[0].pid), await server.read()
+        receiver_before = receiver.cpu()
         load_before = os.getloadavg()[0]
         await set_status(database, campaign_id, "run")
         while await status_of(database, campaign_id) != "stop":
             await asyncio.sleep(0.2)
         # The campaign's window: the engine's CPU and PostgreSQL's while it dialed.
         cpu_stopped, server_stopped = worker_cpu(processes[0].pid), await server.read()
+        receiver_stopped = receiver.cpu()
         load_after = os.getloadavg()[0]
         delivered = await drained(database, webhook_id, customer_id) if webhook_id else 0
         cpu_after, server_after = worker_cpu(processes[0].pid), await server.read()
@@ -362,6 +368,9 @@ async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
         if subscribed:
             result["deliverer_cpu_ms_per_1000_events"] = (
                 1e6 * (cpu_after[1] - cpu_before[1]) / delivered)
+            # The receiver shares the machine too: its CPU while the campaign dialed.
+            result["dialing_receiver_cpu_ms_per_1000_attempts"] = (
+                1e6 * (receiver_stopped - receiver_before) / attempts)
             arrivals = receiver.arrivals
             ids = [event_id for _, event_id, _ in arrivals]
             result.update(events=delivered, duplicates=len(ids) - len(set(ids)),
