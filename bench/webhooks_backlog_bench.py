@@ -85,7 +85,8 @@ async def main() -> None:
         user, system = (1e6 * (ot1.user - ot0.user) / N, 1e6 * (ot1.system - ot0.system) / N)
         print(f"{N} events in {t1 - t0:.2f} s; deliverer CPU {user + system:.0f} ms per 1,000"
               f" (user {user:.0f}, system {system:.0f}); load {os.getloadavg()[0]:.2f}")
-        print({k: round(v, 1) for k, v in wb.ServerWork.difference(before, after, N, "events").items()})
+        figures = wb.ServerWork.difference(before, after, N, "events")
+        print({k: round(v, 1) for k, v in figures.items()})
         print(await server.tables())
         ids = [e for _, e, _ in receiver.arrivals]
         print("arrived", len(ids), "dups", len(ids) - len(set(ids)), "ordered", ids == sorted(ids))

@@ -184,8 +184,9 @@ async def _fan_out_locked(
 
 async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> list[uuid.UUID]:
     """Enabled webhooks whose first pending delivery (the one the others wait behind) is due
-    and not held by a live lease, or with nothing pending and new events. The first is found along ix_webhook_deliveries_pending, so a
-    long log of delivered ones is never scanned."""
+    and not held by a live lease, or with nothing pending, new events and no live lease on a
+    run of them. The first is found along ix_webhook_deliveries_pending, so a long log of
+    delivered ones is never scanned."""
     head = (
         select(DELIVERIES.c.id)
         .where(DELIVERIES.c.webhook_id == WEBHOOKS.c.id, DELIVERIES.c.status == "pending")
