@@ -31,13 +31,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import func, insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_bench import (  # noqa: E402 - the engine bench's database and worker handling
+    ADMIN_URL,
     INSTANT,
     drop_database,
-    fresh_database,
     set_status,
     start_workers,
     status_of,
@@ -65,6 +66,78 @@ CHANNEL_KEY = "webhooks bench channel key"
 WORKER_SETTINGS = {**INSTANT, "channel_secret_key": CHANNEL_KEY,
                    "webhooks_allow_private_networks": "true"}
 DRAIN_LIMIT_S = 300.0
+DATABASE_PREFIX = "hookengine_webhooks_bench_"  # other benches may run beside this one
+
+
+async def fresh_database() -> str:
+    name = f"{DATABASE_PREFIX}{uuid.uuid4().hex[:10]}"
+    connection = await asyncpg.connect(ADMIN_URL)
+    await connection.execute(f'CREATE DATABASE "{name}"')
+    await connection.close()
+    return f"{ADMIN_URL.rpartition('/')[0]}/{name}"
+
+
+class ServerWork:
+    """What the PostgreSQL server did for one database between two readings: the CPU time of
+    its backends by who opened them (application_name: "outdial engine …", "outdial webhooks
+    …"), and the database's transactions and row writes. A backend's CPU is read from /proc,
+    as long as it lives: readings are taken while the worker is connected."""
+
+    TABLES = ("events", "webhook_deliveries", "webhooks", "outdial_targets", "campaigncalls")
+
+    def __init__(self, url: str) -> None:
+        self.database = url.rpartition("/")[2]
+
+    async def read(self) -> dict[str, Any]:
+        connection = await asyncpg.connect(ADMIN_URL)
+        try:
+            backends = await connection.fetch(
+                "SELECT pid, coalesce(application_name, '') AS name FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()", self.database)
+            await connection.execute("SELECT pg_stat_clear_snapshot()")
+            totals = await connection.fetchrow(
+                "SELECT xact_commit, tup_inserted, tup_updated, tup_deleted"
+                " FROM pg_stat_database WHERE datname = $1", self.database)
+        finally:
+            await connection.close()
+        cpu: dict[int, tuple[str, float]] = {}
+        for row in backends:
+            try:
+                cpu[row["pid"]] = (row["name"], cpu_seconds(row["pid"]))
+            except OSError:
+                pass  # ended meanwhile
+        return {"cpu": cpu, "totals": dict(totals) if totals else {}}
+
+    async def tables(self) -> dict[str, dict[str, int]]:
+        """Row writes per table, from the database itself (its own statistics view)."""
+        connection = await asyncpg.connect(f"{ADMIN_URL.rpartition('/')[0]}/{self.database}")
+        try:
+            rows = await connection.fetch(
+                "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, n_dead_tup,"
+                " autovacuum_count + autoanalyze_count AS autovacuums FROM pg_stat_user_tables"
+                " WHERE relname = ANY($1::text[])", list(self.TABLES))
+        finally:
+            await connection.close()
+        return {row["relname"]: {k: v for k, v in row.items() if k != "relname"} for row in rows}
+
+    @staticmethod
+    def difference(before: dict[str, Any], after: dict[str, Any], per: int,
+                   unit: str) -> dict[str, Any]:
+        """PostgreSQL CPU ms per 1,000 `unit` by the backends' owner, and statements' traces."""
+        spent: dict[str, float] = {}
+        for pid, (name, seconds) in after["cpu"].items():
+            owner = ("engine" if name.startswith("outdial engine") else
+                     "deliverer" if name.startswith("outdial webhooks") else "other")
+            spent[owner] = spent.get(owner, 0.0) + seconds - before["cpu"].get(pid, (name, 0.0))[1]
+        figures: dict[str, Any] = {
+            f"pg_{owner}_cpu_ms_per_1000_{unit}": 1e6 * spent.get(owner, 0.0) / per
+            for owner in ("engine", "deliverer", "other")}
+        figures[f"pg_cpu_ms_per_1000_{unit}"] = 1e6 * sum(spent.values()) / per
+        for key in ("xact_commit", "tup_inserted", "tup_updated", "tup_deleted"):
+            if key in after["totals"]:
+                figures[f"{key}_per_1000_{unit}"] = (
+                    1000 * (after["totals"][key] - before["totals"][key]) / per)
+        return figures
 
 
 def _receive(conn: Any) -> None:
@@ -111,6 +184,10 @@ class Receiver:
         self._process.start()
         self.url = f"http://127.0.0.1:{self._conn.recv()}/hook"
         self.arrivals: list[tuple[float, str, str]] = []  # (arrived at, event id, tm_create)
+
+    def cpu(self) -> float:
+        """The receiver process's CPU seconds so far."""
+        return cpu_seconds(self._process.pid) if self._process.pid else 0.0
 
     def close(self) -> None:
         """Stop, and take the arrivals in the order they arrived."""
@@ -254,25 +331,46 @@ async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
         webhook_id = await subscribe(database, customer_id, receiver.url) if subscribed else None
         processes = start_workers(url, 1, **WORKER_SETTINGS)
         await settled(processes[0].pid)  # the clock starts once the worker is up
-        cpu_before = worker_cpu(processes[0].pid)
+        server = ServerWork(url)
+        cpu_before, server_before = worker_cpu(processes[0].pid), await server.read()
+        receiver_before = receiver.cpu()
+        load_before = os.getloadavg()[0]
         await set_status(database, campaign_id, "run")
         while await status_of(database, campaign_id) != "stop":
             await asyncio.sleep(0.2)
+        # The campaign's window: the engine's CPU and PostgreSQL's while it dialed.
+        cpu_stopped, server_stopped = worker_cpu(processes[0].pid), await server.read()
+        receiver_stopped = receiver.cpu()
+        load_after = os.getloadavg()[0]
         delivered = await drained(database, webhook_id, customer_id) if webhook_id else 0
-        cpu_after = worker_cpu(processes[0].pid)
+        cpu_after, server_after = worker_cpu(processes[0].pid), await server.read()
         stop_workers(processes)
         receiver.close()
+        server_after["totals"] = (await server.read())["totals"]  # flushed as backends ended
+        tables = await server.tables()
         async with database.transaction() as session:
             first, last, attempts = (await session.execute(
                 select(func.min(Campaigncall.tm_create), func.max(Campaigncall.tm_end),
                        func.count()).where(Campaigncall.campaign_id == campaign_id))).one()
         seconds = (last - first).total_seconds()
         result: dict[str, Any] = {"subscribed": subscribed, "attempts": attempts,
-                                  "attempts_per_s": attempts / seconds}
+                                  "attempts_per_s": attempts / seconds,
+                                  "load": f"{load_before:.2f}-{load_after:.2f}"}
+        # While dialing (what competes with the engine), then the whole run with the drain.
+        result.update({f"dialing_{k}": v for k, v in
+                       cpu_figures(cpu_before, cpu_stopped, attempts, "attempts").items()})
+        result.update({f"dialing_{k}": v for k, v in ServerWork.difference(
+            server_before, {**server_stopped, "totals": server_before["totals"]},
+            attempts, "attempts").items() if k.startswith("pg_")})
         result.update(cpu_figures(cpu_before, cpu_after, attempts, "attempts"))
+        result.update(ServerWork.difference(server_before, server_after, attempts, "attempts"))
+        result["tables"] = tables
         if subscribed:
             result["deliverer_cpu_ms_per_1000_events"] = (
                 1e6 * (cpu_after[1] - cpu_before[1]) / delivered)
+            # The receiver shares the machine too: its CPU while the campaign dialed.
+            result["dialing_receiver_cpu_ms_per_1000_attempts"] = (
+                1e6 * (receiver_stopped - receiver_before) / attempts)
             arrivals = receiver.arrivals
             ids = [event_id for _, event_id, _ in arrivals]
             result.update(events=delivered, duplicates=len(ids) - len(set(ids)),
@@ -307,7 +405,9 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
             "--nonblocking", "--subprocesses", "--duration", str(round(seconds + 1)),
             "--output", profile, "--pid", str(processes[0].pid)])
         tick, per_tick = 0.02, max(1, round(events_per_s * 0.02))
-        cpu_before = worker_cpu(processes[0].pid)
+        server = ServerWork(url)
+        cpu_before, server_before = worker_cpu(processes[0].pid), await server.read()
+        load_before = os.getloadavg()[0]
         started, emitted = time.monotonic(), 0
         while time.monotonic() - started < seconds:
             async with database.transaction() as session:
@@ -319,16 +419,20 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
                 await asyncio.sleep(behind)
         produced_s = time.monotonic() - started
         await drained(database, webhook_id, customer_id)
-        cpu_after = worker_cpu(processes[0].pid)
+        cpu_after, server_after = worker_cpu(processes[0].pid), await server.read()
+        load_after = os.getloadavg()[0]
         if profiler is not None:
             profiler.wait(timeout=60)
         stop_workers(processes)
         receiver.close()
+        server_after["totals"] = (await server.read())["totals"]  # flushed as backends ended
         arrivals = receiver.arrivals[warm_up:]
         return {"emitted": emitted, "emitted_per_s": emitted / produced_s,
                 "delivered": len(arrivals), "delivered_per_s": rate(arrivals),
+                "load": f"{load_before:.2f}-{load_after:.2f}",
                 **latencies(arrivals),
-                **cpu_figures(cpu_before, cpu_after, emitted, "events")}
+                **cpu_figures(cpu_before, cpu_after, emitted, "events"),
+                **ServerWork.difference(server_before, server_after, emitted, "events")}
     finally:
         receiver.close()
         await database.dispose()

@@ -482,3 +482,30 @@ async def test_old_deliveries_are_pruned_in_batches_but_not_one_being_sent(
     assert await deliverer.prune_if_due() == 7  # three batches: 3, 3, 1
     assert await deliverer.prune_if_due() == 0  # not due again before a minute
     assert [d.event_id for d in await deliveries(database, webhook_id)] == [100, 200]
+
+
+async def test_a_run_of_new_events_is_written_once_as_it_arrives_and_its_lease_let_go(
+    database_url: str, database: Database, clock: FakeClock, receiver: Receiver,
+    customer_id: uuid.UUID
+) -> None:
+    """An endpoint that keeps up: its new events go as a run leased on the webhook, their
+    deliveries written once they arrived (never pending), and the lease ends with the run, so
+    another process sends the next events at once, without waiting for it to run out."""
+    webhook_id = await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
+    await add_events(database, customer_id, *["campaign_updated"] * 5)
+    await deliver(Deliverer(database, clock, BOX, LOCAL))
+    async with database.transaction() as session:
+        webhook = await session.get(Webhook, webhook_id)
+        assert (webhook.owner, webhook.tm_lease_expire) == (None, None)
+        cursor = webhook.event_cursor
+    log = await deliveries(database, webhook_id)
+    assert [(d.status, d.attempts, d.owner) for d in log] == [("delivered", 1, None)] * 5
+    assert cursor == log[-1].event_id
+    await add_events(database, customer_id, *["campaign_updated"] * 3)
+    other = Database(database_url)
+    try:
+        await deliver(Deliverer(other, clock, BOX, LOCAL))  # the clock has not moved
+    finally:
+        await other.dispose()
+    ids = [int(r.message_id) for r in receiver.received]
+    assert len(ids) == 8 and ids == sorted(set(ids))

@@ -29,6 +29,10 @@ class Webhook(Base):
                                               default=0)
     # Failed attempts in a row; a success resets it, too many disable the webhook.
     failures: Mapped[int] = mapped_column(default=0)
+    # The process sending a run of its new events, and until when without a heartbeat (a run
+    # of deliveries already made is leased on the deliveries themselves).
+    owner: Mapped[str | None] = mapped_column(String(64))
+    tm_lease_expire: Mapped[dt.datetime | None]
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]

@@ -24,8 +24,9 @@ from outdial.db import Database
 # The engine's helpers: one way to race waits and to log a failed round.
 from outdial.engine.worker import first_of, log_failure, new_worker_id
 from outdial.events import catalogue
-from outdial.events.outbox import emit, event_json
+from outdial.events.outbox import emit
 from outdial.settings import Settings
+from outdial.timestamps import format_timestamp
 from outdial.webhooks import repository as repo
 from outdial.webhooks.repository import Claim, Item
 from outdial.webhooks.sending import Message, Sender, Sent
@@ -79,8 +80,13 @@ class DeliveryConfig:
 
 
 def message(event: Any) -> tuple[str, str]:
-    """An event's webhook-id (its id: the same on every retry) and its body."""
-    return str(event.id), json.dumps(event_json(event), separators=(",", ":"), ensure_ascii=False)
+    """An event's webhook-id (its id: the same on every retry) and its body: the event as
+    event_json() gives it, its payload spliced in as stored (`data_json`, JSON text) rather
+    than decoded and encoded again."""
+    head = json.dumps({"id": event.id, "type": event.type, "customer_id": str(event.customer_id),
+                       "tm_create": format_timestamp(event.tm_create)},
+                      separators=(",", ":"), ensure_ascii=False)
+    return str(event.id), f'{head[:-1]},"data":{event.data_json}}}'
 
 
 def _record_delivery(
@@ -125,7 +131,8 @@ class Deliverer:
     async def step(self) -> int:
         """Fan new events out, prune if due, and start sending to due endpoints; returns how
         many endpoints were claimed."""
-        await self.fan_out()
+        # The events of a webhook with nothing waiting go straight into its next claimed run.
+        await self.fan_out(waiting=True)
         await self.prune_if_due()
         room = self.config.concurrency - len(self._tasks)
         if room <= 0:
@@ -149,11 +156,12 @@ class Deliverer:
             self._launch(claim)
         return len(claims)
 
-    async def fan_out(self) -> int:
-        """Turn new events into deliveries, for every webhook behind, in one transaction."""
+    async def fan_out(self, *, waiting: bool = False) -> int:
+        """Turn new events into deliveries, for every webhook behind (with `waiting`, only
+        those with deliveries waiting), in one transaction."""
         made = 0
         async with self.database.transaction() as session:
-            for webhook_id in await repo.webhooks_behind(session):
+            for webhook_id in await repo.webhooks_behind(session, waiting=waiting):
                 made += await repo.fan_out(session, webhook_id, self.clock.now(), FAN_OUT_BATCH)
         return made
 
@@ -201,7 +209,7 @@ class Deliverer:
     async def _send_run(self, claim: Claim | None) -> None:
         """Send the endpoint's claimed runs one after another, until none is due (or a send
         failed, or the process stops). Once a run has arrived, it is written down, the
-        endpoint's new events fanned out and its next run claimed, in one transaction: while
+        endpoint's next run claimed (its new events), in one transaction: while
         events keep coming, an endpoint does not wait for the process's next round."""
         webhook_id = claim.webhook_id if claim is not None else None
         try:
@@ -211,12 +219,13 @@ class Deliverer:
                     return
                 following = None
                 async with self.database.transaction() as session:
-                    kept = await self._write_arrived(session, claim, arrived)
+                    # The whole run arrived: a fresh run's cursor passes its last event read.
+                    kept = await self._write_arrived(session, claim, arrived,
+                                                     up_to=claim.read_up_to)
                     if kept and not self._stopping:
-                        now = self.clock.now()
-                        await repo.fan_out(session, claim.webhook_id, now, FAN_OUT_BATCH)
+                        # Its new events, if nothing else waits, become the next run.
                         following = await repo.claim(
-                            session, claim.webhook_id, owner=self.worker_id, now=now,
+                            session, claim.webhook_id, owner=self.worker_id, now=self.clock.now(),
                             lease_seconds=self.config.lease_seconds,
                             most=self.config.claim_batch,
                         )
@@ -310,10 +319,26 @@ class Deliverer:
         return kept
 
     async def _write_arrived(
-        self, session: AsyncSession, claim: Claim, arrived: list[tuple[Item, Sent]]
+        self, session: AsyncSession, claim: Claim, arrived: list[tuple[Item, Sent]],
+        up_to: int = 0,
     ) -> bool:
         """Write the deliveries that arrived in the caller's transaction; False when the lease
-        on them had been lost."""
+        on them had been lost. A fresh run's deliveries are made now, delivered, and its
+        cursor moved past them (and up to `up_to`, when the whole run arrived)."""
+        if claim.fresh:
+            if not arrived and not up_to:
+                return True
+            now = self.clock.now()
+            kept = await repo.record_fresh(
+                session, claim,
+                [(item, {"status": "delivered", "attempts": 1, "response_code": sent.status_code,
+                         "latency_ms": sent.latency_ms, "tm_update": now})
+                 for item, sent in arrived],
+                self.worker_id, now, max([up_to, *(item.event_id for item, _ in arrived)]),
+                reset_failures=claim.failures != 0,
+            )
+            claim.failures = 0
+            return kept
         if not arrived:
             return True
         outcomes = [(item, sent.status_code, sent.latency_ms) for item, sent in arrived]
@@ -347,10 +372,14 @@ class Deliverer:
                 retry_at = now + delay
         disabled = None
         async with self.database.transaction() as session:
-            kept = await repo.record_failed(
-                session, item, claim.webhook_id, self.worker_id, status_code=sent.status_code,
-                latency_ms=sent.latency_ms, error=sent.error, now=now, retry_at=retry_at,
-            )
+            if claim.fresh:
+                kept = await self._write_failed_fresh(session, claim, item, sent, now, retry_at)
+            else:
+                kept = await repo.record_failed(
+                    session, item, claim.webhook_id, self.worker_id,
+                    status_code=sent.status_code, latency_ms=sent.latency_ms, error=sent.error,
+                    now=now, retry_at=retry_at,
+                )
             if kept and not give_up:
                 disabled = await repo.count_failure(
                     session, claim.webhook_id, self.config.disable_after_failures, now, sent.error
@@ -362,6 +391,28 @@ class Deliverer:
             log.warning("webhook %s disabled: %s", disabled.id, disabled.detail)
         _record_delivery(claim.webhook_id, sent, final=retry_at is None,
                          disabled=disabled is not None)
+        return kept
+
+    async def _write_failed_fresh(
+        self, session: AsyncSession, claim: Claim, item: Item, sent: Sent, now: dt.datetime,
+        retry_at: dt.datetime | None,
+    ) -> bool:
+        """A fresh run's delivery failed: it is made, with its retry (or failed for good), and
+        the rest of the run behind it is made pending, waiting for it in order; the cursor
+        passes the run and the webhook's lease is let go. False when it had been lost."""
+        failed = {"attempts": 1, "response_code": sent.status_code, "tm_queued": now,
+                  "latency_ms": sent.latency_ms, "error": sent.error[:1024], "tm_update": now}
+        if retry_at is None:
+            failed["status"] = "failed"
+        else:
+            failed["next_attempt_at"] = retry_at
+        behind = claim.items[claim.items.index(item) + 1:]
+        kept = await repo.record_fresh(
+            session, claim, [(item, failed), *((waiting, {}) for waiting in behind)],
+            self.worker_id, now, claim.read_up_to, reset_failures=False,
+        )
+        if kept:
+            await repo.release(session, self.worker_id, claim.webhook_id)
         return kept
 
     # -- the long-running loop ---------------------------------------------------------------

@@ -1,13 +1,19 @@
 """All SQL of webhook delivery: fan-out from the outbox, claims with leases, outcomes, pruning.
 
-Fan-out: each webhook keeps a cursor into its customer's outbox; new events after it become
-deliveries and the cursor moves past them in one transaction, under the webhook's row lock,
+Fan-out (of a webhook with deliveries waiting: its new events queue up behind them): each
+webhook keeps a cursor into its customer's outbox; new events after it become deliveries and
+the cursor moves past them in one transaction, under the webhook's row lock,
 and (webhook_id, event_id) is unique: exactly one delivery per event and webhook, whichever
 process fans out.
 
 Claims: a process claims a run of an endpoint's pending deliveries, oldest event first, under
 the webhook's row lock and only while no other process holds a live lease on any of them; so
-one process at a time sends to an endpoint, in event order. A process that dies leaves its
+one process at a time sends to an endpoint, in event order. An endpoint with nothing pending
+(the usual case: it keeps up) is claimed as a run of its next new events, read from the outbox
+after its cursor, with the lease on the webhook's row: their deliveries are written once, as
+they arrive (delivered, or the failed one with the rest of the run pending behind it), and the
+cursor moves past them in the same transaction. So a delivery that arrives at once costs one
+row written, and the pending index sees only deliveries that wait. A process that dies leaves its
 leases to run out, and the run is claimed again (at-least-once: what it had sent of its run
 but not yet written down, at most one claim of deliveries, may arrive twice, with the same
 webhook-ids).
@@ -20,10 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Integer,
+    Text,
     Uuid,
     and_,
+    case,
+    cast,
     delete,
     exists,
     func,
@@ -67,6 +77,11 @@ class Claim:
     secret_encrypted: str
     items: list[Item]
     failures: int = 0  # the webhook's failed attempts in a row when claimed
+    # A run of new events, leased on the webhook: its deliveries are written once arrived
+    # (or failed), the cursor moved past them then; `read_up_to`: the last event read for it
+    # (events of other types up to there are passed over).
+    fresh: bool = False
+    read_up_to: int = 0
 
 
 def _live_enabled() -> Any:
@@ -85,12 +100,27 @@ async def latest_event_id(session: AsyncSession, customer_id: uuid.UUID) -> int:
     ) or 0
 
 
-async def webhooks_behind(session: AsyncSession) -> list[uuid.UUID]:
-    """Enabled webhooks whose customer has events past their cursor."""
-    newer = exists().where(
-        EVENTS.c.customer_id == Webhook.customer_id, EVENTS.c.id > Webhook.event_cursor
+def _newer_events() -> Any:
+    """The webhook's customer has events past its cursor."""
+    return exists().where(
+        EVENTS.c.customer_id == WEBHOOKS.c.customer_id, EVENTS.c.id > WEBHOOKS.c.event_cursor
     )
-    return list(await session.scalars(select(Webhook.id).where(_live_enabled(), newer)))
+
+
+def _has_pending() -> Any:
+    return exists().where(DELIVERIES.c.webhook_id == WEBHOOKS.c.id,
+                          DELIVERIES.c.status == "pending")
+
+
+async def webhooks_behind(session: AsyncSession, *, waiting: bool = False) -> list[uuid.UUID]:
+    """Enabled webhooks with events past their cursor; with `waiting`, only those that also
+    have deliveries waiting (their new events queue up behind them; a webhook with nothing
+    waiting turns its new events into a run when it is claimed, see claim())."""
+    query = select(WEBHOOKS.c.id).where(
+        WEBHOOKS.c.status == "enabled", WEBHOOKS.c.tm_delete.is_(None), _newer_events())
+    if waiting:
+        query = query.where(_has_pending())
+    return list(await session.scalars(query))
 
 
 async def fan_out(
@@ -98,12 +128,31 @@ async def fan_out(
 ) -> int:
     """Turn up to `most` of the webhook's new events into deliveries; returns how many were
     made. A webhook another process is fanning out is skipped, not waited for."""
-    webhook = await session.scalar(
+    webhook = await _lock_webhook(session, webhook_id)
+    if webhook is None or _run_elsewhere(webhook, None, now):
+        return 0  # a run of its new events is being sent: they are made once they arrive
+    return await _fan_out_locked(session, webhook, now, most)
+
+
+def _run_elsewhere(webhook: Webhook, owner: str | None, now: dt.datetime) -> bool:
+    """Another process (than `owner`) holds a live lease on a run of the webhook's new
+    events."""
+    return (webhook.owner is not None and webhook.owner != owner
+            and webhook.tm_lease_expire is not None and webhook.tm_lease_expire >= now)
+
+
+async def _lock_webhook(session: AsyncSession, webhook_id: uuid.UUID) -> Webhook | None:
+    """The enabled webhook, locked for this transaction; None if another process holds it."""
+    return await session.scalar(
         select(Webhook).where(Webhook.id == webhook_id, _live_enabled())
         .with_for_update(skip_locked=True).execution_options(populate_existing=True)
     )
-    if webhook is None:
-        return 0
+
+
+async def _fan_out_locked(
+    session: AsyncSession, webhook: Webhook, now: dt.datetime, most: int
+) -> int:
+    """fan_out() of a webhook the caller has locked."""
     # All types are read, so that the cursor moves past the ones the webhook does not take;
     # only ids and types (the payloads are read when the deliveries are claimed).
     events = await read_events(session, webhook.customer_id, webhook.event_cursor, None, most,
@@ -135,8 +184,9 @@ async def fan_out(
 
 async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> list[uuid.UUID]:
     """Enabled webhooks whose first pending delivery (the one the others wait behind) is due
-    and not held by a live lease. The first is found along ix_webhook_deliveries_pending, so a
-    long log of delivered ones is never scanned."""
+    and not held by a live lease, or with nothing pending, new events and no live lease on a
+    run of them. The first is found along ix_webhook_deliveries_pending, so a long log of
+    delivered ones is never scanned."""
     head = (
         select(DELIVERIES.c.id)
         .where(DELIVERIES.c.webhook_id == WEBHOOKS.c.id, DELIVERIES.c.status == "pending")
@@ -150,9 +200,12 @@ async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> li
         first.c.id == head, first.c.next_attempt_at <= now,
         or_(first.c.tm_lease_expire.is_(None), first.c.tm_lease_expire < now),
     )
+    fresh = and_(~_has_pending(), _newer_events(),  # claim() makes their run
+                 or_(WEBHOOKS.c.tm_lease_expire.is_(None), WEBHOOKS.c.tm_lease_expire < now))
     query = (
         select(WEBHOOKS.c.id)
-        .where(WEBHOOKS.c.status == "enabled", WEBHOOKS.c.tm_delete.is_(None), due)
+        .where(WEBHOOKS.c.status == "enabled", WEBHOOKS.c.tm_delete.is_(None),
+               or_(due, fresh))
         .limit(most)
     )
     return list(await session.scalars(query))
@@ -163,30 +216,22 @@ async def claim(
     lease_seconds: float, most: int,
 ) -> Claim | None:
     """Lease the endpoint's next deliveries, in event order, if its first one is due and no
-    other process holds any of them."""
-    webhook = await session.scalar(
-        select(Webhook).where(Webhook.id == webhook_id, _live_enabled())
-        .with_for_update(skip_locked=True).execution_options(populate_existing=True)
-    )
+    other process holds any of them. With nothing waiting, the run is its next new events,
+    leased on the webhook's row: no delivery is written for them until they have arrived
+    (one write each, instead of an insert, a lease and an outcome)."""
+    webhook = await _lock_webhook(session, webhook_id)
     if webhook is None:
         return None
-    pending = and_(DELIVERIES.c.webhook_id == webhook_id, DELIVERIES.c.status == "pending")
-    held = DELIVERIES.alias("held")
-    held_by_any = exists().where(
-        held.c.webhook_id == webhook_id, held.c.status == "pending",
-        held.c.owner.is_not(None), held.c.tm_lease_expire >= now,
-    )
-    # Each delivery with its event, read together (the event's columns under their own names;
-    # none where retention pruned it), and whether any of them is held by a live lease.
-    rows = (await session.execute(
-        select(EVENTS, DELIVERIES.c.id.label("delivery_id"),
-               DELIVERIES.c.event_id.label("delivered_event_id"), DELIVERIES.c.attempts,
-               DELIVERIES.c.tm_queued, DELIVERIES.c.next_attempt_at,
-               held_by_any.label("held"))
-        .select_from(DELIVERIES.outerjoin(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id))
-        .where(pending).order_by(DELIVERIES.c.event_id).limit(most)
-    )).all()
-    if rows and rows[0].held:
+    if _run_elsewhere(webhook, owner, now):
+        return None
+    # This process's lease on its last run of new events (if any) ends with that run; a
+    # fresh run below takes it again.
+    webhook.owner, webhook.tm_lease_expire = None, None
+    lease_expire = now + dt.timedelta(seconds=lease_seconds)
+    rows = await _pending_run(session, webhook_id, now, most)
+    if not rows:
+        return await _fresh_run(session, webhook, owner, now, lease_expire, most)
+    if rows[0].held:
         return None
     run = []
     for row in rows:
@@ -197,13 +242,59 @@ async def claim(
         return None
     await session.execute(
         update(DELIVERIES).where(DELIVERIES.c.id.in_([row.delivery_id for row in run]))
-        .values(owner=owner, tm_lease_expire=now + dt.timedelta(seconds=lease_seconds))
+        .values(owner=owner, tm_lease_expire=lease_expire)
     )
     items = [Item(row.delivery_id, row.delivered_event_id, row.attempts, row.tm_queued,
                   row if row.id is not None else None)
              for row in run]
     return Claim(webhook.id, webhook.customer_id, webhook.url, webhook.secret_encrypted, items,
                  webhook.failures)
+
+
+async def _fresh_run(
+    session: AsyncSession, webhook: Webhook, owner: str, now: dt.datetime,
+    lease_expire: dt.datetime, most: int,
+) -> Claim | None:
+    """The webhook's next new events as a run leased on its (locked) row."""
+    events = await read_events(
+        session, webhook.customer_id, webhook.event_cursor, None, most,
+        columns=(EVENTS.c.id, EVENTS.c.type, EVENTS.c.customer_id, EVENTS.c.tm_create,
+                 cast(EVENTS.c.data, Text).label("data_json")))
+    if not events:
+        return None
+    wanted = set(webhook.event_types or ())
+    chosen = [event for event in events if not wanted or event.type in wanted]
+    if not chosen:
+        webhook.event_cursor = events[-1].id  # none of its types: passed over
+        return None
+    webhook.owner, webhook.tm_lease_expire = owner, lease_expire
+    items = [Item(uuid.uuid4(), event.id, 0, now, event) for event in chosen]
+    return Claim(webhook.id, webhook.customer_id, webhook.url, webhook.secret_encrypted, items,
+                 webhook.failures, fresh=True, read_up_to=events[-1].id)
+
+
+async def _pending_run(
+    session: AsyncSession, webhook_id: uuid.UUID, now: dt.datetime, most: int
+) -> list[Any]:
+    """The endpoint's first `most` pending deliveries in event order, each with its event
+    (None columns where retention pruned it; the payload as the stored JSON text, sent as it
+    is) and whether any of them is held by a live lease."""
+    held = DELIVERIES.alias("held")
+    held_by_any = exists().where(
+        held.c.webhook_id == webhook_id, held.c.status == "pending",
+        held.c.owner.is_not(None), held.c.tm_lease_expire >= now,
+    )
+    return list((await session.execute(
+        select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.customer_id, EVENTS.c.tm_create,
+               cast(EVENTS.c.data, Text).label("data_json"),
+               DELIVERIES.c.id.label("delivery_id"),
+               DELIVERIES.c.event_id.label("delivered_event_id"), DELIVERIES.c.attempts,
+               DELIVERIES.c.tm_queued, DELIVERIES.c.next_attempt_at, DELIVERIES.c.owner,
+               held_by_any.label("held"))
+        .select_from(DELIVERIES.outerjoin(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id))
+        .where(DELIVERIES.c.webhook_id == webhook_id, DELIVERIES.c.status == "pending")
+        .order_by(DELIVERIES.c.event_id).limit(most)
+    )).all())
 
 
 def _outcome(status_code: int, latency_ms: int, error: str, now: dt.datetime) -> dict[str, Any]:
@@ -229,6 +320,52 @@ def _answers(session: AsyncSession, arrived: list[tuple[Item, int, int]]) -> Any
         func.json_extract(rows.c.value, "$[1]").label("code"),
         func.json_extract(rows.c.value, "$[2]").label("ms"),
     ).subquery("answer")
+
+
+async def _move_cursor(
+    session: AsyncSession, webhook_id: uuid.UUID, owner: str, up_to: int,
+    reset_failures: bool,
+) -> bool:
+    """A fresh run's events up to `up_to` are settled: the cursor moves past them, if this
+    process still holds the webhook's lease (False otherwise: another has the run)."""
+    values: dict[str, Any] = {"event_cursor": case(
+        (WEBHOOKS.c.event_cursor < up_to, literal(up_to, BigInteger())),
+        else_=WEBHOOKS.c.event_cursor)}
+    if reset_failures:
+        values["failures"] = 0
+    result = await session.execute(
+        update(WEBHOOKS).where(WEBHOOKS.c.id == webhook_id, WEBHOOKS.c.owner == owner)
+        .values(values)
+    )
+    return bool(result.rowcount)
+
+
+def _new_deliveries(
+    claim: Claim, rows: list[tuple[Item, dict[str, Any]]], now: dt.datetime
+) -> list[dict[str, Any]]:
+    return [{"id": item.delivery_id, "customer_id": claim.customer_id,
+             "webhook_id": claim.webhook_id, "event_id": item.event_id,
+             "event_type": item.event.type, "attempts": 0, "next_attempt_at": now,
+             "tm_queued": item.tm_queued, "tm_create": now, "tm_update": None,
+             "status": "pending", "owner": None, "tm_lease_expire": None,
+             "response_code": 0, "latency_ms": 0, "error": "", **values}
+            for item, values in rows]
+
+
+async def record_fresh(
+    session: AsyncSession, claim: Claim, rows: list[tuple[Item, dict[str, Any]]],
+    owner: str, now: dt.datetime, up_to: int, *, reset_failures: bool,
+) -> bool:
+    """Write the deliveries of a fresh run that are settled (each item with the values that
+    differ from a pending delivery never tried), and move the cursor to `up_to`; False if
+    this process had lost the webhook's lease meanwhile (nothing written)."""
+    if not await _move_cursor(session, claim.webhook_id, owner, up_to, reset_failures):
+        return False
+    if rows:
+        await session.execute(
+            _insert(session).on_conflict_do_nothing(index_elements=["webhook_id", "event_id"]),
+            _new_deliveries(claim, rows, now))
+    return True
 
 
 async def record_delivered(
@@ -310,20 +447,26 @@ async def count_failure(
 async def release(session: AsyncSession, owner: str, webhook_id: uuid.UUID | None = None) -> None:
     """Let go of this process's claims (of one webhook, or all): another may take them."""
     query = update(DELIVERIES).where(DELIVERIES.c.owner == owner, DELIVERIES.c.status == "pending")
+    leased = update(WEBHOOKS).where(WEBHOOKS.c.owner == owner)
     if webhook_id is not None:
         query = query.where(DELIVERIES.c.webhook_id == webhook_id)
+        leased = leased.where(WEBHOOKS.c.id == webhook_id)
     await session.execute(query.values(owner=None, tm_lease_expire=None))
+    await session.execute(leased.values(owner=None, tm_lease_expire=None))
 
 
 async def renew_leases(
     session: AsyncSession, owner: str, now: dt.datetime, lease_seconds: float
 ) -> int:
+    until = now + dt.timedelta(seconds=lease_seconds)
     result = await session.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.owner == owner, DELIVERIES.c.status == "pending")
-        .values(tm_lease_expire=now + dt.timedelta(seconds=lease_seconds))
+        .values(tm_lease_expire=until)
     )
-    return result.rowcount or 0
+    runs = await session.execute(
+        update(WEBHOOKS).where(WEBHOOKS.c.owner == owner).values(tm_lease_expire=until))
+    return (result.rowcount or 0) + (runs.rowcount or 0)
 
 
 async def prune_deliveries(
