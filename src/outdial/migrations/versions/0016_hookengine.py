@@ -1,7 +1,7 @@
 """webhooks: a lease on the endpoint for a run of its new events
 
-Revision ID: 0015_hookengine
-Revises: 0014_reasoncounts
+Revision ID: 0016_hookengine
+Revises: 0015_importfacts
 Create Date: 2026-11-28 07:40:00.000000
 
 A run of an endpoint's new events (nothing of it waiting) is claimed by leasing the webhook's
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_hookengine"
-down_revision: str | None = "0014_reasoncounts"
+revision: str = "0016_hookengine"
+down_revision: str | None = "0015_importfacts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
