@@ -114,10 +114,13 @@ async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: DeferredC
         outdial = parse_id(outdial_id)
         values = target_values(ctx.clock, ctx.credential.customer_id, outdial, body)
         async with writer_turn(ctx.database):
-            target: OutdialTarget | NewTarget | None = await add_target(
-                connection, values, ctx.check())
-        principal = ctx.confirm_writer() if target is not None else await ctx.verify(connection)
-    if target is None:
+            added = await add_target(connection, values, ctx.check())
+        principal = ctx.confirm_writer() if added is not None else await ctx.verify(connection)
+    if added is not None:
+        target, waiting = added
+        if waiting is not None:  # known from the INSERT's own answer: no other statement
+            return answer(TargetOut.of(target, waiting))  # type: ignore[arg-type, return-value]
+    else:
         async with ctx.database.transaction() as session:
             target = await OutdialService(session, ctx.clock).create_target(principal, outdial,
                                                                             values)
