@@ -56,7 +56,9 @@ def rules_not_asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return asked
 
 
-async def test_a_target_of_an_outdial_without_campaign(api: Api, rules_not_asked: list[str]) -> None:
+async def test_a_target_of_an_outdial_without_campaign(
+    api: Api, rules_not_asked: list[str]
+) -> None:
     outdial = await new_outdial(api)
     for body in (EVERY_FIELD, {"destination_2": {"type": "email", "target": "a@example.com"}},
                  {"destination_0": NEW_YORK, "timezone": "America/Chicago", "data": ""}):
@@ -66,7 +68,8 @@ async def test_a_target_of_an_outdial_without_campaign(api: Api, rules_not_asked
             == ("campaign_not_running", None, None)
         assert rules_not_asked == ["waiting_of"]  # by GET only
     stats = (await api.get(f"/v1.0/outdials/{outdial['id']}/stats?reasons=true")).json()
-    assert stats["targets"] == stats["idle"] == stats["waiting_reasons"]["campaign_not_running"] == 3
+    assert stats["targets"] == stats["idle"] == 3
+    assert stats["waiting_reasons"]["campaign_not_running"] == 3
 
 
 async def test_a_target_of_an_outdial_whose_campaign_does_not_run(
