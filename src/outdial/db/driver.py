@@ -40,7 +40,9 @@ class DriverStatement:
             given = bind.required  # a bindparam without a value; else a constant (literal())
             self._parameters.append((name, given, None if given else bind.effective_value,
                                      bind.type.dialect_impl(dialect).bind_processor(dialect)))
-        columns = list(statement.selected_columns) if isinstance(statement, Select) else []
+        # What a SELECT selects, or what an INSERT … RETURNING returns.
+        columns = list(statement.selected_columns) if isinstance(statement, Select) else list(
+            getattr(statement, "exported_columns", ()))
         self._row = namedtuple("Row", [c.key for c in columns])  # type: ignore[misc]
         self._results = [c.type.dialect_impl(dialect).result_processor(dialect, None)
                          for c in columns]
@@ -73,7 +75,8 @@ class DriverConnection:
         self.is_sqlite = is_sqlite
 
     async def fetch_one(self, statement: Executable, values: Mapping[str, Any]) -> Any:
-        """The statement's one row (its columns as attributes), or None."""
+        """The statement's one row (its columns as attributes), or None; a write with RETURNING
+        is done (and, outside a transaction, committed) when this returns."""
         run = compiled(statement, self.dialect)
         arguments = run.arguments(values)
         try:

@@ -5,16 +5,20 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Insert, ScalarSelect, Select, bindparam, insert, literal_column, select
+from sqlalchemy import (
+    ColumnElement, Insert, ScalarSelect, Select, bindparam, exists, insert, literal_column, select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.repository import CallerCheck
 from outdial.db.driver import DriverConnection
 from outdial.db.paging import Page, PageRequest, fetch_page
-from outdial.models import Campaign, Outdial, OutdialTarget
+from outdial.models import Campaign, Outdial, OutdialTarget, Outplan
+from outdial.models.base import NIL_UUID
 
 
 _OUTDIALS, _TARGETS = Outdial.__table__, OutdialTarget.__table__
+_CAMPAIGNS, _OUTPLANS = Campaign.__table__, Outplan.__table__
 _ONE_OUTDIAL = (_OUTDIALS.c.id == bindparam("outdial_id"),
                 _OUTDIALS.c.customer_id == bindparam("customer_id"))
 
@@ -26,13 +30,27 @@ def _outdial_with(permission: ScalarSelect) -> Select:
     return select(*_OUTDIALS.c, permission.label("permission")).where(*_ONE_OUTDIAL)
 
 
+# Whether an outdial has a running campaign, as strategy.reasons.situation decides it: the
+# outdial's campaign is live and runs, on this outdial, with a live outplan.
+_RUNNING_OUTDIAL = _OUTDIALS.alias("running_outdial")
+_CAMPAIGN_RUNNING = select(exists().where(
+    _RUNNING_OUTDIAL.c.id == bindparam("outdial_id"), _RUNNING_OUTDIAL.c.tm_delete.is_(None),
+    _RUNNING_OUTDIAL.c.campaign_id != NIL_UUID,
+    _CAMPAIGNS.c.id == _RUNNING_OUTDIAL.c.campaign_id, _CAMPAIGNS.c.tm_delete.is_(None),
+    _CAMPAIGNS.c.status == literal_column("'run'"),
+    _CAMPAIGNS.c.outdial_id == _RUNNING_OUTDIAL.c.id, _CAMPAIGNS.c.outplan_id != NIL_UUID,
+    _OUTPLANS.c.id == _CAMPAIGNS.c.outplan_id, _OUTPLANS.c.tm_delete.is_(None),
+)).scalar_subquery()
+
+
 @functools.cache
 def _insert_target_if(permission: ScalarSelect, permissions: tuple[str, ...]) -> Insert:
     # The permissions are constants of the SQL text (compiled once, see db/driver.py).
     allowed = [literal_column(f"'{p}'") for p in permissions]
     values = select(*(bindparam(f"new_{c.key}", type_=c.type) for c in _TARGETS.c)).where(
         *_ONE_OUTDIAL, _OUTDIALS.c.tm_delete.is_(None), permission.in_(allowed))
-    return insert(_TARGETS).from_select(list(_TARGETS.c.keys()), values)
+    return (insert(_TARGETS).from_select(list(_TARGETS.c.keys()), values)
+            .returning(_CAMPAIGN_RUNNING.label("campaign_running")))
 
 
 # What a new target's columns hold when not set: the model's plain defaults (a Core INSERT
@@ -65,17 +83,19 @@ async def outdial_row(
 async def insert_target_if(
     connection: DriverConnection, values: dict[str, Any], check: CallerCheck,
     permissions: tuple[str, ...],
-) -> bool:
+) -> bool | None:
     """Insert a target of these (every) column values in one statement, INSERT … SELECT from
     its outdial, only if the outdial is its customer's and live and the caller has one of
-    `permissions`; whether it was. The statement is a transaction of its own."""
-    added = await connection.execute(
+    `permissions`; the statement is a transaction of its own. None if it inserted nothing;
+    else whether the outdial's campaign runs as of that transaction, which it returns (what a
+    new target's waiting reason follows from, see service.fresh_target_waiting)."""
+    row = await connection.fetch_one(
         _insert_target_if(check.permission, permissions),
         {**{f"new_{key}": value for key, value in values.items()},
          "outdial_id": values["outdial_id"], "customer_id": values["customer_id"],
          **check.parameters},
     )
-    return added == 1
+    return None if row is None else bool(row.campaign_running)
 
 
 class OutdialRepository:

@@ -30,6 +30,9 @@ from outdial.outdials.schemas import OutdialCreate, TargetWrite
 from outdial.strategy import reasons
 from outdial.strategy.windows import timezone_problem, zone_key
 
+# The reason of every idle target of an outdial whose campaign does not run (strategy.reasons).
+NOT_RUNNING = "campaign_not_running"
+
 
 def validate_timezone(value: str | None) -> str | None:
     if value is not None and (problem := timezone_problem(value)):
@@ -80,12 +83,26 @@ async def get_outdial_row(
 
 async def add_target(
     connection: DriverConnection, values: dict[str, Any], check: CallerCheck
-) -> NewTarget | None:
+) -> tuple[NewTarget, reasons.Waiting | None] | None:
     """create_target in one statement (its own transaction), for a caller not checked yet: the
     target of these values (target_values) is added only if the outdial is the customer's and
-    live and the caller may write; None if not (create_target then tells why)."""
-    added = await insert_target_if(connection, values, check, WRITERS)
-    return NewTarget(values) if added else None
+    live and the caller may write; None if not (create_target then tells why). With the
+    target, its waiting when the statement's facts tell it (fresh_target_waiting)."""
+    campaign_running = await insert_target_if(connection, values, check, WRITERS)
+    if campaign_running is None:
+        return None
+    return NewTarget(values), fresh_target_waiting(campaign_running)
+
+
+def fresh_target_waiting(campaign_running: bool) -> reasons.Waiting | None:
+    """The waiting of a new (idle, never tried) target without asking the rules' SQL, when its
+    outdial's campaign does not run: the first rule (reasons.RULES) holds every idle target
+    then, with no time and no detail. None when the campaign runs: then the other rules (the
+    lists, the limits, the windows) decide, and OutdialService.waiting_of asks them."""
+    first = reasons.RULES[0]
+    if campaign_running or first.reason != NOT_RUNNING:
+        return None
+    return reasons.Waiting(NOT_RUNNING, None, None)
 
 
 class OutdialService:

@@ -108,21 +108,28 @@ async def delete_outdial(outdial_id: OutdialId, ctx: Ctx) -> OutdialOut:
 async def create_target(outdial_id: OutdialId, body: TargetWrite, ctx: DeferredCtx) -> TargetOut:
     """Add a target with up to five destinations (tel: E.164, sip: a SIP URI, email)."""
     # A hot route: the INSERT itself checks the caller and the outdial, as a transaction of its
-    # own. If it added nothing, the caller is checked (401, 403) and create_target says what is
+    # own (the counts' triggers in it), and returns whether the outdial's campaign runs: if not,
+    # that is all the new target's waiting takes, and the request makes that one statement.
+    # If it added nothing, the caller is checked (401, 403) and create_target says what is
     # wrong with the outdial.
     async with ctx.connection() as connection, ctx.unconfirmed(connection):
         outdial = parse_id(outdial_id)
         values = target_values(ctx.clock, ctx.credential.customer_id, outdial, body)
         async with writer_turn(ctx.database):
-            target: OutdialTarget | NewTarget | None = await add_target(
-                connection, values, ctx.check())
-        principal = ctx.confirm_writer() if target is not None else await ctx.verify(connection)
-    if target is None:
+            added = await add_target(connection, values, ctx.check())
+        principal = ctx.confirm_writer() if added is not None else await ctx.verify(connection)
+    target: OutdialTarget | NewTarget
+    if added is not None:
+        target, waiting = added
+        if waiting is not None:
+            return answer(TargetOut.of(target, waiting))  # type: ignore[arg-type, return-value]
+    else:
         async with ctx.database.transaction() as session:
             target = await OutdialService(session, ctx.clock).create_target(principal, outdial,
                                                                             values)
-    # The answer's reads after the commit, outside any transaction: no BEGIN and ROLLBACK
-    # round trips, and on SQLite no second turn in the writers' queue.
+    # A running campaign's rules (lists, limits, windows) are read after the commit, outside any
+    # transaction: no BEGIN and ROLLBACK round trips, and on SQLite no second turn in the
+    # writers' queue.
     async with ctx.database.sessions() as session:
         await session.connection(execution_options=ctx.database.no_transaction)
         return answer(await _with_waiting(OutdialService(session, ctx.clock), target))  # type: ignore[return-value]
