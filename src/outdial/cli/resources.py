@@ -2,6 +2,7 @@
 export, stats and watch, each one or a few calls of the HTTP API (api.md, engine.md)."""
 
 import json
+import signal
 import sys
 import threading
 import time
@@ -982,6 +983,33 @@ def run_import(holder: Holder, file: Path, kind: str, params: dict[str, Any], sh
         raise typer.Exit(1)
 
 
+class _CtrlC:
+    """Ctrl-C, noted by its signal handler and raised (KeyboardInterrupt) only where a loop
+    checks for it. Raised wherever it lands, it can land inside a `with lock:` of the progress
+    display, after the lock is taken and before the block that gives it back: the display's own
+    thread then waits for that lock forever, and so does the command's exit."""
+
+    def __init__(self) -> None:
+        self.pressed = threading.Event()
+
+    def check(self) -> None:
+        if self.pressed.is_set():
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def _ctrl_c_at_checks() -> Iterator[_CtrlC]:
+    ctrl_c = _CtrlC()
+    if threading.current_thread() is not threading.main_thread():
+        yield ctrl_c  # only the main thread gets signals
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: ctrl_c.pressed.set())
+    try:
+        yield ctrl_c
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _send_and_follow(client: ApiClient, upload: _Upload, holder: Holder, job_id: str,
                      poll: float, quiet: bool) -> dict[str, Any]:
     """Send the file and, meanwhile, show what is sent and the job's counts as it checks and
@@ -990,12 +1018,13 @@ def _send_and_follow(client: ApiClient, upload: _Upload, holder: Holder, job_id:
     progress = Progress(TextColumn("{task.description:>10}"), BarColumn(), TextColumn("{task.fields[detail]}"),
                         TimeElapsedColumn(), console=err_console, disable=quiet)
     # A client of its own: the upload's holds its connection until the job ends.
-    with progress, ApiClient(client.connection) as watcher:
+    with _ctrl_c_at_checks() as ctrl_c, progress, ApiClient(client.connection) as watcher:
         sending = progress.add_task("uploading", total=upload.size or 1, detail="")
         rows = progress.add_task("rows", total=None, detail="waiting for the server")
         upload.thread.start()
         while upload.thread.is_alive():
             upload.thread.join(poll)
+            ctrl_c.check()
             progress.update(sending, completed=upload.sent,
                             detail=f"{upload.sent / 1e6:.1f} of {upload.size / 1e6:.1f} MB")
             if upload.finished:
@@ -1021,11 +1050,12 @@ def _follow_import(client: ApiClient, holder: Holder, job: dict[str, Any], poll:
     progress = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("rows"), TimeElapsedColumn(), console=err_console,
                         disable=quiet)
-    with progress:
+    with _ctrl_c_at_checks() as ctrl_c, progress:
         task = progress.add_task("importing", total=None)
         while job.get("status") == "running":
             progress.update(task, completed=_rows_done(job))
             time.sleep(poll)
+            ctrl_c.check()
             job = client.get(here)
         progress.update(task, completed=_rows_done(job), total=_rows_done(job) or 1)
     return job
