@@ -153,6 +153,63 @@ async def test_a_client_that_goes_away_leaves_the_pool_usable(
         await collect(export.python_export(database, outdial, "csv", await situation(database, outdial))))
 
 
+async def test_batches_run_ahead_at_once_and_arrive_in_order(
+    database: Database, postgres_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """COPIES_AHEAD batches run at once, each on its own connection, and are written out in
+    key order whichever finishes first: the lines equal the Python export's."""
+    outdial = await seed(database)
+    monkeypatch.setattr(export, "COPY_BATCH_ROWS", 5)
+    running, most = 0, 0
+    started = export._Copy._run
+
+    async def counted(self: Any, database: Database, query: str) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await started(self, database, query)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(export._Copy, "_run", counted)
+    got = await collect(export.copy_export(database, outdial, "ndjson",
+                                           await situation(database, outdial)))
+    assert most == export.COPIES_AHEAD == 2
+    assert got == await collect(export.python_export(database, outdial, "ndjson",
+                                                     await situation(database, outdial)))
+
+
+async def test_a_batch_that_fails_ends_the_export_with_its_error(
+    database: Database, postgres_only: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error of a batch running ahead reaches the reader when it comes to that batch (not
+    a truncated export that looks complete), and every connection goes back to the pool."""
+    import asyncpg
+
+    outdial = await seed(database)
+    monkeypatch.setattr(export, "COPY_BATCH_ROWS", 5)
+    made = 0
+    query_of = export.copy_query
+
+    def third_fails(*args: Any) -> str:
+        nonlocal made
+        made += 1
+        return "SELECT 1 / 0" if made == 3 else query_of(*args)
+
+    monkeypatch.setattr(export, "copy_query", third_fails)
+    lines = 0
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        async for chunk in export.copy_export(database, outdial, "ndjson",
+                                              await situation(database, outdial)):
+            lines += chunk.count(b"\n")
+    assert lines == 2 * 5  # the two batches before it
+    monkeypatch.setattr(export, "copy_query", query_of)
+    assert database.engine.pool.checkedout() == 0
+    assert (await collect(export.copy_export(database, outdial, "csv", await situation(database, outdial)))) == (
+        await collect(export.python_export(database, outdial, "csv", await situation(database, outdial))))
+
+
 def test_a_sqlalchemy_expression_becomes_a_column_of_the_copy() -> None:
     from sqlalchemy import case, literal
 

@@ -13,6 +13,7 @@ Two paths write the same bytes (tests/integration/test_export_copy.py holds them
 """
 
 import asyncio
+import collections
 import contextlib
 import csv
 import datetime as dt
@@ -39,6 +40,9 @@ BATCH_ROWS = 5000
 # each statement stays well inside the statement timeout; at most ~4 MB of CSV (~17 MB of
 # NDJSON) held at once; few enough statements that planning the long line costs little.
 COPY_BATCH_ROWS = 25_000
+# COPYs run at once by one export (one connection each): the database's formatting of the
+# lines is most of an export's work, and two batches use two cores.
+COPIES_AHEAD = 2
 EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 DESTINATIONS = tuple(f"destination_{n}" for n in range(DESTINATION_SLOTS))
 TRY_COUNTS = tuple(f"try_count_{n}" for n in range(DESTINATION_SLOTS))
@@ -434,72 +438,101 @@ def unescape_copy_text(data: bytes) -> bytes:
 async def copy_export(
     database: Database, outdial_id: uuid.UUID, format: str, situation: reasons.Situation
 ) -> AsyncIterator[bytes]:
+    """The lines in keyset batches of COPY_BATCH_ROWS, COPIES_AHEAD of them run at once on
+    connections of their own and written out in order: the database formats the lines (most
+    of an export's work) on as many cores while the batch before is being sent."""
     form = current_time_format()
     if format == "csv":
         yield _csv_header()
+    running: collections.deque[_Copy] = collections.deque()
     after: tuple[Any, Any] | None = None
-    while True:
-        async with database.sessions() as session:
-            # Where this batch ends: the key COPY_BATCH_ROWS rows on, along the page index.
-            query = select(_TABLE.c.tm_create, _TABLE.c.id).where(
-                _TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None))
-            if after is not None:
-                query = query.where(tuple_(_TABLE.c.tm_create, _TABLE.c.id) > tuple_(*after))
-            until = (await session.execute(query.order_by(_TABLE.c.tm_create, _TABLE.c.id)
-                                           .offset(COPY_BATCH_ROWS - 1).limit(1))).first()
-        query = copy_query(format, form, outdial_id, after, tuple(until) if until else None,
-                           situation)
-        async for chunk in _copy(database, query, format):
-            yield chunk
-        if until is None:
-            return
-        after = tuple(until)
-
-
-async def _copy(database: Database, query: str, format: str) -> AsyncIterator[bytes]:
-    """The output of one COPY (one batch), as the database sends it. The queue holds at most
-    the batch, so the statement never waits on a slow client."""
-    # NDJSON lines are pure ASCII without control characters (ensure_ascii), so CSV mode with
-    # a quote and delimiter they never hold passes them through untouched; CSV lines may hold
-    # newlines, so they go in text format and are unescaped here.
-    options: dict[str, Any] = ({"format": "csv", "quote": "\x01", "delimiter": "\x02"}
-                               if format == "ndjson" else {"format": "text"})
-    chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-    async def run() -> None:
-        async with database.engine.connect() as connection:
-            raw = await connection.get_raw_connection()
-            driver = raw.driver_connection
-            try:
-                # The line is one long expression: compiling it (JIT) would cost a minute.
-                await driver.execute("SET jit = off")
-                await driver.copy_from_query(query, output=chunks.put, **options)
-                await driver.execute("RESET jit")
-            except BaseException:
-                await connection.invalidate()  # a COPY cut short leaves the connection unusable
-                raise
-        await chunks.put(None)
-
-    task = asyncio.create_task(run())
+    more = True
     try:
-        while True:
-            getter = asyncio.ensure_future(chunks.get())
-            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:  # the COPY ended first: raise its error, else read on
-                getter.cancel()
-                task.result()
-                continue
-            chunk = getter.result()
-            if chunk is None:
-                break
-            chunk = bytes(chunk)  # the driver hands out bytearrays
-            yield unescape_copy_text(chunk) if format == "csv" else chunk
-        await task
+        while more or running:
+            while more and len(running) < COPIES_AHEAD:
+                until = await _batch_end(database, outdial_id, after)
+                running.append(_Copy(database, copy_query(format, form, outdial_id, after, until,
+                                                          situation), format))
+                more, after = until is not None, until
+            async for chunk in running[0].chunks():
+                yield chunk
+            running.popleft()
     finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for copy in running:
+            await copy.cancel()
+
+
+async def _batch_end(
+    database: Database, outdial_id: uuid.UUID, after: tuple[Any, Any] | None
+) -> tuple[Any, Any] | None:
+    """Where the batch after `after` ends: the key COPY_BATCH_ROWS rows on, along the page
+    index (None: the batch runs to the end of the list)."""
+    query = select(_TABLE.c.tm_create, _TABLE.c.id).where(
+        _TABLE.c.outdial_id == outdial_id, _TABLE.c.tm_delete.is_(None))
+    if after is not None:
+        query = query.where(tuple_(_TABLE.c.tm_create, _TABLE.c.id) > tuple_(*after))
+    async with database.sessions() as session:
+        until = (await session.execute(query.order_by(_TABLE.c.tm_create, _TABLE.c.id)
+                                       .offset(COPY_BATCH_ROWS - 1).limit(1))).first()
+    return tuple(until) if until else None
+
+
+class _Copy:
+    """One COPY (one batch) running on a connection of its own from the moment it is made;
+    what the database sends is kept until read, so the statement never waits on a slow
+    client (at most the batch is held)."""
+
+    def __init__(self, database: Database, query: str, format: str) -> None:
+        self.format = format
+        self._received: list[bytes] = []
+        self._arrived = asyncio.Event()
+        self._task = asyncio.create_task(self._run(database, query))
+
+    async def _run(self, database: Database, query: str) -> None:
+        # NDJSON lines are pure ASCII without control characters (ensure_ascii), so CSV mode
+        # with a quote and delimiter they never hold passes them through untouched; CSV lines
+        # may hold newlines, so they go in text format and are unescaped when read.
+        options: dict[str, Any] = ({"format": "csv", "quote": "\x01", "delimiter": "\x02"}
+                                   if self.format == "ndjson" else {"format": "text"})
+
+        async def received(data: bytes) -> None:
+            self._received.append(data)
+            self._arrived.set()
+
+        try:
+            async with database.engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                driver = raw.driver_connection
+                try:
+                    # The line is one long expression: compiling it (JIT) would cost a minute.
+                    await driver.execute("SET jit = off")
+                    await driver.copy_from_query(query, output=received, **options)
+                    await driver.execute("RESET jit")
+                except BaseException:
+                    await connection.invalidate()  # a COPY cut short leaves it unusable
+                    raise
+        finally:
+            self._arrived.set()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """What the database sent, in order, as it arrives: all that has arrived at each read
+        (whole lines: the driver hands over whole rows); the COPY's error, if it failed."""
+        while True:
+            if not self._received and not self._task.done():
+                await self._arrived.wait()
+            self._arrived.clear()
+            received, self._received = self._received, []
+            if received:
+                data = b"".join(received)
+                yield unescape_copy_text(data) if self.format == "csv" else data
+            elif self._task.done():
+                self._task.result()
+                return
+
+    async def cancel(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
 
 
 async def export_targets(
