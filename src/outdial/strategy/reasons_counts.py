@@ -156,7 +156,8 @@ async def counts(session: AsyncSession, s: Situation) -> dict[str, int]:
         # work_mem of 4 MB).
         await session.execute(text(
             "SELECT set_config('enable_seqscan', 'off', true), "
-            "set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true), "
+            "set_config('enable_hashjoin', 'off', true), "
+            "set_config('enable_mergejoin', 'off', true), "
             "set_config('enable_sort', 'off', true), set_config('work_mem', '64MB', true)"))
     result = dict.fromkeys(reasons.reasons(), 0)
     for row in await session.execute(_statement(s)):

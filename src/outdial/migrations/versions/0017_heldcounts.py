@@ -141,7 +141,8 @@ def _postgres_functions(zoned: bool) -> list[str]:
         )
 
     rekeyed = ("(SELECT r.* FROM new_rows r JOIN old_rows o ON o.id = r.id "
-               "WHERE (r.outdial_id, r.customer_id) IS DISTINCT FROM (o.outdial_id, o.customer_id))")
+               "WHERE (r.outdial_id, r.customer_id) "
+               "IS DISTINCT FROM (o.outdial_id, o.customer_id))")
     return [
         f"CREATE OR REPLACE FUNCTION outdial_targets_count_{event}() RETURNS trigger "
         f"LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NULL; END $$"
