@@ -6,12 +6,16 @@
    limit on: the ratio of the two (goal >= 0.8).
    The two runs alternate (--rounds times each, on their own databases seeded once), so that
    a load that comes and goes on the machine weighs on both alike.
-2. The stats' counts per waiting reason over --reason-targets targets (goal < 100 ms).
+2. The stats' counts per waiting reason over --reason-targets targets (goal < 100 ms): a fresh
+   list no rule holds, then each held case alone (--held-cases), then all of them together:
+   30 % of the list in a zone whose calling window is closed, 10 % waiting for a retry, 5 % on
+   a do-not-call list, 5 % over a contact limit. Each case is made by SQL on the seeded list,
+   vacuumed (as autovacuum would), measured, and undone.
 3. One target's waiting fields, as POST/GET of a target computes them: the statement built
    once per shape (strategy.reasons.cached) against building it at each call.
 
     .venv/bin/python -m bench.strategy_bench [--targets 20000] [--dnc 1000000] \
-        [--reason-targets 1000000] [--rounds 2]
+        [--reason-targets 1000000] [--rounds 2] [--held-cases window,retry,dnc,cap] [--check]
 """
 
 import argparse
@@ -23,6 +27,8 @@ import statistics
 import time
 import uuid
 from typing import Any
+
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from sqlalchemy import func, select
@@ -40,6 +46,8 @@ from outdial.strategy.windows import zone_key
 from bench.engine_bench import drop_database, fresh_database
 
 AREA_CODES = ("212", "312", "303", "213")  # New York, Chicago, Denver, Los Angeles
+# The area code of target n: New York (the zone the held cases close) takes 30 % of the list.
+AREA_OF = (0, 0, 0, 1, 1, 2, 2, 3, 3, 3)
 WINDOW = {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00",
           "end": "24:00", "timezone_default": "America/New_York", "holidays": ["2026-12-25"]}
 BATCH = 100
@@ -70,7 +78,7 @@ async def seed(url: str, targets: int, *, strategy: bool, dnc: int) -> tuple[uui
     try:
         records = []
         for n in range(targets):
-            number = f"+1{AREA_CODES[n % 4]}5{n // 4 % 1000000:06d}"
+            number = f"+1{AREA_CODES[AREA_OF[n % 10]]}{2000000 + n % 8000000:07d}"
             destination = {"type": "tel", "target": number, "target_name": "", "name": "",
                            "detail": ""}
             records.append((uuid.uuid4(), customer.id, outdial.id, "", "", "", "idle",
@@ -82,6 +90,9 @@ async def seed(url: str, targets: int, *, strategy: bool, dnc: int) -> tuple[uui
                      "destination_0", *(f"try_count_{n}" for n in range(5)), "tm_create",
                      "zone_key"])
         if strategy:
+            # A retried target has tries left (the held cases' retry case).
+            await connection.execute("UPDATE outplans SET max_try_count_0 = 2 WHERE id = $1",
+                                     outplan.id)
             list_ids = [uuid.uuid4() for _ in range(3)]
             for n, list_id in enumerate(list_ids):
                 await connection.execute(
@@ -130,13 +141,15 @@ async def attempts_per_second(url: str, campaign_id: uuid.UUID, seconds: float) 
 async def reason_counts_ms(
     url: str, outdial_id: uuid.UUID, runs: int = 1
 ) -> tuple[list[float], dict[str, int]]:
-    """The counts per waiting reason as the stats read them, `runs` times: the wall time of
-    each (the situation included), in ms."""
+    """The counts per waiting reason as the stats read them, `runs` times (fewer when they
+    take seconds: 3 at least): the wall time of each (the situation included), in ms."""
     database = Database(url)
     times: list[float] = []
     counts: dict[str, int] = {}
     try:
         for _ in range(runs):
+            if len(times) >= 3 and sum(times) > 20_000:
+                break
             async with database.transaction() as session:
                 outdial = await session.get(Outdial, outdial_id)
                 started = time.perf_counter()
@@ -222,6 +235,105 @@ async def waiting_of_ms(url: str, outdial_id: uuid.UUID, calls: int = 300) -> No
         await database.dispose()
 
 
+# Which hundredth of the list a target is in (its number's serial, see seed): the cases take
+# disjoint ranges of it, each spread over the four zones.
+PERCENTILE = "((right(destination_0->>'target', 7)::int - 2000000) % 100)"
+NOW = "(now() AT TIME ZONE 'UTC')"
+
+
+def window_closed_in_new_york(now: dt.datetime) -> dict[str, Any]:
+    """A calling window shut in New York (30 % of the list) and open in the three other zones
+    now: it ends at New York's current hour (the others' wall clocks are behind it the same
+    day), or before 03:00 there, New York's date is a holiday (the others are still on the day
+    before). Holds until New York's next hour."""
+    local = now.replace(tzinfo=dt.timezone.utc).astimezone(ZoneInfo("America/New_York"))
+    if local.hour < 3:
+        return {**WINDOW, "holidays": [local.date().isoformat()]}
+    return {**WINDOW, "end": f"{local.hour:02d}:00"}
+
+
+async def held_case(connection: Any, case: str, outdial_id: uuid.UUID, undo: bool) -> None:
+    """Make one held case on the seeded list (or undo it)."""
+    ids = await connection.fetchrow(
+        "SELECT o.customer_id, o.campaign_id, (SELECT min(l.id::text) FROM dnclists l "
+        "WHERE l.customer_id = o.customer_id)::uuid AS list_id FROM outdials o WHERE o.id = $1",
+        outdial_id)
+    of_list = f"outdial_id = '{outdial_id}' AND {PERCENTILE}"
+    if case == "retry":  # 10 %: tried a minute ago, due again in an hour, a try left
+        await connection.execute(
+            f"UPDATE outdial_targets SET try_count_0 = 1, tm_last_end = {NOW} - interval "
+            f"'1 minute', next_attempt_at = {NOW} + interval '1 hour' WHERE {of_list} < 10"
+            if not undo else
+            "UPDATE outdial_targets SET try_count_0 = 0, tm_last_end = NULL, "
+            f"next_attempt_at = NULL WHERE {of_list} < 10")
+    elif case == "window":  # 30 %: New York's window closed
+        window = WINDOW if undo else window_closed_in_new_york(utcnow())
+        await connection.execute("UPDATE campaigns SET calling_window = $1 WHERE id = $2",
+                                 json.dumps(window), ids["campaign_id"])
+    elif case == "dnc":  # 5 %: their numbers on one of the campaign's lists
+        await connection.execute(
+            "INSERT INTO dnc_entries (id, customer_id, dnclist_id, type, value, tm_expire, "
+            f"tm_create) SELECT gen_random_uuid(), customer_id, $1, 'tel', "
+            f"destination_0->>'target', NULL, {NOW} FROM outdial_targets "
+            f"WHERE {of_list} BETWEEN 10 AND 14"
+            if not undo else
+            "DELETE FROM dnc_entries WHERE dnclist_id = $1 AND value LIKE '+1%'",
+            ids["list_id"])
+    elif case == "cap":  # 5 %: 3 attempts in the last hours, the cap is 3 a day
+        await connection.execute(
+            "INSERT INTO contacts (id, customer_id, address, answered, tm_create) "
+            f"SELECT gen_random_uuid(), customer_id, destination_0->>'target', false, "
+            f"{NOW} - k * interval '1 hour' FROM outdial_targets, generate_series(1, 3) k "
+            f"WHERE {of_list} BETWEEN 15 AND 19"
+            if not undo else "DELETE FROM contacts WHERE customer_id = $1",
+            *([] if not undo else [ids["customer_id"]]))
+    else:
+        raise ValueError(case)
+
+
+HELD_CASES = ("window", "retry", "dnc", "cap")
+
+
+async def held_counts(url: str, outdial_id: uuid.UUID, cases: list[str], check: bool) -> None:
+    """Part 2 over each held case alone, then all together; each made, vacuumed, measured and
+    undone."""
+    for chosen in [[case] for case in cases] + ([cases] if len(cases) > 1 else []):
+        connection = await asyncpg.connect(url)
+        try:
+            began = time.perf_counter()
+            for case in chosen:
+                await held_case(connection, case, outdial_id, undo=False)
+            await connection.execute("VACUUM ANALYZE outdial_targets")
+            await connection.execute("VACUUM ANALYZE contacts")
+            await connection.execute("VACUUM ANALYZE dnc_entries")
+            made = time.perf_counter() - began
+            await report_counts(url, outdial_id, " + ".join(chosen), check, made)
+        finally:
+            for case in chosen:
+                await held_case(connection, case, outdial_id, undo=True)
+            await connection.execute("VACUUM ANALYZE outdial_targets")
+            await connection.close()
+
+
+async def report_counts(
+    url: str, outdial_id: uuid.UUID, name: str, check: bool, made: float = 0.0
+) -> None:
+    cpu = time.process_time()
+    times, counts = await reason_counts_ms(url, outdial_id, runs=11)
+    cpu = (time.process_time() - cpu) * 1000 / len(times)
+    held = {k: v for k, v in counts.items() if v}
+    print(f"waiting-reason counts, {name}: best {min(times):.1f} ms, median "
+          f"{statistics.median(times):.1f} ms, first {times[0]:.1f} ms over {len(times)} reads; "
+          f"{cpu:.1f} ms CPU of this process per read (goal < 100 ms; load average "
+          f"{os.getloadavg()[0]:.1f}; case made in {made:.0f} s) {held}", flush=True)
+    if check:
+        started = time.perf_counter()
+        expected = await every_row_counts(url, outdial_id)
+        print(f"  asking every target: {(time.perf_counter() - started) * 1000:.0f} ms, "
+              f"{'the same counts' if expected == counts else f'DIFFERENT: {expected}'}",
+              flush=True)
+
+
 async def main(args: Any) -> None:
     runs: dict[bool, list[float]] = {False: [], True: []}
     urls: dict[bool, str] = {}
@@ -262,19 +374,9 @@ async def main(args: Any) -> None:
         if args.without_probes:
             await without_probes(url, outdial_id)
             return
-        cpu = time.process_time()
-        times, counts = await reason_counts_ms(url, outdial_id, runs=11)
-        cpu = (time.process_time() - cpu) * 1000 / len(times)
-        print(f"waiting-reason counts over {args.reason_targets:,} targets: best "
-              f"{min(times):.1f} ms, median {statistics.median(times):.1f} ms, first "
-              f"{times[0]:.1f} ms over {len(times)} reads; {cpu:.1f} ms CPU of this process "
-              f"per read (goal < 100 ms; load average {os.getloadavg()[0]:.1f}) {counts}",
-              flush=True)
-        if args.check:
-            started = time.perf_counter()
-            expected = await every_row_counts(url, outdial_id)
-            print(f"asking every target: {(time.perf_counter() - started) * 1000:.0f} ms, "
-                  f"{'the same counts' if expected == counts else f'DIFFERENT: {expected}'}")
+        await report_counts(url, outdial_id, "a fresh list", args.check)
+        if args.held_cases:
+            await held_counts(url, outdial_id, args.held_cases.split(","), args.check)
     finally:
         await drop_database(url)
 
@@ -290,4 +392,7 @@ if __name__ == "__main__":
                         help="part 2: also count asking every target (slow) and compare")
     parser.add_argument("--without-probes", action="store_true",
                         help="part 2 without the rules that probe per row, and a bare count")
+    parser.add_argument("--held-cases", default=",".join(HELD_CASES),
+                        help="part 2: the held cases to measure, each alone then together "
+                        "(comma-separated, of " + ", ".join(HELD_CASES) + "; empty: none)")
     asyncio.run(main(parser.parse_args()))

@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from outdial.models import Campaign, Outdial, Outplan
+from outdial.models import Campaign, Outdial, OutdialTarget, Outplan
 from outdial.strategy import reasons, reasons_counts
-from outdial.strategy.windows import DAYS
+from outdial.strategy.windows import DAYS, zone_key
 from tests.engine_support import database  # noqa: F401 - fixture
 from tests.engine_support import make_campaign, tel
 
@@ -85,9 +85,10 @@ async def test_the_counts_are_the_reasons_of_the_targets(
             session.add(target)
     per_target, counted, s = await said_and_counted(scenario, now)
     assert counted == per_target
-    # Without lists nor caps, only the targets some rule may hold are asked (all of them when
-    # the window is shut everywhere).
-    assert (str(reasons_counts.asked(s)) == "true") == s.nothing_open()
+    # Without lists nor caps, only the targets some rule may hold are asked; not those of a
+    # closed zone, even when the window is shut everywhere: the counts per shape and zone key
+    # tell them.
+    assert str(reasons_counts.asked(s)) != "true"
 
 
 async def test_only_the_targets_a_rule_may_hold_are_asked(database, clock) -> None:
@@ -126,3 +127,42 @@ async def test_only_the_targets_a_rule_may_hold_are_asked(database, clock) -> No
                 reasons.TARGETS.c.outdial_id == scenario.outdial_id,
                 reasons.TARGETS.c.status == "idle", reasons_counts.asked(s))))
     assert asked == {ids["in its interval"], ids["moved on"], ids["moved past every slot"]}
+
+
+async def test_a_closed_zone_is_counted_from_the_counts_per_zone_key(database, clock) -> None:
+    """The window holds whole zone keys, counted per key by the database: a target whose zone
+    changes is counted in its new key at once, and none of them is asked the rules."""
+    monday = clock.now().date() + dt.timedelta(days=7 - clock.now().weekday())
+    at(clock, dt.datetime.combine(monday, dt.time(20, 7)))  # 15:07 in New York, 05:07 in Tokyo
+    now = clock.now()
+    scenario = await make_campaign(database, clock, max_try_counts=(1, 0, 0, 0, 0))
+    await scenario.update(Campaign, scenario.campaign_id, calling_window=WINDOW)
+    async with database.transaction() as session:
+        for zone in ("America/New_York", "America/New_York", "Asia/Tokyo", None):
+            target = scenario.new_target(tel("+12125550100"))
+            target.timezone = zone
+            session.add(target)
+    per_target, counted, s = await said_and_counted(scenario, now)
+    assert counted == per_target
+    assert {k: v for k, v in counted.items() if v} == {"dialable": 3, "outside_calling_window": 1}
+    assert str(reasons_counts.asked(s)) != "true"
+
+    # One New York target moves to Tokyo, the Tokyo one back to New York's number zone.
+    async with database.transaction() as session:
+        rows = {t.timezone: t for t in await session.scalars(
+            reasons.select(OutdialTarget).where(
+                OutdialTarget.outdial_id == scenario.outdial_id))}
+        moved = rows["America/New_York"]
+        moved.timezone, moved.zone_key = "Asia/Tokyo", zone_key("Asia/Tokyo", [tel("+12125550100")])
+        back = rows["Asia/Tokyo"]
+        back.timezone, back.zone_key = None, zone_key(None, [tel("+12125550100")])
+    per_target, counted, s = await said_and_counted(scenario, now)
+    assert counted == per_target
+    assert {k: v for k, v in counted.items() if v} == {"dialable": 3, "outside_calling_window": 1}
+
+    # Saturday in every zone: all of them from the counts, still none asked.
+    at(clock, dt.datetime.combine(monday + dt.timedelta(days=5), dt.time(12, 7)))
+    per_target, counted, s = await said_and_counted(scenario, clock.now())
+    assert counted == per_target == {**dict.fromkeys(reasons.reasons(), 0),
+                                     "outside_calling_window": 4}
+    assert str(reasons_counts.asked(s)) != "true"

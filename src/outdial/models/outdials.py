@@ -156,7 +156,7 @@ class OutdialTarget(Base):
 # The shape of a group of live targets counted together (outdials.counts): everything the
 # stats need to tell which of them are dialable under any outplan's limits.
 COUNT_KEY = ("outdial_id", "status", "answered", "destinations",
-             *(f"try_count_{n}" for n in range(DESTINATION_SLOTS)))
+             *(f"try_count_{n}" for n in range(DESTINATION_SLOTS)), "zone_key")
 
 
 class OutdialTargetCount(Base):
@@ -175,6 +175,8 @@ class OutdialTargetCount(Base):
     try_count_2: Mapped[int] = mapped_column(primary_key=True)
     try_count_3: Mapped[int] = mapped_column(primary_key=True)
     try_count_4: Mapped[int] = mapped_column(primary_key=True)
+    # The calling window holds whole zone keys (strategy.reasons_counts; migration 0017).
+    zone_key: Mapped[str] = mapped_column(primary_key=True)
     targets: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -195,6 +197,7 @@ class OutdialTargetCountChange(Base):
     try_count_2: Mapped[int]
     try_count_3: Mapped[int]
     try_count_4: Mapped[int]
+    zone_key: Mapped[str]
     targets: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (Index("ix_outdial_target_count_changes_outdial", "outdial_id"),)

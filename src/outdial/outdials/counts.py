@@ -48,6 +48,7 @@ class Shape:
     destinations: int  # bit N set: destination_N is set
     try_counts: tuple[int, ...]
     targets: int
+    zone_key: str = "*"  # strategy.windows.zone_key: the calling window holds whole keys
 
     def has_destination(self, slot: int) -> bool:
         return bool(self.destinations >> slot & 1)
@@ -68,7 +69,7 @@ def shape_of(row: object) -> Shape:
     return Shape(
         status=row.status, answered=bool(row.answered), destinations=int(row.destinations),
         try_counts=tuple(int(getattr(row, f"try_count_{n}")) for n in range(DESTINATION_SLOTS)),
-        targets=int(row.targets),
+        targets=int(row.targets), zone_key=row.zone_key,
     )
 
 

@@ -239,21 +239,6 @@ def _per_closed_zone(s: Situation, name: str, type_: Any) -> Clause:
     )
 
 
-def _may_be_closed(s: Situation) -> list[ColumnElement[bool]] | None:
-    """Every target _in_window holds: a zone key that is not open, written as the ranges
-    between the open keys (ranges of ix_outdial_targets_zone_key), so that a key the
-    situation does not know is held too, as the claim holds it."""
-    if s.window is None:
-        return None
-    keys = s.open_keys
-    if not keys:
-        return [true()]
-    key = TARGETS.c.zone_key
-    ranges = [key < keys[0], key > keys[-1]]
-    ranges += [and_(key > low, key < high) for low, high in zip(keys, keys[1:])]
-    return ranges
-
-
 def _window_opens(s: Situation) -> Clause:
     return _per_closed_zone(s, "closed_opens", DateTime())
 
@@ -351,8 +336,9 @@ RULES: list[Rule] = [
     Rule("campaign_not_running", _not_running),
     Rule(EXHAUSTED, _has_tries),
     Rule("retry_interval", _interval_passed, until=_interval_ends, may_hold=_may_wait_interval),
-    Rule("outside_calling_window", _in_window, until=_window_opens, detail=_window_zone,
-         may_hold=_may_be_closed),
+    # No may_hold: the counts read a closed window from the counts per zone key
+    # (strategy.reasons_counts), without asking the rules about its targets.
+    Rule("outside_calling_window", _in_window, until=_window_opens, detail=_window_zone),
     Rule("contact_limit", _under_limits, until=_limits_free, may_hold=_may_be_capped),
 ]
 
