@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -142,12 +143,17 @@ def _run_elsewhere(webhook: Webhook, owner: str | None, now: dt.datetime) -> boo
             and webhook.tm_lease_expire is not None and webhook.tm_lease_expire >= now)
 
 
+# The statements of every run are built once, with their values as parameters: building one
+# costs more CPU than the database spends running it.
+_LOCK_WEBHOOK = (
+    select(Webhook).where(Webhook.id == bindparam("webhook_id"), _live_enabled())
+    .with_for_update(skip_locked=True).execution_options(populate_existing=True)
+)
+
+
 async def _lock_webhook(session: AsyncSession, webhook_id: uuid.UUID) -> Webhook | None:
     """The enabled webhook, locked for this transaction; None if another process holds it."""
-    return await session.scalar(
-        select(Webhook).where(Webhook.id == webhook_id, _live_enabled())
-        .with_for_update(skip_locked=True).execution_options(populate_existing=True)
-    )
+    return await session.scalar(_LOCK_WEBHOOK, {"webhook_id": webhook_id})
 
 
 async def _fan_out_locked(
@@ -274,18 +280,13 @@ async def _fresh_run(
                  webhook.failures, fresh=True, read_up_to=events[-1].id)
 
 
-async def _pending_run(
-    session: AsyncSession, webhook_id: uuid.UUID, now: dt.datetime, most: int
-) -> list[Any]:
-    """The endpoint's first `most` pending deliveries in event order, each with its event
-    (None columns where retention pruned it; the payload as the stored JSON text, sent as it
-    is) and whether any of them is held by a live lease."""
+def _pending_run_query() -> Any:
     held = DELIVERIES.alias("held")
     held_by_any = exists().where(
-        held.c.webhook_id == webhook_id, held.c.status == "pending",
-        held.c.owner.is_not(None), held.c.tm_lease_expire >= now,
+        held.c.webhook_id == bindparam("webhook_id"), held.c.status == "pending",
+        held.c.owner.is_not(None), held.c.tm_lease_expire >= bindparam("now"),
     )
-    return list((await session.execute(
+    return (
         select(EVENTS.c.id, EVENTS.c.type, EVENTS.c.customer_id, EVENTS.c.tm_create,
                cast(EVENTS.c.data, Text).label("data_json"),
                DELIVERIES.c.id.label("delivery_id"),
@@ -293,9 +294,23 @@ async def _pending_run(
                DELIVERIES.c.tm_queued, DELIVERIES.c.next_attempt_at, DELIVERIES.c.owner,
                held_by_any.label("held"))
         .select_from(DELIVERIES.outerjoin(EVENTS, EVENTS.c.id == DELIVERIES.c.event_id))
-        .where(DELIVERIES.c.webhook_id == webhook_id, DELIVERIES.c.status == "pending")
-        .order_by(DELIVERIES.c.event_id).limit(most)
-    )).all())
+        .where(DELIVERIES.c.webhook_id == bindparam("webhook_id"),
+               DELIVERIES.c.status == "pending")
+        .order_by(DELIVERIES.c.event_id).limit(bindparam("most", type_=Integer()))
+    )
+
+
+_PENDING_RUN = _pending_run_query()
+
+
+async def _pending_run(
+    session: AsyncSession, webhook_id: uuid.UUID, now: dt.datetime, most: int
+) -> list[Any]:
+    """The endpoint's first `most` pending deliveries in event order, each with its event
+    (None columns where retention pruned it; the payload as the stored JSON text, sent as it
+    is) and whether any of them is held by a live lease."""
+    return list((await session.execute(
+        _PENDING_RUN, {"webhook_id": webhook_id, "now": now, "most": most})).all())
 
 
 def _outcome(status_code: int, latency_ms: int, error: str, now: dt.datetime) -> dict[str, Any]:
@@ -329,16 +344,26 @@ async def _move_cursor(
 ) -> bool:
     """A fresh run's events up to `up_to` are settled: the cursor moves past them, if this
     process still holds the webhook's lease (False otherwise: another has the run)."""
+    result = await session.execute(
+        _MOVE_CURSOR_RESET if reset_failures else _MOVE_CURSOR,
+        {"webhook_id": webhook_id, "run_owner": owner, "up_to": up_to})
+    return bool(result.rowcount)
+
+
+def _move_cursor_statement(reset_failures: bool) -> Any:
+    up_to = bindparam("up_to", type_=BigInteger())
     values: dict[str, Any] = {"event_cursor": case(
-        (WEBHOOKS.c.event_cursor < up_to, literal(up_to, BigInteger())),
-        else_=WEBHOOKS.c.event_cursor)}
+        (WEBHOOKS.c.event_cursor < up_to, up_to), else_=WEBHOOKS.c.event_cursor)}
     if reset_failures:
         values["failures"] = 0
-    result = await session.execute(
-        update(WEBHOOKS).where(WEBHOOKS.c.id == webhook_id, WEBHOOKS.c.owner == owner)
-        .values(values)
-    )
-    return bool(result.rowcount)
+    return (update(WEBHOOKS)
+            .where(WEBHOOKS.c.id == bindparam("webhook_id"),
+                   WEBHOOKS.c.owner == bindparam("run_owner"))
+            .values(values))
+
+
+_MOVE_CURSOR = _move_cursor_statement(reset_failures=False)
+_MOVE_CURSOR_RESET = _move_cursor_statement(reset_failures=True)
 
 
 def _new_deliveries(
