@@ -462,7 +462,8 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
                 "load": f"{load_before:.2f}-{load_after:.2f}",
                 **latencies(arrivals),
                 **cpu_figures(cpu_before, cpu_after, emitted, "events"),
-                "receiver_cpu_ms_per_1000_events": 1e6 * (receiver_after - receiver_before) / emitted,
+                "receiver_cpu_ms_per_1000_events":
+                    1e6 * (receiver_after - receiver_before) / emitted,
                 **ServerWork.difference(server_before, server_after, emitted, "events")}
     finally:
         receiver.close()
