@@ -1,6 +1,6 @@
 """Webhook delivery through the outbox, on PostgreSQL, with one `outdial worker` (the engine,
-and the webhook deliverer in a process of its own) and a local receiver (the standard
-library's threaded HTTP server, in a process of its own).
+and the webhook deliverer in a process of its own) and a local receiver (a small asyncio
+server in a process of its own; it stands for a remote receiver, and its CPU is reported).
 
 1. A campaign dialed at full speed (instant simulated calls), without and then with one webhook
    subscribed to every event: the engine's attempts/s both ways, and for the second run the
@@ -13,6 +13,7 @@ library's threaded HTTP server, in a process of its own).
 
     .venv/bin/python bench/webhooks_bench.py [--targets 3000] [--rate 1000] [--seconds 10]
         [--only campaign|rate] [--profile FILE]   # FILE: py-spy's raw profile of the worker
+        [--base-src DIR --pairs N]   # also the worker of DIR (e.g. main's src/), alternating
 """
 
 import argparse
@@ -24,10 +25,8 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -140,42 +139,66 @@ class ServerWork:
         return figures
 
 
+ANSWER = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
+
+
+class _Answering(asyncio.Protocol):
+    """One connection to the receiver: reads whole requests (head, then the content-length's
+    body; pipelined ones too), answers 204 to each, and notes when each event arrived."""
+
+    def __init__(self, arrivals: list[tuple[float, str, str]]) -> None:
+        self.arrivals = arrivals
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        answers = 0
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = bytes(self.buffer[:end]).lower()
+            start = head.index(b"\r\ncontent-length:") + 17
+            stop = head.find(b"\r\n", start)
+            length = int(head[start:stop if stop >= 0 else len(head)])
+            if len(self.buffer) < end + 4 + length:
+                break  # the rest of its body is still on its way
+            body = bytes(self.buffer[end + 4:end + 4 + length])
+            del self.buffer[:end + 4 + length]
+            at = time.time()
+            event = json.loads(body)
+            self.arrivals.append((at, event["id"], event["tm_create"]))
+            answers += 1
+        if answers and self.transport is not None:
+            self.transport.write(ANSWER * answers)
+
+
 def _receive(conn: Any) -> None:
     """The receiver process: answers 204 to every POST, notes when each event arrived, and
     sends its notes back when told to stop."""
     arrivals: list[tuple[float, str, str]] = []
-    lock = threading.Lock()
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Answering(arrivals), "127.0.0.1", 0)
+        conn.send(server.sockets[0].getsockname()[1])
+        stop = asyncio.Event()
+        loop.add_reader(conn.fileno(), stop.set)
+        await stop.wait()
+        loop.remove_reader(conn.fileno())
+        conn.recv()  # stop
+        server.close()
 
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers["content-length"]))
-            at = time.time()
-            self.send_response(204)
-            self.send_header("content-length", "0")
-            self.end_headers()
-            event = json.loads(body)
-            with lock:
-                arrivals.append((at, event["id"], event["tm_create"]))
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    conn.send(server.server_address[1])
-    conn.recv()  # stop
-    server.shutdown()
-    with lock:
-        conn.send(arrivals)
+    asyncio.run(serve())
+    conn.send(arrivals)
 
 
 class Receiver:
-    """A local receiver in a process of its own (the standard library's threaded HTTP server),
-    so that it shares neither the interpreter of the bench that emits the events nor the
-    worker's."""
+    """A local receiver in a process of its own, so that it shares neither the interpreter of
+    the bench that emits the events nor the worker's. It stands for a receiver on another
+    machine, yet takes CPU from this one: it is a small asyncio server (a protocol reading the
+    requests from its buffer), so that its share stays small, and its CPU is reported."""
 
     def __init__(self) -> None:
         self._conn, child = multiprocessing.get_context("spawn").Pipe()
@@ -344,6 +367,7 @@ async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
         load_after = os.getloadavg()[0]
         delivered = await drained(database, webhook_id, customer_id) if webhook_id else 0
         cpu_after, server_after = worker_cpu(processes[0].pid), await server.read()
+        receiver_after = receiver.cpu()
         stop_workers(processes)
         receiver.close()
         server_after["totals"] = (await server.read())["totals"]  # flushed as backends ended
@@ -368,6 +392,10 @@ async def campaign_run(targets: int, subscribed: bool) -> dict[str, Any]:
         if subscribed:
             result["deliverer_cpu_ms_per_1000_events"] = (
                 1e6 * (cpu_after[1] - cpu_before[1]) / delivered)
+            result["pg_deliverer_cpu_ms_per_1000_events"] = (
+                result["pg_deliverer_cpu_ms_per_1000_attempts"] * attempts / delivered)
+            result["receiver_cpu_ms_per_1000_events"] = (
+                1e6 * (receiver_after - receiver_before) / delivered)
             # The receiver shares the machine too: its CPU while the campaign dialed.
             result["dialing_receiver_cpu_ms_per_1000_attempts"] = (
                 1e6 * (receiver_stopped - receiver_before) / attempts)
@@ -407,6 +435,7 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
         tick, per_tick = 0.02, max(1, round(events_per_s * 0.02))
         server = ServerWork(url)
         cpu_before, server_before = worker_cpu(processes[0].pid), await server.read()
+        receiver_before = receiver.cpu()
         load_before = os.getloadavg()[0]
         started, emitted = time.monotonic(), 0
         while time.monotonic() - started < seconds:
@@ -420,6 +449,7 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
         produced_s = time.monotonic() - started
         await drained(database, webhook_id, customer_id)
         cpu_after, server_after = worker_cpu(processes[0].pid), await server.read()
+        receiver_after = receiver.cpu()
         load_after = os.getloadavg()[0]
         if profiler is not None:
             profiler.wait(timeout=60)
@@ -432,6 +462,8 @@ async def fixed_rate(events_per_s: int, seconds: float, profile: str | None) -> 
                 "load": f"{load_before:.2f}-{load_after:.2f}",
                 **latencies(arrivals),
                 **cpu_figures(cpu_before, cpu_after, emitted, "events"),
+                "receiver_cpu_ms_per_1000_events":
+                    1e6 * (receiver_after - receiver_before) / emitted,
                 **ServerWork.difference(server_before, server_after, emitted, "events")}
     finally:
         receiver.close()
@@ -454,21 +486,33 @@ async def main() -> None:
                         help="run only the campaign runs or only the fixed rate")
     parser.add_argument("--profile", metavar="FILE",
                         help="py-spy's raw profile of the worker during the fixed rate")
+    parser.add_argument("--base-src", metavar="DIR",
+                        help="also run the worker from DIR (another version's src/), each run "
+                             "beside this version's, alternating which goes first")
+    parser.add_argument("--pairs", type=int, default=1, help="with --base-src: how many times")
     args = parser.parse_args()
-    if args.only != "rate":
-        await campaigns(args.targets)
-    if args.only != "campaign":
-        show(f"events at {args.rate}/s for {args.seconds:g} s", await fixed_rate(
-            args.rate, args.seconds, args.profile))
+    for pair in range(args.pairs if args.base_src else 1):
+        versions = [("", None)] if not args.base_src else (
+            [("base ", args.base_src), ("branch ", "")][::1 if pair % 2 == 0 else -1])
+        for label, src in versions:
+            if src:  # the worker (and its deliverer) import outdial from there first
+                os.environ["PYTHONPATH"] = src
+            else:
+                os.environ.pop("PYTHONPATH", None)
+            if args.only != "rate":
+                await campaigns(args.targets, label)
+            if args.only != "campaign":
+                show(f"{label}events at {args.rate}/s for {args.seconds:g} s", await fixed_rate(
+                    args.rate, args.seconds, args.profile))
 
 
-async def campaigns(targets: int) -> None:
+async def campaigns(targets: int, label: str = "") -> None:
     without = await campaign_run(targets, subscribed=False)
-    show("campaign, no webhook", without)
+    show(f"{label}campaign, no webhook", without)
     with_one = await campaign_run(targets, subscribed=True)
-    show("campaign, one webhook on every event", with_one)
+    show(f"{label}campaign, one webhook on every event", with_one)
     cost = 100 * (1 - with_one["attempts_per_s"] / without["attempts_per_s"])
-    print(f"engine attempts/s with the webhook: {cost:+.1f} % slower", flush=True)
+    print(f"{label}engine attempts/s with the webhook: {cost:+.1f} % slower", flush=True)
 
 
 if __name__ == "__main__":

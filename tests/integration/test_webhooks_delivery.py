@@ -509,3 +509,33 @@ async def test_a_run_of_new_events_is_written_once_as_it_arrives_and_its_lease_l
         await other.dispose()
     ids = [int(r.message_id) for r in receiver.received]
     assert len(ids) == 8 and ids == sorted(set(ids))
+
+
+async def test_an_endpoints_next_short_run_waits_for_the_spacing_and_takes_what_came(
+    database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
+) -> None:
+    """While events keep coming, an endpoint's runs are spaced: the next is claimed once the
+    spacing has passed since the last (on the clock), with every event that came meanwhile,
+    by the same task, in order, each delivery written once."""
+    webhook_id = await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
+    await add_events(database, customer_id, *["campaign_updated"] * 3)
+    deliverer = Deliverer(database, clock, BOX,
+                          DeliveryConfig(allow_private_networks=True, run_spacing_seconds=1.0))
+    assert await deliverer.step() == 1
+    for _ in range(2000):  # until the run arrived and the endpoint's task waits on the clock
+        if clock._sleepers and len(receiver.received) == 3:
+            break
+        await asyncio.sleep(0.005)
+    await add_events(database, customer_id, *["campaign_updated"] * 4)
+    assert len(receiver.received) == 3 and deliverer.busy_endpoints == 1
+    clock.advance(1.0)
+    for _ in range(2000):  # the next run (and the write of the last, once it is spaced)
+        if not deliverer.busy_endpoints:
+            break
+        if clock._sleepers:
+            clock.advance(1.0)
+        await asyncio.sleep(0.005)
+    assert not deliverer.busy_endpoints  # no other round: the same task claimed the next run
+    log = await deliveries(database, webhook_id)
+    assert [(d.status, d.attempts) for d in log] == [("delivered", 1)] * 7
+    assert [int(r.message_id) for r in receiver.received] == [d.event_id for d in log]

@@ -39,6 +39,10 @@ PRUNE_BATCH = 1000  # deliveries deleted in one transaction
 PRUNE_EVERY_SECONDS = 60.0
 # How long the deliveries that arrived may wait, within a run, to be written down together.
 RECORD_EVERY_SECONDS = 0.2
+# An endpoint's next run is claimed no sooner than this after its last (when that one arrived
+# sooner): a run costs some statements whatever its length, so while events keep coming they
+# are sent in fewer, longer runs, for a few hundredths of a second more on their way.
+RUN_SPACING_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class DeliveryConfig:
     poll_seconds: float = 0.2
     retention_seconds: float = 7 * 24 * 3600.0
     allow_private_networks: bool = False
+    run_spacing_seconds: float = 0.0  # RUN_SPACING_SECONDS in a running process
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DeliveryConfig":
@@ -69,6 +74,7 @@ class DeliveryConfig:
             poll_seconds=settings.webhooks_poll_seconds,
             retention_seconds=settings.webhooks_delivery_retention_seconds,
             allow_private_networks=settings.webhooks_allow_private_networks,
+            run_spacing_seconds=RUN_SPACING_SECONDS,
         )
 
     def retry_delay(self, attempts: int, rng: random.Random) -> float:
@@ -83,10 +89,15 @@ def message(event: Any) -> tuple[str, str]:
     """An event's webhook-id (its id: the same on every retry) and its body: the event as
     event_json() gives it, its payload spliced in as stored (`data_json`, JSON text) rather
     than decoded and encoded again."""
-    head = json.dumps({"id": event.id, "type": event.type, "customer_id": str(event.customer_id),
-                       "tm_create": format_timestamp(event.tm_create)},
-                      separators=(",", ":"), ensure_ascii=False)
-    return str(event.id), f'{head[:-1]},"data":{event.data_json}}}'
+    # Written out rather than through a dict: the id is an integer and the customer's id a
+    # UUID, neither needs escaping; the type and the time are JSON-encoded all the same.
+    return str(event.id), (
+        f'{{"id":{int(event.id)},"type":{_dumps(event.type)},'
+        f'"customer_id":"{event.customer_id}",'
+        f'"tm_create":{_dumps(format_timestamp(event.tm_create))},"data":{event.data_json}}}')
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _record_delivery(
@@ -213,10 +224,16 @@ class Deliverer:
         events keep coming, an endpoint does not wait for the process's next round."""
         webhook_id = claim.webhook_id if claim is not None else None
         try:
+            claimed_at = self.clock.now()
             while claim is not None:
                 arrived = await self._send_claim(claim)
                 if arrived is None:
                     return
+                if len(claim.items) < self.config.claim_batch and not self._stopping:
+                    # A short run: the next one's events have a little longer to come.
+                    spent = (self.clock.now() - claimed_at).total_seconds()
+                    if spent < self.config.run_spacing_seconds:
+                        await self.clock.sleep(self.config.run_spacing_seconds - spent)
                 following = None
                 async with self.database.transaction() as session:
                     # The whole run arrived: a fresh run's cursor passes its last event read.
@@ -230,7 +247,7 @@ class Deliverer:
                             most=self.config.claim_batch,
                         )
                 self._count_arrived(claim, arrived)
-                claim = following
+                claim, claimed_at = following, self.clock.now()
         except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
             log_failure(f"delivering to webhook {webhook_id}", error)
             try:

@@ -140,20 +140,62 @@ def _field(name: str, value: str) -> str:
     return f"{name}: {value}\r\n"
 
 
+# The usual answer, read without h11: a complete HTTP/1.1 2xx head, whose body's length is
+# given (or none: 204), and nothing that asks for more care (no transfer-encoding, no
+# connection header). Anything else is read by h11, from the same bytes.
+_QUICK_HEAD = re.compile(
+    rb"HTTP/1\.1 (2[0-9][0-9])(?: [\t\x20-\x7e\x80-\xff]*)?\r\n"
+    rb"((?:[-!#$%&'*+.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*)\r\n")
+_QUICK_FIELD = re.compile(rb"([^:\r\n]+):[ \t]*([^\r\n]*?)[ \t]*\r\n")
+QUICK_ANSWER_BYTES = 16 * 1024  # longer answers (head and body) are h11's
+NEED_MORE = (0, 0)
+
+
+def quick_answer(buffer: bytes | bytearray) -> tuple[int, int] | None:
+    """The status and length of the usual answer at the start of `buffer` when it is all
+    there; NEED_MORE when what is there may still become one; None when it is not one (h11
+    reads it)."""
+    head = _QUICK_HEAD.match(buffer)
+    if head is None:
+        if b"\r\n\r\n" in buffer or len(buffer) >= QUICK_ANSWER_BYTES:
+            return None
+        return NEED_MORE if b"HTTP/1.1 2".startswith(bytes(buffer[:10])) else None
+    status = int(head[1])
+    length = None
+    for name, value in _QUICK_FIELD.findall(head[2]):
+        name = name.lower()
+        if name == b"content-length":
+            if length is not None or not value.isdigit():
+                return None  # twice, or not a number: h11 judges it
+            length = int(value)
+        elif name in (b"transfer-encoding", b"connection"):
+            return None
+    if status == 204:
+        if length:
+            return None
+        length = 0
+    if length is None or head.end() + length > QUICK_ANSWER_BYTES:
+        return None
+    end = head.end() + length
+    return (status, end) if len(buffer) >= end else NEED_MORE
+
+
 class _Connection:
     """One HTTP/1.1 connection to a receiver's checked address.
 
     Requests are written whole, several at a time (pipelined): h11 only writes a request once
     the answer to the one before has been read, so the few fixed lines of a webhook's request
-    are written here, and h11 reads the answers in order. Before each answer it is told of a
-    POST without a body: all it needs to know of the request to read the answer to it."""
+    are written here. The answers are read in order from `buffer`: the usual one by
+    quick_answer(), any other by an h11 connection of its own, told of a POST without a body
+    (all it needs to know of the request to read the answer to it)."""
 
     def __init__(self, address: IPAddress, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
         self.address = address
         self.reader = reader
         self.writer = writer
-        self.http = h11.Connection(h11.CLIENT)
+        self.buffer = bytearray()  # read, not yet taken as (part of) an answer
+        self.reusable = True  # every answer so far ended cleanly, and none asked to close
         self._socket = writer.get_extra_info("socket")
         self.acknowledge_at_once()
 
@@ -167,6 +209,21 @@ class _Connection:
                 self._socket.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
             except OSError:
                 pass  # not a TCP socket after all: nothing to speed up
+
+    async def read(self) -> bytes:
+        """The next bytes from the receiver (b"" once it closed); _NotTaken when the connection
+        ends before the first byte of an answer."""
+        started = bool(self.buffer)
+        try:
+            chunk = await self.reader.read(READ_CHUNK)
+        except (ConnectionResetError, BrokenPipeError):
+            if started:
+                raise
+            raise _NotTaken from None
+        if not chunk and not started:
+            raise _NotTaken
+        self.acknowledge_at_once()
+        return chunk
 
     def close(self) -> None:
         self.writer.close()
@@ -273,7 +330,6 @@ class Sender:
         until every one is answered or one is not a 2xx. _NotTaken when the receiver closed the
         connection before answering one (unless it is the only request, on a new connection:
         then the receiver failed). The connection is kept only if every answer ended cleanly."""
-        http = connection.http
         kept = False
         answered = 0
         try:
@@ -283,20 +339,15 @@ class Sender:
             except (ConnectionResetError, BrokenPipeError):
                 raise _NotTaken from None
             for answered in range(len(requests)):
-                if answered:
-                    if http.their_state is not h11.DONE:
-                        raise _NotTaken  # the receiver closes it after the last answer
-                    http.start_next_cycle()
-                http.send(answer_to)
-                http.send(h11.EndOfMessage())
-                status_code = await self._answer(connection)
+                if answered and not connection.reusable:
+                    raise _NotTaken  # the receiver closes it after the last answer
+                status_code = await self._answer(connection, answer_to)
                 if not 200 <= status_code < 300:
                     outcomes.append(Sent(status_code, elapsed(),
                                          f"the receiver answered {status_code}", "rejected"))
                     return
                 outcomes.append(Sent(status_code, elapsed(), kind="delivered"))
-            if http.our_state is h11.DONE and http.their_state is h11.DONE:
-                http.start_next_cycle()
+            if connection.reusable:
                 self._put_back(key, connection)
                 kept = True
         except _NotTaken:
@@ -307,35 +358,54 @@ class Sender:
             if not kept:
                 connection.close()
 
-    async def _answer(self, connection: _Connection) -> int:
+    async def _answer(self, connection: _Connection, answer_to: h11.Request) -> int:
         """Read one answer; its status. _NotTaken when the connection ends before its first
-        byte; past MAX_RESPONSE_BYTES of body, the status (the rest is not read: the
-        connection is not kept)."""
-        http = connection.http
+        byte. The usual answer is taken from the buffer as soon as it is all there; any other
+        (or a connection closed mid-answer) is h11's to read."""
+        buffer = connection.buffer
+        while True:
+            quick = quick_answer(buffer)
+            if quick is None:
+                return await self._answer_slowly(connection, answer_to, closed=False)
+            status_code, length = quick
+            if status_code:
+                del buffer[:length]
+                return status_code
+            chunk = await connection.read()
+            if not chunk:
+                return await self._answer_slowly(connection, answer_to, closed=True)
+            buffer += chunk
+
+    async def _answer_slowly(self, connection: _Connection, answer_to: h11.Request,
+                             closed: bool) -> int:
+        """Read one answer with h11, from the buffer on; its status. Past MAX_RESPONSE_BYTES
+        of body, the status (the rest is not read: the connection is not kept)."""
+        http = h11.Connection(h11.CLIENT)
+        http.send(answer_to)
+        http.send(h11.EndOfMessage())
+        http.receive_data(bytes(connection.buffer))
+        connection.buffer.clear()
+        if closed:
+            http.receive_data(b"")
         status_code = 0
-        started = False  # any byte of this answer
         read = 0
         while True:
             event = http.next_event()
             if event is h11.NEED_DATA:
-                try:
-                    chunk = await connection.reader.read(READ_CHUNK)
-                except (ConnectionResetError, BrokenPipeError):
-                    if started:
-                        raise
-                    raise _NotTaken from None
-                if not chunk and not started:
-                    raise _NotTaken
-                started = True
-                connection.acknowledge_at_once()
-                http.receive_data(chunk)
+                http.receive_data(await connection.read())
             elif isinstance(event, h11.Response):
                 status_code = event.status_code
             elif isinstance(event, h11.Data):
                 read += len(event.data)
                 if read > MAX_RESPONSE_BYTES:
-                    return status_code  # their_state is not DONE: the connection goes
+                    connection.reusable = False
+                    return status_code
             elif isinstance(event, h11.EndOfMessage):
+                if http.their_state is h11.DONE and http.our_state is h11.DONE:
+                    rest, _ = http.trailing_data  # the start of the next answer, if any
+                    connection.buffer += rest
+                else:
+                    connection.reusable = False  # HTTP/1.0, or it asked to close
                 return status_code
             elif isinstance(event, h11.ConnectionClosed):
                 raise ConnectionError("the receiver closed the connection")
