@@ -220,7 +220,7 @@ def _may_wait_interval(s: Situation) -> list[ColumnElement[bool]]:
     return [later, TARGETS.c.tm_last_end > s.param("interval_cutoff", DateTime())]
 
 
-def _in_window(s: Situation) -> Clause:
+def in_window(s: Situation) -> Clause:
     if s.window is None:
         return None
     return TARGETS.c.zone_key.in_(s.param("open_keys", String())) if s.open_keys else false()
@@ -338,7 +338,7 @@ RULES: list[Rule] = [
     Rule("retry_interval", _interval_passed, until=_interval_ends, may_hold=_may_wait_interval),
     # No may_hold: the counts read a closed window from the counts per zone key
     # (strategy.reasons_counts), without asking the rules about its targets.
-    Rule("outside_calling_window", _in_window, until=_window_opens, detail=_window_zone),
+    Rule("outside_calling_window", in_window, until=_window_opens, detail=_window_zone),
     Rule("contact_limit", _under_limits, until=_limits_free, may_hold=_may_be_capped),
 ]
 
@@ -378,7 +378,7 @@ def _answered() -> ColumnElement[bool]:
     )
 
 
-def _held(allows: ColumnElement[Any]) -> ColumnElement[bool]:
+def held(allows: ColumnElement[Any]) -> ColumnElement[bool]:
     # Not true (false or unknown): exactly the rows a WHERE on `allows` leaves out.
     return allows.is_not(true())
 
@@ -392,7 +392,7 @@ def reason_sql(s: Situation) -> ColumnElement[str]:
     ]
     for rule in RULES:
         if (allows := rule.allows(s)) is not None:
-            whens.append((_held(allows), literal(rule.reason)))
+            whens.append((held(allows), literal(rule.reason)))
     return case(*whens, else_=literal(DIALABLE))
 
 
@@ -404,7 +404,7 @@ def _per_rule(s: Situation, part: str, dialable: Any) -> ColumnElement[Any]:
     for rule in RULES:
         if (allows := rule.allows(s)) is not None:
             value = getattr(rule, part)(s)
-            whens.append((_held(allows), value if value is not None else literal(None)))
+            whens.append((held(allows), value if value is not None else literal(None)))
     return case(*whens, else_=dialable)
 
 
