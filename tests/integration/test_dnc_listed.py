@@ -8,9 +8,8 @@ import uuid
 
 import pytest
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects import postgresql
 
-from outdial.models import Contact, Customer, DncEntry, Outdial, OutdialTarget
+from outdial.models import Contact, Customer, DncEntry, OutdialTarget
 from outdial.strategy import dnc, reasons, reasons_counts
 from tests.engine_support import database  # noqa: F401 - fixture
 from tests.engine_support import make_campaign, tel
@@ -153,10 +152,9 @@ async def test_counts_with_lists_ask_only_the_listed_targets(database, clock) ->
 
 
 async def test_counts_read_every_kind_of_address_as_the_rules_do(database, clock) -> None:
-    """The counts compute each asked target's reason from its destinations parsed once
-    (strategy.reasons_counts); the reasons they give equal each target's own, for every kind
-    of address and form (upper case, sips:, a bare SIP user, a port), listed or capped, on
-    the first slot or the one a target moved on to."""
+    """The reasons the counts give equal each target's own, for every kind of address and form
+    (upper case, sips:, a bare SIP user, a port), listed or capped, on the first slot or on
+    the one a target moved on to."""
     now = clock.now()
     addresses = [tel("+12125550101"), {"type": "email", "target": "Ann@Example.com"},
                  {"type": "sip", "target": "sips:Bob@Host.example"},
@@ -185,21 +183,3 @@ async def test_counts_read_every_kind_of_address_as_the_rules_do(database, clock
     # First half: held by their first destination; second half: by the one they moved on to.
     assert {k: v for k, v in counted.items() if v} == {"dnc": 6, "contact_limit": 4}
 
-
-async def test_the_counts_parse_each_destination_once_on_postgresql(database, clock) -> None:
-    """Each `->>` of a json column parses its whole text again: the asked targets' reasons
-    read their destinations from the jsonb they were cast to once per row, never from the
-    stored json (what asking a held target mostly cost)."""
-    scenario = await make_campaign(database, clock, targets=[[tel("+12125550101")]],
-                                   max_try_counts=(1, 1, 0, 0, 0))
-    await add_entry(scenario, await new_list(scenario), "+12125550101")
-    await scenario.update(Customer, scenario.customer_id,
-                          contact_limits=[{"max": 1, "window": 3600 * 1000}])
-    async with database.transaction() as session:
-        s = await reasons.situation(
-            session, await session.get(Outdial, scenario.outdial_id), clock.now())
-    sql = str(reasons_counts._statement(s).compile(dialect=postgresql.dialect()))
-    assert "CAST(outdial_targets.destination_0 AS jsonb)" in sql
-    assert "outdial_targets.destination_0 ->>" not in sql
-    per_target, counted, _ = await said_and_counted(scenario, clock.now())
-    assert counted == per_target and counted["dnc"] == 1

@@ -16,15 +16,12 @@ know it), and replaces what their shape said. So a target held by two rules coun
 the reason the rules give, exactly as the claim and the target's page say.
 
 A rule without `may_hold` makes every idle target be asked: exact still, but as slow as reading
-every row. Everything is read in one statement, at one snapshot. An asked target's destinations
-are parsed once for all the rules that read them (`_per_asked_row`).
+every row. Everything is read in one statement, at one snapshot.
 """
 
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Column,
     ColumnElement,
     Integer,
     String,
@@ -39,9 +36,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import Select, visitors
-from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.elements import True_
 
 from outdial.db import index_value
@@ -126,47 +121,6 @@ def _closed(s: Situation, zone_key: str) -> bool:
     return s.window is not None and zone_key not in s.open_keys
 
 
-class _parsed(FunctionElement[Any]):
-    """A destination column parsed once for all the reads of it in a row: on PostgreSQL the
-    json column as jsonb (each `->>` of a json value parses its whole text again, and a
-    target's reason reads its next destination's type and address several times: most of what
-    asking a held target cost); as stored on SQLite."""
-
-    type = JSON()
-    inherit_cache = True
-
-
-@compiles(_parsed, "postgresql")
-def _parsed_postgresql(element: _parsed, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(list(element.clauses)[0], **kw)} AS jsonb)"
-
-
-@compiles(_parsed)
-def _parsed_sqlite(element: _parsed, compiler: Any, **kw: Any) -> str:
-    return compiler.process(list(element.clauses)[0], **kw)
-
-
-def _per_asked_row(s: Situation, *expressions: ColumnElement[Any]) -> Any:
-    """`expressions` (over the targets' columns) of each asked target, its destinations parsed
-    once: the asked rows carry the columns the expressions read, and the expressions are
-    computed over them. OFFSET keeps PostgreSQL from folding the asked rows into the outer
-    SELECT, which would put each parse back in every place that reads it."""
-    read = sorted({e.name for expression in expressions for e in visitors.iterate(expression)
-                   if isinstance(e, Column) and e.table is TARGETS} - {"id"})
-    rows = _asked_rows(s, *(
-        _parsed(TARGETS.c[name]).label(name) if name.startswith("destination_")
-        else TARGETS.c[name] for name in read
-    )).offset(0).subquery()
-
-    def over_rows(element: Any) -> Any:
-        if isinstance(element, Column) and element.table is TARGETS:
-            return rows.c[element.name]
-        return None
-
-    return select(*(visitors.replacement_traverse(expression, {}, over_rows).label(
-        expression.name) for expression in expressions)).select_from(rows)
-
-
 def _statement(s: Situation) -> Any:
     shapes = shapes_query(s.outdial_id).subquery()
     parts = [select(
@@ -176,7 +130,7 @@ def _statement(s: Situation) -> Any:
     )]
     if s.running:
         # The targets the rules are asked about, counted per (reason, what the shape said).
-        per_row = _per_asked_row(
+        per_row = _asked_rows(
             s, reasons.reason_sql(s).label("reason"), _shape_reason(s).label("by_shape"),
         ).subquery()
         parts.append(select(
