@@ -43,6 +43,13 @@ RECORD_EVERY_SECONDS = 0.2
 # sooner): a run costs some statements whatever its length, so while events keep coming they
 # are sent in fewer, longer runs, for a few hundredths of a second more on their way.
 RUN_SPACING_SECONDS = 0.05
+# A run that came back full means a backlog (a campaign at full speed makes more events than
+# the deliverer, at its lower priority, sends meanwhile): the endpoint's next runs are up to
+# this many times the claim batch. A run costs its statements (the outbox horizon, the claim,
+# the cursor, a commit) whatever its length, and they cost the database more than the rows:
+# on a backlog, runs of 1,000 instead of 100 halve the CPU per event, the deliverer's and its
+# database backend's, which share the machine with the dialing.
+BACKLOG_RUN_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -223,13 +230,19 @@ class Deliverer:
         endpoint's next run claimed (its new events), in one transaction: while
         events keep coming, an endpoint does not wait for the process's next round."""
         webhook_id = claim.webhook_id if claim is not None else None
+        most = self.config.claim_batch  # the longest run the claim could have been
         try:
             claimed_at = self.clock.now()
             while claim is not None:
                 arrived = await self._send_claim(claim)
                 if arrived is None:
                     return
-                if len(claim.items) < self.config.claim_batch and not self._stopping:
+                full = len(claim.items) >= most
+                # A full run: more are waiting, the next one is longer; a short one: caught up.
+                most = (min(most * BACKLOG_RUN_FACTOR,
+                            self.config.claim_batch * BACKLOG_RUN_FACTOR)
+                        if full else self.config.claim_batch)
+                if not full and not self._stopping:
                     # A short run: the next one's events have a little longer to come.
                     spent = (self.clock.now() - claimed_at).total_seconds()
                     if spent < self.config.run_spacing_seconds:
@@ -243,8 +256,7 @@ class Deliverer:
                         # Its new events, if nothing else waits, become the next run.
                         following = await repo.claim(
                             session, claim.webhook_id, owner=self.worker_id, now=self.clock.now(),
-                            lease_seconds=self.config.lease_seconds,
-                            most=self.config.claim_batch,
+                            lease_seconds=self.config.lease_seconds, most=most,
                         )
                 self._count_arrived(claim, arrived)
                 claim, claimed_at = following, self.clock.now()
