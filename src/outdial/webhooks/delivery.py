@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from outdial.timestamps import format_timestamp
 from outdial.webhooks import repository as repo
 from outdial.webhooks.repository import Claim, Item
 from outdial.webhooks.sending import Message, Sender, Sent
-from outdial.webhooks.signing import Signer, signed_headers
+from outdial.webhooks.signing import RunSigner, Signer
 
 log = logging.getLogger("outdial.webhooks")
 
@@ -311,12 +312,12 @@ class Deliverer:
                     if item.event is None:
                         break
                     batch.append(item)
-                now = self.clock.now()
+                signing = RunSigner(signer, self.clock.now())
                 messages = []
                 for item in batch:
-                    message_id, body = message(item.event)
-                    messages.append(Message(
-                        body.encode(), signed_headers(signer, message_id, now, body)))
+                    message_id, text = message(item.event)
+                    body = text.encode()
+                    messages.append(Message(body, signing.headers(message_id, body)))
                 outcomes = await self.sender.send(claim.url, messages)
                 for item, sent in zip(batch, outcomes):
                     if not sent.ok:
@@ -379,9 +380,12 @@ class Deliverer:
         return kept
 
     def _count_arrived(self, claim: Claim, arrived: list[tuple[Item, Sent]]) -> None:
-        """Once written down (committed): count them, and empty the list."""
-        for _, sent in arrived:
-            _record_delivery(claim.webhook_id, sent, final=True)
+        """Once written down (committed): count them, one increment per result (a label
+        looked up per delivery was a tenth of the CPU per event on a backlog), and empty the
+        list."""
+        for kind, count in Counter(sent.kind for _, sent in arrived).items():
+            if kind:
+                metrics.WEBHOOK_DELIVERIES.labels(kind).inc(count)
         arrived.clear()
 
     async def _record_failed(
