@@ -8,6 +8,7 @@ by the timeout, every wait for the database by the database's limits.
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
 import random
@@ -100,12 +101,20 @@ def message(event: Any) -> tuple[str, str]:
     # Written out rather than through a dict: the id is an integer and the customer's id a
     # UUID, neither needs escaping; the type and the time are JSON-encoded all the same.
     return str(event.id), (
-        f'{{"id":{int(event.id)},"type":{_dumps(event.type)},'
+        f'{{"id":{int(event.id)},"type":{_json_text(event.type)},'
         f'"customer_id":"{event.customer_id}",'
-        f'"tm_create":{_dumps(format_timestamp(event.tm_create))},"data":{event.data_json}}}')
+        f'"tm_create":{_json_time(event.tm_create)},"data":{event.data_json}}}')
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# An event's type is one of the catalogue's, and the events of one change share its time (the
+# engine emits a batch's events with one stamp): each is encoded once, not once per message.
+_json_text = functools.lru_cache(maxsize=256)(_dumps)
+
+
+@functools.lru_cache(maxsize=256)
+def _json_time(at: dt.datetime) -> str:
+    return _dumps(format_timestamp(at))
 
 
 def _record_delivery(
