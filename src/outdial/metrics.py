@@ -151,11 +151,11 @@ def import_ended(status: ImportStatus, counts: Mapping[str, int]) -> None:
         IMPORT_ROWS.labels("discarded").inc(counts["rows_total"])
 
 
-def webhook_delivery(result: WebhookResult) -> None:
-    """One delivery attempt to a webhook ended with `result` (see WEBHOOK_DELIVERIES)."""
+def webhook_delivery(result: WebhookResult, attempts: int = 1) -> None:
+    """`attempts` delivery attempts to a webhook ended with `result` (see WEBHOOK_DELIVERIES)."""
     if result not in WEBHOOK_RESULTS:
         raise ValueError(f"unknown webhook delivery result {result!r}")
-    WEBHOOK_DELIVERIES.labels(result).inc()
+    WEBHOOK_DELIVERIES.labels(result).inc(attempts)
 
 
 def webhook_disabled() -> None:

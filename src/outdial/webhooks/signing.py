@@ -8,8 +8,6 @@ it with any of the convention's libraries.
 import base64
 import binascii
 import datetime as dt
-import hashlib
-import hmac
 import math
 import secrets
 
@@ -47,26 +45,3 @@ def signed_headers(signer: Signer, message_id: str, at: dt.datetime, body: str) 
         "webhook-signature": signer.sign(message_id, stamp, body),
     }
 
-
-class RunSigner:
-    """Signs the messages of one endpoint sent at one moment (a run, or part of it), each as
-    `signed_headers` would: the key's HMAC state is made once and copied for each message, and
-    the timestamp written once. Signing message by message (a new HMAC state, the time
-    converted and the whole text encoded again each time) cost a third of the deliverer's CPU
-    per event on a backlog."""
-
-    def __init__(self, signer: Signer, at: dt.datetime) -> None:
-        # The key as the convention's library decoded it from the secret.
-        self._keyed = hmac.new(signer._whsecret, digestmod=hashlib.sha256)
-        self._stamp = str(math.floor(at.replace(tzinfo=dt.UTC).timestamp()))
-
-    def headers(self, message_id: str, body: bytes) -> dict[str, str]:
-        """The three headers of one message; `body`: its UTF-8 bytes, as sent."""
-        mac = self._keyed.copy()
-        mac.update(f"{message_id}.{self._stamp}.".encode())
-        mac.update(body)
-        return {
-            "webhook-id": message_id,
-            "webhook-timestamp": self._stamp,
-            "webhook-signature": "v1," + base64.b64encode(mac.digest()).decode("ascii"),
-        }
