@@ -204,7 +204,7 @@ async def test_readers_under_concurrent_writers_never_skip(database: Database) -
     assert len(seen) == writers * per_writer
 
 
-async def test_a_read_in_id_order_finds_the_same_events_and_leaves_later_transactions_be(
+async def test_a_read_goes_in_id_order_and_leaves_later_transactions_be(
     database: Database,
 ) -> None:
     customer_id = await _customer(database)
@@ -215,12 +215,12 @@ async def test_a_read_in_id_order_finds_the_same_events_and_leaves_later_transac
     everything = await _ids(database, customer_id, limit=100)
     assert len(everything) == 30
     after = everything[9]
-    assert await _ids(database, customer_id, after, limit=7, in_id_order=True) == (
+    assert await _ids(database, customer_id, after, limit=7) == (
         everything[10:17])
     if database.is_sqlite:
         return  # no planner settings: the read is the same
     async with database.transaction() as session:
-        await read_events(session, customer_id, after, limit=7, in_id_order=True)
+        await read_events(session, customer_id, after, limit=7)
         # For the rest of its own transaction only: no bitmap scan to read a whole backlog.
         assert await session.scalar(select(func.current_setting("enable_bitmapscan"))) == "off"
     async with database.transaction() as session:

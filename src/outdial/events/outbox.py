@@ -116,18 +116,28 @@ def _dialect(session: Executor) -> str:
     return session.bind.dialect.name
 
 
-# Said within the horizon's statement (no round trip of its own) before a long read: for the
-# rest of its transaction, no bitmap scans. The events of a burst (a campaign at full speed
-# makes thousands a second) are not in the table's statistics yet, so the planner takes a
-# customer's events past a cursor for a handful and reads them with a bitmap scan and a sort:
-# every one of them past the cursor, the whole backlog, to return the first `limit`. Along the
-# (customer_id, id) index, in order, the read stops at the limit (1,000 of 15,000: 8 ms → 0.6).
-_IN_ID_ORDER = "set_config('enable_bitmapscan', 'off', true), "
+# Said within the horizon's statement (no round trip of its own), for the rest of its
+# transaction: no bitmap scans. The events of a burst (a campaign at full speed makes thousands
+# a second) are not in the table's statistics yet, so the planner takes a customer's events past
+# a cursor for a handful and reads them with a bitmap scan and a sort: every one of them past
+# the cursor, the whole backlog, to return the first `limit`. Along the (customer_id, id)
+# index, in order, the read stops at the limit (1,000 of 15,000: 8 ms → 0.6). Every reader
+# reads this way: a deliverer on a backlog, a page of GET /v1.0/events, the live stream.
+_HORIZON = text(
+    "SELECT set_config('enable_bitmapscan', 'off', true), "
+    "s.taken, (SELECT min(((classid::bigint << 32) | objid::bigint) - :space)"
+    " FROM pg_locks WHERE s.taken IS NOT NULL"
+    " AND locktype = 'advisory' AND objsubid = 1"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND classid::bigint >= :high AND classid::bigint < :high + 65536)"
+    " FROM (SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS taken"
+    f" FROM {SEQUENCE}) AS s"
+)
 
 
-async def safe_horizon(session: AsyncSession, *, in_id_order: bool = False) -> int | None:
-    """The greatest id below which every transaction has ended; None: no limit (SQLite).
-    With `in_id_order`, the transaction's next reads go along indexes in order (see above).
+async def safe_horizon(session: AsyncSession) -> int | None:
+    """The greatest id below which every transaction has ended; None: no limit (SQLite). The
+    transaction's next reads go along indexes in order (see above).
 
     One statement that reads the sequence, then the locks: the locks are read by a subquery
     that depends on the sequence's row, so it runs after that row was read. The events
@@ -135,27 +145,9 @@ async def safe_horizon(session: AsyncSession, *, in_id_order: bool = False) -> i
     if _dialect(session) != "postgresql":
         return None
     taken, pending = (await session.execute(
-        _HORIZON_IN_ID_ORDER if in_id_order else _HORIZON,
-        {"space": KEY_SPACE, "high": _KEY_SPACE_HIGH},
+        _HORIZON, {"space": KEY_SPACE, "high": _KEY_SPACE_HIGH},
     )).one()[-2:]
     return taken if pending is None else min(taken, pending - 1)
-
-
-def _horizon_statement(in_id_order: bool) -> Any:
-    return text(
-        f"SELECT {_IN_ID_ORDER if in_id_order else ''}"
-        "s.taken, (SELECT min(((classid::bigint << 32) | objid::bigint) - :space)"
-        " FROM pg_locks WHERE s.taken IS NOT NULL"
-        " AND locktype = 'advisory' AND objsubid = 1"
-        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        " AND classid::bigint >= :high AND classid::bigint < :high + 65536)"
-        " FROM (SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS taken"
-        f" FROM {SEQUENCE}) AS s"
-    )
-
-
-_HORIZON = _horizon_statement(in_id_order=False)
-_HORIZON_IN_ID_ORDER = _horizon_statement(in_id_order=True)
 
 
 async def read_events(
@@ -165,13 +157,10 @@ async def read_events(
     types: Sequence[str] | None = None,
     limit: int = 100,
     columns: Sequence[Any] = (EVENTS,),
-    *,
-    in_id_order: bool = False,
 ) -> list[Row[Any]]:
     """A customer's events with ids above `after`, oldest first, only those safe to pass;
-    `columns`: what to read of each (the whole event unless told). `in_id_order`: see
-    _IN_ID_ORDER (a deliverer working through a backlog, in runs of up to a thousand)."""
-    horizon = await safe_horizon(session, in_id_order=in_id_order)
+    `columns`: what to read of each (the whole event unless told)."""
+    horizon = await safe_horizon(session)
     query = (
         select(*columns)
         .where(EVENTS.c.customer_id == customer_id, EVENTS.c.id > after)

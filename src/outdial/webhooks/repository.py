@@ -163,7 +163,7 @@ async def _fan_out_locked(
     # All types are read, so that the cursor moves past the ones the webhook does not take;
     # only ids and types (the payloads are read when the deliveries are claimed).
     events = await read_events(session, webhook.customer_id, webhook.event_cursor, None, most,
-                               columns=(EVENTS.c.id, EVENTS.c.type), in_id_order=True)
+                               columns=(EVENTS.c.id, EVENTS.c.type))
     if not events:
         return 0
     # The deliveries are made by the database from the events read (one statement, whatever
@@ -266,7 +266,7 @@ async def _fresh_run(
     events = await read_events(
         session, webhook.customer_id, webhook.event_cursor, None, most,
         columns=(EVENTS.c.id, EVENTS.c.type, EVENTS.c.customer_id, EVENTS.c.tm_create,
-                 cast(EVENTS.c.data, Text).label("data_json")), in_id_order=True)
+                 cast(EVENTS.c.data, Text).label("data_json")))
     if not events:
         return None
     wanted = set(webhook.event_types or ())
