@@ -117,14 +117,13 @@ def _json_time(at: dt.datetime) -> str:
     return _dumps(format_timestamp(at))
 
 
-def _record_delivery(
-    webhook_id: uuid.UUID, sent: Sent, final: bool, disabled: bool = False
-) -> None:
+def _record_delivery(kind: str, attempts: int = 1, disabled: bool = False) -> None:
     """Every attempt ends here, once its outcome is committed: the one place to count webhook
-    deliveries and failures. An attempt that made no request (its event pruned, the secret
-    unreadable) has no result to count."""
-    if sent.kind:
-        metrics.webhook_delivery(sent.kind)  # type: ignore[arg-type] - one of WEBHOOK_RESULTS
+    deliveries and failures (`attempts` of one result at once: a run's arrived messages). An
+    attempt that made no request (its event pruned, the secret unreadable) has no result
+    (`kind` "") to count."""
+    if kind:
+        metrics.webhook_delivery(kind, attempts)  # type: ignore[arg-type] - a WEBHOOK_RESULT
     if disabled:
         metrics.webhook_disabled()
 
@@ -268,7 +267,7 @@ class Deliverer:
                             session, claim.webhook_id, owner=self.worker_id, now=self.clock.now(),
                             lease_seconds=self.config.lease_seconds, most=most,
                         )
-                self._count_arrived(claim, arrived)
+                self._count_arrived(arrived)
                 claim, claimed_at = following, self.clock.now()
         except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
             log_failure(f"delivering to webhook {webhook_id}", error)
@@ -354,7 +353,7 @@ class Deliverer:
             return True
         async with self.database.transaction() as session:
             kept = await self._write_arrived(session, claim, arrived)
-        self._count_arrived(claim, arrived)
+        self._count_arrived(arrived)
         return kept
 
     async def _write_arrived(
@@ -388,13 +387,12 @@ class Deliverer:
         claim.failures = 0  # one statement fewer for the rest of the run
         return kept
 
-    def _count_arrived(self, claim: Claim, arrived: list[tuple[Item, Sent]]) -> None:
+    def _count_arrived(self, arrived: list[tuple[Item, Sent]]) -> None:
         """Once written down (committed): count them, one increment per result (a label
         looked up per delivery was a tenth of the CPU per event on a backlog), and empty the
         list."""
         for kind, count in Counter(sent.kind for _, sent in arrived).items():
-            if kind:
-                metrics.webhook_delivery(kind, count)  # type: ignore[arg-type] - a WEBHOOK_RESULT
+            _record_delivery(kind, count)
         arrived.clear()
 
     async def _record_failed(
@@ -431,8 +429,7 @@ class Deliverer:
                                catalogue.webhook(disabled), now=now)
         if disabled is not None:
             log.warning("webhook %s disabled: %s", disabled.id, disabled.detail)
-        _record_delivery(claim.webhook_id, sent, final=retry_at is None,
-                         disabled=disabled is not None)
+        _record_delivery(sent.kind, disabled=disabled is not None)
         return kept
 
     async def _write_failed_fresh(
