@@ -320,3 +320,19 @@ async def test_two_campaigns_claiming_at_once_never_pass_a_cap(database, clock) 
     assert sorted(started) == [0, 1]
     async with database.transaction() as session:
         assert len((await session.scalars(select(Contact.id))).all()) == 1
+
+
+async def test_a_campaign_runs_an_outdial_only_when_they_name_each_other(database, clock) -> None:
+    """The engine passes the campaign it holds: when the outdial names another campaign (or
+    none), the targets' campaign does not run, as a new target's INSERT says in SQL."""
+    scenario = await make_campaign(database, clock, targets=[[tel("+442071838750")]])
+    async with database.transaction() as session:
+        campaign = await session.get(Campaign, scenario.campaign_id)
+        outdial = await session.get(Outdial, scenario.outdial_id)
+        s = await reasons.situation(session, outdial, clock.now(), campaign=campaign)
+        assert s.running
+        outdial.campaign_id = uuid.uuid4()
+        s = await reasons.situation(session, outdial, clock.now(), campaign=campaign)
+        assert not s.running
+        assert (await reasons.waiting_of(session, s, scenario.target_ids))[
+            scenario.target_ids[0]].reason == "campaign_not_running"

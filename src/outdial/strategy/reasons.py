@@ -473,9 +473,15 @@ async def situation(
         outplan = await session.get(Outplan, campaign.outplan_id)
         if outplan is not None and outplan.tm_delete is not None:
             outplan = None
+    # The one definition of "the outdial's campaign runs", the same as the SQL a new target's
+    # INSERT returns it by (outdials.repository._CAMPAIGN_RUNNING): a live outdial and a
+    # running campaign that name each other, with a live outplan.
     running = (
-        outdial.tm_delete is None and campaign is not None and outplan is not None
+        outdial.tm_delete is None
+        and campaign is not None and campaign.tm_delete is None
+        and outplan is not None and outplan.tm_delete is None
         and campaign.status == "run" and campaign.outdial_id == outdial.id
+        and outdial.campaign_id == campaign.id
     )
     customer_limits = await session.scalar(
         select(Customer.contact_limits).where(Customer.id == outdial.customer_id)
