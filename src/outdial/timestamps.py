@@ -53,8 +53,11 @@ def parse_timestamp(text: str) -> dt.datetime:
     except ValueError:
         pass
     if "T" not in text.upper():
-        raise ValueError(f"{text!r} is not a timestamp")
-    parsed = dt.datetime.fromisoformat(text)
+        raise ValueError(f"{text[:100]!r} is not a timestamp")
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:  # its own words name Python's types ("timedelta(hours=24)")
+        raise ValueError(f"{text[:100]!r} is not a timestamp") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{text!r} has no time zone")
     try:

@@ -547,6 +547,19 @@ def test_export_of_an_unknown_outdial_writes_no_file(server: Server, cli: Cli, t
     assert list(tmp_path.glob("out.csv*")) == []
 
 
+def test_export_to_a_folder_that_does_not_exist_is_one_line(
+    server: Server, cli: Cli, tmp_path: Path
+) -> None:
+    outdial_id = server.outdial("unsaved")
+    saved = tmp_path / "missing" / "out.csv"
+
+    result = cli("export", "--outdial", outdial_id, "-o", str(saved))
+
+    assert result.code == 1 and "Traceback" not in result.stderr
+    assert f"cannot write {saved}: No such file or directory" in result.stderr
+    assert not saved.parent.exists()
+
+
 def test_stats_counts_the_targets(server: Server, cli: Cli) -> None:
     outdial_id = server.outdial("counted")
     for n in range(3):

@@ -105,6 +105,8 @@ async def test_put_without_password_keeps_it_and_empty_removes_it(api: Api, app:
     ({"type": "simulated", "settings": {"p_answered": 0, "p_busy": 0, "p_no_answer": 0,
                                         "p_rejected": 0, "p_failed": 0, "p_unreachable": 0}},
      "settings.p_answered"),
+    ({"type": "simulated", "settings": {"p_answered": 1e308, "p_busy": 1e308}},
+     "settings.p_answered"),
     ({"type": "simulated", "settings": {"ring_min_ms": 5, "ring_max_ms": 1}},
      "settings.ring_max_ms"),
     ({"type": "simulated", "settings": []}, "settings"),

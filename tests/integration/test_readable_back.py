@@ -134,6 +134,15 @@ async def test_page_token_outside_the_calendar_in_utc_is_400(api: Api) -> None:
         assert "page_token" in assert_error(response, 400, "INVALID_REQUEST_PARAMETER")["message"]
 
 
+async def test_an_event_id_past_64_bits_is_400(api: Api) -> None:
+    """Event ids are 64-bit: a larger one is a mistake to name, not a failure of the server."""
+    for name, value in (("after", str(2**63)), ("page_token", "1180591620717411303424"),
+                        ("after", "+5"), ("after", "1_000"), ("after", "-1")):
+        response = await api.get("/v1.0/events", params={name: value})
+        assert name in assert_error(response, 400, "INVALID_REQUEST_PARAMETER")["message"]
+    assert (await api.get("/v1.0/events", params={"after": str(2**63 - 1)})).status_code == 200
+
+
 # -- destinations -----------------------------------------------------------------------------
 
 

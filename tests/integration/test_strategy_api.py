@@ -17,8 +17,9 @@ async def test_a_target_s_timezone_is_stored_and_checked(api: Api) -> None:
     assert target["waiting_reason"] == "campaign_not_running"
     got = (await api.get(f"{path}/{target['id']}")).json()
     assert got["timezone"] == "America/Chicago"
-    bad = await api.post(path, json={**body, "timezone": "Mars/Olympus"})
-    assert "timezone" in assert_error(bad, 400, "INVALID_ARGUMENT")["message"]
+    for zone in ("Mars/Olympus", "localtime", "Factory"):
+        bad = await api.post(path, json={**body, "timezone": zone})
+        assert "timezone" in assert_error(bad, 400, "INVALID_ARGUMENT")["message"]
 
 
 async def test_a_campaign_s_calling_window_is_checked_naming_the_field(api: Api) -> None:

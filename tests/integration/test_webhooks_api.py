@@ -82,7 +82,8 @@ async def test_client_secret_is_kept_and_bad_ones_refused(api: Api) -> None:
 
 @pytest.mark.parametrize("url", [
     "ftp://files.example.com/x", "/relative", "https://user:pw@example.com/",
-    "https://example.com/#frag", "not a url at all",
+    "https://example.com/#frag", "not a url at all", "https://h.example.com:99999/",
+    "http://h.example.com:0/",
 ])
 async def test_bad_urls_are_refused(api: Api, url: str) -> None:
     assert_refused(await api.post("/v1.0/webhooks", json={"url": url}), "url")

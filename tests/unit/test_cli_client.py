@@ -155,6 +155,14 @@ def test_an_address_without_http_or_https_is_refused(config_file: Path, url: str
         resolve_connection(url, "t")
 
 
+@pytest.mark.parametrize("url, problem", [("http://[::1", "Invalid IPv6 URL"),
+                                          ("http://host:99999", "Port out of range"),
+                                          ("https://host:port", "Port could not be cast")])
+def test_an_address_that_is_no_url_says_why(config_file: Path, url: str, problem: str) -> None:
+    with pytest.raises(BadServerUrl, match=f"is not a server address: {problem}"):
+        resolve_connection(url, "t")
+
+
 def test_a_bare_host_and_port_is_answered_with_the_address_to_write(config_file: Path) -> None:
     with pytest.raises(BadServerUrl, match="as in http://127.0.0.1:8080"):
         resolve_connection("127.0.0.1:8080", None)

@@ -37,6 +37,11 @@ def test_other_text_is_refused(text: str) -> None:
         parse_timestamp(text)
 
 
+def test_an_offset_past_a_day_is_refused_in_our_words() -> None:
+    with pytest.raises(ValueError, match=r"^'2027-01-01T00:00:00\+99:00' is not a timestamp$"):
+        parse_timestamp("2027-01-01T00:00:00+99:00")
+
+
 def test_page_token_carries_the_id_only_on_a_tie() -> None:
     row_id = uuid.uuid4()
     assert format_page_token(STAMP, None) == "2022-04-28 01:41:40.503790"

@@ -1,5 +1,6 @@
 """Request and response shapes of channels, and each channel type's settings (channels.md §1)."""
 
+import math
 import re
 import uuid
 from typing import Any, Literal
@@ -147,6 +148,8 @@ class SimulatedSettings(_Settings):
                    self.p_failed, self.p_unreachable)
         if sum(weights) <= 0:
             raise ValueError("p_answered: at least one outcome weight must be above 0")
+        if not math.isfinite(sum(weights)):  # each is finite, but two near 1e308 are not
+            raise ValueError("p_answered: the outcome weights must add up to a finite number")
         if self.ring_max_ms < self.ring_min_ms:
             raise ValueError("ring_max_ms: must not be below ring_min_ms")
         if self.talk_max_ms < self.talk_min_ms:

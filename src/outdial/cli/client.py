@@ -113,7 +113,12 @@ def check_server_url(url: str) -> str:
     A bare `127.0.0.1:8080` is refused rather than guessed: the scheme decides whether the token
     travels encrypted, so it is the user's to write."""
     url = url.rstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it checks the port (a number, 0-65535)
+        httpx.URL(url)  # what the client will send to
+    except (ValueError, httpx.InvalidURL) as error:
+        raise BadServerUrl(f"{url!r} is not a server address: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         guess = f"http://{url}" if "://" not in url else DEFAULT_URL
         raise BadServerUrl(f"{url!r} is not a server address: write it with http:// or https://, "

@@ -1173,6 +1173,8 @@ def save(chunks: Iterator[bytes], output: Path | None) -> None:
             for chunk in chunks:
                 written += sink.write(chunk)
         partial.replace(output)
+    except OSError as error:  # no such folder, no permission, disk full
+        fail(f"cannot write {output}: {error.strerror or error}; choose another --output")
     finally:
         partial.unlink(missing_ok=True)
     err_console.print(f"wrote {written} bytes to {output}")

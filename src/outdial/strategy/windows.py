@@ -30,9 +30,14 @@ _UTC = dt.UTC
 _UNKNOWN = "Etc/Unknown"  # libphonenumber's word for "no zone known"
 
 
+# Files of the zone database that name no zone: `localtime` is whatever the host's own zone is
+# (another machine, another meaning), `Factory` a placeholder whose time is "-00".
+NOT_ZONES = frozenset({"localtime", "Factory"})
+
+
 @functools.cache
 def known_zones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    return frozenset(zoneinfo.available_timezones()) - NOT_ZONES
 
 
 @functools.cache

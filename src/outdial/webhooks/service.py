@@ -44,6 +44,8 @@ async def url_problem(url: str, allow_private: bool) -> str | None:
         return f"must be an http or https URL, not {parsed.scheme or 'a relative'!r} one"
     if not parsed.host:
         return "names no host"
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        return f"port {parsed.port} is not a TCP port (1-65535)"
     if parsed.userinfo:
         return "must not hold a user name or password (sign with the secret instead)"
     if parsed.fragment:

@@ -51,16 +51,18 @@ class EventPage(BaseModel):
                     "empty page (keep the id you had)")
 
 
+# Event ids are 64-bit integers in both databases.
+MAX_EVENT_ID = 2**63 - 1
+
+
 def parse_after(value: str | None, field: str) -> int:
     if value in (None, ""):
         return 0
-    try:
-        after = int(value)
-    except ValueError:
-        after = -1
-    if after < 0:
-        raise InvalidArgument(field, f"{value!r} is not an event id (an integer, 0 or more)",
-                              "INVALID_REQUEST_PARAMETER")
+    after = int(value) if value.isascii() and value.isdigit() and len(value) <= 19 else -1
+    if not 0 <= after <= MAX_EVENT_ID:
+        raise InvalidArgument(
+            field, f"{value[:64]!r} is not an event id (an integer from 0 to {MAX_EVENT_ID})",
+            "INVALID_REQUEST_PARAMETER")
     return after
 
 
