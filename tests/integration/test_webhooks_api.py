@@ -113,6 +113,36 @@ async def test_ssrf_guard_refuses_private_addresses_at_create(
     assert "OUTDIAL_WEBHOOKS_ALLOW_PRIVATE_NETWORKS" in message
 
 
+async def test_no_write_waits_for_the_look_up_of_a_webhook_s_host(
+    app: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host is looked up outside any transaction: while the look-up hangs, another
+    request writes (on SQLite a held transaction would keep the one writer's turn)."""
+    import asyncio
+
+    from outdial.webhooks import service
+
+    app.state.settings.webhooks_allow_private_networks = False
+    looking_up, answered = asyncio.Event(), asyncio.Event()
+
+    async def hanging_look_up(host: str, port: int, allow_private: bool) -> None:
+        looking_up.set()
+        await answered.wait()
+
+    monkeypatch.setattr(service, "checked_address", hanging_look_up)
+    token = await make_tenant(app, clock, f"lookup-{uuid.uuid4().hex[:6]}")
+    api = Api(__import__("httpx").AsyncClient(
+        transport=__import__("httpx").ASGITransport(app=app), base_url="http://t"), token)
+    creating = asyncio.create_task(api.post("/v1.0/webhooks", json={
+        "url": "https://hooks.example.com/in", "event_types": ["campaign_updated"]}))
+    await asyncio.wait_for(looking_up.wait(), 10)
+    other = await asyncio.wait_for(api.post("/v1.0/outdials", json={"name": "meanwhile"}), 10)
+    assert other.status_code == 200, other.text
+    answered.set()
+    created = await asyncio.wait_for(creating, 10)
+    assert created.status_code == 200, created.text
+
+
 async def test_update_enables_disables_and_rotates_the_secret(api: Api, app: Any) -> None:
     made = await create(api, url="https://a.example.com/")
     here = f"/v1.0/webhooks/{made['id']}"

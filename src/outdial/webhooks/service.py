@@ -88,6 +88,11 @@ class WebhookService:
         self.settings = settings
 
     async def _checked(self, url: str, event_types: list[str], secret: str | None) -> list[str]:
+        if not self.settings.webhooks_allow_private_networks:
+            # The host is looked up (up to RESOLVE_TIMEOUT_S): no transaction is held across it.
+            # Only the caller's credential was read so far; on SQLite that transaction holds the
+            # one writer's turn, which every other write, the engine's included, would wait for.
+            await self.session.commit()
         if problem := await url_problem(url, self.settings.webhooks_allow_private_networks):
             raise InvalidArgument("url", problem)
         if secret is not None and (problem := secret_problem(secret)):
