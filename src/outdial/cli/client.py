@@ -176,9 +176,12 @@ class ApiClient:
         )
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                json_body: Any = None) -> Any:
+                json_body: Any = None, timeout: float | None = None) -> Any:
+        """`timeout`: for a route that takes longer than the client's usual wait to answer."""
         try:
-            response = self.http.request(method, path, params=_clean(params), json=json_body)
+            response = self.http.request(
+                method, path, params=_clean(params), json=json_body,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout)
         except httpx.TransportError as error:
             raise self._unreachable(error) from None
         if response.is_error:

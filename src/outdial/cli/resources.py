@@ -757,12 +757,18 @@ channels_app.command("delete")(item_command(
     "delete", "channels", "Delete a channel that no running campaign uses."))
 
 
+# The server gives a check up to 45 s (channels.service.CHECK_TIMEOUT_S) and then answers why
+# it failed: the command waits for that answer.
+CHANNEL_CHECK_ANSWER_S = 60.0
+
+
 @channels_app.command("check")
 def channels_check(channel_id: IdArg, url: UrlOpt = None,
                    token: TokenOpt = None, as_json: JsonOpt = False) -> None:
     """Try the channel now (SMTP: connect, TLS, AUTH; SIP: OPTIONS); exit 1 if it failed."""
     with connect(url, token) as client:
-        answer = client.post(path("channels", channel_id, "check"), {})
+        answer = client.request("POST", path("channels", channel_id, "check"), json_body={},
+                                timeout=CHANNEL_CHECK_ANSWER_S)
     if as_json:
         print_json(answer)
     else:
