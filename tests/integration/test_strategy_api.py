@@ -32,6 +32,9 @@ async def test_a_campaign_s_calling_window_is_checked_naming_the_field(api: Api)
         ({**WINDOW, "end": "08:00"}, "calling_window.end"),
         ({**WINDOW, "timezone_default": "Nowhere"}, "calling_window.timezone_default"),
         ({**WINDOW, "holidays": ["2026-13-01"]}, "calling_window.holidays"),
+        ({**WINDOW, "holidays": ["2026-W52-5"]}, "calling_window.holidays"),
+        ({**WINDOW, "start": "0\u00b2:00"}, "calling_window.start"),
+        ({**WINDOW, "end": "\u0662\u0660:\u0660\u0660"}, "calling_window.end"),
     ]:
         response = await api.put(f"/v1.0/campaigns/{campaign['id']}",
                                  json={"name": "c", "calling_window": bad})

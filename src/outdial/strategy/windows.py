@@ -13,6 +13,7 @@ Needs no database and no ORM: the import's checking workers compute zone keys to
 
 import datetime as dt
 import functools
+import re
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -279,6 +280,12 @@ def _clock_time(text: str) -> dt.time | None:
     return None if text == "24:00" else dt.time.fromisoformat(text)
 
 
+# ASCII digits only: str.isdigit() takes "²" and "٢", which dt.time.fromisoformat does not, and
+# fromisoformat takes ISO week dates ("2026-W52-5"), which are no holiday as written here.
+CLOCK_TIME = re.compile(r"[0-9]{2}:[0-9]{2}")
+CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def window_problem(value: Any) -> tuple[str, str] | None:
     """(field, problem) of a `calling_window` the API refuses, or None. Field names are
     dotted from `calling_window`."""
@@ -305,9 +312,9 @@ def window_problem(value: Any) -> tuple[str, str] | None:
     times = {}
     for key in ("start", "end"):
         text = value[key]
-        if not isinstance(text, str) or len(text) != 5 or text[2] != ":" or not (
-            text[:2].isdigit() and text[3:].isdigit()
-        ) or (text == "24:00" and key == "start"):
+        if not isinstance(text, str) or not CLOCK_TIME.fullmatch(text) or (
+            text == "24:00" and key == "start"
+        ):
             return f"calling_window.{key}", "must be a local time HH:MM (00:00-23:59; end may be 24:00)"
         if text != "24:00" and (int(text[:2]) > 23 or int(text[3:]) > 59):
             return f"calling_window.{key}", "must be a local time HH:MM (00:00-23:59; end may be 24:00)"
@@ -323,7 +330,7 @@ def window_problem(value: Any) -> tuple[str, str] | None:
         return "calling_window.holidays", f"has more than {MAX_HOLIDAYS} dates"
     for day in holidays:
         try:
-            if not isinstance(day, str) or len(day) != 10:
+            if not isinstance(day, str) or not CALENDAR_DATE.fullmatch(day):
                 raise ValueError
             dt.date.fromisoformat(day)
         except ValueError:
