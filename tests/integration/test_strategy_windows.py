@@ -10,7 +10,9 @@ from sqlalchemy import select, text
 
 from outdial.dialers import OutcomeKind
 from outdial.engine import repository
-from outdial.models import Campaign, Channel, Contact, Customer, Outdial, Outplan
+from outdial.models import (
+    Campaign, Channel, Contact, Customer, DncEntry, Dnclist, Outdial, Outplan,
+)
 from outdial.strategy import reasons
 from outdial.strategy.windows import DAYS, zone_key
 from tests.engine_support import make_campaign, make_engine, run_round, scripted_dialer, tel
@@ -210,6 +212,52 @@ async def test_a_cap_counts_attempts_across_two_campaigns_and_two_channels(datab
     assert sum(c.destination["target"] == number for c in await b.calls()) == 2
 
 
+async def test_two_targets_of_one_number_in_one_claim_stay_under_the_cap(database, clock) -> None:
+    """The claim counts the attempts it takes: with 1 a day, one of the two is dialed."""
+    number = "+12125550100"
+    scenario = await make_campaign(database, clock, targets=[[tel(number)], [tel(number)]])
+    await scenario.update(Customer, scenario.customer_id,
+                          contact_limits=[{"max": 1, "window": 24 * 3600 * 1000}])
+    engine = make_engine(database, scripted_dialer(), clock)
+
+    assert await run_round(engine) == 1
+    (dialed,) = [c.outdial_target_id for c in await scenario.calls()]
+    (other,) = set(scenario.target_ids) - {dialed}
+    assert (await waiting(scenario, other)).reason == "contact_limit"
+    assert await run_round(engine) == 0
+
+
+async def test_a_slot_reached_past_a_listed_one_is_checked_against_the_cap(
+    database, clock
+) -> None:
+    """Slot 0 is listed, slot 1's number is at its cap: slot 0 is passed over (dnc) and the
+    target waits for slot 1's cap, it is not dialed past it."""
+    listed, capped = "+12125550101", "+12125550102"
+    scenario = await make_campaign(database, clock, targets=[[tel(capped)]],
+                                   max_try_counts=(1, 1, 0, 0, 0))
+    await scenario.update(Customer, scenario.customer_id,
+                          contact_limits=[{"max": 1, "window": 24 * 3600 * 1000}])
+    engine = make_engine(database, scripted_dialer(), clock)
+    assert await run_round(engine) == 1  # the capped number's one contact of the day
+    clock.advance(5)
+    target = await scenario.add_target(tel(listed), tel(capped))
+    async with database.transaction() as session:
+        opted_out = Dnclist(id=uuid.uuid4(), customer_id=scenario.customer_id, name="dnc",
+                            applies_to_all=True, tm_create=clock.now())
+        session.add(opted_out)
+        await session.flush()
+        session.add(DncEntry(id=uuid.uuid4(), customer_id=scenario.customer_id,
+                             dnclist_id=opted_out.id, type="tel", value=listed,
+                             tm_create=clock.now()))
+    await scenario.set_status("run")
+
+    assert await run_round(engine) == 0
+    calls = [(c.destination["target"], c.outcome) for c in await scenario.calls()
+             if c.outdial_target_id == target]
+    assert calls == [(listed, "dnc")]
+    assert (await waiting(scenario, target)).reason == "contact_limit"
+
+
 async def test_contacts_are_pruned_past_the_longest_window_allowed(database, clock) -> None:
     a = await make_campaign(database, clock, targets=[[tel("+12125550100")], [tel("+12125550101")]])
     await a.update(Customer, a.customer_id, contact_limits=[{"max": 5, "window": 3600 * 1000}])
@@ -264,10 +312,12 @@ async def test_every_waiting_target_s_reason_is_what_the_claim_does(
         "09:00", "20:00", days=WEEKDAYS))
     await scenario.update(Customer, scenario.customer_id,
                           contact_limits=[{"max": 1, "window": 3600 * 1000}])
+    numbers: dict[uuid.UUID, str] = {}
     async with database.transaction() as session:
         for n, spec in enumerate(specs):
             number = spec["number"][:-1] + str(spec["suffix"])
             target = scenario.new_target(tel(number))
+            numbers[target.id] = number
             target.timezone = spec["timezone"]
             target.status = spec["status"]
             target.try_count_0 = spec["tries"]
@@ -290,9 +340,11 @@ async def test_every_waiting_target_s_reason_is_what_the_claim_does(
         claimed = await repository.take_turn(session, scenario.campaign_id, worker_id="w",
                                              now=now, lease_seconds=60, most=1000)
     dialable = {t for t, w in said.items() if w.reason == "dialable"}
-    # Two dialable targets with one number: the claim takes both (the cap is checked against
-    # the history, not against the attempts of the same claim).
-    assert {c.target_id for c in claimed} == dialable
+    # Two dialable targets with one number: the cap (1 an hour) lets the claim take one of
+    # them, the first in its order; it counts its own attempts as it takes them.
+    taken = [c.target_id for c in claimed]
+    assert set(taken) <= dialable
+    assert sorted(numbers[t] for t in taken) == sorted({numbers[t] for t in dialable})
     for w in said.values():
         if w.reason in ("retry_interval", "outside_calling_window", "contact_limit"):
             assert w.next_attempt_at is not None and w.next_attempt_at > now, w

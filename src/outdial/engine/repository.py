@@ -428,6 +428,7 @@ async def _claim_targets(
     claimed: list[Claimed] = []
     skipped: list[dict[str, Any]] = []  # campaigncalls of slots passed over (outcome dnc)
     moved: list[dict[str, Any]] = []  # targets whose first_slot moved past listed slots
+    chosen: list[tuple[Any, int]] = []  # (row, the slot to dial)
     for row in rows:
         destinations, counts = row[4 : 4 + width], row[4 + width : 4 + 2 * width]
         first_slot = row.first_slot
@@ -442,7 +443,18 @@ async def _claim_targets(
             slot = choose_destination(destinations, counts, limits, first_slot)
         if first_slot != row.first_slot:
             moved.append({"b_id": row.id, "b_first": first_slot, "b_done": slot is None})
-        if slot is None:  # the SQL filter and the rule disagree, or every slot left is listed
+        if slot is not None:  # None: the SQL filter and the rule disagree, or all left are listed
+            chosen.append((row, slot))
+    budget = None
+    if situation.contact_limits:
+        budget = await contact_limits.CapBudget.load(
+            session, campaign.customer_id, situation.contact_limits,
+            (row[4 + slot] for row, slot in chosen), now)
+    for row, slot in chosen:
+        destinations, counts = row[4 : 4 + width], row[4 + width : 4 + 2 * width]
+        # Over a limit with what this claim took already, or a slot reached past a listed one
+        # that is capped: the target waits (its `dnc` slots stay recorded and passed over).
+        if budget is not None and not budget.take(destinations[slot]):
             continue
         route = routes.get(destinations[slot].get("type"), Route(NIL_UUID, ""))
         if not route.take():  # the channel is full this round; the target waits for the next

@@ -149,6 +149,46 @@ def frees_at(
     return case(*whens, else_=None)
 
 
+class CapBudget:
+    """What one claim may still take of each address under the limits: the SQL filter checked
+    each row's next destination against the history alone, so two targets with one number in
+    the same batch, or a slot reached by passing a listed one over, are checked here against
+    the history *and* what this claim took already (attempts count at once; an `answered`
+    limit counts only answered contacts, which this claim's are not yet)."""
+
+    def __init__(self, limits: Sequence[ContactLimit], counted: list[dict[str, int]]) -> None:
+        self.limits = limits
+        self.counted = counted  # per limit: the address' contacts it counts now
+
+    @classmethod
+    async def load(
+        cls, session: AsyncSession, customer_id: uuid.UUID, limits: Sequence[ContactLimit],
+        destinations: Iterable[Mapping[str, Any]], now: dt.datetime,
+    ) -> "CapBudget":
+        addresses = sorted({contact_address(d) for d in destinations})
+        per_limit: list[dict[str, int]] = []
+        for limit in limits:
+            rows = await session.execute(
+                select(CONTACTS.c.address, func.count())
+                .where(counted(limit, customer_id, None, since(limit, now)),
+                       CONTACTS.c.address.in_(addresses))
+                .group_by(CONTACTS.c.address)
+            ) if addresses else []
+            per_limit.append({address: int(n) for address, n in rows})
+        return cls(limits, per_limit)
+
+    def take(self, destination: Mapping[str, Any]) -> bool:
+        """Whether an attempt to `destination` stays under every limit; if so, it is counted."""
+        address = contact_address(destination)
+        if any(self.counted[n].get(address, 0) >= limit.max
+               for n, limit in enumerate(self.limits)):
+            return False
+        for n, limit in enumerate(self.limits):
+            if limit.count == "attempts":
+                self.counted[n][address] = self.counted[n].get(address, 0) + 1
+        return True
+
+
 async def record_contacts(
     session: AsyncSession, customer_id: uuid.UUID,
     attempts: Iterable[tuple[uuid.UUID, Mapping[str, Any]]], now: dt.datetime,
