@@ -258,6 +258,31 @@ async def test_a_slot_reached_past_a_listed_one_is_checked_against_the_cap(
     assert (await waiting(scenario, target)).reason == "contact_limit"
 
 
+async def test_a_capped_number_is_said_to_wait_until_every_limit_lets_it_go(
+    database, clock
+) -> None:
+    """1 an hour and 2 a day, contacts 23 h and 10 min ago: both limits are reached. The hour's
+    lets go in 50 minutes, the day's in 1 hour: the target waits until the later, and the
+    claim takes it then, not before."""
+    number = "+12125550100"
+    scenario = await make_campaign(database, clock, targets=[[tel(number)]])
+    now = clock.now()
+    await scenario.update(Customer, scenario.customer_id, contact_limits=[
+        {"max": 1, "window": 3600 * 1000}, {"max": 2, "window": 24 * 3600 * 1000}])
+    async with database.transaction() as session:
+        for ago in (dt.timedelta(hours=23), dt.timedelta(minutes=10)):
+            session.add(Contact(id=uuid.uuid4(), customer_id=scenario.customer_id,
+                                address=number, tm_create=now - ago))
+    target = scenario.target_ids[0]
+    said = await waiting(scenario, target)
+    assert said == reasons.Waiting("contact_limit", now + dt.timedelta(hours=1), None)
+    engine = make_engine(database, scripted_dialer(), clock)
+    at(clock, now + dt.timedelta(minutes=50, seconds=1))
+    assert await run_round(engine) == 0
+    at(clock, now + dt.timedelta(hours=1, seconds=1))
+    assert await run_round(engine) == 1
+
+
 async def test_contacts_are_pruned_past_the_longest_window_allowed(database, clock) -> None:
     a = await make_campaign(database, clock, targets=[[tel("+12125550100")], [tel("+12125550101")]])
     await a.update(Customer, a.customer_id, contact_limits=[{"max": 5, "window": 3600 * 1000}])

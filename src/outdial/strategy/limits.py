@@ -19,13 +19,13 @@ from sqlalchemy import (
     ColumnElement,
     DateTime,
     and_,
-    case,
     delete,
     func,
     insert,
     literal,
     select,
     true,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -136,17 +136,22 @@ def within_limits(
 def frees_at(
     limits: Sequence[ContactLimit], customer_id: Any, address: Any, sinces: Sequence[Any]
 ) -> ColumnElement[Any] | None:
-    """SQL: when the first limit reached lets the destination be contacted again — once its
-    oldest counted contact leaves the window (sooner if contacts above the cap remain)."""
+    """SQL: when the destination may be contacted again: once every limit it has reached lets
+    it go, each when its max-th newest counted contact leaves the window (so a count above the
+    max, after a limit was lowered, waits for the older ones too). NULL when none is reached."""
     if not limits:
         return None
-    whens = []
-    for limit, start in zip(limits, sinces, strict=True):
-        where = counted(limit, customer_id, address, start)
-        count = select(func.count()).select_from(CONTACTS).where(where).scalar_subquery()
-        oldest = select(func.min(CONTACTS.c.tm_create)).where(where).scalar_subquery()
-        whens.append((count >= limit.max, shifted(oldest, literal(limit.window))))
-    return case(*whens, else_=None)
+    frees = union_all(*(
+        select(shifted(
+            select(CONTACTS.c.tm_create).where(counted(limit, customer_id, address, start))
+            .order_by(CONTACTS.c.tm_create.desc()).offset(limit.max - 1).limit(1)
+            .scalar_subquery(),
+            literal(limit.window),
+        ).label("frees"))
+        for limit, start in zip(limits, sinces, strict=True)
+    )).subquery()
+    # The latest of them: max() passes over the limits not reached (NULL) on both databases.
+    return select(func.max(frees.c.frees)).scalar_subquery()
 
 
 class CapBudget:
