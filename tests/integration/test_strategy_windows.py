@@ -258,6 +258,21 @@ async def test_a_slot_reached_past_a_listed_one_is_checked_against_the_cap(
     assert (await waiting(scenario, target)).reason == "contact_limit"
 
 
+async def test_a_target_whose_zones_windows_never_meet_says_so(database, clock) -> None:
+    """A New York and a Tokyo number, 09:00-17:00 every day: never open in both at once (the
+    window must be open in every zone a target may reach), so the target waits with no time
+    and both zones named."""
+    at(clock, dt.datetime(2026, 1, 6, 15, 0))  # 10:00 in New York, midnight in Tokyo
+    scenario = await make_campaign(database, clock,
+                                   targets=[[tel("+12125550100"), tel("+81312345678")]],
+                                   max_try_counts=(1, 1, 0, 0, 0))
+    await scenario.update(Campaign, scenario.campaign_id,
+                          calling_window=window("09:00", "17:00", zone="America/New_York"))
+    assert await waiting(scenario, scenario.target_ids[0]) == reasons.Waiting(
+        "outside_calling_window", None, "America/New_York Asia/Tokyo")
+    assert await run_round(make_engine(database, scripted_dialer(), clock)) == 0
+
+
 async def test_a_capped_number_is_said_to_wait_until_every_limit_lets_it_go(
     database, clock
 ) -> None:

@@ -256,7 +256,9 @@ def key_state(window: CallingWindow, key: str, now: dt.datetime) -> KeyState:
         if all(window.is_open_in(z, latest) for z in zones):
             return KeyState(False, latest, zone)
         moment = latest
-    return KeyState(False, None, zones[0])  # the zones' windows never meet
+    # The zones' windows never meet (09:00-17:00 in New York and in Tokyo): no one of them
+    # keeps it shut, all of them do.
+    return KeyState(False, None, " ".join(zones))
 
 
 def key_states(window: CallingWindow, keys: Iterable[str], now: dt.datetime) -> dict[str, KeyState]:
