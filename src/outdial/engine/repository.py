@@ -428,7 +428,7 @@ async def _claim_targets(
     claimed: list[Claimed] = []
     skipped: list[dict[str, Any]] = []  # campaigncalls of slots passed over (outcome dnc)
     moved: list[dict[str, Any]] = []  # targets whose first_slot moved past listed slots
-    chosen: list[tuple[Any, int]] = []  # (row, the slot to dial)
+    chosen: list[tuple[Any, int, bool]] = []  # (row, the slot to dial, moved past a listed one)
     for row in rows:
         destinations, counts = row[4 : 4 + width], row[4 + width : 4 + 2 * width]
         first_slot = row.first_slot
@@ -444,13 +444,13 @@ async def _claim_targets(
         if first_slot != row.first_slot:
             moved.append({"b_id": row.id, "b_first": first_slot, "b_done": slot is None})
         if slot is not None:  # None: the SQL filter and the rule disagree, or all left are listed
-            chosen.append((row, slot))
+            chosen.append((row, slot, first_slot != row.first_slot))
     budget = None
     if situation.contact_limits:
         budget = await contact_limits.CapBudget.load(
             session, campaign.customer_id, situation.contact_limits,
-            (row[4 + slot] for row, slot in chosen), now)
-    for row, slot in chosen:
+            [(row[4 + slot], moved) for row, slot, moved in chosen], now)
+    for row, slot, _ in chosen:
         destinations, counts = row[4 : 4 + width], row[4 + width : 4 + 2 * width]
         # Over a limit with what this claim took already, or a slot reached past a listed one
         # that is capped: the target waits (its `dnc` slots stay recorded and passed over).

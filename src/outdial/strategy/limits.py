@@ -155,42 +155,56 @@ def frees_at(
 
 
 class CapBudget:
-    """What one claim may still take of each address under the limits: the SQL filter checked
-    each row's next destination against the history alone, so two targets with one number in
-    the same batch, or a slot reached by passing a listed one over, are checked here against
-    the history *and* what this claim took already (attempts count at once; an `answered`
-    limit counts only answered contacts, which this claim's are not yet)."""
+    """What one claim may still take of each address under the limits. The claim's SQL checked
+    each row's next destination against the history alone; two cases it could not see are
+    checked here, against the history *and* what this claim took already: an address chosen
+    by two rows of the batch, and a slot reached by passing a listed one over. Every other
+    address is left as the SQL found it, with nothing more read (attempts count at once; an
+    `answered` limit counts only answered contacts, which this claim's are not yet)."""
 
     def __init__(self, limits: Sequence[ContactLimit], counted: list[dict[str, int]]) -> None:
         self.limits = limits
-        self.counted = counted  # per limit: the address' contacts it counts now
+        # Per limit: the contacts it counts now, of each address this budget checks.
+        self.counted = counted
 
     @classmethod
     async def load(
         cls, session: AsyncSession, customer_id: uuid.UUID, limits: Sequence[ContactLimit],
-        destinations: Iterable[Mapping[str, Any]], now: dt.datetime,
+        chosen: Sequence[tuple[Mapping[str, Any], bool]], now: dt.datetime,
     ) -> "CapBudget":
-        addresses = sorted({contact_address(d) for d in destinations})
+        """`chosen`: each row's destination to dial, and whether the claim moved the row to it
+        past a listed slot (its SQL checked another one)."""
+        seen: set[str] = set()
+        checked: set[str] = set()
+        for destination, moved in chosen:
+            address = contact_address(destination)
+            if moved or address in seen:
+                checked.add(address)
+            seen.add(address)
         per_limit: list[dict[str, int]] = []
         for limit in limits:
-            rows = await session.execute(
-                select(CONTACTS.c.address, func.count())
-                .where(counted(limit, customer_id, None, since(limit, now)),
-                       CONTACTS.c.address.in_(addresses))
-                .group_by(CONTACTS.c.address)
-            ) if addresses else []
-            per_limit.append({address: int(n) for address, n in rows})
+            counts = dict.fromkeys(checked, 0)
+            if checked:
+                rows = await session.execute(
+                    select(CONTACTS.c.address, func.count())
+                    .where(counted(limit, customer_id, None, since(limit, now)),
+                           CONTACTS.c.address.in_(sorted(checked)))
+                    .group_by(CONTACTS.c.address)
+                )
+                counts.update({address: int(n) for address, n in rows})
+            per_limit.append(counts)
         return cls(limits, per_limit)
 
     def take(self, destination: Mapping[str, Any]) -> bool:
         """Whether an attempt to `destination` stays under every limit; if so, it is counted."""
         address = contact_address(destination)
-        if any(self.counted[n].get(address, 0) >= limit.max
-               for n, limit in enumerate(self.limits)):
+        if address not in self.counted[0]:  # one row's own next destination: the SQL said so
+            return True
+        if any(self.counted[n][address] >= limit.max for n, limit in enumerate(self.limits)):
             return False
         for n, limit in enumerate(self.limits):
             if limit.count == "attempts":
-                self.counted[n][address] = self.counted[n].get(address, 0) + 1
+                self.counted[n][address] += 1
         return True
 
 
