@@ -17,6 +17,8 @@ import httpx
 import pytest
 from argon2 import PasswordHasher
 
+from tests import databases
+
 pytestmark = pytest.mark.slow
 
 OUTDIAL = str(Path(sys.executable).with_name("outdial"))
@@ -144,6 +146,21 @@ def test_an_unreachable_postgres_server_is_one_line(tmp_path: Path) -> None:
 
     assert_one_line_error(result, "cannot reach PostgreSQL", "connection was refused",
                           "OUTDIAL_DATABASE_URL")
+
+
+def test_a_postgres_database_that_lower_cases_ascii_only_is_refused(
+    missing_postgres_url: str, tmp_path: Path
+) -> None:
+    # In a database created with LC_CTYPE C, lower('Ö') is 'Ö': a do-not-call entry for
+    # `jörg@example.com` would not match a target's `JÖRG@example.com`.
+    name = missing_postgres_url.rpartition("/")[2]
+    databases._admin(f'CREATE DATABASE "{name}" TEMPLATE template0 LC_COLLATE \'C\' LC_CTYPE \'C\'')
+    try:
+        result = outdial("db", "upgrade", env=clean_environment(OUTDIAL_DATABASE_URL=missing_postgres_url),
+                         cwd=tmp_path)
+    finally:
+        databases.drop_postgres_database(missing_postgres_url)
+    assert_one_line_error(result, "ASCII letters only", "LC_CTYPE is C", "--locale=C.UTF-8", name)
 
 
 @pytest.mark.parametrize("url, expected", [

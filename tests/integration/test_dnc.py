@@ -111,6 +111,7 @@ def test_normalised_values_are_one_rule_in_python_and_sql() -> None:
 
 async def test_sql_and_python_normalise_alike(database, clock) -> None:
     addresses = [A, {"type": "email", "target": "Ann@Example.com"},
+                 {"type": "email", "target": "JÖRG.ÅSE@Example.com"},
                  {"type": "sip", "target": "sips:Bob@Host.example"},
                  {"type": "sip", "target": "carol@host.example"},
                  {"type": "sip", "target": "SIP:dave@host.example:5060"}]
@@ -121,6 +122,27 @@ async def test_sql_and_python_normalise_alike(database, clock) -> None:
             reasons.TARGETS.c.destination_0, dnc.value_sql(reasons.TARGETS.c.destination_0))
             .where(reasons.TARGETS.c.outdial_id == scenario.outdial_id))).all()
     assert sorted(v for _, v in rows) == sorted(dnc.normalised(d) for d, _ in rows)
+
+
+async def test_an_entry_matches_a_destination_written_in_other_case_beyond_ascii(
+    database, clock
+) -> None:
+    # SQLite's built-in lower() folds ASCII letters only: the target's value was `jÖrg@…`, and
+    # the listed person was mailed.
+    jorg = {**tel(""), "type": "email", "target": "JÖRG@example.com"}
+    scenario = await make_campaign(database, clock, targets=[[jorg], [A]])
+    list_id = await new_list(scenario)
+    await add_entry(scenario, list_id, "jörg@Example.com")
+    async with database.transaction() as session:
+        outdial = await session.get(reasons.Outdial, scenario.outdial_id)
+        s = await reasons.situation(session, outdial, clock.now())
+        assert (await reasons.reason_counts(session, s))["dnc"] == 1
+        waiting = await reasons.waiting_of(session, s, [scenario.target_ids[0]])
+    assert waiting[scenario.target_ids[0]].reason == "dnc"
+    engine = make_engine(database, scripted_dialer(), clock)
+    assert await run_round(engine) == 1
+    outcomes = {c.outdial_target_id: c.outcome for c in await scenario.calls()}
+    assert outcomes == {scenario.target_ids[0]: "dnc", scenario.target_ids[1]: "answered"}
 
 
 # -- the API ---------------------------------------------------------------------------------

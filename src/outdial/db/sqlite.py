@@ -293,8 +293,25 @@ class Executed:
         await self._cursor.close()
 
 
+def unicode_lower(value: Any) -> Any:
+    """SQLite's lower() with Unicode's case rules, which Python's str.lower and PostgreSQL's
+    lower() (in a UTF-8 locale) follow. SQLite's own lower() folds ASCII letters only: the
+    destinations' normalised values (the do-not-call entries' and contact limits' keys,
+    strategy.reasons.value_sql, in SQL and in the indexes on them) must be the values Python
+    gives the entries, or a listed `jörg@example.com` would not match a target's
+    `JÖRG@example.com`. Every connection registers it (an index computed with it must be read
+    with it); migration 0018 rebuilt what the built-in had computed."""
+    return value.lower() if isinstance(value, str) else value
+
+
+def _opened(database: str, **kwargs: Any) -> sqlite3.Connection:
+    connection = sqlite3.connect(database, **kwargs)
+    connection.create_function("lower", 1, unicode_lower, deterministic=True)
+    return connection
+
+
 def connect(database: str, **kwargs: Any) -> OneTripConnection:
     """What aiosqlite.connect does, with OneTripConnection (see engine._configure_sqlite)."""
-    connection = OneTripConnection(lambda: sqlite3.connect(database, **kwargs), 64)
+    connection = OneTripConnection(lambda: _opened(database, **kwargs), 64)
     connection._thread.daemon = True  # as SQLAlchemy's adapter sets it: exit never waits for it
     return connection
