@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import urlsplit
-
 import httpx
+
+from outdial.urls import parse_http_url
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 # Pages are asked for at the API's largest size: fewer round trips for long lists.
@@ -114,12 +114,10 @@ def check_server_url(url: str) -> str:
     travels encrypted, so it is the user's to write."""
     url = url.rstrip("/")
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - reading it checks the port (a number, 0-65535)
-        httpx.URL(url)  # what the client will send to
-    except (ValueError, httpx.InvalidURL) as error:
+        parts = parse_http_url(url)
+    except ValueError as error:
         raise BadServerUrl(f"{url!r} is not a server address: {error}") from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.host:
         guess = f"http://{url}" if "://" not in url else DEFAULT_URL
         raise BadServerUrl(f"{url!r} is not a server address: write it with http:// or https://, "
                            f"as in {guess}")

@@ -18,6 +18,7 @@ from outdial.events.catalogue import EVENT_TYPES, webhook as webhook_payload
 from outdial.models import Webhook, WebhookDelivery
 from outdial.settings import Settings
 from outdial.timestamps import format_timestamp
+from outdial.urls import parse_http_url
 from outdial.webhooks import repository as repo
 from outdial.webhooks.schemas import WEBHOOK_STATUSES, WebhookCreate, WebhookUpdate
 from outdial.webhooks.sending import (
@@ -37,15 +38,13 @@ async def url_problem(url: str, allow_private: bool) -> str | None:
     private networks are allowed) a host that resolves only to public addresses. A name that
     does not resolve now is taken: the guard checks again at every delivery."""
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError) as error:
+        parsed = parse_http_url(url)
+    except ValueError as error:
         return f"{url!r} is not a URL ({error})"
     if parsed.scheme not in ("http", "https"):
         return f"must be an http or https URL, not {parsed.scheme or 'a relative'!r} one"
     if not parsed.host:
         return "names no host"
-    if parsed.port is not None and not 0 < parsed.port <= 65535:
-        return f"port {parsed.port} is not a TCP port (1-65535)"
     if parsed.userinfo:
         return "must not hold a user name or password (sign with the secret instead)"
     if parsed.fragment:
