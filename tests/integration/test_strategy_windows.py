@@ -4,6 +4,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, text
@@ -412,6 +413,88 @@ async def test_two_campaigns_claiming_at_once_never_pass_a_cap(database, clock) 
     assert sorted(started) == [0, 1]
     async with database.transaction() as session:
         assert len((await session.scalars(select(Contact.id))).all()) == 1
+
+
+async def _turn(scenario: Any, worker: str, lease: int = 60) -> list[Any]:
+    async with scenario.database.transaction() as session:
+        return await repository.take_turn(session, scenario.campaign_id, worker_id=worker,
+                                          now=scenario.clock.now(), lease_seconds=lease, most=10)
+
+
+async def test_an_answered_call_counts_while_the_person_is_still_talking(database, clock) -> None:
+    """1 answered contact a day: campaign A's call to a number is answered and still going on;
+    campaign B's target of that number waits from that moment, not from the call's end."""
+    number = "+12125550100"
+    a = await make_campaign(database, clock, targets=[[tel(number)]])
+    await a.update(Customer, a.customer_id, contact_limits=[
+        {"max": 1, "window": 24 * 3600 * 1000, "count": "answered"}])
+    b = await second_campaign(a, [[tel(number)]], channel=False)
+    (call,) = await _turn(a, "worker-a")
+    clock.advance(5)
+    async with database.transaction() as session:  # answered: dialing → progressing
+        await repository.record_outcomes(session, [], [call.campaigncall_id], "worker-a",
+                                         clock.now())
+    clock.advance(5)
+    assert await _turn(b, "worker-b") == []
+    assert (await waiting(b, b.target_ids[0])).reason == "contact_limit"
+
+
+async def test_an_answered_call_whose_worker_died_still_counts_as_answered(database, clock) -> None:
+    """The worker dies mid-call; the reaper closes the attempt `failed`. The person was reached:
+    the contact stays answered, and another campaign's target of the number waits."""
+    number = "+12125550100"
+    a = await make_campaign(database, clock, targets=[[tel(number)]])
+    await a.update(Customer, a.customer_id, contact_limits=[
+        {"max": 1, "window": 24 * 3600 * 1000, "count": "answered"}])
+    b = await second_campaign(a, [[tel(number)]], channel=False)
+    (call,) = await _turn(a, "dies", lease=30)
+    async with database.transaction() as session:
+        await repository.record_outcomes(session, [], [call.campaigncall_id], "dies", clock.now())
+    clock.advance(31)  # its lease ran out
+    async with database.transaction() as session:
+        reaped = await repository.reap_expired(session, clock.now())
+    assert [r.outcome for r in reaped] == [OutcomeKind.FAILED]
+    async with database.transaction() as session:
+        assert (await session.scalars(select(Contact.answered))).all() == [True]
+    assert await _turn(b, "worker-b") == []
+
+
+async def test_a_claim_never_waits_for_another_customer_s_pruning(database, clock) -> None:
+    """Customer Y's claim, held open, has pruned the old contacts; customer X's claim, which
+    would prune the same rows, skips them instead of waiting for Y's transaction to end."""
+    import asyncio
+    import time
+
+    if database.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: two claims never overlap there")
+    x = await make_campaign(database, clock, targets=[[tel("+12125550100")]])
+    y = await make_campaign(database, clock, targets=[[tel("+12125550199")]])
+    for scenario in (x, y):
+        await scenario.update(Customer, scenario.customer_id,
+                              contact_limits=[{"max": 1, "window": 24 * 3600 * 1000}])
+    async with database.transaction() as session:  # older than any window: to be pruned
+        session.add_all(Contact(id=uuid.uuid4(), customer_id=x.customer_id, address=f"+1{n}",
+                                tm_create=clock.now() - dt.timedelta(days=40)) for n in range(5))
+    y_pruned, x_done = asyncio.Event(), asyncio.Event()
+
+    async def y_claim() -> None:
+        async with database.transaction() as session:
+            await repository.take_turn(session, y.campaign_id, worker_id="y", now=clock.now(),
+                                       lease_seconds=60, most=10)
+            y_pruned.set()
+            await asyncio.wait_for(x_done.wait(), 10)  # a slow claim, held open
+
+    held = asyncio.create_task(y_claim())
+    await y_pruned.wait()
+    started = time.monotonic()
+    try:
+        claimed = await _turn(x, "x")
+    finally:
+        x_done.set()
+        await held
+    assert len(claimed) == 1
+    # The engine's lock_timeout is 3 s: the claim did not wait for it.
+    assert time.monotonic() - started < 2
 
 
 async def test_a_campaign_runs_an_outdial_only_when_they_name_each_other(database, clock) -> None:

@@ -637,12 +637,13 @@ async def record_outcomes(
         )
     talking = [a for a in answered if a in held and a not in ending]
     for chunk in _chunks(talking):
-        calls = await session.execute(
+        calls = (await session.execute(
             update(CALLS)
             .where(CALLS.c.id.in_(chunk), CALLS.c.status == "dialing")
             .values(status="progressing", tm_update=now)
             .returning(*CALLS.c)
-        )
+        )).all()
+        await contact_limits.mark_answered(session, [c.id for c in calls])
         await emit_many(session, (
             (catalogue.CAMPAIGNCALL_UPDATED, c.customer_id, catalogue.campaigncall(c))
             for c in calls

@@ -220,7 +220,10 @@ async def record_contacts(
 
 
 async def mark_answered(session: AsyncSession, call_ids: Sequence[uuid.UUID]) -> None:
-    """Answered attempts count towards `answered` limits (no row: the customer has none)."""
+    """Answered attempts count towards `answered` limits (no row: the customer has none): from
+    the moment the call is answered, not only once it has ended, so that no other campaign
+    calls the person while they are still talking, and a call whose worker dies mid-call
+    still counts."""
     if call_ids:
         await session.execute(
             update(CONTACTS).where(CONTACTS.c.id.in_(call_ids)).values(answered=True)
@@ -229,11 +232,17 @@ async def mark_answered(session: AsyncSession, call_ids: Sequence[uuid.UUID]) ->
 
 async def prune(session: AsyncSession, now: dt.datetime) -> None:
     """Forget up to PRUNE_ROWS contacts older than any limit may count (MAX_WINDOW_MS), oldest
-    first along ix_contacts_age: the history stays bounded by the longest window allowed."""
+    first along ix_contacts_age: the history stays bounded by the longest window allowed.
+
+    Any customer's: the claim of another customer may be pruning the same rows, in a
+    transaction held open as long as its claim. Those are skipped, not waited for: one
+    customer's slow claim must not stall every other customer's (each would wait for the lock
+    timeout and lose its turn)."""
     old = (
         select(CONTACTS.c.id)
         .where(CONTACTS.c.tm_create <= now - dt.timedelta(milliseconds=MAX_WINDOW_MS))
         .order_by(CONTACTS.c.tm_create)
         .limit(PRUNE_ROWS)
+        .with_for_update(skip_locked=True)
     )
     await session.execute(delete(CONTACTS).where(CONTACTS.c.id.in_(old.scalar_subquery())))
