@@ -415,6 +415,24 @@ async def test_two_campaigns_claiming_at_once_never_pass_a_cap(database, clock) 
         assert len((await session.scalars(select(Contact.id))).all()) == 1
 
 
+async def test_each_capped_number_is_said_to_wait_for_its_own_contacts(database, clock) -> None:
+    """1 attempt an hour: X was called at t, Y ten minutes later. Each target waits until its
+    own number's contact leaves the window (the time was once read from any number's)."""
+    x, y = "+12125550100", "+12125550101"
+    a = await make_campaign(database, clock, targets=[[tel(x)], [tel(y)]])
+    for limits in ([{"max": 1, "window": 3600 * 1000}],
+                   [{"max": 1, "window": 3600 * 1000}, {"max": 5, "window": 24 * 3600 * 1000}]):
+        await a.update(Customer, a.customer_id, contact_limits=limits)
+        called = {x: clock.now() - dt.timedelta(minutes=30), y: clock.now() - dt.timedelta(minutes=20)}
+        async with database.transaction() as session:
+            await session.execute(text("DELETE FROM contacts"))
+            session.add_all(Contact(id=uuid.uuid4(), customer_id=a.customer_id, address=number,
+                                    tm_create=moment) for number, moment in called.items())
+        for target_id, number in zip(a.target_ids, (x, y), strict=True):
+            assert await waiting(a, target_id) == reasons.Waiting(
+                "contact_limit", called[number] + dt.timedelta(hours=1), None)
+
+
 async def _turn(scenario: Any, worker: str, lease: int = 60) -> list[Any]:
     async with scenario.database.transaction() as session:
         return await repository.take_turn(session, scenario.campaign_id, worker_id=worker,

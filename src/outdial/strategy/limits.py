@@ -25,7 +25,6 @@ from sqlalchemy import (
     literal,
     select,
     true,
-    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -141,17 +140,39 @@ def frees_at(
     max, after a limit was lowered, waits for the older ones too). NULL when none is reached."""
     if not limits:
         return None
-    frees = union_all(*(
-        select(shifted(
+    return latest(*(
+        shifted(
             select(CONTACTS.c.tm_create).where(counted(limit, customer_id, address, start))
             .order_by(CONTACTS.c.tm_create.desc()).offset(limit.max - 1).limit(1)
             .scalar_subquery(),
             literal(limit.window),
-        ).label("frees"))
+        )
         for limit, start in zip(limits, sinces, strict=True)
-    )).subquery()
-    # The latest of them: max() passes over the limits not reached (NULL) on both databases.
-    return select(func.max(frees.c.frees)).scalar_subquery()
+    ))
+
+
+class latest(FunctionElement[dt.datetime]):
+    """The latest of some timestamps, passing over NULLs (NULL if all are). Written as a
+    function of its arguments, not as max() over a derived table of them: a derived table's
+    subqueries are not correlated with the row they are asked about (they read every target)."""
+
+    type = DateTime()
+    inherit_cache = True
+
+
+@compiles(latest, "postgresql")
+def _latest_postgresql(element: latest, compiler: Any, **kw: Any) -> str:
+    return f"GREATEST({', '.join(compiler.process(c, **kw) for c in element.clauses)})"
+
+
+@compiles(latest, "sqlite")
+def _latest_sqlite(element: latest, compiler: Any, **kw: Any) -> str:
+    # SQLite's max() of several arguments is NULL if one is; '' sorts before any timestamp
+    # (stored as text). One argument: max() would be the aggregate.
+    moments = [compiler.process(c, **kw) for c in element.clauses]
+    if len(moments) == 1:
+        return moments[0]
+    return f"NULLIF(max({', '.join(f'coalesce({m}, {chr(39) * 2})' for m in moments)}), '')"
 
 
 class CapBudget:
