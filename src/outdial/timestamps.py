@@ -42,8 +42,14 @@ def current_time_format() -> TimeFormat:
 def format_timestamp(value: dt.datetime | None) -> str | None:
     """A stored time (naive UTC) on the wire; an unset one is the sentinel, or null in rfc3339."""
     if _time_format.get() == "rfc3339":
-        return None if value is None else value.strftime(RFC3339_FORMAT)
-    return NEVER if value is None else value.strftime(WIRE_FORMAT)
+        return None if value is None else written(value, RFC3339_FORMAT)
+    return NEVER if value is None else written(value)
+
+
+def written(value: dt.datetime, form: str = WIRE_FORMAT) -> str:
+    """`value` in `form`, its year in four digits: strftime's %Y writes year 1 as `1`, which
+    no reader (ours included) takes back as a timestamp."""
+    return value.strftime(form.replace("%Y", f"{value.year:04d}"))
 
 
 def parse_timestamp(text: str) -> dt.datetime:

@@ -302,7 +302,7 @@ def test_targets_show_why_they_wait(cli: Cli, tmp_path: Path) -> None:
     listed = cli.ok("targets", "list", "--outdial", outdial).stdout.splitlines()
     at = next(n for n, line in enumerate(listed) if bob["id"] in line)
     assert "outside_calling_window" in listed[at]
-    assert f"until {bob['next_attempt_at'][:19]} (Asia/Tokyo)" in listed[at + 1]
+    assert f"until {bob['next_attempt_at'][:16]} UTC (Asia/Tokyo)" in listed[at + 1]
     shown = cli.ok("targets", "get", bob["id"], "--outdial", outdial).stdout
     assert "waiting_reason" in shown and "outside_calling_window" in shown
     assert "next_attempt_at" in shown and bob["next_attempt_at"][:19] in shown

@@ -96,7 +96,7 @@ def test_a_wide_terminal_shows_every_column(monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_waiting_column_says_why_until_when_and_where() -> None:
     waiting = {"waiting_reason": "outside_calling_window", "next_attempt_at": "2026-06-01 15:00:00.000000",
                "waiting_detail": "America/Denver"}
-    assert output.waiting(waiting) == "outside_calling_window\nuntil 2026-06-01 15:00:00 (America/Denver)"
+    assert output.waiting(waiting) == "outside_calling_window\nuntil 2026-06-01 15:00 UTC (America/Denver)"
     assert output.waiting({"waiting_reason": "dnc", "waiting_detail": "5f0f4a9c"}) == "dnc\n(5f0f4a9c)"
     assert output.waiting({"waiting_reason": "dialable", "next_attempt_at": "2026-06-01 15:00:00.000000"}) == "dialable"
 
@@ -110,7 +110,7 @@ def test_a_120_column_table_keeps_why_a_target_waits(monkeypatch: pytest.MonkeyP
     lines = printed(screen, output.list_table("target", [item]))
     assert max(len(line) for line in lines) <= 120
     assert whole_on_one_line(lines, "outside_calling_window")
-    assert whole_on_one_line(lines, "until 2026-06-01 14:00:00 (America/Denver)")
+    assert whole_on_one_line(lines, "until 2026-06-01 14:00 UTC (America/Denver)")
     assert whole_on_one_line(lines, item["id"])
 
 

@@ -25,6 +25,16 @@ def test_format_has_six_fraction_digits_and_a_sentinel() -> None:
     assert format_timestamp(None) == NEVER == "9999-01-01 00:00:00.000000"
 
 
+@pytest.mark.parametrize("year", [1, 99, 999])
+def test_an_early_year_is_written_in_four_digits_and_read_back(year: int) -> None:
+    # strftime's %Y writes year 1 as "1": a tm_expire so stored could not be imported back.
+    moment = dt.datetime(year, 1, 2, 3, 4, 5, 6)
+    assert format_timestamp(moment) == f"{year:04d}-01-02 03:04:05.000006"
+    assert parse_timestamp(format_timestamp(moment)) == moment
+    with use_time_format("rfc3339"):
+        assert format_timestamp(moment) == f"{year:04d}-01-02T03:04:05.000006Z"
+
+
 @pytest.mark.parametrize("text", ["2022-04-28 01:41:40.503790", "2022-04-28T01:41:40.503790Z",
                                   "2022-04-28T03:41:40.503790+02:00"])
 def test_wire_and_rfc3339_parse_to_the_same_instant(text: str) -> None:

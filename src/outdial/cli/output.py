@@ -135,7 +135,8 @@ def waiting(target: dict[str, Any]) -> str:
         return reason
     until = target.get("next_attempt_at")
     detail = target.get("waiting_detail")
-    more = (f"until {stamp(until)[:19]}" if until else "") + (f" ({detail})" if detail else "")
+    # Times on the wire are UTC; said so, since a zone's name may follow.
+    more = (f"until {stamp(until)[:16]} UTC" if until else "") + (f" ({detail})" if detail else "")
     return f"{reason}\n{more.strip()}" if more else reason
 
 

@@ -35,7 +35,7 @@ from outdial.outdials.destinations import (
     validate_destination,
 )
 from outdial.strategy.windows import timezone_problem, zone_key
-from outdial.timestamps import WIRE_FORMAT, parse_timestamp
+from outdial.timestamps import WIRE_FORMAT, parse_timestamp, written
 from outdial.validation import Refused, decode_json, key_text, text_problem
 
 TEXT_FIELDS = ("name", "detail", "data")
@@ -364,6 +364,6 @@ def _expiry(value: Any) -> str | None:
     if not isinstance(value, str):
         raise InvalidArgument("tm_expire", "must be a timestamp string or empty")
     try:
-        return parse_timestamp(value.strip()).strftime(WIRE_FORMAT)
+        return written(parse_timestamp(value.strip()))
     except ValueError as error:
         raise InvalidArgument("tm_expire", str(error)) from None
