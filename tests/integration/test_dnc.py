@@ -202,6 +202,23 @@ async def test_entries_are_found_by_their_value_however_it_is_written(api: Api, 
     assert (await api.get(url, params={"value": "+12125550101"}, token=intruder)).status_code == 404
 
 
+async def test_a_value_whose_entry_expired_can_be_listed_again(api: Api, clock) -> None:
+    dnclist = (await api.post("/v1.0/dnclists", json={})).json()
+    url = f"/v1.0/dnclists/{dnclist['id']}/entries"
+    first = await api.post(url, json={"value": "+12125550199",
+                                      "tm_expire": "2020-01-01T00:00:00Z"})
+    assert first.status_code == 200, first.text
+    # Expired: the person opts out again. Refused as a duplicate, they would stay dialable.
+    again = await api.post(url, json={"value": "(212) 555-0199", "default_region": "US"})
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["tm_expire"] == "9999-01-01 00:00:00.000000"  # in force, no expiry
+    [listed] = (await api.get(url, params={"value": "+12125550199"})).json()["result"]
+    assert listed["tm_expire"] == "9999-01-01 00:00:00.000000"
+    # In force: a duplicate.
+    assert_error(await api.post(url, json={"value": "+12125550199"}), 409, "DNC_ENTRY_EXISTS")
+
+
 async def test_bad_entries_and_references_are_refused_naming_the_field(api: Api, app, clock) -> None:
     dnclist = (await api.post("/v1.0/dnclists", json={})).json()
     url = f"/v1.0/dnclists/{dnclist['id']}/entries"

@@ -91,8 +91,20 @@ class DnclistService:
         kind, value = entry_value(body.value, parse_region(body.default_region))
         expire = parse_expiry(body.tm_expire)
         dnclist = await self.live_list(principal, dnclist_id)
+        now = self.clock.now()
+        existing = await self.session.scalar(
+            select(DncEntry).where(DncEntry.dnclist_id == dnclist.id, DncEntry.value == value)
+            .with_for_update())
+        if existing is not None:
+            if existing.tm_expire is not None and existing.tm_expire <= now:
+                # An entry that expired is no longer in force: the value added again is a new
+                # opt-out. Refusing it as a duplicate would leave the person dialable.
+                existing.type, existing.tm_expire, existing.tm_create = kind, expire, now
+                return existing
+            raise AlreadyExists(f"{value} is already on dnclist {dnclist_id}",
+                                "DNC_ENTRY_EXISTS")
         entry = DncEntry(id=uuid.uuid4(), customer_id=dnclist.customer_id, dnclist_id=dnclist.id,
-                         type=kind, value=value, tm_expire=expire, tm_create=self.clock.now())
+                         type=kind, value=value, tm_expire=expire, tm_create=now)
         self.session.add(entry)
         try:
             # The unique index decides between two adds of one value at once.
