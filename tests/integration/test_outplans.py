@@ -98,6 +98,28 @@ async def test_dial_info_replaces_the_plan_and_is_validated(api: Api, clock: Fak
     assert (await api.get(f"/v1.0/outplans/{outplan['id']}")).json() == updated
 
 
+async def test_dial_info_without_retry_rules_keeps_them_and_null_takes_them_away(
+    api: Api,
+) -> None:
+    rules = {"rejected": {"interval": 60000, "max_tries": None, "next": "finish"}}
+    outplan = await new_outplan(api, retry_rules=rules)
+    rules = outplan["retry_rules"]  # as read back: with every field
+    assert rules["rejected"]["next"] == "finish"
+    here = f"/v1.0/outplans/{outplan['id']}/dial_info"
+    # A client that knows only VoIPbin's fields changes the interval: the rules stay.
+    response = await api.put(here, json={"try_interval": 120000, "max_try_count_0": 2})
+    assert response.status_code == 200, response.text
+    assert (response.json()["try_interval"], response.json()["retry_rules"]) == (120000, rules)
+    # Refused rules change nothing.
+    assert_refused(await api.put(here, json={"retry_rules": {"busy": {"interval": 1000, "next": "again"}}}),
+                   "retry_rules.busy.next")
+    assert (await api.get(f"/v1.0/outplans/{outplan['id']}")).json()["retry_rules"] == rules
+    response = await api.put(here, json={"try_interval": 120000, "retry_rules": None})
+    assert response.status_code == 200, response.text
+    assert response.json()["retry_rules"] is None
+    assert (await api.get(f"/v1.0/outplans/{outplan['id']}")).json()["retry_rules"] is None
+
+
 async def test_update_outplan_name_and_detail(api: Api, clock: FakeClock) -> None:
     outplan = await new_outplan(api, dial_timeout=5000)
     clock.advance(1)

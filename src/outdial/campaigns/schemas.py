@@ -35,7 +35,8 @@ RETRY_RULES = (
     "what each outcome does next, by outcome (busy, no_answer, rejected, failed, unreachable, "
     "invalid_destination, canceled): {interval (ms, replaces try_interval), max_tries (n or "
     "null: tries on one destination that may end so), next (retry, next_destination or "
-    "finish), backoff (optional factor >= 1 per such try)}; null: try_interval for all")
+    "finish), backoff (optional factor >= 1 per such try)}; null: try_interval for all; "
+    "left out: kept (none on creation)")
 PRIORITY = "due_first (earliest due first) or fresh_first (untried targets before retries)"
 DNCLIST_IDS = ("the do-not-call lists the campaign honours (besides the customer's lists "
                "that apply to all)")

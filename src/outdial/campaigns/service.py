@@ -190,7 +190,11 @@ class OutplanService:
             for n, count in enumerate(body.max_try_counts())
         ]
         retry_rules = check_retry_rules(body.retry_rules)
-        outplan.source, outplan.retry_rules = source, retry_rules
+        outplan.source = source
+        # Left out, the rules are kept: a client written for dial_info without them (a VoIPbin
+        # script changing try_interval) must not take away a `finish` after `rejected`.
+        if "retry_rules" in body.model_fields_set:
+            outplan.retry_rules = retry_rules
         outplan.dial_timeout, outplan.try_interval = dial_timeout, try_interval
         for n in range(DESTINATION_SLOTS):
             setattr(outplan, f"max_try_count_{n}", max_try_counts[n])
