@@ -65,15 +65,15 @@ def test_dnclists_entries_import_and_export(cli: Cli, tmp_path: Path) -> None:
     assert dnc in listed and "opted out" in listed and "yes" in listed
 
     entry = cli.json("dnclists", "entries", "add", dnc, "(212) 555-0123", "--region", "US",
-                     "--expire", "2027-06-30T00:00:00Z")
+                     "--expire", "2097-06-30T00:00:00Z")
     assert (entry["type"], entry["value"], entry["dnclist_id"]) == ("tel", "+12125550123", dnc)
-    assert entry["tm_expire"].startswith("2027-06-30 00:00:00")
+    assert entry["tm_expire"].startswith("2097-06-30 00:00:00")
     line = refused(cli("dnclists", "entries", "add", dnc, "+1 212 555 0123"))
     assert "DNC_ENTRY_EXISTS" in line
     refused(cli("dnclists", "entries", "add", dnc, "(212) 555-0124"))  # national, no region
 
     rows = tmp_path / "optout.csv"
-    rows.write_text("value,tm_expire\n+1 312 555 0142,\nAnn@Example.com,2027-01-01T00:00:00Z\n"
+    rows.write_text("value,tm_expire\n+1 312 555 0142,\nAnn@Example.com,2097-01-01T00:00:00Z\n"
                     "+12125550123,\nnot a number,\n")
     result = cli.ok("dnclists", "import", dnc, str(rows), "--json")
     job = result.json()
@@ -90,7 +90,7 @@ def test_dnclists_entries_import_and_export(cli: Cli, tmp_path: Path) -> None:
     entries = cli.json("dnclists", "entries", "list", dnc)["result"]
     assert sorted(e["value"] for e in entries) == ["+12125550123", "+13125550142", "ann@example.com"]
     shown = cli.ok("dnclists", "entries", "list", dnc).stdout
-    assert "ann@example.com" in shown and "2027-01-01 00:00:00" in shown
+    assert "ann@example.com" in shown and "2097-01-01 00:00:00" in shown
 
     exported = tmp_path / "now.csv"
     assert "wrote" in cli.ok("dnclists", "export", dnc, "-o", str(exported)).stderr

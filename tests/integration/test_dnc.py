@@ -7,6 +7,7 @@ import uuid
 
 from outdial.models import Campaign, DncEntry, Dnclist
 from outdial.strategy import dnc, reasons
+from outdial.timestamps import written
 from tests.conftest import Api, assert_error, make_tenant
 from tests.engine_support import database  # noqa: F401 - fixture
 from tests.engine_support import make_campaign, make_engine, run_round, scripted_dialer, tel
@@ -206,8 +207,9 @@ async def test_a_value_whose_entry_expired_can_be_listed_again(api: Api, clock) 
     dnclist = (await api.post("/v1.0/dnclists", json={})).json()
     url = f"/v1.0/dnclists/{dnclist['id']}/entries"
     first = await api.post(url, json={"value": "+12125550199",
-                                      "tm_expire": "2020-01-01T00:00:00Z"})
+                                      "tm_expire": written(clock.now() + dt.timedelta(days=1))})
     assert first.status_code == 200, first.text
+    clock.advance(2 * 86400)
     # Expired: the person opts out again. Refused as a duplicate, they would stay dialable.
     again = await api.post(url, json={"value": "(212) 555-0199", "default_region": "US"})
     assert again.status_code == 200, again.text
@@ -225,6 +227,8 @@ async def test_bad_entries_and_references_are_refused_naming_the_field(api: Api,
     for body, field in [({"value": "not a number"}, "value"), ({"value": ""}, "value"),
                         ({"value": "212 555 0101"}, "value.target"),
                         ({"value": "+12125550101", "tm_expire": "soon"}, "tm_expire"),
+                        ({"value": "+12125550101", "tm_expire": written(clock.now())},
+                         "tm_expire"),
                         ({"value": "+12125550101", "default_region": "XX"}, "default_region")]:
         error = assert_error(await api.post(url, json=body), 400, "INVALID_ARGUMENT")
         assert field in error["message"], (body, error)
@@ -273,7 +277,10 @@ async def test_retry_rules_over_the_api(api: Api) -> None:
                                  json={"retry_rules": bad})
         error = assert_error(response, 400, "INVALID_ARGUMENT")
         assert field in error["message"], (bad, error)
-    cleared = (await api.put(f"/v1.0/outplans/{outplan['id']}/dial_info", json={})).json()
+    kept = (await api.put(f"/v1.0/outplans/{outplan['id']}/dial_info", json={})).json()
+    assert kept["retry_rules"] == outplan["retry_rules"]
+    cleared = (await api.put(f"/v1.0/outplans/{outplan['id']}/dial_info",
+                             json={"retry_rules": None})).json()
     assert cleared["retry_rules"] is None
 
 
@@ -288,7 +295,8 @@ async def test_import_and_export_of_a_list(api: Api) -> None:
               "Alice@Example.com,,\n"
               "sips:Bob@Host.example,,\n"
               "not a number,,\n"
-              "+12125550103,someday,\n")
+              "+12125550103,someday,\n"
+              "+12125550104,2020-01-01T00:00:00Z,expired already\n")
     response = await api.post(f"{base}/imports", params={"default_region": "US"},
                               content=upload.encode(), headers={"content-type": "text/csv"})
     assert response.status_code == 200, response.text
@@ -296,12 +304,14 @@ async def test_import_and_export_of_a_list(api: Api) -> None:
     assert job["status"] == "done" and job["dnclist_id"] == dnclist["id"]
     assert job["outdial_id"] == "00000000-0000-0000-0000-000000000000"
     assert (job["rows_total"], job["rows_imported"], job["rows_duplicate"], job["rows_rejected"]) \
-        == (7, 3, 2, 2)
-    assert [(e["row"], e["field"]) for e in job["errors"]] == [(6, "value"), (7, "tm_expire")]
+        == (8, 3, 2, 3)
+    assert [(e["row"], e["field"]) for e in job["errors"]] == [
+        (6, "value"), (7, "tm_expire"), (8, "tm_expire")]
+    assert "2020-01-01 00:00:00.000000 UTC has passed" in job["errors"][2]["message"]
     assert (await api.get(f"{base}/imports/{job['id']}")).json()["status"] == "done"
     assert [j["id"] for j in (await api.get(f"{base}/imports")).json()["result"]] == [job["id"]]
     errors = (await api.get(f"{base}/imports/{job['id']}/errors")).text
-    assert errors.splitlines()[0] == "row,field,message" and len(errors.splitlines()) == 3
+    assert errors.splitlines()[0] == "row,field,message" and len(errors.splitlines()) == 4
 
     exported = (await api.get(f"{base}/entries/export")).text
     lines = exported.splitlines()

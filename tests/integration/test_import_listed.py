@@ -47,7 +47,8 @@ async def test_imported_targets_get_the_listed_until_of_their_entries(
     await add_entry(api, registry, "+12125550101")                        # never expires
     await add_entry(api, registry, "+12125550103", "2027-01-01 00:00:00.000000")
     await add_entry(api, other, "+12125550103", "2027-06-01 00:00:00.000000")  # the later one
-    await add_entry(api, registry, "ann@example.com", "2026-01-01 00:00:00.000000")  # expired
+    await add_entry(api, registry, "ann@example.com", "2026-01-02 00:00:00.000000")
+    clock.advance(2 * 86400)  # ann's entry has expired
     # Another customer's entry lists nobody of ours.
     theirs = await make_tenant(app, clock, "other")
     await add_entry(api, await new_list(api, token=theirs), "+12125550105", token=theirs)
@@ -64,7 +65,7 @@ async def test_imported_targets_get_the_listed_until_of_their_entries(
     assert await stored_facts(app, outdial) == {
         "+12125550101": FOREVER,
         "+12125550102": dt.datetime(2027, 6, 1),
-        "+12125550104": dt.datetime(2026, 1, 1),
+        "+12125550104": dt.datetime(2026, 1, 2),
         "+12125550105": None,
         "+12125550106": None,
     }

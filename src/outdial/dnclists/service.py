@@ -1,6 +1,5 @@
 """Rules of do-not-call lists and entries: tenancy, normalised values, one entry per value."""
 
-import datetime as dt
 import uuid
 
 import phonenumbers
@@ -14,8 +13,8 @@ from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.dnclists.schemas import DncEntryCreate, DnclistCreate
 from outdial.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from outdial.models import DncEntry, Dnclist
+from outdial.outdials.destinations import entry_expiry
 from outdial.strategy.dnc import entry_value
-from outdial.timestamps import parse_timestamp
 
 
 def parse_region(value: str | None, field: str = "default_region") -> str | None:
@@ -24,16 +23,6 @@ def parse_region(value: str | None, field: str = "default_region") -> str | None
         raise InvalidArgument(field, f"{value!r} is not a region code (ISO 3166 alpha-2, such "
                                      "as US or GB)")
     return region
-
-
-def parse_expiry(value: str | None, field: str = "tm_expire") -> dt.datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_timestamp(value)
-    except ValueError as error:
-        raise InvalidArgument(field, f"{error} (write `YYYY-MM-DD HH:MM:SS.ffffff` UTC or "
-                                     "RFC 3339)") from None
 
 
 class DnclistService:
@@ -88,10 +77,10 @@ class DnclistService:
     async def add_entry(
         self, principal: Principal, dnclist_id: uuid.UUID, body: DncEntryCreate
     ) -> DncEntry:
-        kind, value = entry_value(body.value, parse_region(body.default_region))
-        expire = parse_expiry(body.tm_expire)
-        dnclist = await self.live_list(principal, dnclist_id)
         now = self.clock.now()
+        kind, value = entry_value(body.value, parse_region(body.default_region))
+        expire = entry_expiry(body.tm_expire, now)
+        dnclist = await self.live_list(principal, dnclist_id)
         existing = await self.session.scalar(
             select(DncEntry).where(DncEntry.dnclist_id == dnclist.id, DncEntry.value == value)
             .with_for_update())

@@ -29,13 +29,14 @@ from outdial.outdials.destinations import (
     E164,
     address_forms,
     dnc_entry,
+    entry_expiry,
     national_e164,
     tel_problem,
     unknown_destination_keys,
     validate_destination,
 )
 from outdial.strategy.windows import timezone_problem, zone_key
-from outdial.timestamps import WIRE_FORMAT, parse_timestamp, written
+from outdial.timestamps import WIRE_FORMAT, written
 from outdial.validation import Refused, decode_json, key_text, text_problem
 
 TEXT_FIELDS = ("name", "detail", "data")
@@ -337,7 +338,8 @@ def _check_entries(chunk: Chunk, rules: RowRules) -> CheckedChunk:
             value, expire = values
             try:
                 kind, normalised = dnc_entry(value, rules.default_region)
-                expiry = _expiry(expire)
+                expires = entry_expiry(expire, rules.tm_create)
+                expiry = None if expires is None else written(expires)
             except InvalidArgument as error:
                 problem = (error.field, error.problem)
         if problem is not None:
@@ -357,13 +359,3 @@ def _check_entries(chunk: Chunk, rules: RowRules) -> CheckedChunk:
     return result
 
 
-def _expiry(value: Any) -> str | None:
-    """An entry's tm_expire cell in stored form (the wire format, UTC), or None for none."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidArgument("tm_expire", "must be a timestamp string or empty")
-    try:
-        return written(parse_timestamp(value.strip()))
-    except ValueError as error:
-        raise InvalidArgument("tm_expire", str(error)) from None

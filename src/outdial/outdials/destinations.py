@@ -1,5 +1,6 @@
 """What a destination may be: an E.164 phone number, a SIP URI or an email address."""
 
+import datetime as dt
 import functools
 import ipaddress
 import json
@@ -12,6 +13,7 @@ from phonenumbers import PhoneMetadata, ValidationResult
 from phonenumbers import phonenumberutil as _pnu
 
 from outdial.errors import InvalidArgument
+from outdial.timestamps import parse_timestamp, written
 from outdial.validation import Refused, decode_json, key_text, text_problem
 
 DESTINATION_TYPES = ("tel", "sip", "email")
@@ -458,3 +460,22 @@ def dnc_entry(value: Any, default_region: str | None = None,
     if address is None:
         raise InvalidArgument(field, "must be a phone number, SIP URI or email address")
     return address["type"], dnc_value(address)
+
+
+def entry_expiry(value: Any, now: dt.datetime, field: str = "tm_expire") -> dt.datetime | None:
+    """A do-not-call entry's tm_expire as written, by the API and in an import (empty or null:
+    never), in naive UTC. A time that has passed is refused: the entry would list nothing, and
+    the person who asked not to be called would be dialed."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise InvalidArgument(field, "must be a timestamp string, or empty for never")
+    try:
+        moment = parse_timestamp(value.strip())
+    except ValueError as error:
+        raise InvalidArgument(field, f"{error} (write `YYYY-MM-DD HH:MM:SS.ffffff` UTC or "
+                                     "RFC 3339, or leave it empty for never)") from None
+    if moment <= now:
+        raise InvalidArgument(field, f"{written(moment)} UTC has passed: the entry would list "
+                                     "nothing (leave it empty for never)")
+    return moment
