@@ -221,6 +221,28 @@ async def test_a_value_whose_entry_expired_can_be_listed_again(api: Api, clock) 
     assert_error(await api.post(url, json={"value": "+12125550199"}), 409, "DNC_ENTRY_EXISTS")
 
 
+async def test_an_import_lists_again_a_value_whose_entry_expired(api: Api, clock) -> None:
+    dnclist = (await api.post("/v1.0/dnclists", json={})).json()
+    url = f"/v1.0/dnclists/{dnclist['id']}/entries"
+    soon = written(clock.now() + dt.timedelta(days=1))
+    expired = (await api.post(url, json={"value": "+12125550199", "tm_expire": soon})).json()
+    kept = (await api.post(url, json={"value": "+12125550198"})).json()
+    clock.advance(2 * 86400)
+    # A registry sent again after its entries ran out: the person is listed again, not counted
+    # a duplicate of the entry that no longer lists them.
+    upload = "value,tm_expire\n(212) 555-0199,\n(212) 555-0198,\n+12125550197,\n"
+    job = (await api.post(f"/v1.0/dnclists/{dnclist['id']}/imports", content=upload.encode(),
+                          params={"default_region": "US"},
+                          headers={"content-type": "text/csv"})).json()
+    assert job["status"] == "done", job
+    assert (job["rows_imported"], job["rows_duplicate"]) == (2, 1)
+    entries = {e["value"]: e for e in (await api.get(url)).json()["result"]}
+    assert sorted(entries) == ["+12125550197", "+12125550198", "+12125550199"]
+    assert entries["+12125550199"]["id"] != expired["id"]
+    assert entries["+12125550199"]["tm_expire"] == "9999-01-01 00:00:00.000000"  # in force
+    assert entries["+12125550198"] == kept
+
+
 async def test_bad_entries_and_references_are_refused_naming_the_field(api: Api, app, clock) -> None:
     dnclist = (await api.post("/v1.0/dnclists", json={})).json()
     url = f"/v1.0/dnclists/{dnclist['id']}/entries"

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, func, select, text, type_coerce, update
+from sqlalchemy import JSON, delete, func, select, text, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from outdial.db import Database
@@ -136,11 +136,16 @@ class ImportRepository:
         return await fetch_page(self.session, select(ImportJob).where(_into(kind) == outdial_id),
                                 ImportJob, page)
 
-    async def existing_keys(self, outdial_id: uuid.UUID, kind: str = TARGETS) -> set[Any]:
+    async def existing_keys(
+        self, outdial_id: uuid.UUID, kind: str = TARGETS, now: dt.datetime | None = None
+    ) -> set[Any]:
         """Dedupe keys of the first destination of every live target of the outdial (of a
-        list: the values it holds)."""
+        list: the values it holds in force at `now`, see expired_values)."""
         if kind == DNC_ENTRIES:
-            values = select(DncEntry.value).where(DncEntry.dnclist_id == outdial_id)
+            assert now is not None
+            values = select(DncEntry.value).where(
+                DncEntry.dnclist_id == outdial_id,
+                DncEntry.tm_expire.is_(None) | (DncEntry.tm_expire > now))
             stream = await self.session.stream_scalars(values.execution_options(yield_per=10_000))
             return {value async for value in stream}
         first = type_coerce(func.coalesce(*(
@@ -154,6 +159,14 @@ class ImportRepository:
             if address is not None:
                 keys.add(dedupe_key(address))
         return keys
+
+    async def expired_values(self, dnclist_id: uuid.UUID, now: dt.datetime) -> set[str]:
+        """The values of the list whose entry had expired at `now`: an import holding one lists
+        it again (its entry is replaced), as adding it through the API does."""
+        values = select(DncEntry.value).where(DncEntry.dnclist_id == dnclist_id,
+                                              DncEntry.tm_expire <= now)
+        stream = await self.session.stream_scalars(values.execution_options(yield_per=10_000))
+        return {value async for value in stream}
 
     async def error_batch(self, import_id: uuid.UUID, after: tuple[int, str], size: int) -> list[ImportRowError]:
         row, field = after
@@ -198,10 +211,12 @@ class TargetSink:
     async def open(self) -> None: ...
 
     async def write(
-        self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError]
+        self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError],
+        replaced: Sequence[str] = (),
     ) -> None:
         """Encoded target rows (checking.encode_targets), with the file row and target id of
-        each, and rejected rows."""
+        each, and rejected rows. `replaced`: values of a list whose expired entries the rows
+        take the place of (removed first)."""
 
     async def commit(self, finish: Any) -> bool:
         """Write what is held, then run `finish(connection)`; commit only if it returns True."""
@@ -230,8 +245,11 @@ class PostgresSink(TargetSink):
         self.driver = raw.driver_connection
 
     async def write(
-        self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError]
+        self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError],
+        replaced: Sequence[str] = (),
     ) -> None:
+        assert self.connection is not None
+        await _remove_expired(self.connection, self.job, replaced)
         if rows and self.kind == DNC_ENTRIES:  # entries have no row → target mapping
             await self.driver.copy_to_table(
                 "dnc_entries", source=_once(targets), columns=ENTRY_COLUMNS, format="text")
@@ -298,16 +316,18 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
 
 class SqliteSink(TargetSink):
     def __init__(self, database: Database, job: ImportJob, kind: str = TARGETS) -> None:
-        self.database, self.job_id, self.kind = database, job.id, kind
+        self.database, self.job, self.job_id, self.kind = database, job, job.id, kind
         self.spool: Any = None
 
     async def open(self) -> None:
         self.spool = tempfile.TemporaryFile()
 
     async def write(
-        self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError]
+        self, targets: bytes, rows: list[int], target_ids: list[str], errors: list[RowError],
+        replaced: Sequence[str] = (),
     ) -> None:
-        pickle.dump((targets, rows, target_ids, errors), self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((targets, rows, target_ids, errors, list(replaced)), self.spool,
+                    protocol=pickle.HIGHEST_PROTOCOL)
 
     async def commit(self, finish: Any) -> bool:
         self.spool.seek(0)
@@ -316,9 +336,10 @@ class SqliteSink(TargetSink):
             await connection.begin()
             while True:
                 try:
-                    targets, rows, target_ids, errors = pickle.load(self.spool)
+                    targets, rows, target_ids, errors, replaced = pickle.load(self.spool)
                 except EOFError:
                     break
+                await _remove_expired(connection, self.job, replaced)
                 if self.kind == DNC_ENTRIES:
                     await _executemany(connection, _INSERT_ENTRY, decode_targets(targets, "rows"))
                 else:
@@ -336,6 +357,18 @@ class SqliteSink(TargetSink):
         if self.spool is not None:
             self.spool.close()
             self.spool = None
+
+
+async def _remove_expired(
+    connection: AsyncConnection, job: ImportJob, values: Sequence[str]
+) -> None:
+    """Remove the list's entries of `values` that had expired when the job began, in the
+    import's transaction: the rows written next list them again. One that was renewed since
+    (through the API) stays, and the import then fails on it as a conflict."""
+    for start in range(0, len(values), 1000):
+        await connection.execute(delete(DncEntry).where(
+            DncEntry.dnclist_id == job.dnclist_id, DncEntry.value.in_(values[start:start + 1000]),
+            DncEntry.tm_expire <= job.tm_create))
 
 
 async def _executemany(connection: AsyncConnection, statement: str, rows: Sequence[Any]) -> None:

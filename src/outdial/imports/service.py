@@ -227,10 +227,14 @@ class ImportRunner:
         lander: asyncio.Task[None] | None = None
         try:
             seen: set[Any] = set()
+            renewable: set[str] = set()
             if options.dedupe:
                 await self._take_dedupe_turn(job)
                 async with self.database.sessions() as session:
-                    seen = await ImportRepository(session).existing_keys(into, kind)
+                    repo = ImportRepository(session)
+                    seen = await repo.existing_keys(into, kind, job.tm_create)
+                    if kind == DNC_ENTRIES:
+                        renewable = await repo.expired_values(into, job.tm_create)
             await sink.open()
             rules = RowRules(
                 import_id=job.id, customer_id=job.customer_id, outdial_id=job.outdial_id,
@@ -240,7 +244,8 @@ class ImportRunner:
             )
             # Checked chunks are written as they come, not when the next one is read: a slow
             # or stalled upload still writes (and reports progress on) what has arrived.
-            lander = asyncio.create_task(self._land_all(job.id, pending, tally, seen, sink))
+            lander = asyncio.create_task(
+                self._land_all(job.id, pending, tally, seen, renewable, sink))
             async for chunk in read_chunks(job.format, upload, *(
                     [("value",)] if kind == DNC_ENTRIES else [])):
                 await _put_unless_done(pending, self._check(chunk, rules), lander)
@@ -328,22 +333,27 @@ class ImportRunner:
 
     async def _land_all(
         self, job_id: uuid.UUID, pending: "asyncio.Queue[Awaitable[CheckedChunk] | None]",
-        tally: _Tally, seen: set[Any], sink: Any,
+        tally: _Tally, seen: set[Any], renewable: set[str], sink: Any,
     ) -> None:
         saved_at = 0
         while (checking := await pending.get()) is not None:
-            await self._land(await checking, tally, seen, sink)
+            await self._land(await checking, tally, seen, renewable, sink)
             if tally.rows_total - saved_at >= PROGRESS_EVERY_ROWS:
                 saved_at = tally.rows_total
                 await self._save_progress(job_id, tally)
 
-    async def _land(self, checked: CheckedChunk, tally: _Tally, seen: set[Any], sink: Any) -> None:
-        """Write a checked chunk; chunks land in file order, so the rows before it are counted."""
+    async def _land(
+        self, checked: CheckedChunk, tally: _Tally, seen: set[Any], renewable: set[str],
+        sink: Any,
+    ) -> None:
+        """Write a checked chunk; chunks land in file order, so the rows before it are counted.
+        `renewable`: values of a list whose entry has expired; a row holding one replaces it."""
         before = tally.rows_total
         if checked.malformed is not None:
             number, problem = checked.malformed
             raise malformed(before + number if number else 0, problem)
         targets, numbers, target_ids = checked.targets, checked.numbers, checked.target_ids
+        replaced: list[str] = []
         if checked.keys:
             keep = []
             for index, key in enumerate(checked.keys):
@@ -352,6 +362,8 @@ class ImportRunner:
                 else:
                     seen.add(key)
                     keep.append(index)
+                    if key in renewable:
+                        replaced.append(key)
             rows = decode_targets(targets, self._encoding)
             targets = encode_targets([rows[i] for i in keep], self._encoding)
             numbers = [numbers[i] for i in keep]
@@ -365,7 +377,8 @@ class ImportRunner:
         # cannot make the database hold one row per line of it.
         errors = errors[:max(self.error_rows - tally.errors_stored, 0)]
         tally.errors_stored += len(errors)
-        await sink.write(targets, [before + number for number in numbers], target_ids, errors)
+        await sink.write(targets, [before + number for number in numbers], target_ids, errors,
+                         replaced)
 
     async def _save_progress(self, job_id: uuid.UUID, tally: _Tally) -> None:
         async with self.database.transaction() as session:
