@@ -246,7 +246,12 @@ async def test_an_import_lists_again_a_value_whose_entry_expired(api: Api, clock
 async def test_bad_entries_and_references_are_refused_naming_the_field(api: Api, app, clock) -> None:
     dnclist = (await api.post("/v1.0/dnclists", json={})).json()
     url = f"/v1.0/dnclists/{dnclist['id']}/entries"
+    unquoted = assert_error(await api.post(url, json={"value": 12125550123}), 400,
+                            "INVALID_ARGUMENT")
+    assert unquoted["message"].startswith("value: must be a phone number, SIP URI or email "
+                                          "address as a string"), unquoted
     for body, field in [({"value": "not a number"}, "value"), ({"value": ""}, "value"),
+                        ({"value": None}, "value"), ({"value": [1]}, "value"),
                         ({"value": "212 555 0101"}, "value.target"),
                         ({"value": "+12125550101", "tm_expire": "soon"}, "tm_expire"),
                         ({"value": "+12125550101", "tm_expire": written(clock.now())},

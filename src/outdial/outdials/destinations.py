@@ -456,6 +456,11 @@ def dnc_entry(value: Any, default_region: str | None = None,
     would be."""
     if isinstance(value, str) and not value.strip():
         raise InvalidArgument(field, "must not be empty")
+    if not isinstance(value, (str, dict)):
+        # A number written without quotes (NDJSON, JSON) is no phone number: its leading
+        # zeros and its `+` are gone.
+        raise InvalidArgument(field, "must be a phone number, SIP URI or email address as a "
+                                     "string (\"+12125550123\"), or an address object")
     address = validate_address(field, value, from_import=True, default_region=default_region)
     if address is None:
         raise InvalidArgument(field, "must be a phone number, SIP URI or email address")
