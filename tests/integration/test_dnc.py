@@ -12,6 +12,7 @@ from tests.conftest import Api, assert_error, make_tenant
 from tests.engine_support import database  # noqa: F401 - fixture
 from tests.engine_support import make_campaign, make_engine, run_round, scripted_dialer, tel
 from tests.integration.campaign_setup import new_campaign
+from tests.integration.test_import_jobs import StalledUpload
 
 A, B, C = tel("+12125550101"), tel("+12125550102"), tel("+12125550103")
 
@@ -241,6 +242,65 @@ async def test_an_import_lists_again_a_value_whose_entry_expired(api: Api, clock
     assert entries["+12125550199"]["id"] != expired["id"]
     assert entries["+12125550199"]["tm_expire"] == "9999-01-01 00:00:00.000000"  # in force
     assert entries["+12125550198"] == kept
+
+
+async def test_an_import_and_an_add_renewing_one_expired_entry_at_once_list_it_once(
+    api: Api, clock
+) -> None:
+    dnclist = (await api.post("/v1.0/dnclists", json={})).json()
+    url = f"/v1.0/dnclists/{dnclist['id']}/entries"
+    soon = written(clock.now() + dt.timedelta(days=1))
+    assert (await api.post(url, json={"value": "+12125550199", "tm_expire": soon})).status_code \
+        == 200
+    clock.advance(2 * 86400)
+    upload = b"value\n+12125550199\n+12125550197\n"
+    imported, added = await asyncio.gather(
+        api.post(f"/v1.0/dnclists/{dnclist['id']}/imports", content=upload,
+                 headers={"content-type": "text/csv"}),
+        api.post(url, json={"value": "+12125550199"}))
+    # Whichever comes second finds the value listed: the import counts it a duplicate, or the
+    # add is refused as one, or (the two interleaved) the import fails whole as a conflict,
+    # asking for the file again. Never listed twice, never lost, never a 500.
+    job = imported.json()
+    assert added.status_code in (200, 409), added.text
+    if imported.status_code != 200:
+        assert_error(imported, 409, "IMPORT_CONFLICT")
+        assert added.status_code == 200
+    elif added.status_code == 200:
+        assert (job["rows_imported"], job["rows_duplicate"]) == (1, 1), job
+    else:
+        assert_error(added, 409, "DNC_ENTRY_EXISTS")
+        assert (job["rows_imported"], job["rows_duplicate"]) == (2, 0), job
+    [entry] = (await api.get(url, params={"value": "+12125550199"})).json()["result"]
+    assert entry["tm_expire"] == "9999-01-01 00:00:00.000000"
+
+
+async def test_an_entry_renewed_while_an_import_runs_fails_the_import_as_a_conflict(
+    api: Api, clock
+) -> None:
+    dnclist = (await api.post("/v1.0/dnclists", json={})).json()
+    url = f"/v1.0/dnclists/{dnclist['id']}/entries"
+    soon = written(clock.now() + dt.timedelta(days=1))
+    assert (await api.post(url, json={"value": "+12125550199", "tm_expire": soon})).status_code \
+        == 200
+    clock.advance(2 * 86400)
+    # The import has read that the entry expired; the add renews it before the import's rows
+    # land. The import must not replace an entry in force: it fails whole, changing nothing.
+    stalled = StalledUpload("value\n+12125550197\n", "+12125550199\n")
+    importing = asyncio.create_task(api.post(
+        f"/v1.0/dnclists/{dnclist['id']}/imports", content=stalled,
+        headers={"content-type": "text/csv"}))
+    await asyncio.wait_for(stalled.sent.wait(), 10)
+    renewed = await api.post(url, json={"value": "+12125550199"})
+    assert renewed.status_code == 200, renewed.text
+    stalled.release.set()
+    error = assert_error(await asyncio.wait_for(importing, 30), 409, "IMPORT_CONFLICT")
+    assert "send the file again" in error["message"], error
+    [job] = (await api.get(f"/v1.0/dnclists/{dnclist['id']}/imports")).json()["result"]
+    assert (job["status"], job["rows_imported"]) == ("failed", 0), job
+    assert [e["value"] for e in (await api.get(url)).json()["result"]] == ["+12125550199"]
+    [entry] = (await api.get(url, params={"value": "+12125550199"})).json()["result"]
+    assert entry == renewed.json()
 
 
 async def test_bad_entries_and_references_are_refused_naming_the_field(api: Api, app, clock) -> None:

@@ -111,6 +111,18 @@ def _as_dbapi_error(error: Exception, sql: str) -> Exception:
     return error
 
 
+def refused_row(error: BaseException) -> bool:
+    """Whether the database refused a row for a constraint (a unique value taken meanwhile),
+    raised through SQLAlchemy or by the driver itself (COPY, executemany on its connection)."""
+    if isinstance(error, exc.IntegrityError | sqlite3.IntegrityError):
+        return True
+    if type(error).__module__.startswith("asyncpg"):
+        import asyncpg  # only when PostgreSQL is in use
+
+        return isinstance(error, asyncpg.IntegrityConstraintViolationError)
+    return False
+
+
 @asynccontextmanager
 async def driver_connection(database: Database) -> AsyncIterator[DriverConnection]:
     """A connection of the database's pool (waiting at most its pool timeout), given back after

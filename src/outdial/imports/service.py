@@ -20,6 +20,7 @@ from outdial import metrics
 from outdial.auth.service import Principal
 from outdial.clock import Clock
 from outdial.db import Database, Limits
+from outdial.db.driver import refused_row
 from outdial.db.paging import Page, PageRequest
 from outdial.errors import (
     AlreadyExists,
@@ -263,7 +264,7 @@ class ImportRunner:
                 raise _Abandoned()
             metrics.import_ended("done", tally.counts())
         except BaseException as caught:
-            error = _conflict(caught) if isinstance(caught, IntegrityError) else caught
+            error = _conflict(caught) if refused_row(caught) else caught
             # Whatever stopped the import (a bad file, the client gone, the server stopping),
             # the job is failed at once and the transaction holding its rows is dropped.
             if lander is not None:
@@ -445,12 +446,13 @@ def _named(kind: str, subject_id: uuid.UUID) -> str:
     return f"{'dnclist' if kind == DNC_ENTRIES else 'outdial'} {subject_id}"
 
 
-def _conflict(error: IntegrityError) -> FailedPrecondition:
-    """A row the database refused at the final write: another write (an entry added at once
+def _conflict(error: BaseException) -> FailedPrecondition:
+    """A row the database refused as it was written: another write (an entry added at once
     through the API) took one of its values meanwhile."""
+    reason = str(getattr(error, "orig", None) or error).splitlines()[0][:200]
     return FailedPrecondition(
         "a value of the file was added to the list by another request during the import; "
-        f"send the file again ({str(error.orig)[:200]})", "IMPORT_CONFLICT")
+        f"send the file again ({reason})", "IMPORT_CONFLICT")
 
 
 class _Abandoned(Exception):
