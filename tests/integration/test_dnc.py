@@ -344,6 +344,22 @@ async def test_two_adds_of_one_value_at_once_make_one_entry(api: Api) -> None:
     assert len((await api.get(url)).json()["result"]) == 1
 
 
+async def test_two_adds_renewing_one_expired_entry_at_once_renew_it_once(api: Api, clock) -> None:
+    dnclist = (await api.post("/v1.0/dnclists", json={})).json()
+    url = f"/v1.0/dnclists/{dnclist['id']}/entries"
+    soon = written(clock.now() + dt.timedelta(days=1))
+    first = await api.post(url, json={"value": "+12125550199", "tm_expire": soon})
+    clock.advance(2 * 86400)
+    later = written(clock.now() + dt.timedelta(days=30))
+    answers = await asyncio.gather(api.post(url, json={"value": "+12125550199"}),
+                                   api.post(url, json={"value": "+12125550199",
+                                                       "tm_expire": later}))
+    assert sorted(a.status_code for a in answers) == [200, 409]
+    [renewed] = [a.json() for a in answers if a.status_code == 200]
+    assert renewed["id"] == first.json()["id"]
+    assert (await api.get(url)).json()["result"] == [renewed]
+
+
 async def test_retry_rules_over_the_api(api: Api) -> None:
     rules = {"busy": {"interval": 120000, "max_tries": 3, "next": "retry", "backoff": 2},
              "rejected": {"interval": 0, "next": "finish"}}
