@@ -469,6 +469,24 @@ def test_campaigns_crud_run_and_stop(server: Server, cli: Cli) -> None:
     assert deleted["tm_delete"] != "9999-01-01 00:00:00.000000"
 
 
+def test_a_usage_mistake_is_one_line_naming_the_help(cli: Cli) -> None:
+    for args, said, command in [
+        (("campaigns", "update"), "Missing argument 'ID'", "outdial campaigns update"),
+        (("dnclists", "create", "--bogus"), "No such option: --bogus", "outdial dnclists create"),
+        (("outplans", "update", "x", "--try-interval", "soon"), "--try-interval",
+         "outdial outplans update"),
+        (("nosuch",), "No such command 'nosuch'", "outdial"),
+    ]:
+        result = cli(*args)
+        assert result.code == 2, (args, result.stderr)
+        [line] = [line for line in result.stderr.splitlines() if line.strip()]
+        assert line.startswith("error: ") and said in line, line
+        assert line.endswith(f"(see `{command} --help`)"), line
+    # Asking for help is no mistake.
+    shown = cli("campaigns", "--help")
+    assert shown.code == 0 and "Usage: outdial campaigns" in shown.stdout, shown.stdout
+
+
 def test_a_campaign_on_an_unknown_outdial_is_refused(server: Server, cli: Cli) -> None:
     outplan = cli.json("outplans", "create", "--name", "p")
 

@@ -48,11 +48,11 @@ def refused(result: Result, code: int = 1) -> str:
     """A mistake the user can fix: the exit code, and one `error:` line, never a traceback."""
     assert result.code == code, (result.code, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
-    if code == 1:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-        return lines[0]
-    return result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    if code == 2:  # a usage mistake names the help to read
+        assert lines[0].endswith(" --help`)"), lines[0]
+    return lines[0]
 
 
 # --- do-not-call lists ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from outdial.cli import resources
-from outdial.cli.output import fail
+from outdial.cli.output import fail, print_error
 
 # The server side is imported inside the commands that use it: a client command such as
 # `outdial outdials list` then starts without loading the database stack and password hasher.
@@ -247,3 +247,25 @@ def agent_delete(username: Annotated[str, typer.Argument(help="the agent's usern
 
     err.print(f"deleted agent {username} ({_run_with_database(work)}); its tokens and access keys "
               "no longer work")
+
+
+def run() -> None:
+    """The `outdial` command. A usage mistake (a missing argument, an unknown option, a value
+    of the wrong kind) is one `error:` line naming the help to read, exit code 2, as every
+    other mistake is one line: not the framework's box around it."""
+    # Typer (pinned in pyproject.toml) carries its own Click; these are its exceptions.
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as shown:  # a group run alone: its help, as Typer prints it
+        print(shown.format_message())
+        sys.exit(0)
+    except UsageError as mistake:
+        command = mistake.ctx.command_path if mistake.ctx is not None else "outdial"
+        print_error(f"{mistake.format_message()} (see `{command} --help`)")
+        sys.exit(mistake.exit_code)
+    except typer.Abort:  # Ctrl-C at a prompt
+        print_error("stopped")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
