@@ -312,7 +312,7 @@ async def test_bad_entries_and_references_are_refused_naming_the_field(api: Api,
                                           "address as a string"), unquoted
     for body, field in [({"value": "not a number"}, "value"), ({"value": ""}, "value"),
                         ({"value": None}, "value"), ({"value": [1]}, "value"),
-                        ({"value": "212 555 0101"}, "value.target"),
+                        ({"value": "212 555 0101"}, "value: '212 555 0101' is not a valid E.164"),
                         ({"value": "+12125550101", "tm_expire": "soon"}, "tm_expire"),
                         ({"value": "+12125550101", "tm_expire": written(clock.now())},
                          "tm_expire"),
@@ -371,6 +371,7 @@ async def test_retry_rules_over_the_api(api: Api) -> None:
         outplan["retry_rules"]
     for bad, field in [({"answered": {"interval": 0}}, "retry_rules.answered"),
                        ({"busy": {"interval": -1}}, "retry_rules.busy.interval"),
+                       ({"busy": {"max_tries": 3}}, "retry_rules.busy.interval: is required"),
                        ({"busy": {"interval": 1, "max_tries": 0}}, "retry_rules.busy.max_tries"),
                        ({"busy": {"interval": 1, "next": "later"}}, "retry_rules.busy.next"),
                        ({"busy": {"interval": 1, "backoff": 0.5}}, "retry_rules.busy.backoff"),

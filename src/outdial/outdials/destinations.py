@@ -461,7 +461,13 @@ def dnc_entry(value: Any, default_region: str | None = None,
         # zeros and its `+` are gone.
         raise InvalidArgument(field, "must be a phone number, SIP URI or email address as a "
                                      "string (\"+12125550123\"), or an address object")
-    address = validate_address(field, value, from_import=True, default_region=default_region)
+    try:
+        address = validate_address(field, value, from_import=True, default_region=default_region)
+    except InvalidArgument as error:
+        if isinstance(value, str) and error.field == f"{field}.target":
+            # The writer gave a string, not an object with a `target`: named as they wrote it.
+            raise InvalidArgument(field, error.problem) from None
+        raise
     if address is None:
         raise InvalidArgument(field, "must be a phone number, SIP URI or email address")
     return address["type"], dnc_value(address)

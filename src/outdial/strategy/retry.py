@@ -55,6 +55,9 @@ def _check_rule(where: str, rule: Any) -> dict[str, Any]:
             raise InvalidArgument(f"{where}.{key}",
                                   f"is not a rule field (one of: {', '.join(RULE_FIELDS)})")
     interval = rule.get("interval")
+    if interval is None:
+        raise InvalidArgument(f"{where}.interval", "is required: the ms to wait before the "
+                                                   "next try after this outcome (0: at once)")
     if not _is_int(interval) or not 0 <= interval <= MAX_INTERVAL_MS:
         raise InvalidArgument(f"{where}.interval",
                               f"must be an integer of ms in 0-{MAX_INTERVAL_MS}")
