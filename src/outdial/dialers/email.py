@@ -146,7 +146,7 @@ class SmtpPool:
             if settings.username:
                 await smtp.login(settings.username, self._password or "")
         except BaseException:
-            smtp.close()
+            drop(smtp)
             raise
         return smtp
 
@@ -174,18 +174,36 @@ class SmtpPool:
         if reusable and smtp.is_connected and not self._closed:
             self._idle.append(smtp)
         else:
-            smtp.close()
+            drop(smtp)
         self._slots.release()
 
     async def aclose(self) -> None:
         self._closed = True
         idle, self._idle = self._idle, []
         for smtp in idle:
-            try:
-                async with asyncio.timeout(5):
-                    await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                smtp.close()  # the relay may be gone already; the socket closes either way
+            await say_goodbye(smtp)
+
+
+async def say_goodbye(smtp: aiosmtplib.SMTP) -> None:
+    """QUIT, then drop the socket at once. Over TLS a polite close waits for the relay's own
+    close_notify, up to asyncio's 30 s: a relay that never sends it (or a loop that ends
+    first) would leave the socket open that long. After QUIT's answer nothing is left to say."""
+    transport = smtp.transport
+    try:
+        async with asyncio.timeout(5):
+            await smtp.quit()
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        pass  # the relay may be gone already; the socket closes either way
+    finally:
+        drop(smtp, transport)
+
+
+def drop(smtp: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = None) -> None:
+    """Close the connection without TLS's closing handshake (see say_goodbye)."""
+    transport = transport or smtp.transport
+    smtp.close()
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()
 
 
 class EmailDialer(Dialer):
@@ -262,11 +280,7 @@ class EmailDialer(Dialer):
             return CheckResult(False, _describe(error))
         except OSError as error:
             return CheckResult(False, f"cannot connect to {settings.host}:{settings.port}: {error}")
-        try:
-            async with asyncio.timeout(SMTP_TIMEOUT_S):
-                await smtp.quit()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
-            smtp.close()
+        await say_goodbye(smtp)
         return CheckResult(True, ", ".join(steps))
 
     async def aclose(self) -> None:
