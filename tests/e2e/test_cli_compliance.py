@@ -180,7 +180,7 @@ def test_contact_limits_are_set_shown_and_cleared(cli: Cli) -> None:
     assert "--limit" in refused(cli("contactlimits", "set", "--limit", "3/1y"), code=2)
     assert "--limit" in refused(cli("contactlimits", "set", "--limit", "three"), code=2)
     line = refused(cli("contactlimits", "set", "--limit", "3/10s"))
-    assert line.startswith("error: limits[0].window:")
+    assert line.startswith("error: limits.0.window:")
     assert cli.json("contactlimits", "show") == answer  # a refused change changed nothing
 
     assert cli.json("contactlimits", "clear") == {"limits": []}

@@ -83,6 +83,10 @@ async def test_campaign_refuses_bad_fields(api: Api) -> None:
         ({"actions": [{"type": "hangup"}, {"type": ""}]}, "actions.1.type"),
         ({"actions": [{"type": "talk"}]}, "actions.0.option.text"),
         ({"actions": [{"type": "talk", "option": "loud"}]}, "actions.0.option"),
+        # One style of field path however deep, list positions included.
+        ({"actions": [{"type": "hangup"}, {"type": "play", "option": {
+            "stream_urls": ["https://example.com/a.wav", "ftp://example.com/b.wav"]}}]},
+         "actions.1.option.stream_urls.1"),
         ({"concurrency": 0}, "concurrency"),
         ({"concurrency": 1001}, "concurrency"),
         ({"dial_rate": 0}, "dial_rate"),

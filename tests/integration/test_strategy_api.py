@@ -50,7 +50,7 @@ async def test_contact_limits_are_set_and_checked(api: Api) -> None:
     assert response.json()["limits"] == [{**limits[0], "count": "attempts"}, limits[1]]
     assert (await api.get("/v1.0/contactlimits")).json() == response.json()
     bad = await api.put("/v1.0/contactlimits", json={"limits": [{"max": 0, "window": 86400000}]})
-    assert "limits[0].max" in assert_error(bad, 400, "INVALID_ARGUMENT")["message"]
+    assert "limits.0.max" in assert_error(bad, 400, "INVALID_ARGUMENT")["message"]
 
 
 async def test_stats_and_export_carry_the_waiting_reason(api: Api) -> None:

@@ -39,25 +39,25 @@ def test_a_full_campaign_parses_with_defaults() -> None:
 @pytest.mark.parametrize(
     ("action", "field", "problem"),
     [
-        ({"type": "transfer"}, "actions[0].type",
+        ({"type": "transfer"}, "actions.0.type",
          ("'transfer' is not an action this service runs; use one of answer, beep, "
          "digits_receive, email_send, hangup, play, sleep, talk")),
-        ("talk", "actions[0]", "must be an object"),
-        ({"type": "talk", "option": []}, "actions[0].option", "must be an object"),
-        ({"type": "talk", "option": {"text": "  "}}, "actions[0].option.text", "required"),
-        ({"type": "talk", "option": {"text": "x" * 5001}}, "actions[0].option.text", "at most"),
+        ("talk", "actions.0", "must be an object"),
+        ({"type": "talk", "option": []}, "actions.0.option", "must be an object"),
+        ({"type": "talk", "option": {"text": "  "}}, "actions.0.option.text", "required"),
+        ({"type": "talk", "option": {"text": "x" * 5001}}, "actions.0.option.text", "at most"),
         ({"type": "talk", "option": {"text": "hi", "language": "-x"}},
-         "actions[0].option.language", "not a language tag"),
-        ({"type": "play", "option": {}}, "actions[0].option.stream_urls", "list of 1 to 20"),
+         "actions.0.option.language", "not a language tag"),
+        ({"type": "play", "option": {}}, "actions.0.option.stream_urls", "list of 1 to 20"),
         ({"type": "play", "option": {"stream_urls": ["file:///etc/passwd"]}},
-         "actions[0].option.stream_urls[0]", "not an http(s) URL"),
-        ({"type": "sleep", "option": {}}, "actions[0].option.duration", "milliseconds"),
-        ({"type": "sleep", "option": {"duration": -1}}, "actions[0].option.duration", "0 to"),
-        ({"type": "sleep", "option": {"duration": 600_001}}, "actions[0].option.duration", ""),
-        ({"type": "sleep", "option": {"duration": True}}, "actions[0].option.duration", ""),
-        ({"type": "sleep", "option": {"duration": "100"}}, "actions[0].option.duration", ""),
-        ({"type": "digits_receive", "option": {"key": "x"}}, "actions[0].option.key", "DTMF"),
-        ({"type": "digits_receive", "option": {"length": 101}}, "actions[0].option.length", ""),
+         "actions.0.option.stream_urls.0", "not an http(s) URL"),
+        ({"type": "sleep", "option": {}}, "actions.0.option.duration", "milliseconds"),
+        ({"type": "sleep", "option": {"duration": -1}}, "actions.0.option.duration", "0 to"),
+        ({"type": "sleep", "option": {"duration": 600_001}}, "actions.0.option.duration", ""),
+        ({"type": "sleep", "option": {"duration": True}}, "actions.0.option.duration", ""),
+        ({"type": "sleep", "option": {"duration": "100"}}, "actions.0.option.duration", ""),
+        ({"type": "digits_receive", "option": {"key": "x"}}, "actions.0.option.key", "DTMF"),
+        ({"type": "digits_receive", "option": {"length": 101}}, "actions.0.option.length", ""),
     ],
 )
 def test_bad_actions_name_the_field(action, field: str, problem: str) -> None:
@@ -70,4 +70,4 @@ def test_bad_actions_name_the_field(action, field: str, problem: str) -> None:
 def test_the_index_is_the_actions_position() -> None:
     with pytest.raises(InvalidArgument) as raised:
         parse_actions([{"type": "beep"}, {"type": "beep"}, {"type": "sleep"}])
-    assert raised.value.field == "actions[2].option.duration"
+    assert raised.value.field == "actions.2.option.duration"

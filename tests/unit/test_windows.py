@@ -91,9 +91,9 @@ def test_a_good_window_and_midnight_end_pass() -> None:
 
 def test_limits_problems_name_the_field() -> None:
     assert limits_problem([{"max": 3, "window": 86400000}]) is None
-    assert limits_problem([{"max": 3, "window": 10}])[0] == "limits[0].window"  # type: ignore[index]
-    assert limits_problem([{"max": 3, "window": 86400000, "count": "x"}])[0] == "limits[0].count"  # type: ignore[index]
-    assert limits_problem([{"max": True, "window": 86400000}])[0] == "limits[0].max"  # type: ignore[index]
+    assert limits_problem([{"max": 3, "window": 10}])[0] == "limits.0.window"  # type: ignore[index]
+    assert limits_problem([{"max": 3, "window": 86400000, "count": "x"}])[0] == "limits.0.count"  # type: ignore[index]
+    assert limits_problem([{"max": True, "window": 86400000}])[0] == "limits.0.max"  # type: ignore[index]
 
 
 def test_contact_addresses_are_normalised() -> None:

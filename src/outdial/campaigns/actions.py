@@ -32,7 +32,7 @@ def check_action(index: int, kind: str, option: dict[str, Any]) -> None:
     try:  # the media layer checks a call action's options as it will read them
         parse_actions([{"type": kind, "option": option}])
     except InvalidArgument as error:
-        where = re.sub(r"^actions\[\d+\]", field, error.field)
+        where = re.sub(r"^actions\.\d+", field, error.field)
         raise InvalidArgument(where, error.problem) from None
 
 

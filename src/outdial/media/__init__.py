@@ -19,7 +19,7 @@ How a SIP dialer uses it, once the INVITE is about to go out:
 
 API:
     SUPPORTED_CALL_ACTIONS      frozenset of the action types a campaign may hold
-    parse_actions(actions)      → typed steps; InvalidArgument naming `actions[i].option.x`
+    parse_actions(actions)      → typed steps; InvalidArgument naming `actions.i.option.x`
                                 (the API's validation at campaign create/update)
     run_actions(actions, session, sources) → ActionsResult(digits, hangup_by)
                                 raises ActionFailed (a sound could not be made: espeak-ng

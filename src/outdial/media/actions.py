@@ -133,7 +133,7 @@ async def _receive_digits(step: DigitsReceive, session: RtpSession) -> str:
 
 
 def _parse(index: int, raw: Any) -> Action:
-    where = f"actions[{index}]"
+    where = f"actions.{index}"
     if not isinstance(raw, Mapping):
         raise InvalidArgument(where, "must be an object with a type and an option")
     kind = raw.get("type")
@@ -167,7 +167,7 @@ def _parse(index: int, raw: Any) -> Action:
         for n, url in enumerate(urls):
             parts = urlsplit(url) if isinstance(url, str) else None
             if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-                raise InvalidArgument(f"{field}.stream_urls[{n}]", f"{url!r} is not an http(s) URL")
+                raise InvalidArgument(f"{field}.stream_urls.{n}", f"{url!r} is not an http(s) URL")
         return Play(kind, tuple(urls))
     if kind == "sleep":
         return Sleep(kind, _milliseconds(option, "duration", field, default=None))

@@ -61,7 +61,7 @@ def limits_problem(value: Any) -> tuple[str, str] | None:
     if len(value) > MAX_LIMITS:
         return "limits", f"has more than {MAX_LIMITS} limits"
     for n, item in enumerate(value):
-        field = f"limits[{n}]"
+        field = f"limits.{n}"
         if not isinstance(item, dict):
             return field, "must be an object {max, window, count}"
         for key in item:

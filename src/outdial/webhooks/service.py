@@ -69,7 +69,7 @@ def _event_types(values: list[str]) -> list[str]:
     for index, value in enumerate(values):
         if value not in EVENT_TYPES:
             raise InvalidArgument(
-                f"event_types[{index}]",
+                f"event_types.{index}",
                 f"{value!r} is not an event type (one of: {', '.join(EVENT_TYPES)})",
             )
         if value not in seen:
