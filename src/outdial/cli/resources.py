@@ -936,7 +936,9 @@ def _file_kind(file: Path, file_format: str | None) -> str:
 
 FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
                                          help="a .csv, .ndjson/.jsonl or .json file")]
+# Also spelled as the API's parameter, which the server's messages name.
 RegionOpt = Annotated[str | None, typer.Option(
+    "--region", "--default-region",
     help="country (ISO 3166, e.g. US) of numbers written without +country code")]
 FileFormatOpt = Annotated[Literal["csv", "ndjson", "json"] | None, typer.Option(
     "--format", help="the file's format (default: from its extension)")]
