@@ -145,3 +145,21 @@ def test_an_address_form_is_what_the_export_relies_on(address: dict, form: int) 
 ])
 def test_a_text_json_dumps_would_not_write_has_no_known_form(stored: str) -> None:
     assert stored_form(stored) == 0
+
+
+@pytest.mark.parametrize(("cell", "region", "problem"), [
+    # The number as written, and what its region made of it: the user never wrote that '+…'.
+    ("12", "US", "'12' is not a phone number of US: read as +112, which is not a valid E.164 "
+                 "phone number: it is too short for its country code"),
+    ("(212) 555-01", "US", "'(212) 555-01' is not a phone number of US: read as +121255501, "
+                           "which is not a valid E.164 phone number"),
+    ("2125550123", None, "needs default_region"),
+    ("call me", "US", "'call me' is not a phone number ('+…', or national digits with "
+                      "default_region)"),
+])
+def test_an_imported_national_number_is_refused_as_written(
+    cell: str, region: str | None, problem: str
+) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        validate_destination(0, cell, from_import=True, default_region=region)
+    assert problem in refused.value.problem

@@ -265,12 +265,10 @@ def _destination(slot: int, value: Any, rules: RowRules) -> tuple[str | None, An
         return None, None, None
     if value.__class__ is str:
         # Most cells: a bare number already in E.164, or a national one that national_e164 reads
-        # as normalise_tel would. Same checks as below, no address dict.
+        # as normalise_tel would. Same checks as below, no address dict; a refused number
+        # takes the path below, which words the refusal.
         number = value if E164.fullmatch(value) else national_e164(value, rules.default_region)
-        if number is not None:
-            problem = tel_problem(number, require_valid=rules.require_valid)
-            if problem:
-                raise InvalidArgument(f"destination_{slot}.target", problem)
+        if number is not None and not tel_problem(number, require_valid=rules.require_valid):
             return TEL_JSON % number, int(number[1:]), {"type": "tel", "target": number}
     address = validate_destination(slot, value, from_import=True, default_region=rules.default_region,
                                    require_valid=rules.require_valid)

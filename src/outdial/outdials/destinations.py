@@ -124,13 +124,18 @@ def possible_e164(number: str) -> int:
 
 def tel_problem(number: str, *, require_valid: bool = False) -> str | None:
     """Why `number` is not an acceptable E.164 phone number, or None when it is."""
+    why = _tel_why(number, require_valid)
+    return None if why is None else f"{number!r} {why}"
+
+
+def _tel_why(number: str, require_valid: bool) -> str | None:
     if not E164.fullmatch(number):
-        return f"{number!r} is not a valid E.164 phone number ('+' then 2 to 15 digits)"
+        return "is not a valid E.164 phone number ('+' then 2 to 15 digits)"
     why = possible_e164(number)
     if why != ValidationResult.IS_POSSIBLE:
-        return f"{number!r} is not a valid E.164 phone number: {_NOT_POSSIBLE.get(why, 'impossible length')}"
+        return f"is not a valid E.164 phone number: {_NOT_POSSIBLE.get(why, 'impossible length')}"
     if require_valid and not phonenumbers.is_valid_number(parse_e164(number)):
-        return f"{number!r} is not a phone number in service in any numbering plan"
+        return "is not a phone number in service in any numbering plan"
     return None
 
 
@@ -319,11 +324,17 @@ def validate_address(
     if not target:
         raise InvalidArgument(f"{field}.target", "must not be empty")
     if kind == "tel":
+        written = target
         if from_import:
             target = address["target"] = normalise_tel(target, default_region)
         problem = tel_problem(target, require_valid=require_valid)
-        if problem and from_import and not target.startswith("+") and default_region is None:
-            problem += "; a national number needs default_region"
+        if problem and from_import and not written.startswith("+"):
+            if default_region is None:
+                problem += "; a national number needs default_region"
+            elif target != written:
+                # Say what the national number was read as: the user never wrote that '+…'.
+                problem = (f"{written!r} is not a phone number of {default_region}: read as "
+                           f"{target}, which {_tel_why(target, require_valid)}")
     else:
         problem = {"sip": sip_problem, "email": email_problem}[kind](target)
     if problem:
@@ -359,7 +370,8 @@ def _bare_address(field: str, value: str) -> dict[str, str] | None:
             kind = "tel"
         else:
             raise InvalidArgument(
-                field, f"{value!r} is not a phone number ('+…'), SIP URI ('sip:…') or email address"
+                field, f"{value!r} is not a phone number ('+…', or national digits with "
+                       "default_region), SIP URI ('sip:…') or email address"
             )
     return {"type": kind, "target": value}
 
