@@ -457,6 +457,30 @@ async def test_an_answered_call_counts_while_the_person_is_still_talking(databas
     assert (await waiting(b, b.target_ids[0])).reason == "contact_limit"
 
 
+async def test_a_call_answered_and_ended_in_one_batch_still_counts_as_answered(
+    database, clock
+) -> None:
+    """The person picks up, then the call fails (an unusable answer) before the recorder ran:
+    the answer and the end are written together. The person was reached: the contact is
+    answered, and another campaign's target of the number waits."""
+    number = "+12125550100"
+    a = await make_campaign(database, clock, targets=[[tel(number)]])
+    await a.update(Customer, a.customer_id, contact_limits=[
+        {"max": 1, "window": 24 * 3600 * 1000, "count": "answered"}])
+    b = await second_campaign(a, [[tel(number)]], channel=False)
+    (call,) = await _turn(a, "worker-a")
+    clock.advance(5)
+    failed = repository.Closing(call.campaigncall_id, call.target_id, OutcomeKind.FAILED,
+                                clock.now(), call.limits, call.try_interval)
+    async with database.transaction() as session:
+        await repository.record_outcomes(session, [failed], [call.campaigncall_id], "worker-a",
+                                         clock.now())
+    async with database.transaction() as session:
+        assert (await session.scalars(select(Contact.answered))).all() == [True]
+    assert await _turn(b, "worker-b") == []
+    assert (await waiting(b, b.target_ids[0])).reason == "contact_limit"
+
+
 async def test_an_answered_call_whose_worker_died_still_counts_as_answered(database, clock) -> None:
     """The worker dies mid-call; the reaper closes the attempt `failed`. The person was reached:
     the contact stays answered, and another campaign's target of the number waits."""

@@ -648,6 +648,10 @@ async def record_outcomes(
             (catalogue.CAMPAIGNCALL_UPDATED, c.customer_id, catalogue.campaigncall(c))
             for c in calls
         ), now=now)
+    # Answered and ended since the last batch (an unusable answer, a shutdown mid-call): the
+    # person was reached, whatever the outcome says, and counts for `answered` limits.
+    await contact_limits.mark_answered(
+        session, [a for a in answered if a in held and a in ending])
     mine = [c for c in closings if c.campaigncall_id in held]
     await _close_attempts(session, mine, now)
     return mine
