@@ -31,6 +31,20 @@ def _admin(statement: str) -> None:
         pool.submit(asyncio.run, _run_admin(statement)).result()
 
 
+async def _fetch_value(url: str, query: str) -> object:
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        return await connection.fetchval(query)
+    finally:
+        await connection.close()
+
+
+def fetch_value(url: str, query: str) -> object:
+    """The first column of the first row of `query` on the database at `url`."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, _fetch_value(url, query)).result()
+
+
 def create_postgres_database() -> str:
     """Create a fresh database and return its URL; raises OSError if the server is not there."""
     name = f"outdial_test_{uuid.uuid4().hex[:12]}"

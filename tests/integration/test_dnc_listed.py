@@ -13,7 +13,7 @@ from outdial.models import Contact, Customer, DncEntry, OutdialTarget
 from outdial.strategy import dnc, reasons, reasons_counts
 from tests.engine_support import database  # noqa: F401 - fixture
 from tests.engine_support import make_campaign, tel
-from tests.integration.test_dnc import add_entry, new_list
+from tests.integration.test_dnc import TRICKY_CASES, add_entry, new_list
 from tests.integration.test_reason_counts import said_and_counted
 
 FOREVER = dt.datetime(9999, 12, 31)
@@ -78,7 +78,9 @@ async def test_the_indexed_value_is_the_normalised_value(database, clock) -> Non
     addresses = [tel("+12125550101"), {"type": "email", "target": "Ann@Example.com"},
                  {"type": "sip", "target": "sips:Bob@Host.example"},
                  {"type": "sip", "target": "carol@host.example"},
-                 {"type": "sip", "target": "SIP:dave@host.example:5060"}]
+                 {"type": "sip", "target": "SIP:dave@host.example:5060"},
+                 {"type": "sip", "target": "sip:ΟΔΥΣΣΕΑΣ@İstanbul.example"},
+                 *({"type": "email", "target": t} for t in TRICKY_CASES)]
     scenario = await make_campaign(database, clock, targets=[[a] for a in addresses])
     column = reasons.TARGETS.c.destination_0
     async with database.transaction() as session:

@@ -6,7 +6,6 @@ import re
 import socket
 from pathlib import Path
 
-from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -135,19 +134,8 @@ async def check_database(database: Database, timeout: float = CONNECT_TIMEOUT_SE
     try:
         async with asyncio.timeout(timeout):
             await database.ping()
-            async with database.engine.connect() as connection:
-                folds = await connection.scalar(text("SELECT lower('Ö') = 'ö'"))
     except Exception as error:  # noqa: BLE001 - every failure is named for the person starting it
         raise _postgres_problem(url, error) from None
-    if not folds:
-        # Do-not-call entries and contact limits are keyed on lower-cased emails and SIP URIs,
-        # lower-cased by Python when an entry is written and by lower() when a target is
-        # checked: in a database whose lower() leaves non-ASCII letters alone (LC_CTYPE C), a
-        # listed `jörg@example.com` would not match a target's `JÖRG@example.com`.
-        raise DatabaseUnusable(
-            f"PostgreSQL database {url.database!r} on {_host_port(url)} lower-cases ASCII letters "
-            "only (its LC_CTYPE is C), so do-not-call entries would miss non-ASCII addresses; "
-            f"create it with a UTF-8 locale: createdb -T template0 --locale=C.UTF-8 {url.database}")
 
 
 async def open_checked_database(raw_url: str) -> Database:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
+from outdial.outdials.casefold import fold
+
 if TYPE_CHECKING:
     from outdial.db.engine import WriterQueue
 
@@ -294,14 +296,14 @@ class Executed:
 
 
 def unicode_lower(value: Any) -> Any:
-    """SQLite's lower() with Unicode's case rules, which Python's str.lower and PostgreSQL's
-    lower() (in a UTF-8 locale) follow. SQLite's own lower() folds ASCII letters only: the
-    destinations' normalised values (the do-not-call entries' and contact limits' keys,
+    """SQLite's lower() as the one case folding of outdials.casefold, which Python and
+    PostgreSQL (outdial_casefold) apply too. SQLite's own lower() folds ASCII letters only: the destinations'
+    normalised values (the do-not-call entries' and contact limits' keys,
     strategy.reasons.value_sql, in SQL and in the indexes on them) must be the values Python
     gives the entries, or a listed `jörg@example.com` would not match a target's
     `JÖRG@example.com`. Every connection registers it (an index computed with it must be read
-    with it); migration 0018 rebuilt what the built-in had computed."""
-    return value.lower() if isinstance(value, str) else value
+    with it); migrations 0018 and 0019 rebuilt what earlier versions had computed."""
+    return fold(value) if isinstance(value, str) else value
 
 
 def _opened(database: str, **kwargs: Any) -> sqlite3.Connection:

@@ -13,6 +13,7 @@ from phonenumbers import PhoneMetadata, ValidationResult
 from phonenumbers import phonenumberutil as _pnu
 
 from outdial.errors import InvalidArgument
+from outdial.outdials.casefold import fold
 from outdial.timestamps import parse_timestamp, written
 from outdial.validation import Refused, decode_json, key_text, text_problem
 
@@ -450,14 +451,15 @@ def address_forms(destinations: Any) -> int:
 def dnc_value(address: dict[str, Any]) -> str:
     """The value a stored address is listed under on a do-not-call list: a tel target as it is
     stored (E.164), a SIP URI with its scheme (`sips:` read as `sip:`, a bare user@host given
-    `sip:`) and an email address, both lower-cased. strategy.dnc.value_sql is the same in SQL."""
+    `sip:`) and an email address, both case-folded (outdials.casefold: the mapping the
+    database applies too). strategy.reasons.value_sql is the same in SQL."""
     kind, target = address["type"], address["target"]
     if kind == "tel":
         return str(target)
     if kind == "sip":
-        uri = sip_uri(target).lower()
+        uri = fold(sip_uri(target))
         return "sip:" + uri[5:] if uri.startswith("sips:") else uri
-    return str(target).lower()
+    return fold(str(target))
 
 
 def dnc_entry(value: Any, default_region: str | None = None,

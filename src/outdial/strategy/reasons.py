@@ -251,13 +251,32 @@ def value_sql(column: Any) -> ColumnElement[str]:
     """A destination column's normalised value (outdials.destinations.dnc_value in SQL): what
     do-not-call entries and contact limits are keyed on. NULL for no destination."""
     kind, target = column["type"].as_string(), column["target"].as_string()
-    low = func.lower(target)
+    low = address_fold(target)
     sip = case(
         (low.like("sip:%"), low),
         (low.like("sips:%"), literal("sip:", String()) + func.substr(low, 6)),
         else_=literal("sip:", String()) + low,
     )
     return case((kind == "tel", target), (kind == "sip", sip), else_=low)
+
+
+class address_fold(FunctionElement[str]):
+    """A text case-folded by the one mapping of outdials.casefold, by which Python writes the
+    entries' and contacts' keys: outdial_casefold() on PostgreSQL (migration 0019), lower() on
+    SQLite, where every connection registers that mapping as lower() (db.sqlite)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(address_fold, "postgresql")
+def _address_fold_postgresql(element: address_fold, compiler: Any, **kw: Any) -> str:
+    return f"outdial_casefold({compiler.process(list(element.clauses)[0], **kw)})"
+
+
+@compiles(address_fold)
+def _address_fold_sqlite(element: address_fold, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(list(element.clauses)[0], **kw)})"
 
 
 class stored_value(FunctionElement[str]):
