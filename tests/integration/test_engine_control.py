@@ -3,6 +3,8 @@
 import asyncio
 import datetime as dt
 
+import pytest
+
 from outdial.dialers import (
     Attempt,
     DialerUnavailable,
@@ -11,6 +13,7 @@ from outdial.dialers import (
     Outcome,
     OutcomeKind,
 )
+from outdial.engine import repository
 from tests.engine_support import (
     HangingDialer,
     advance,
@@ -210,6 +213,37 @@ async def test_a_worker_that_lost_its_lease_hangs_up(database, clock) -> None:
     await slow.wait_dials()
     assert slow.in_flight == 0
     assert await slow.record() == 0
+
+
+async def test_a_worker_that_cannot_renew_hangs_up_before_another_may_take_over(
+    database, clock, monkeypatch
+) -> None:
+    """The database stops answering this worker's renewals (a partition, a busy pool): it hangs
+    up once its lease could run out before the next try, so the call is over by the time
+    another worker may reap the attempt and dial the person again."""
+    scenario = await make_campaign(database, clock, targets=[[A]], dial_timeout=600000)
+    cut_off = make_engine(database, HangingDialer(), clock, lease_seconds=30)
+    await cut_off.step()
+
+    async def unreachable(*_: object, **__: object) -> set:
+        raise OSError("the database is unreachable")
+
+    monkeypatch.setattr(repository, "renew_leases", unreachable)
+    for expected in (1, 0):  # one renewal missed: still leased for 20 s; two: 10 s, hang up
+        await advance(clock, 10)
+        with pytest.raises(OSError):
+            await cut_off.heartbeat()
+        cut_off.hang_up_unrenewed()
+        if not expected:
+            await cut_off.wait_dials()
+        assert cut_off.in_flight == expected
+    assert clock.now() < (await scenario.calls())[0].tm_lease_expire  # before any reaper could
+    monkeypatch.undo()
+    # Once the lease has run out, a worker closes the attempt as failed.
+    await advance(clock, 11)
+    assert await make_engine(database, scripted_dialer(), clock).reap_if_due() == 1
+    [call] = await scenario.calls()
+    assert (call.status, call.outcome) == ("done", "failed")
 
 
 # -- stop, stopping, end_handle ------------------------------------------------------------------

@@ -99,6 +99,9 @@ class Engine:
         self.config = config or EngineConfig()
         self.worker_id = worker_id or new_worker_id()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        # Until when each attempt in flight is leased, as this worker last wrote it (its claim,
+        # its last renewal): past it, another worker may have taken the target over.
+        self._leased_until: dict[uuid.UUID, dt.datetime] = {}
         self._finished: list[Closing] = []
         self._answered: list[uuid.UUID] = []
         self._ended = asyncio.Event()  # an attempt ended or was answered: wakes the recorder
@@ -133,13 +136,14 @@ class Engine:
         for campaign_id in campaign_ids:
             room = self.config.max_in_flight - len(self._tasks)
             began = time.perf_counter()
+            now = self.clock.now()
             try:
                 async with self.database.transaction() as session:
                     claimed = await repo.take_turn(
                         session,
                         campaign_id,
                         worker_id=self.worker_id,
-                        now=self.clock.now(),
+                        now=now,
                         lease_seconds=self.config.lease_seconds,
                         most=max(0, min(room, self.config.claim_batch)),
                     )
@@ -149,7 +153,7 @@ class Engine:
                 continue
             metrics.CLAIM_SECONDS.observe(time.perf_counter() - began)
             for attempt in claimed:
-                self._launch(attempt)
+                self._launch(attempt, now + dt.timedelta(seconds=self.config.lease_seconds))
             started += len(claimed)
         return started
 
@@ -219,15 +223,32 @@ class Engine:
         """Renew this worker's leases; hang up attempts whose lease was taken over meanwhile."""
         # Only attempts claimed before the renewal began can be judged by its answer.
         known = set(self._tasks)
+        now = self.clock.now()
         async with self.database.transaction() as session:
-            held = await repo.renew_leases(
-                session, self.worker_id, self.clock.now(), self.config.lease_seconds
-            )
+            held = await repo.renew_leases(session, self.worker_id, now, self.config.lease_seconds)
+        for campaigncall_id in known & held:
+            if campaigncall_id in self._leased_until:
+                self._leased_until[campaigncall_id] = now + dt.timedelta(
+                    seconds=self.config.lease_seconds)
         for campaigncall_id in known - held:
-            task = self._tasks.get(campaigncall_id)
-            if task is not None and not task.done():
-                log.warning("lost the lease of attempt %s; hanging up", campaigncall_id)
-                task.cancel()
+            self._hang_up(campaigncall_id, "lost the lease of attempt %s; hanging up")
+
+    def hang_up_unrenewed(self) -> None:
+        """Hang up the attempts whose lease may run out before the next renewal is tried: one
+        this worker cannot renew (the database unreachable, the pool busy) is reaped by another
+        worker once its lease has passed, and its target dialed again; the call must not still
+        be going on then."""
+        cutoff = self.clock.now() + dt.timedelta(seconds=self.config.heartbeat_seconds)
+        for campaigncall_id, until in list(self._leased_until.items()):
+            if until <= cutoff:
+                self._hang_up(campaigncall_id,
+                              "could not renew the lease of attempt %s in time; hanging up")
+
+    def _hang_up(self, campaigncall_id: uuid.UUID, message: str) -> None:
+        task = self._tasks.get(campaigncall_id)
+        if task is not None and not task.done():
+            log.warning(message, campaigncall_id)
+            task.cancel()
 
     async def wait_dials(self) -> None:
         """Wait until every attempt in flight has ended (its outcome waits for `record`)."""
@@ -236,15 +257,17 @@ class Engine:
 
     # -- attempts ----------------------------------------------------------------------------
 
-    def _launch(self, claimed: Claimed) -> None:
+    def _launch(self, claimed: Claimed, leased_until: dt.datetime) -> None:
         task = asyncio.create_task(
             self._attempt(claimed), name=f"attempt {claimed.campaigncall_id}"
         )
         self._tasks[claimed.campaigncall_id] = task
+        self._leased_until[claimed.campaigncall_id] = leased_until
         metrics.attempt_started(claimed.channel_type)
 
         def done(_: object) -> None:
             self._tasks.pop(claimed.campaigncall_id, None)
+            self._leased_until.pop(claimed.campaigncall_id, None)
             metrics.attempt_left_process()
 
         task.add_done_callback(done)
@@ -410,6 +433,7 @@ class Engine:
                 await self.heartbeat()
             except Exception as error:  # noqa: BLE001 - logged, never lost
                 log_failure("renewing leases", error)
+            self.hang_up_unrenewed()
 
 
 async def first_of(*waits: Any) -> None:
