@@ -8,6 +8,7 @@ from outdial.strategy.limits import contact_address, limits_problem
 from outdial.strategy.windows import (
     DAYS,
     CallingWindow,
+    KeyState,
     key_state,
     timezone_problem,
     window_problem,
@@ -64,6 +65,44 @@ def test_zones_whose_windows_never_meet_never_open() -> None:
     assert window is not None
     state = key_state(window, "America/New_York Asia/Tokyo", dt.datetime(2026, 6, 1, 12, 0))
     assert (state.open, state.opens_at) == (False, None)
+
+
+def test_a_closed_key_is_worked_out_once_until_it_may_change(monkeypatch) -> None:
+    """Finding when a key of many zones opens (or that it never does) takes tens of ms: on
+    every claim and page it would hold the event loop. It is worked out once, and kept while
+    the key is known shut; an open key is always asked again."""
+    from outdial.strategy import windows
+
+    worked_out: list[dt.datetime] = []
+    closed_state = windows._closed_state
+
+    def counted(window, zones, now):
+        worked_out.append(now)
+        return closed_state(window, zones, now)
+
+    monkeypatch.setattr(windows, "_closed_state", counted)
+    monkeypatch.setattr(windows, "_CLOSED", {})
+    window = CallingWindow.of({**WINDOW, "start": "09:00", "end": "17:00"})
+    assert window is not None
+    never = "America/New_York Asia/Tokyo"  # 09:00-17:00 in both never meet
+    night = dt.datetime(2026, 6, 1, 3, 0)  # 23:00 in New York, 12:00 in Tokyo: closed
+    states = [key_state(window, never, night + dt.timedelta(hours=h)) for h in range(48)]
+    assert len(worked_out) == 1 and all(s == states[0] for s in states)
+    assert (states[0].open, states[0].opens_at) == (False, None)
+
+    # New York alone: closed at night until 09:00 there (13:00 UTC), then open, then closed.
+    first = key_state(window, "America/New_York", night)
+    assert (first.open, first.opens_at) == (False, dt.datetime(2026, 6, 1, 13, 0))
+    assert key_state(window, "America/New_York", dt.datetime(2026, 6, 1, 12, 59)) == first
+    assert len(worked_out) == 2
+    assert key_state(window, "America/New_York", dt.datetime(2026, 6, 1, 13, 0)).open
+    evening = key_state(window, "America/New_York", dt.datetime(2026, 6, 1, 21, 0))
+    assert (evening.open, evening.opens_at) == (False, dt.datetime(2026, 6, 2, 13, 0))
+    assert len(worked_out) == 3
+    # Earlier than what is kept (a clock set back): worked out again.
+    assert key_state(window, "America/New_York", dt.datetime(2026, 6, 1, 2, 0)) == KeyState(
+        False, dt.datetime(2026, 6, 1, 13, 0), "America/New_York")
+    assert len(worked_out) == 4
 
 
 @pytest.mark.parametrize(("change", "field"), [
