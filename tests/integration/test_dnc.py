@@ -465,4 +465,10 @@ async def test_import_and_export_of_a_list(api: Api) -> None:
     refused = await api.post(f"/v1.0/dnclists/{third['id']}/imports", content=b"number\n+1212\n",
                              headers={"content-type": "text/csv"})
     assert "value" in assert_error(refused, 400, "INVALID_IMPORT_FILE")["message"]
+    # A column named twice: one of the two would be dropped unsaid.
+    refused = await api.post(f"/v1.0/dnclists/{third['id']}/imports",
+                             content=b"value,value\n+12125550103,+12125550104\n",
+                             headers={"content-type": "text/csv"})
+    assert "names the column 'value' twice" in assert_error(
+        refused, 400, "INVALID_IMPORT_FILE")["message"]
 

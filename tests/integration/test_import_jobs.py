@@ -282,6 +282,21 @@ async def test_an_unknown_destination_column_is_refused_by_name(api: Api, header
     assert f"unknown column '{unknown}'" in error["message"]
 
 
+@pytest.mark.parametrize("header", ["destination_0,destination_0", "name,destination_0,NAME",
+                                    "destination_0,timezone,Timezone "])
+async def test_a_column_named_twice_is_refused(api: Api, header: str) -> None:
+    """Only one of the two could be read: the other's numbers would be dropped unsaid."""
+    outdial = await new_outdial(api)
+    body = f"{header}\n+12125550130,+12125550131,x\n"
+    error = assert_error(await upload(api, outdial, body, CSV), 400, "INVALID_IMPORT_FILE")
+    twice = header.split(",")[-1].strip().lower()
+    assert f"names the column '{twice}' twice" in error["message"]
+    assert (await api.get(f"/v1.0/outdials/{outdial}/targets")).json()["result"] == []
+    # A column the import does not read may repeat (an export's, a spreadsheet's notes).
+    job = await upload(api, outdial, "notes,destination_0,notes\na,+12125550130,b\n", CSV)
+    assert job.json()["rows_imported"] == 1, job.text
+
+
 async def test_a_header_naming_no_destination_says_which_separators_are_read(api: Api) -> None:
     outdial = await new_outdial(api)
     error = assert_error(await upload(api, outdial, "name|destination_0\nx|+15559876543\n", CSV),

@@ -33,6 +33,8 @@ MAX_RECORD_CHARS = 4 * 1024 * 1024
 BLOCK_LIMIT = MAX_RECORD_CHARS + 2 * CHUNK_BYTES
 ROW_FIELDS = ("name", "detail", "data") + tuple(f"destination_{n}" for n in range(5))
 DESTINATION_COLUMNS = ROW_FIELDS[3:]
+# The columns an import reads (of a target, of a do-not-call entry): each may appear once.
+READ_COLUMNS = frozenset((*ROW_FIELDS, "timezone", "value", "tm_expire"))
 MALFORMED = "INVALID_IMPORT_FILE"
 # CSV field separators recognised from the header, in order of preference.
 DELIMITERS = (",", ";", "\t")
@@ -225,6 +227,11 @@ def _checked_header(header: list[str], delimiter: str,
     if unknown := unknown_destination_keys(header):
         raise malformed(0, f"the CSV header has an unknown column {unknown[0]!r}; destination "
                            "columns are destination_0..destination_4")
+    if twice := next((name for n, name in enumerate(header)
+                      if name in READ_COLUMNS and name in header[:n]), None):
+        # Only one of the two could be read: the other's values would be silently dropped.
+        raise malformed(0, f"the CSV header names the column {twice!r} twice; name each "
+                           "column once")
     if required != DESTINATION_COLUMNS:
         if not _known_destinations(header, required):
             raise malformed(0, f"the CSV header {','.join(header)[:200]!r} names no "
