@@ -353,6 +353,19 @@ async def test_bad_entries_and_references_are_refused_naming_the_field(api: Api,
     error = assert_error(await api.put(f"/v1.0/campaigns/{campaign['id']}",
                                        json={"priority": "oldest"}), 400, "INVALID_ARGUMENT")
     assert "priority" in error["message"]
+    # A list deleted since: the campaign still names it (it applies no more), and a client
+    # that sends back what it read is not refused for it; a deleted list is not newly named.
+    await api.delete(f"/v1.0/dnclists/{dnclist['id']}")
+    read = (await api.get(f"/v1.0/campaigns/{campaign['id']}")).json()
+    assert read["dnclist_ids"] == [dnclist["id"]]
+    sent_back = await api.put(f"/v1.0/campaigns/{campaign['id']}", json={
+        "name": "renamed", "dnclist_ids": read["dnclist_ids"]})
+    assert sent_back.status_code == 200, sent_back.text
+    assert sent_back.json()["dnclist_ids"] == [dnclist["id"]]
+    another = await new_campaign(api)
+    error = assert_error(await api.put(f"/v1.0/campaigns/{another['id']}", json={
+        "dnclist_ids": [dnclist["id"]]}), 400, "INVALID_ARGUMENT")
+    assert "dnclist_ids.0" in error["message"]
     # Their lists and entries are not ours to see.
     assert (await api.get(f"/v1.0/dnclists/{theirs['id']}/entries")).status_code == 404
     assert (await api.get("/v1.0/dnclists", token=intruder)).json()["result"] == [theirs]

@@ -272,7 +272,8 @@ class CampaignService:
         campaign = await self.live_campaign(principal, campaign_id)
         if body.dnclist_ids is not None:
             campaign.dnclist_ids = await referenced_lists(
-                self.session, principal.customer_id, body.dnclist_ids)
+                self.session, principal.customer_id, body.dnclist_ids,
+                kept=campaign.dnclist_ids or ())
         campaign.name, campaign.detail = body.name, body.detail
         if "calling_window" in body.model_fields_set:  # null: no window any more
             campaign.calling_window = calling_window

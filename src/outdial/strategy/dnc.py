@@ -33,10 +33,12 @@ DNC_OUTCOME = "dnc"
 
 async def referenced_lists(
     session: AsyncSession, customer_id: uuid.UUID, ids: Iterable[uuid.UUID],
-    field: str = "dnclist_ids",
+    field: str = "dnclist_ids", kept: Iterable[str] = (),
 ) -> list[str]:
     """A campaign's dnclist_ids, each a live list of the customer (another customer's is as
-    missing as a made-up id), in stored form: distinct id texts, in the order given."""
+    missing as a made-up id), in stored form: distinct id texts, in the order given. An id the
+    campaign names already (`kept`) stays, its list deleted or not: a client that sends back
+    what it read must not be refused for a list deleted since (a deleted list applies no more)."""
     wanted = list(dict.fromkeys(ids))
     if not wanted:
         return []
@@ -44,6 +46,7 @@ async def referenced_lists(
         select(Dnclist.id).where(Dnclist.id.in_(wanted), Dnclist.customer_id == customer_id,
                                  Dnclist.tm_delete.is_(None))
     ))
+    found |= {uuid.UUID(str(list_id)) for list_id in kept}
     for index, list_id in enumerate(wanted):
         if list_id not in found:
             raise InvalidArgument(f"{field}.{index}", f"dnclist {list_id} does not exist")
