@@ -476,6 +476,9 @@ def test_a_usage_mistake_is_one_line_naming_the_help(cli: Cli) -> None:
         (("outplans", "update", "x", "--try-interval", "soon"), "--try-interval",
          "outdial outplans update"),
         (("nosuch",), "No such command 'nosuch'", "outdial"),
+        # A byte that is not UTF-8 (0xff), as a shell passes it on.
+        (("dnclists", "create", "--name", "\udcff@example.com"), "is not UTF-8 text",
+         "outdial"),
     ]:
         result = cli(*args)
         assert result.code == 2, (args, result.stderr)

@@ -256,6 +256,16 @@ def run() -> None:
     # Typer (pinned in pyproject.toml) carries its own Click; these are its exceptions.
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
+    for argument in sys.argv[1:]:
+        try:
+            argument.encode()
+        except UnicodeEncodeError:
+            # Bytes that are not UTF-8 reach Python as lone surrogates, which no request,
+            # file name or message can carry.
+            shown = argument.encode(errors="surrogateescape").decode(errors="backslashreplace")
+            print_error(f"the argument `{shown[:100]}` is not UTF-8 text; write it in UTF-8 "
+                        "(see `outdial --help`)")
+            sys.exit(2)
     try:
         code = app(standalone_mode=False)
     except NoArgsIsHelpError as shown:  # a group run alone: its help, as Typer prints it
