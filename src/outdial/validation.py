@@ -62,6 +62,15 @@ def key_text(key: Any) -> str:
     return json.dumps(key[:40] + ("…" if len(key) > 40 else ""))
 
 
+def value_text(value: Any, most: int = 100) -> str:
+    """A value as an error quotes it: as JSON (`null`, `"soon"`), cut to `most` characters."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= most else text[:most] + "…"
+
+
 def json_problem(value: Any) -> tuple[str, str] | None:
     """Why the free JSON `value` cannot be stored, as (path inside it, problem), or None.
 

@@ -337,6 +337,8 @@ async def test_bad_entries_and_references_are_refused_naming_the_field(api: Api,
                         ({"value": None}, "value"), ({"value": [1]}, "value"),
                         ({"value": "212 555 0101"}, "value: '212 555 0101' is not a valid E.164"),
                         ({"value": "+12125550101", "tm_expire": "soon"}, "tm_expire"),
+                        ({"value": "+12125550101", "tm_expire": 5}, "tm_expire: must be a "
+                         "timestamp string, or empty for never"),  # as an import's row says
                         ({"value": "+12125550101", "tm_expire": written(clock.now())},
                          "tm_expire"),
                         ({"value": "+12125550101", "default_region": "XX"}, "default_region")]:

@@ -250,6 +250,15 @@ async def test_a_timezone_column_is_checked_by_the_api_s_rule_and_stored(api: Ap
     assert (targets["ann"]["timezone"], targets["cid"]["timezone"]) == (None, "America/Chicago")
     ndjson = json.dumps({"destination_0": "+13105550102", "timezone": "Europe/London"}) + "\n"
     assert (await upload(api, outdial, ndjson, "application/x-ndjson")).json()["rows_imported"] == 1
+    # Text the API refuses as text is refused in the same words by an import.
+    for zone in ("America/New\u0000York", "\ud800", "x" * 2000):
+        row = json.dumps({"destination_0": "+13105550103", "timezone": zone}) + "\n"
+        job = (await upload(api, outdial, row, "application/x-ndjson")).json()
+        refused = await api.post(f"/v1.0/outdials/{outdial}/targets", content=json.dumps({
+            "destination_0": tel("+13105550103"), "timezone": zone}),
+            headers={"content-type": "application/json"})
+        said = assert_error(refused, 400, "INVALID_ARGUMENT")["message"]
+        assert said == f"timezone: {job['errors'][0]['message']}", (zone, said, job["errors"])
 
 
 @pytest.mark.parametrize("settings", [0], indirect=True)

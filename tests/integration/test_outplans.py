@@ -113,6 +113,11 @@ async def test_dial_info_without_retry_rules_keeps_them_and_null_takes_them_away
     # Refused rules change nothing.
     assert_refused(await api.put(here, json={"retry_rules": {"busy": {"interval": 1000, "next": "again"}}}),
                    "retry_rules.busy.next")
+    # The value is quoted as JSON, cut to a hundred characters.
+    for step, said in ((None, "null is not one of"), ("x" * 3000, f'"{"x" * 99}… is not one of')):
+        message = assert_refused(await api.put(here, json={"retry_rules": {"busy": {
+            "interval": 1000, "next": step}}}), "retry_rules.busy.next")
+        assert message.startswith(f"retry_rules.busy.next: {said}"), message
     assert (await api.get(f"/v1.0/outplans/{outplan['id']}")).json()["retry_rules"] == rules
     response = await api.put(here, json={"try_interval": 120000, "retry_rules": None})
     assert response.status_code == 200, response.text

@@ -58,7 +58,9 @@ class DncEntryCreate(Body):
 
     # Any: checked by dnc_entry, as an imported row's value is, with one message for both.
     value: Any = Field(description=VALUE + "; or an address object")
-    tm_expire: str | None = Field(None, description=TM_EXPIRE)
+    # Any: checked by entry_expiry, as an imported row's tm_expire is.
+    tm_expire: Any = Field(None, description=TM_EXPIRE,
+                           json_schema_extra={"type": ["string", "null"]})
     default_region: str | None = Field(
         None, description="region of a national number, e.g. US (ISO 3166 alpha-2)")
 

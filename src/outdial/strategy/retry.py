@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from outdial.errors import InvalidArgument
+from outdial.validation import key_text, value_text
 
 # The outcomes a rule may be given for (answered always ends the target).
 RULE_OUTCOMES = ("busy", "no_answer", "rejected", "failed", "unreachable",
@@ -39,7 +40,7 @@ def check_retry_rules(value: Any, field: str = "retry_rules") -> dict[str, dict[
         raise InvalidArgument(field, "must be an object of rules by outcome, or null")
     rules: dict[str, dict[str, Any]] = {}
     for outcome, rule in value.items():
-        where = f"{field}.{outcome}"
+        where = f"{field}.{key_text(outcome)}"
         if outcome not in RULE_OUTCOMES:
             raise InvalidArgument(where, f"is not an outcome a rule can be given for (one of: "
                                          f"{', '.join(RULE_OUTCOMES)})")
@@ -52,7 +53,7 @@ def _check_rule(where: str, rule: Any) -> dict[str, Any]:
         raise InvalidArgument(where, "must be an object {interval, max_tries, next, backoff}")
     for key in rule:
         if key not in RULE_FIELDS:
-            raise InvalidArgument(f"{where}.{key}",
+            raise InvalidArgument(f"{where}.{key_text(key)}",
                                   f"is not a rule field (one of: {', '.join(RULE_FIELDS)})")
     interval = rule.get("interval")
     if interval is None:
@@ -66,7 +67,8 @@ def _check_rule(where: str, rule: Any) -> dict[str, Any]:
         raise InvalidArgument(f"{where}.max_tries", f"must be an integer in 1-{MAX_TRIES}, or null")
     step = rule.get("next", "retry")
     if step not in NEXT_STEPS:
-        raise InvalidArgument(f"{where}.next", f"{step!r} is not one of: {', '.join(NEXT_STEPS)}")
+        raise InvalidArgument(f"{where}.next",
+                              f"{value_text(step)} is not one of: {', '.join(NEXT_STEPS)}")
     backoff = rule.get("backoff")
     if backoff is not None and (isinstance(backoff, bool) or not isinstance(backoff, int | float)
                                 or not 1 <= backoff <= MAX_BACKOFF):

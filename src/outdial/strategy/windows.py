@@ -21,6 +21,8 @@ from typing import Any
 
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
+from outdial.validation import text_problem
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # The zone-key token for "no zone known": the campaign's timezone_default stands in.
 DEFAULT_ZONE = "*"
@@ -303,6 +305,8 @@ def timezone_problem(name: Any) -> str | None:
     """Why `name` is not a zone this server knows (an IANA name such as America/New_York)."""
     if not isinstance(name, str):
         return "must be a string"
+    if problem := text_problem("timezone", name):  # as any text of the API or an import
+        return problem
     if name not in known_zones():
         return f"{name[:100]!r} is not an IANA time zone name (e.g. America/New_York)"
     return None
