@@ -83,6 +83,26 @@ def test_every_list_keeps_its_ids_whole(screen: Console, kind: str, item: dict[s
     assert whole_on_one_line(lines, item["id"])
 
 
+@pytest.mark.parametrize("width", [40, 50, 60])
+def test_a_terminal_too_narrow_for_an_id_folds_it_but_never_cuts_it(
+    monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    narrow = Console(width=width, record=True, color_system=None)
+    monkeypatch.setattr(output, "console", narrow)
+    item = target("+442071838750", "Alice", "alice@example.com")
+    lines = printed(narrow, output.list_table("target", [item]))
+    assert max(len(line) for line in lines) <= width
+    header = lines[0]
+
+    def column(name: str, after: str | None) -> str:
+        """The column's cells, line by line, joined: what a reader puts back together."""
+        start, end = header.index(name), header.index(after) if after else None
+        return "".join(line[start:end].strip() for line in lines[2:])
+
+    assert column("id", "name") == item["id"], lines
+    assert "tel:+442071838750" in column("destinations", None), lines
+
+
 def test_a_wide_terminal_shows_every_column(monkeypatch: pytest.MonkeyPatch) -> None:
     wide = Console(width=160, record=True, color_system=None)
     monkeypatch.setattr(output, "console", wide)

@@ -262,13 +262,14 @@ NARROW = 120
 FOLDED_MIN = 8
 
 
-def _needed_width(columns: list[Column], rows: list[list[str]], compact: bool) -> int:
-    """The width at which no whole column has to be cut."""
+def _needed_width(columns: list[Column], rows: list[list[str]], compact: bool,
+                  folded_min: int = FOLDED_MIN) -> int:
+    """The width at which no whole column has to be cut, the others keeping `folded_min`."""
     total = 0
     for index, column in enumerate(columns):
         lines = [column.header] + [line for row in rows for line in row[index].split("\n")]
         widest = max(cell_len(line) for line in lines)
-        total += widest if column.whole else min(widest, FOLDED_MIN)
+        total += widest if column.whole else min(widest, folded_min)
     # Between columns: padding either side and a rule (compact: no outer edges).
     return total + 3 * (len(columns) - 1) + (0 if compact else 4)
 
@@ -287,10 +288,13 @@ def list_table(kind: str, items: list[dict[str, Any]], title: str | None = None,
         keep = [i for i, column in enumerate(columns) if column.header != header]
         columns = [columns[i] for i in keep]
         rows = [[row[i] for i in keep] for row in rows]
+    # Too narrow even for the ids and numbers alone: they fold onto a second line rather than
+    # be cut short (a cut id would be copied as it shows).
+    whole = _needed_width(columns, rows, compact, folded_min=1) <= width
     frame: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False} if compact else {}
     table = Table(title=title, title_justify="left", header_style="bold", **frame)
     for column in columns:
-        table.add_column(column.header, no_wrap=column.whole, overflow="fold")
+        table.add_column(column.header, no_wrap=column.whole and whole, overflow="fold")
     for row in rows:
         table.add_row(*row)
     return table
