@@ -41,6 +41,8 @@ class Receiver:
     secret: str | None = None
     status: Callable[[int], int | str] = lambda n: 200
     received: list[Received] = field(default_factory=list)
+    # As Python's http.server answers by default: HTTP/1.0, no length, the connection closed.
+    plain: bool = False
     release: threading.Event = field(default_factory=threading.Event)
     arrived: threading.Event = field(default_factory=threading.Event)
 
@@ -49,7 +51,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.0" if self.plain else "HTTP/1.1"
 
             def do_POST(self) -> None:  # noqa: N802 - the server's name for it
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
@@ -75,7 +77,8 @@ class Receiver:
                     self.send_header("connection", "close")
                 else:
                     self.send_response(int(answer))
-                self.send_header("content-length", "2")
+                if not receiver.plain:
+                    self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
 

@@ -132,6 +132,27 @@ async def test_every_message_verifies_with_the_standardwebhooks_package(
         ("delivered", 1, 200, "")] * 4
 
 
+async def test_an_answer_without_a_length_is_read_to_the_connection_s_end(
+    database: Database, clock: FakeClock, customer_id: uuid.UUID
+) -> None:
+    """Python's http.server as it answers by default (HTTP/1.0, no Content-Length, closed
+    after): a 2xx is delivered, a 4xx is the receiver's refusal with its code — not a dropped
+    connection."""
+    plain = Receiver(clock.now, plain=True, status=lambda n: 200 if n < 2 else 400).start()
+    try:
+        webhook_id = await add_webhook(database, customer_id, plain.url, generate_secret(),
+                                       clock)
+        await add_events(database, customer_id, "campaign_updated", "campaign_updated",
+                         "campaign_updated")
+        await deliver(Deliverer(database, clock, BOX, LOCAL))
+    finally:
+        plain.stop()
+    log = await deliveries(database, webhook_id)
+    assert [(d.status, d.response_code, d.error) for d in log] == [
+        ("delivered", 200, ""), ("delivered", 200, ""),
+        ("pending", 400, "the receiver answered 400")], log
+
+
 async def test_a_receiver_failing_three_times_gets_each_event_in_order_after_backoff(
     database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
 ) -> None:

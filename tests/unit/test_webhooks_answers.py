@@ -139,6 +139,20 @@ async def test_an_http_1_0_answer_is_read_and_the_connection_not_kept() -> None:
     assert not connection.reusable
 
 
+@pytest.mark.parametrize("pieces, status", [
+    # Python's http.server and many small receivers: HTTP/1.0, no length, closed after.
+    ([b"HTTP/1.0 200 OK\r\nServer: BaseHTTP/0.6\r\n\r\n"], 200),
+    ([b"HTTP/1.0 400 Bad Request\r\n\r\n", b"bad signature"], 400),
+    ([b"HTTP/1.1 200 OK\r\n\r\n", b"accepted, ", b"thanks"], 200),
+])
+async def test_an_answer_whose_body_runs_to_the_connection_s_end_is_read(
+    pieces: list[bytes], status: int
+) -> None:
+    found, connection = await answers(pieces, 1)
+    assert found == [status]
+    assert not connection.reusable
+
+
 async def test_a_failure_status_is_read_by_h11() -> None:
     found, _ = await answers([b"HTTP/1.1 503 Busy\r\ncontent-length: 4\r\n\r\nbusy"], 1)
     assert found == [503]

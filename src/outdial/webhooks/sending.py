@@ -220,10 +220,10 @@ class _Connection:
             except OSError:
                 pass  # not a TCP socket after all: nothing to speed up
 
-    async def read(self) -> bytes:
+    async def read(self, answering: bool = False) -> bytes:
         """The next bytes from the receiver (b"" once it closed); _NotTaken when the connection
-        ends before the first byte of an answer."""
-        started = bool(self.buffer)
+        ends before the first byte of an answer (`answering`: some of it has been read)."""
+        started = answering or bool(self.buffer)
         try:
             chunk = await self.reader.read(READ_CHUNK)
         except (ConnectionResetError, BrokenPipeError):
@@ -402,7 +402,11 @@ class Sender:
         while True:
             event = http.next_event()
             if event is h11.NEED_DATA:
-                http.receive_data(await connection.read())
+                # The buffer went to h11: the answer has begun, and may end with the
+                # connection (HTTP/1.0, a body without a length).
+                data = await connection.read(answering=True)
+                closed = closed or not data
+                http.receive_data(data)
             elif isinstance(event, h11.Response):
                 status_code = event.status_code
             elif isinstance(event, h11.Data):
@@ -411,7 +415,7 @@ class Sender:
                     connection.reusable = False
                     return status_code
             elif isinstance(event, h11.EndOfMessage):
-                if http.their_state is h11.DONE and http.our_state is h11.DONE:
+                if http.their_state is h11.DONE and http.our_state is h11.DONE and not closed:
                     rest, _ = http.trailing_data  # the start of the next answer, if any
                     connection.buffer += rest
                 else:
