@@ -151,3 +151,19 @@ def test_the_live_view_shows_the_latest_attempts_in_80_by_24(screen: Console) ->
     shown = [c for c in calls if whole_on_one_line(lines, c["destination"]["target"])]
     assert len(shown) >= 10
     assert shown == calls[:len(shown)]  # the newest first, as the API lists them
+
+
+def test_a_message_on_stderr_is_one_line_however_long_and_never_markup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import io
+
+    written = io.StringIO()
+    monkeypatch.setattr(output.err_console, "file", written)
+    monkeypatch.setattr(output.err_console, "width", 80)
+    path = "/home/someone/.config/outdial/" + "a-rather-long-folder-name/" * 5 + "config.json"
+    output.err_console.print(f"logged in to http://127.0.0.1:8080 as admin; saved in {path}")
+    output.err_console.print("failed: [Errno 111] Connect call failed [/bold]")
+    assert written.getvalue().splitlines() == [
+        f"logged in to http://127.0.0.1:8080 as admin; saved in {path}",
+        "failed: [Errno 111] Connect call failed [/bold]"]

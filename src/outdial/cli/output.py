@@ -21,7 +21,9 @@ console = Console(highlight=False)
 if not console.is_terminal and "COLUMNS" not in os.environ:
     # Piped tables are read by people in logs and pagers, not an 80-column screen; scripts use --json.
     console = Console(highlight=False, width=160)
-err_console = Console(stderr=True, highlight=False)
+# Messages, one line each however long: the terminal wraps them, a pipe or a log keeps them
+# whole (a script may grep the path `login` saved to). Never markup: they quote the server.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def print_json(value: Any) -> None:

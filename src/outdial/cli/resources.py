@@ -1122,7 +1122,7 @@ def imports_list(outdial: HolderOutdialOpt = None, dnclist: HolderDnclistOpt = N
         table.add_column(header, no_wrap=header in ("id", "created"))
     for job in jobs:
         table.add_row(str(job["id"]), str(job["status"]), *(str(job.get(f"rows_{key}", "")) for key in (
-            "total", "imported", "rejected", "duplicate")), str(job.get("tm_create", "")))
+            "total", "imported", "rejected", "duplicate")), stamp(job.get("tm_create")))
     console.print(table)
 
 
