@@ -84,9 +84,14 @@ async def test_client_secret_is_kept_and_bad_ones_refused(api: Api) -> None:
     "ftp://files.example.com/x", "/relative", "https://user:pw@example.com/",
     "https://example.com/#frag", "not a url at all", "https://h.example.com:99999/",
     "http://h.example.com:0/",
+    # Host names no resolver can look up (a 500, and a deliverer failing in a loop, before).
+    "http://xn--zz.com/", f"http://{'a' * 70}.example.com/", "http://a..b/", "http://.a/",
+    "http://exa mple.com/", f"http://{'abcdefghi.' * 26}com/",
 ])
 async def test_bad_urls_are_refused(api: Api, url: str) -> None:
     assert_refused(await api.post("/v1.0/webhooks", json={"url": url}), "url")
+    webhook = (await api.post("/v1.0/webhooks", json={"url": "https://a.example.com/"})).json()
+    assert_refused(await api.put(f"/v1.0/webhooks/{webhook['id']}", json={"url": url}), "url")
 
 
 async def test_unknown_event_types_are_refused_naming_the_index(api: Api) -> None:
@@ -100,7 +105,10 @@ async def test_unknown_event_types_are_refused_naming_the_index(api: Api) -> Non
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "10.1.2.3", "192.168.0.9",
                                   "169.254.169.254", "[::1]", "224.0.0.1", "0.0.0.0",
-                                  "100.64.0.1", "[::ffff:10.0.0.1]"])
+                                  "100.64.0.1", "[::ffff:10.0.0.1]",
+                                  # IPv6 forms that reach an IPv4 address, and reserved ranges
+                                  "[::127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::]",
+                                  "[64:ff9b::a00:1]", "[fec0::1]"])
 async def test_ssrf_guard_refuses_private_addresses_at_create(
     app: Any, clock: FakeClock, host: str
 ) -> None:

@@ -153,6 +153,23 @@ async def test_an_answer_without_a_length_is_read_to_the_connection_s_end(
         ("pending", 400, "the receiver answered 400")], log
 
 
+@pytest.mark.parametrize("url", ["http://a..b/hook", f"http://{'a' * 70}.example/hook"])
+async def test_a_url_no_resolver_can_look_up_is_a_failed_attempt_not_a_loop(
+    database: Database, clock: FakeClock, customer_id: uuid.UUID, url: str
+) -> None:
+    """A URL stored before hosts were checked: each attempt fails, is written down and waits
+    for its backoff (the deliverer once logged a traceback, released the claim and took it
+    again, hundreds of times a second, writing nothing)."""
+    webhook_id = await add_webhook(database, customer_id, url, generate_secret(), clock)
+    await add_events(database, customer_id, "campaign_updated")
+    deliverer = Deliverer(database, clock, BOX, LOCAL)
+    await deliver(deliverer)
+    await deliver(deliverer)  # not due again yet: nothing more is tried
+    [logged] = await deliveries(database, webhook_id)
+    assert (logged.status, logged.attempts, logged.response_code) == ("pending", 1, 0)
+    assert "does not resolve" in logged.error or "Error" in logged.error, logged.error
+
+
 async def test_a_receiver_failing_three_times_gets_each_event_in_order_after_backoff(
     database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
 ) -> None:

@@ -15,6 +15,7 @@ the receiver's time to answer, not one round trip per message.
 import asyncio
 import functools
 import ipaddress
+import logging
 import re
 import socket
 import ssl
@@ -27,7 +28,9 @@ import h11
 import httpx
 
 from outdial.clock import Clock
+from outdial.urls import ascii_host
 
+log = logging.getLogger(__name__)
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_RESPONSE_BYTES = 64 * 1024  # read of an answer, then the connection is dropped
 MAX_HOSTS = 64  # receiver hosts whose idle connections are kept
@@ -47,17 +50,40 @@ class Unresolved(AddressRefused):
 
 def address_problem(address: IPAddress) -> str | None:
     """Why the guard refuses to connect to `address`, or None when it is a public one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address) and (inside := _ipv4_inside(address)):
+        problem = address_problem(inside)  # judged as the IPv4 address it reaches
+        return f"{address} reaches {inside}: {problem}" if problem else None
     for kind, found in (
-        ("unspecified", address.is_unspecified), ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local), ("multicast", address.is_multicast),
-        ("private", address.is_private),
+        ("an unspecified", address.is_unspecified), ("a loopback", address.is_loopback),
+        ("a link-local", address.is_link_local), ("a multicast", address.is_multicast),
+        ("a private", address.is_private),
     ):
         if found:
-            return f"{address} is a {kind} address"
-    if not address.is_global:  # shared (CGNAT), reserved, documentation ranges …
+            return f"{address} is {kind} address"
+    # Shared (CGNAT), reserved, documentation ranges …; IPv6's reserved and site-local ones,
+    # which Python 3.11 still counts as global.
+    if not address.is_global or (isinstance(address, ipaddress.IPv6Address) and (
+            address.is_reserved or address.is_site_local)):
         return f"{address} is not a public address"
+    return None
+
+
+# IPv6 ranges that carry an IPv4 address a network may route to: IPv4-mapped (::ffff:0:0/96),
+# IPv4-compatible (::/96, deprecated), NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and 6to4
+# (2002::/16). The IPv4 address inside is judged as itself.
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _ipv4_inside(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _COMPATIBLE and int(address) > 1:  # not :: nor ::1, judged as themselves
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if any(address in network for network in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
 
@@ -73,6 +99,8 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         )
     except OSError as error:
         raise Unresolved(f"{host} does not resolve ({error.strerror or error})") from None
+    except UnicodeError as error:  # a name the resolver cannot encode (a label too long)
+        raise Unresolved(f"{host} does not resolve ({error})") from None
     addresses: list[IPAddress] = []
     for *_, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])
@@ -281,12 +309,19 @@ class Sender:
         except (h11.ProtocolError, OSError) as error:
             outcomes.append(Sent(0, elapsed(), f"{type(error).__name__}: {error}".rstrip(": "),
                                  "unreachable"))
+        except Exception as error:  # noqa: BLE001 - a failed attempt, retried after its backoff
+            # Whatever else went wrong (a URL stored before its host was checked …) is this
+            # attempt's failure, written down and counted like any: never a claim released at
+            # once and taken again, round after round.
+            log.exception("sending to %s failed", url)
+            outcomes.append(Sent(0, elapsed(), f"{type(error).__name__}: {error}".rstrip(": "),
+                                 "unreachable"))
         return outcomes
 
     async def _post(self, url: str, messages: Sequence[Message], outcomes: list[Sent],
                     elapsed: Callable[[], int]) -> None:
         parsed = httpx.URL(url)
-        host = parsed.host
+        host = ascii_host(parsed)
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         address = await checked_address(host, port, self.allow_private)
         key = (parsed.scheme, host, port)
