@@ -183,3 +183,43 @@ async def test_a_connection_closed_before_an_answer_did_not_take_its_request() -
 async def test_a_malformed_answer_is_an_error() -> None:
     found, _ = await answers([b"HTTP/1.1 2xx OK\r\n\r\n"], 1)
     assert found == ["RemoteProtocolError"]
+
+
+async def _send_with_answers(answer_after: list[float], timeout: float) -> list[Any]:
+    """What send() makes of a receiver whose answers come `answer_after` seconds apart (on the
+    injected clock), the exchange itself stood in for: only the waiting is under test."""
+    from outdial.clock import FakeClock
+
+    clock = FakeClock()
+    sender = Sender(clock, timeout, allow_private=True)
+    answered = asyncio.Event()
+
+    async def exchange(url: str, messages: Any, outcomes: list[Any], elapsed: Any) -> None:
+        for _ in answer_after:
+            await answered.wait()
+            answered.clear()
+            outcomes.append(sending.Sent(200, elapsed(), kind="delivered"))
+
+    sender._post = exchange  # type: ignore[method-assign]
+    sending_task = asyncio.create_task(sender.send("http://receiver.example/", []))
+    for gap in answer_after:
+        await asyncio.sleep(0)
+        clock.advance(gap)
+        for _ in range(5):  # the sender sees the time pass (and may give up) first
+            await asyncio.sleep(0)
+        if sending_task.done():
+            break
+        answered.set()
+        for _ in range(3):
+            await asyncio.sleep(0)
+    return [sent.kind for sent in await asyncio.wait_for(sending_task, 5)]
+
+
+async def test_a_long_run_answered_steadily_is_not_cut_at_the_timeout() -> None:
+    # Ten answers, 6 s apart: a minute in all, each well within the 10 s timeout.
+    assert await _send_with_answers([6.0] * 10, timeout=10) == ["delivered"] * 10
+
+
+async def test_an_answer_that_does_not_come_within_the_timeout_ends_the_run() -> None:
+    assert await _send_with_answers([6.0, 6.0, 25.0, 1.0], timeout=10) == [
+        "delivered", "delivered", "timeout"]
