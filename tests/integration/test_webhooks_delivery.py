@@ -441,6 +441,34 @@ async def test_delivery_results_are_counted_in_the_metrics(
     assert len(receiver.received) == 3
 
 
+async def test_another_customer_s_silent_receivers_hold_up_only_their_share(
+    database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
+) -> None:
+    """Customer A has more endpoints that never answer than the deliverer has slots; B's
+    endpoint still gets its event at once: each customer gets an equal share of the slots."""
+    receiver.status = lambda n: "hang"
+    for _ in range(6):
+        await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
+    await add_events(database, customer_id, "campaign_updated")
+    other = uuid.uuid4()
+    async with database.transaction() as session:
+        session.add(Customer(id=other, name="b", tm_create=clock.now()))
+    prompt = Receiver(clock.now).start()
+    try:
+        await add_webhook(database, other, prompt.url, generate_secret(), clock)
+        await add_events(database, other, "campaign_updated")
+        deliverer = Deliverer(database, clock, BOX, DeliveryConfig(
+            allow_private_networks=True, timeout_seconds=3600, concurrency=4))
+        assert await deliverer.step() == 3  # A: half of the 4 slots; B: its one endpoint
+        await asyncio.wait_for(asyncio.to_thread(prompt.arrived.wait, 10), 15)
+        assert [r.json["type"] for r in prompt.received] == ["campaign_updated"]
+        assert len(receiver.received) <= 2
+    finally:
+        receiver.release.set()
+        prompt.stop()
+    await deliverer.wait_idle()
+
+
 async def test_a_hanging_receiver_leaves_the_dialing_rate_unchanged(
     database_url: str, database: Database, clock: FakeClock, receiver: Receiver,
 ) -> None:

@@ -145,6 +145,7 @@ class Deliverer:
         self.sender = Sender(clock, self.config.timeout_seconds,
                              self.config.allow_private_networks)
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}  # one per endpoint being sent to
+        self._customers: dict[uuid.UUID, uuid.UUID] = {}  # whose endpoint each task sends to
         self._freed = asyncio.Event()
         self._next_prune: dt.datetime | None = None
         self._stopping = False  # no endpoint task claims another run once set
@@ -170,8 +171,16 @@ class Deliverer:
         # process is claiming is skipped, not waited for).
         async with self.database.transaction() as session:
             due = await repo.due_webhooks(session, now, room + len(self._tasks))
-            for webhook_id in due:
+            # Each customer with endpoints due or being sent to gets an equal share of the
+            # slots (at least one): another's slow or silent receivers, however many, hold up
+            # only its own share.
+            sending = Counter(self._customers.values())
+            customers = sending.keys() | {customer for _, customer in due}
+            share = max(1, self.config.concurrency // max(1, len(customers)))
+            for webhook_id, customer_id in due:
                 if webhook_id in self._tasks or len(claims) >= room:
+                    continue
+                if sending[customer_id] >= share:
                     continue
                 claim = await repo.claim(
                     session, webhook_id, owner=self.worker_id, now=now,
@@ -179,6 +188,7 @@ class Deliverer:
                 )
                 if claim is not None:
                     claims.append(claim)
+                    sending[customer_id] += 1
         for claim in claims:
             self._launch(claim)
         return len(claims)
@@ -226,9 +236,11 @@ class Deliverer:
     def _launch(self, claim: Claim) -> None:
         task = asyncio.create_task(self._send_run(claim), name=f"webhook {claim.webhook_id}")
         self._tasks[claim.webhook_id] = task
+        self._customers[claim.webhook_id] = claim.customer_id
 
         def done(_: asyncio.Task[None]) -> None:
             self._tasks.pop(claim.webhook_id, None)
+            self._customers.pop(claim.webhook_id, None)
             self._freed.set()
 
         task.add_done_callback(done)

@@ -189,11 +189,15 @@ async def _fan_out_locked(
     return result.rowcount or 0
 
 
-async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> list[uuid.UUID]:
-    """Enabled webhooks whose first pending delivery (the one the others wait behind) is due
-    and not held by a live lease, or with nothing pending, new events and no live lease on a
-    run of them. The first is found along ix_webhook_deliveries_pending, so a long log of
-    delivered ones is never scanned."""
+async def due_webhooks(
+    session: AsyncSession, now: dt.datetime, most: int
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """(webhook id, customer id) of enabled webhooks whose first pending delivery (the one the
+    others wait behind) is due and not held by a live lease, or with nothing pending, new
+    events and no live lease on a run of them. The first is found along
+    ix_webhook_deliveries_pending, so a long log of delivered ones is never scanned. The
+    customers take turns in the list (each one's first, then each one's second …): one with
+    many endpoints due does not fill it."""
     head = (
         select(DELIVERIES.c.id)
         .where(DELIVERIES.c.webhook_id == WEBHOOKS.c.id, DELIVERIES.c.status == "pending")
@@ -209,13 +213,17 @@ async def due_webhooks(session: AsyncSession, now: dt.datetime, most: int) -> li
     )
     fresh = and_(~_has_pending(), _newer_events(),  # claim() makes their run
                  or_(WEBHOOKS.c.tm_lease_expire.is_(None), WEBHOOKS.c.tm_lease_expire < now))
-    query = (
-        select(WEBHOOKS.c.id)
+    turn = func.row_number().over(partition_by=WEBHOOKS.c.customer_id,
+                                  order_by=WEBHOOKS.c.id).label("turn")
+    found = (
+        select(WEBHOOKS.c.id, WEBHOOKS.c.customer_id, turn)
         .where(WEBHOOKS.c.status == "enabled", WEBHOOKS.c.tm_delete.is_(None),
                or_(due, fresh))
-        .limit(most)
+        .subquery()
     )
-    return list(await session.scalars(query))
+    query = (select(found.c.id, found.c.customer_id)
+             .order_by(found.c.turn, found.c.customer_id).limit(most))
+    return [(row.id, row.customer_id) for row in await session.execute(query)]
 
 
 async def claim(
