@@ -196,8 +196,8 @@ async def due_webhooks(
     others wait behind) is due and not held by a live lease, or with nothing pending, new
     events and no live lease on a run of them. The first is found along
     ix_webhook_deliveries_pending, so a long log of delivered ones is never scanned. The
-    customers take turns in the list (each one's first, then each one's second …): one with
-    many endpoints due does not fill it."""
+    customers take turns in the list (each one's first, then each one's second …, each turn in
+    random order): one with many endpoints due does not fill it."""
     head = (
         select(DELIVERIES.c.id)
         .where(DELIVERIES.c.webhook_id == WEBHOOKS.c.id, DELIVERIES.c.status == "pending")
@@ -221,8 +221,9 @@ async def due_webhooks(
                or_(due, fresh))
         .subquery()
     )
+    # Within a turn at random: with more customers than slots, none is always last.
     query = (select(found.c.id, found.c.customer_id)
-             .order_by(found.c.turn, found.c.customer_id).limit(most))
+             .order_by(found.c.turn, func.random()).limit(most))
     return [(row.id, row.customer_id) for row in await session.execute(query)]
 
 
