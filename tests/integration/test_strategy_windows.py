@@ -439,14 +439,20 @@ async def _turn(scenario: Any, worker: str, lease: int = 60) -> list[Any]:
                                           now=scenario.clock.now(), lease_seconds=lease, most=10)
 
 
-async def test_an_answered_call_counts_while_the_person_is_still_talking(database, clock) -> None:
-    """1 answered contact a day: campaign A's call to a number is answered and still going on;
-    campaign B's target of that number waits from that moment, not from the call's end."""
+async def _one_answered_contact_a_day(database, clock) -> tuple[Any, Any]:
+    """Campaigns A and B of one customer, each with a target of the same number, and a limit
+    of 1 answered contact a day."""
     number = "+12125550100"
     a = await make_campaign(database, clock, targets=[[tel(number)]])
     await a.update(Customer, a.customer_id, contact_limits=[
         {"max": 1, "window": 24 * 3600 * 1000, "count": "answered"}])
-    b = await second_campaign(a, [[tel(number)]], channel=False)
+    return a, await second_campaign(a, [[tel(number)]], channel=False)
+
+
+async def test_an_answered_call_counts_while_the_person_is_still_talking(database, clock) -> None:
+    """1 answered contact a day: campaign A's call to a number is answered and still going on;
+    campaign B's target of that number waits from that moment, not from the call's end."""
+    a, b = await _one_answered_contact_a_day(database, clock)
     (call,) = await _turn(a, "worker-a")
     clock.advance(5)
     async with database.transaction() as session:  # answered: dialing → progressing
@@ -463,11 +469,7 @@ async def test_a_call_answered_and_ended_in_one_batch_still_counts_as_answered(
     """The person picks up, then the call fails (an unusable answer) before the recorder ran:
     the answer and the end are written together. The person was reached: the contact is
     answered, and another campaign's target of the number waits."""
-    number = "+12125550100"
-    a = await make_campaign(database, clock, targets=[[tel(number)]])
-    await a.update(Customer, a.customer_id, contact_limits=[
-        {"max": 1, "window": 24 * 3600 * 1000, "count": "answered"}])
-    b = await second_campaign(a, [[tel(number)]], channel=False)
+    a, b = await _one_answered_contact_a_day(database, clock)
     (call,) = await _turn(a, "worker-a")
     clock.advance(5)
     failed = repository.Closing(call.campaigncall_id, call.target_id, OutcomeKind.FAILED,
@@ -484,11 +486,7 @@ async def test_a_call_answered_and_ended_in_one_batch_still_counts_as_answered(
 async def test_an_answered_call_whose_worker_died_still_counts_as_answered(database, clock) -> None:
     """The worker dies mid-call; the reaper closes the attempt `failed`. The person was reached:
     the contact stays answered, and another campaign's target of the number waits."""
-    number = "+12125550100"
-    a = await make_campaign(database, clock, targets=[[tel(number)]])
-    await a.update(Customer, a.customer_id, contact_limits=[
-        {"max": 1, "window": 24 * 3600 * 1000, "count": "answered"}])
-    b = await second_campaign(a, [[tel(number)]], channel=False)
+    a, b = await _one_answered_contact_a_day(database, clock)
     (call,) = await _turn(a, "dies", lease=30)
     async with database.transaction() as session:
         await repository.record_outcomes(session, [], [call.campaigncall_id], "dies", clock.now())
