@@ -18,7 +18,7 @@ from outdial.events.catalogue import EVENT_TYPES, webhook as webhook_payload
 from outdial.models import Webhook, WebhookDelivery
 from outdial.settings import Settings
 from outdial.timestamps import format_timestamp
-from outdial.urls import parse_http_url
+from outdial.urls import ascii_host, parse_http_url
 from outdial.webhooks import repository as repo
 from outdial.webhooks.schemas import WEBHOOK_STATUSES, WebhookCreate, WebhookUpdate
 from outdial.webhooks.sending import (
@@ -54,7 +54,8 @@ async def url_problem(url: str, allow_private: bool) -> str | None:
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT_S):
-            await checked_address(parsed.host, port, allow_private)
+            # The name as deliveries look it up (IDNA 2008), not as Python's codec would.
+            await checked_address(ascii_host(parsed), port, allow_private)
     except Unresolved:
         return None
     except AddressRefused as error:
