@@ -168,6 +168,27 @@ def test_a_postgres_database_with_the_c_locale_folds_keys_as_any_other(
     assert folded == "jÖrg jörg@example.com"  # lower() alone misses the Ö
 
 
+def test_a_postgres_database_not_encoded_utf8_is_one_line_and_nothing_written(
+    missing_postgres_url: str, tmp_path: Path
+) -> None:
+    # Under SQL_ASCII an "Ü" is two bytes, neither a letter: the database would key
+    # `ÜBER@example.de` as "Über@example.de" where Python keys the list's entry "über@…".
+    name = missing_postgres_url.rpartition("/")[2]
+    databases._admin(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'SQL_ASCII\' '
+                     "LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        result = outdial("db", "upgrade", env=clean_environment(OUTDIAL_DATABASE_URL=missing_postgres_url),
+                         cwd=tmp_path)
+        tables = databases.fetch_value(
+            missing_postgres_url,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        databases.drop_postgres_database(missing_postgres_url)
+    assert_one_line_error(result, f'"{name}"', "SQL_ASCII", "needs UTF8", "-E UTF8 -T template0",
+                          "OUTDIAL_DATABASE_URL")
+    assert tables == 0
+
+
 @pytest.mark.parametrize("url, expected", [
     ("not a url", "cannot be read"),
     ("postgresql://me:s3cret@db:notaport/outdial", "port is not a number"),

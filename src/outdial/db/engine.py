@@ -342,6 +342,16 @@ class Database:
     async def ping(self) -> None:
         """`SELECT 1` on a connection of its own, never queued behind the pool, within
         PROBE_TIMEOUT_SECONDS (TimeoutError past it)."""
+        await self._probe_value("SELECT 1")
+
+    async def server_encoding(self) -> str:
+        """The character encoding PostgreSQL stores text in (`UTF8` for SQLite), asked as
+        ping asks."""
+        if self.is_sqlite:
+            return "UTF8"
+        return str(await self._probe_value("SHOW server_encoding"))
+
+    async def _probe_value(self, query: str) -> Any:
         if self._probe is None:
             # One connection, no BEGIN IMMEDIATE on SQLite: a probe neither waits for a
             # writer nor for a busy pool.
@@ -356,7 +366,7 @@ class Database:
             self._probe = create_async_engine(self.url, **options)
         async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
             async with self._probe.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+                return (await connection.execute(text(query))).scalar()
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -134,8 +134,20 @@ async def check_database(database: Database, timeout: float = CONNECT_TIMEOUT_SE
     try:
         async with asyncio.timeout(timeout):
             await database.ping()
+            encoding = await database.server_encoding()
     except Exception as error:  # noqa: BLE001 - every failure is named for the person starting it
         raise _postgres_problem(url, error) from None
+    if encoding != "UTF8":
+        # Addresses are Unicode, and their do-not-call and contact-limit keys are folded by
+        # the database as by Python only when it reads text as Unicode characters: under
+        # SQL_ASCII an "Ü" is two bytes, neither a letter, and a listed address is missed.
+        user = f" -U {url.username}" if url.username else ""
+        raise DatabaseUnusable(
+            f'PostgreSQL database "{url.database}" on {_host_port(url)} stores text as '
+            f"{encoding}; Outdial needs UTF8: create one with `createdb -h {url.host or 'localhost'} "
+            f"-p {url.port or 5432}{user} -E UTF8 -T template0 NAME` and point "
+            "OUTDIAL_DATABASE_URL at it"
+        )
 
 
 async def open_checked_database(raw_url: str) -> Database:
