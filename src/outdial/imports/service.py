@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from outdial.errors import (
     InvalidArgument,
     NotFound,
     OutdialError,
+    Unavailable,
 )
 from outdial.imports.checking import (
     CheckedChunk,
@@ -56,6 +58,8 @@ from outdial.timestamps import use_time_format
 log = logging.getLogger("outdial.imports")
 
 VALIDATIONS = ("possible", "valid")
+# How often a chunk is checked before its import fails, when its checking process dies.
+CHECK_TRIES = 2
 # Progress is written to the job row about this often (in rows), for GET …/imports/{id}.
 PROGRESS_EVERY_ROWS = 20_000
 ABANDONED = "the server running the import stopped (its lease expired); no row was imported"
@@ -150,17 +154,38 @@ class ImportRunner:
                 log.exception("could not fail the import jobs whose lease expired")
 
     def _check(self, chunk: Chunk, rules: RowRules) -> Awaitable[CheckedChunk]:
+        """The chunk's check, started now (in file order) on a checking process."""
         if self.workers <= 0:
             future: asyncio.Future[CheckedChunk] = asyncio.get_running_loop().create_future()
             future.set_result(check_chunk(chunk, rules))
             return future
+        return asyncio.ensure_future(self._check_on_pool(chunk, rules))
+
+    def _running_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # Spawned, not forked: a fork would copy the event loop and open connections.
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=exit_with_parent, initargs=(os.getpid(),),
             )
-        return asyncio.get_running_loop().run_in_executor(self._pool, check_chunk, chunk, rules)
+        return self._pool
+
+    async def _check_on_pool(self, chunk: Chunk, rules: RowRules) -> CheckedChunk:
+        loop = asyncio.get_running_loop()
+        for _ in range(CHECK_TRIES):
+            pool = self._running_pool()
+            try:
+                return await loop.run_in_executor(pool, check_chunk, chunk, rules)
+            except BrokenProcessPool:
+                # A checking process died (killed, out of memory): its pool takes no more
+                # work, ever. The next check gets a new pool; this chunk is checked again.
+                log.warning("a process checking import rows stopped; a new one takes over")
+                if self._pool is pool:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = None
+        raise Unavailable(
+            f"the process checking the file's rows stopped {CHECK_TRIES} times (killed, or out "
+            "of memory); nothing was imported: send the file again", "IMPORT_CHECKER_STOPPED")
 
     async def close(self) -> None:
         if self._reaper is not None:
