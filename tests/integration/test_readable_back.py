@@ -149,6 +149,8 @@ async def test_an_event_id_past_64_bits_is_400(api: Api) -> None:
 @pytest.mark.parametrize("extra, field", [
     ({"destination_5": {"type": "tel", "target": GOOD}}, "destination_5"),
     ({"destination": {"type": "tel", "target": GOOD}}, "destination"),
+    ({"Destination_1": {"type": "tel", "target": GOOD}}, "Destination_1"),
+    ({" destination_1": {"type": "tel", "target": GOOD}}, '" destination_1"'),
     ({"destination_0": {"type": "tel", "target": GOOD, "colour": "red"}}, "destination_0.colour"),
 ])
 async def test_unknown_destination_keys_are_refused_not_dropped(
@@ -199,6 +201,7 @@ async def test_ndjson_rows_the_api_would_refuse_are_rejected_rows(api: Api) -> N
         b'{"name": "n", "data": ' + b"1" * 5000 + b', "destination_0": "+15559876503"}',
         b'{"name": ' + b"[" * 5000 + b"]" * 5000 + b', "destination_0": "+15559876504"}',
         b'{"name": "six", "destination_5": "+15559876505"}',
+        b'{"destination_0": "+15559876511", "Destination_1": "+15559876512"}',
         b'{"destination_0": {"type": "tel", "target": "+15559876506", "colour": "red"}}',
         b'{"destination_0": "+12025550"}',
         b'{"detail": "' + b"x" * 4097 + b'", "destination_0": "+15559876508"}',
@@ -208,17 +211,18 @@ async def test_ndjson_rows_the_api_would_refuse_are_rejected_rows(api: Api) -> N
     response = await upload(api, outdial, b"\n".join(lines) + b"\n", NDJSON)
     assert response.status_code == 200, response.text
     job = response.json()
-    assert (job["rows_total"], job["rows_imported"], job["rows_rejected"]) == (10, 1, 9)
+    assert (job["rows_total"], job["rows_imported"], job["rows_rejected"]) == (11, 1, 10)
     errors = rejected(job)
     assert errors[1][0] == "name" and "lone surrogate" in errors[1][1]
     assert errors[2][0] == "name" and "NUL" in errors[2][1]
     assert "a number written with 5000 characters" in errors[3][1]
     assert "nests deeper than" in errors[4][1]
     assert errors[5][0] == "destination_5" and "is not a destination" in errors[5][1]
-    assert errors[6][0] == "destination_0.colour"
-    assert errors[7][0] == "destination_0.target" and "local-only" in errors[7][1]
-    assert errors[8] == ("detail", "is 4097 characters long; at most 4096 are accepted")
-    assert errors[9][0] == "destination_0.name" and "lone surrogate" in errors[9][1]
+    assert errors[6][0] == "Destination_1" and "in lower case" in errors[6][1]
+    assert errors[7][0] == "destination_0.colour"
+    assert errors[8][0] == "destination_0.target" and "local-only" in errors[8][1]
+    assert errors[9] == ("detail", "is 4097 characters long; at most 4096 are accepted")
+    assert errors[10][0] == "destination_0.name" and "lone surrogate" in errors[10][1]
     # Every page with the imported rows still answers.
     page = await api.get(f"/v1.0/outdials/{outdial}/targets")
     assert page.status_code == 200 and [t["name"] for t in page.json()["result"]] == ["kept \U0001F600"]

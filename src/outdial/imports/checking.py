@@ -27,6 +27,7 @@ from outdial.imports.reading import Chunk
 from outdial.outdials.destinations import (
     DESTINATION_SLOTS,
     E164,
+    UNKNOWN_DESTINATION,
     address_forms,
     dnc_entry,
     entry_expiry,
@@ -198,8 +199,7 @@ def _records(chunk: Chunk, result: CheckedChunk, fields: tuple[str, ...] = ROW_F
             yield number, None, ("", "must be a JSON object")
             continue
         if fields == ROW_FIELDS and (unknown := unknown_destination_keys(raw)):
-            yield number, None, (key_text(unknown[0]),
-                                 "is not a destination (a target has destination_0 to destination_4)")
+            yield number, None, (key_text(unknown[0]), UNKNOWN_DESTINATION)
             continue
         yield number, [raw.get(name, default) for name, default in zip(fields, defaults)], None
 

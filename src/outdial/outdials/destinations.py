@@ -343,11 +343,17 @@ def validate_address(
     return address
 
 
+UNKNOWN_DESTINATION = ("is not a destination (a target has destination_0 to destination_4, "
+                       "named so in lower case)")
+
+
 def unknown_destination_keys(keys: Any) -> list[str]:
     """Keys of a target that look like a destination but are none of destination_0..4
-    (destination_5, destination): refused, not dropped, so that no address is silently lost."""
+    (destination_5, destination, Destination_1, " destination_1"): refused, not dropped, so
+    that no address is silently lost. (A CSV header is read trimmed and in lower case first.)"""
     return [key for key in keys
-            if isinstance(key, str) and key.startswith("destination") and key not in DESTINATION_FIELDS]
+            if isinstance(key, str) and key.strip().lower().startswith("destination")
+            and key not in DESTINATION_FIELDS]
 
 
 def _bare_address(field: str, value: str) -> dict[str, str] | None:

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from outdial.models import Outdial, OutdialTarget
-from outdial.outdials.destinations import unknown_destination_keys
+from outdial.outdials.destinations import UNKNOWN_DESTINATION, unknown_destination_keys
 from outdial.schemas import CUSTOMER_ID, DETAIL, ID, NAME, TM_CREATE, TM_DELETE, TM_UPDATE, Body, Id
 from outdial.timestamps import format_timestamp
 from outdial.validation import key_text
@@ -90,8 +90,7 @@ class TargetWrite(Body):
     def _no_unknown_destination(cls, data: Any) -> Any:
         if isinstance(data, dict) and (unknown := unknown_destination_keys(data)):
             raise PydanticCustomError(
-                "unknown_destination", "is not a destination (a target has destination_0 to "
-                "destination_4)", {"field": key_text(unknown[0])},
+                "unknown_destination", UNKNOWN_DESTINATION, {"field": key_text(unknown[0])},
             )
         return data
 
