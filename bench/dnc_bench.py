@@ -111,8 +111,8 @@ async def drain(database: Database, campaign_id: uuid.UUID) -> tuple[int, int, f
                 break
             continue
         attempts += len(claimed)
-        closings = [Closing(c.campaigncall_id, c.target_id, OutcomeKind.ANSWERED, now, c.limits,
-                            c.try_interval, destination_index=c.destination_index) for c in claimed]
+        closings = [Closing(c.campaigncall_id, c.target_id, OutcomeKind.ANSWERED, now,
+                            destination_index=c.destination_index) for c in claimed]
         async with database.transaction() as session:
             await repo.record_outcomes(session, closings, [], "bench", now)
     seconds = time.perf_counter() - started

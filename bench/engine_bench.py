@@ -221,8 +221,6 @@ async def bare_loop(targets: int) -> dict[str, Any]:
                     c.target_id,
                     OutcomeKind.ANSWERED if draw.random() < 0.55 else OutcomeKind.BUSY,
                     clock.now(),
-                    c.limits,
-                    c.try_interval,
                 )
                 for c in claimed
             ]

@@ -129,8 +129,8 @@ async def attempts_per_second(url: str, campaign_id: uuid.UUID, seconds: float) 
                 break
             async with database.transaction() as session:
                 await repo.record_outcomes(session, [
-                    Closing(c.campaigncall_id, c.target_id, OutcomeKind.ANSWERED, now, c.limits,
-                            c.try_interval) for c in claimed
+                    Closing(c.campaigncall_id, c.target_id, OutcomeKind.ANSWERED, now)
+                    for c in claimed
                 ], [], "bench", now)
             done += len(claimed)
     finally:

@@ -473,7 +473,7 @@ async def test_a_call_answered_and_ended_in_one_batch_still_counts_as_answered(
     (call,) = await _turn(a, "worker-a")
     clock.advance(5)
     failed = repository.Closing(call.campaigncall_id, call.target_id, OutcomeKind.FAILED,
-                                clock.now(), call.limits, call.try_interval)
+                                clock.now())
     async with database.transaction() as session:
         await repository.record_outcomes(session, [failed], [call.campaigncall_id], "worker-a",
                                          clock.now())

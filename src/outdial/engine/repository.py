@@ -36,13 +36,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from outdial.db import index_value
 from outdial.campaigns.service import campaign_changed
 from outdial.channels.schemas import CHANNEL_OF_DESTINATION
+from outdial.db import index_value
 from outdial.dialers.base import Outcome, OutcomeKind
+from outdial.engine.rules import SLOTS, call_result, choose_destination
 from outdial.events import catalogue
 from outdial.events.outbox import NewEvent, emit_many
-from outdial.engine.rules import SLOTS, call_result, choose_destination
 from outdial.models import (
     Campaign,
     Campaigncall,
@@ -87,9 +87,6 @@ class Claimed:
     actions: list[Any]
     outdial_data: str
     target_data: str
-    limits: Limits
-    try_interval: int  # ms
-    retry_rules: dict[str, Any] | None = None  # the outplan's, see strategy/retry.py
     target_name: str = ""
     target_detail: str = ""
     channel_id: uuid.UUID = NIL_UUID
@@ -105,12 +102,25 @@ class Closing:
     target_id: uuid.UUID
     outcome: OutcomeKind
     tm_end: dt.datetime
-    limits: Limits
-    try_interval: int  # ms, from this end to the target's next attempt
     report: Outcome | None = None  # what the channel said (SIP code, SMTP reply …)
     channel_type: str = ""  # as claimed; for the metrics
-    retry_rules: dict[str, Any] | None = None  # what the outcome does next, when set
     destination_index: int = 0  # the slot dialed
+
+
+@dataclass(frozen=True)
+class NextTry:
+    """What the outplan says of a target whose attempt has ended, read when it ends: its
+    tries, the interval to its next attempt (ms) and its retry rules (strategy/retry.py)."""
+
+    limits: Limits
+    try_interval: int
+    retry_rules: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, outplan: Outplan | None) -> "NextTry":
+        if outplan is None:  # gone: no more tries
+            return cls(limits_of(None), 0, None)
+        return cls(limits_of(outplan), outplan.try_interval, outplan.retry_rules)
 
 
 @dataclass
@@ -473,9 +483,6 @@ async def _claim_targets(
                 actions=campaign.actions or [],
                 outdial_data=outdial.data,
                 target_data=row.data,
-                limits=limits,
-                try_interval=outplan.try_interval,
-                retry_rules=outplan.retry_rules,
                 target_name=row.name,
                 target_detail=row.detail,
                 channel_id=route.channel_id,
@@ -662,7 +669,7 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
     targets; returns them."""
     rows = (
         await session.execute(
-            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.outplan_id, CALLS.c.channel_type,
+            select(CALLS.c.id, CALLS.c.outdial_target_id, CALLS.c.channel_type,
                    CALLS.c.destination_index)
             .where(IN_FLIGHT, CALLS.c.tm_lease_expire < now)
             .order_by(CALLS.c.id)
@@ -670,23 +677,11 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
             .with_for_update(skip_locked=True)
         )
     ).all()
-    if not rows:
-        return []
-    outplans = {
-        p.id: p
-        for p in await session.scalars(
-            select(Outplan).where(Outplan.id.in_({r.outplan_id for r in rows}))
-        )
-    }
-    closings = []
-    for r in rows:
-        outplan = outplans.get(r.outplan_id)
-        interval = outplan.try_interval if outplan is not None else 0
-        closings.append(
-            Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, limits_of(outplan),
-                    interval, retry_rules=outplan.retry_rules if outplan is not None else None,
-                    destination_index=r.destination_index, channel_type=r.channel_type)
-        )
+    closings = [
+        Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now,
+                destination_index=r.destination_index, channel_type=r.channel_type)
+        for r in rows
+    ]
     await _close_attempts(session, closings, now)
     return closings
 
@@ -723,15 +718,41 @@ async def _close_attempts(
     await contact_limits.mark_answered(
         session, [c.campaigncall_id for c in closings if c.outcome is OutcomeKind.ANSWERED]
     )
-    plain = [c for c in closings if not c.retry_rules]
-    if len(plain) < len(closings):
-        await _close_targets_by_rules(session, [c for c in closings if c.retry_rules], now)
+    next_tries = await _next_tries(session, closings)
+    by_rules = [(c, next_tries[c.campaigncall_id]) for c in closings
+                if next_tries[c.campaigncall_id].retry_rules]
+    plain = [(c, next_tries[c.campaigncall_id]) for c in closings
+             if not next_tries[c.campaigncall_id].retry_rules]
+    if by_rules:
+        await _close_targets_by_rules(session, by_rules, now)
     if plain:
         await _close_targets(session, plain, now)
     await _emit_closed(session, closings, now)
 
 
-async def _close_targets(session: AsyncSession, plain: Sequence[Closing], now: dt.datetime) -> None:
+async def _next_tries(session: AsyncSession, closings: Sequence[Closing]) -> dict[uuid.UUID, NextTry]:
+    """What the outplan says of each ended attempt's target, read now: an outplan edited while
+    the call rang, or another one the campaign switched to, decides what comes next, as it
+    decides the claims to come. The campaign gone, the outplan the attempt was claimed by."""
+    campaigns = Campaign.__table__
+    rows: list[Any] = []
+    for chunk in _chunks([c.campaigncall_id for c in closings]):
+        rows += (await session.execute(
+            select(CALLS.c.id, CALLS.c.outplan_id, campaigns.c.outplan_id.label("current"))
+            .select_from(CALLS.outerjoin(campaigns, and_(
+                campaigns.c.id == CALLS.c.campaign_id, campaigns.c.tm_delete.is_(None))))
+            .where(CALLS.c.id.in_(chunk))
+        )).all()
+    wanted = {r.current for r in rows if r.current is not None} | {r.outplan_id for r in rows}
+    outplans = {p.id: p for p in await session.scalars(
+        select(Outplan).where(Outplan.id.in_(wanted)))}
+    return {r.id: NextTry.of(outplans.get(r.current) or outplans.get(r.outplan_id))
+            for r in rows}
+
+
+async def _close_targets(
+    session: AsyncSession, plain: Sequence[tuple[Closing, NextTry]], now: dt.datetime
+) -> None:
     """Targets of attempts whose outplan has no retry rules: try_interval, as engine.md says."""
     limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
     await session.execute(
@@ -752,10 +773,10 @@ async def _close_targets(session: AsyncSession, plain: Sequence[Closing], now: d
                 "b_id": c.target_id,
                 "b_answered": c.outcome is OutcomeKind.ANSWERED,
                 "b_tm_end": c.tm_end,
-                "b_next": c.tm_end + dt.timedelta(milliseconds=c.try_interval),
-                **{f"b_max_{n}": c.limits[n] for n in SLOTS},
+                "b_next": c.tm_end + dt.timedelta(milliseconds=next_try.try_interval),
+                **{f"b_max_{n}": next_try.limits[n] for n in SLOTS},
             }
-            for c in plain
+            for c, next_try in plain
         ],
     )
 
@@ -787,26 +808,25 @@ async def _emit_closed(
 
 
 async def _close_targets_by_rules(
-    session: AsyncSession, closings: Sequence[Closing], now: dt.datetime
+    session: AsyncSession, closings: Sequence[tuple[Closing, NextTry]], now: dt.datetime
 ) -> None:
     """Targets of attempts whose outplan has retry rules: each outcome's rule says when the
     next attempt is due, whether the slot is passed over, or whether the target is done."""
     tries: dict[uuid.UUID, tuple[int, dict[str, Any]]] = {}
-    for chunk in _chunks(sorted({c.target_id for c in closings})):
+    for chunk in _chunks(sorted({c.target_id for c, _ in closings})):
         rows = await session.execute(
             select(TARGETS.c.id, TARGETS.c.first_slot, TARGETS.c.outcome_tries)
             .where(TARGETS.c.id.in_(chunk))
         )
         tries.update({r.id: (r.first_slot, r.outcome_tries or {}) for r in rows})
     params = []
-    for c in closings:
+    for c, next_try in closings:
         first_slot, counts = tries.get(c.target_id, (0, {}))
         slot = str(c.destination_index)
         mine = dict(counts.get(slot, {}))
         mine[c.outcome.value] = mine.get(c.outcome.value, 0) + 1
-        decision = retry.decide(
-            c.retry_rules, c.outcome.value, c.tm_end, c.try_interval, mine[c.outcome.value]
-        )
+        decision = retry.decide(next_try.retry_rules, c.outcome.value, c.tm_end,
+                                next_try.try_interval, mine[c.outcome.value])
         if decision.move_on:
             first_slot = max(first_slot, c.destination_index + 1)
         params.append({
@@ -816,7 +836,7 @@ async def _close_targets_by_rules(
             "b_tries": {**counts, slot: mine},
             "b_tm_end": c.tm_end,
             "b_next": decision.next_attempt_at,
-            **{f"b_max_{n}": c.limits[n] for n in SLOTS},
+            **{f"b_max_{n}": next_try.limits[n] for n in SLOTS},
         })
     limit_params = [bindparam(f"b_max_{n}", type_=Integer) for n in SLOTS]
     first_slot = bindparam("b_first", type_=Integer)

@@ -348,11 +348,8 @@ class Engine:
                 claimed.target_id,
                 outcome.kind,
                 self.clock.now(),
-                claimed.limits,
-                claimed.try_interval,
                 report=outcome,
                 channel_type=claimed.channel_type,
-                retry_rules=claimed.retry_rules,
                 destination_index=claimed.destination_index,
             )
         )
