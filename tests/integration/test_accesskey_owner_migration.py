@@ -1,8 +1,10 @@
 """Migration 0005_accesskey_agent on a database that already holds access keys: they keep
-working, owned by no agent, and new keys get their maker."""
+working, owned by no agent (and make no keys), and new keys get their maker."""
 
 import datetime as dt
 import uuid
+
+import pytest
 
 from alembic import command
 from sqlalchemy import insert
@@ -11,6 +13,7 @@ from sqlalchemy.engine import Connection
 from outdial.auth import credentials
 from outdial.auth.service import AuthService, Permission
 from outdial.clock import FakeClock
+from outdial.errors import PermissionDenied
 from outdial.db import Database
 from outdial.migrations import alembic_config, upgrade_database
 from outdial.models import AccessKey, Customer
@@ -52,11 +55,13 @@ async def test_keys_from_before_the_migration_keep_working_without_an_owner(
             assert (principal.customer_id, principal.permission, principal.agent_id) == (
                 customer_id, Permission.ADMIN, None)
             agent = await service.create_agent(customer_id, "maker", "maker-password", Permission.MANAGER)
-            made = await service.authenticate_access_key(
-                (await service.create_access_key(
-                    await service.authenticate_access_key(secret), "k", "", 60))[1])
-            # A key made with an ownerless key has no owner either; one made by an agent has it.
-            assert made.agent_id is None
+            # An ownerless key makes no keys (they would be ownerless admins too); an agent's
+            # key has its maker.
+            with pytest.raises(PermissionDenied) as refused:
+                await service.create_access_key(
+                    await service.authenticate_access_key(secret), "k", "", 60)
+            assert refused.value.reason == "ACCESSKEY_WITHOUT_OWNER"
+            assert "POST /auth/login" in str(refused.value)
             owned, owned_secret = await service.create_access_key(
                 type(principal)(customer_id, Permission.MANAGER, agent_id=agent.id), "k2", "", 60)
             assert owned.agent_id == agent.id

@@ -67,7 +67,12 @@ def read_login_claims(token: str, secret: str, now: dt.datetime) -> tuple[uuid.U
 def _is_finite_number(value: object) -> bool:
     """PyJWT's own check is off (verify_exp=False) and its JSON reader takes NaN and Infinity:
     `NaN <= now` is false, so without this a token with `"exp": NaN` would never expire."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer past any float ("exp": 999…9)
+        return False
 
 
 def looks_like_jwt(token: str) -> bool:

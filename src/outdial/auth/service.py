@@ -232,6 +232,13 @@ class AuthService:
         """Create a key; the secret is returned this once and only its digest is kept."""
         if not 1 <= expire_s <= MAX_ACCESS_KEY_LIFETIME_S:
             raise InvalidArgument("expire", f"must be between 1 and {MAX_ACCESS_KEY_LIFETIME_S} seconds")
+        if principal.agent_id is None:
+            # A key from before keys had an owner acts as its customer's admin whatever any
+            # agent's permission: the keys it made would too, one generation after another.
+            raise PermissionDenied(
+                "this access key belongs to no agent (it is older than keys' owners), so it "
+                "cannot make keys: log in (POST /auth/login) and make the key with that token",
+                "ACCESSKEY_WITHOUT_OWNER")
         now = self.clock.now()
         secret = credentials.new_access_key_secret()
         key = AccessKey(
