@@ -5,7 +5,6 @@ import datetime as dt
 import uuid
 
 import pytest
-
 from alembic import command
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
@@ -13,8 +12,8 @@ from sqlalchemy.engine import Connection
 from outdial.auth import credentials
 from outdial.auth.service import AuthService, Permission
 from outdial.clock import FakeClock
-from outdial.errors import PermissionDenied
 from outdial.db import Database
+from outdial.errors import PermissionDenied
 from outdial.migrations import alembic_config, upgrade_database
 from outdial.models import AccessKey, Customer
 from tests import databases
