@@ -487,3 +487,36 @@ async def test_import_and_export_of_a_list(api: Api) -> None:
     assert "names the column 'value' twice" in assert_error(
         refused, 400, "INVALID_IMPORT_FILE")["message"]
 
+
+
+async def test_an_entry_whose_type_its_form_would_not_tell_exports_and_imports_back(api: Api) -> None:
+    # `+15559876543@example.com` is an email address, yet reads as a phone number by its form:
+    # the entry's `type`, which the export writes beside the value, says which it is.
+    dnclist = (await api.post("/v1.0/dnclists", json={"name": "mixed"})).json()
+    base = f"/v1.0/dnclists/{dnclist['id']}"
+    email = "+15559876543@example.com"
+    added = await api.post(f"{base}/entries", json={"value": email, "type": "email"})
+    assert added.status_code == 200, added.text
+    assert (added.json()["type"], added.json()["value"]) == ("email", email)
+    wrong = await api.post(f"{base}/entries", json={"value": "+15559876543", "type": "email"})
+    assert assert_error(wrong, 400, "INVALID_ARGUMENT")["message"].startswith("value: ")
+    unknown = await api.post(f"{base}/entries", json={"value": "+15559876543", "type": "fax"})
+    assert assert_error(unknown, 400, "INVALID_ARGUMENT")["message"].startswith('type: "fax"')
+    assert (await api.post(f"{base}/entries", json={"value": "+15559876543", "type": ""})
+            ).json()["type"] == "tel"
+
+    for format, content_type in (("csv", "text/csv"), ("ndjson", "application/x-ndjson")):
+        exported = (await api.get(f"{base}/entries/export", params={"format": format})).text
+        other = (await api.post("/v1.0/dnclists", json={})).json()
+        job = (await api.post(f"/v1.0/dnclists/{other['id']}/imports", content=exported.encode(),
+                              headers={"content-type": content_type})).json()
+        assert (job["rows_imported"], job["rows_rejected"]) == (2, 0), job
+        entries = (await api.get(f"/v1.0/dnclists/{other['id']}/entries")).json()["result"]
+        assert sorted((e["type"], e["value"]) for e in entries) == [
+            ("email", email), ("tel", "+15559876543")]
+
+    rows = "value,type\n+15559876544@example.com,email\n+15559876545,fax\n+15559876546,\n"
+    job = (await api.post(f"{base}/imports", content=rows.encode(),
+                          headers={"content-type": "text/csv"})).json()
+    assert (job["rows_imported"], job["rows_rejected"]) == (2, 1)
+    assert [(e["row"], e["field"]) for e in job["errors"]] == [(2, "type")]

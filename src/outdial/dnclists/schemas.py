@@ -63,6 +63,10 @@ class DncEntryCreate(Body):
                            json_schema_extra={"type": ["string", "null"]})
     default_region: str | None = Field(
         None, description="region of a national number, e.g. US (ISO 3166 alpha-2)")
+    # Any: checked by dnc_entry, as an imported row's type is.
+    type: Any = Field(None, description="tel, sip or email: what a bare value is (as an entry "
+                      "reads back); left out: told from the value's form",
+                      json_schema_extra={"type": ["string", "null"]})
 
 
 class DncEntryOut(BaseModel):

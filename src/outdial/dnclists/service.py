@@ -78,7 +78,7 @@ class DnclistService:
         self, principal: Principal, dnclist_id: uuid.UUID, body: DncEntryCreate
     ) -> DncEntry:
         now = self.clock.now()
-        kind, value = entry_value(body.value, parse_region(body.default_region))
+        kind, value = entry_value(body.value, parse_region(body.default_region), kind=body.type)
         expire = entry_expiry(body.tm_expire, now)
         dnclist = await self.live_list(principal, dnclist_id)
         existing = await self.session.scalar(

@@ -51,7 +51,7 @@ TARGET_COLUMNS = (
 )
 MAPPING_COLUMNS = ("import_id", "row", "target_id")
 # A do-not-call list's import: the fields of a row, and dnc_entries columns as encoded.
-ENTRY_FIELDS = ("value", "tm_expire")
+ENTRY_FIELDS = ("value", "tm_expire", "type")
 ENTRY_COLUMNS = ("id", "customer_id", "dnclist_id", "type", "value", "tm_expire", "tm_create")
 # The stored form of a bare E.164 cell: json.dumps of the address validate_destination gives
 # (tests/unit/test_import_checking.py holds them equal), without building the dict.
@@ -322,7 +322,7 @@ def _check_entries(chunk: Chunk, rules: RowRules) -> CheckedChunk:
     into a list always skips values the list or the file holds already)."""
     result = CheckedChunk()
     try:
-        records = list(_records(chunk, result, ENTRY_FIELDS, (None, None)))
+        records = list(_records(chunk, result, ENTRY_FIELDS, (None, None, None)))
     except UnicodeDecodeError as error:
         result.malformed = (0, f"the file is not UTF-8 ({error.reason} at byte {chunk.start + error.start})")
         return result
@@ -333,9 +333,9 @@ def _check_entries(chunk: Chunk, rules: RowRules) -> CheckedChunk:
     for (number, values, unreadable), entry_id in zip(records, new_ids(chunk, rules, len(records))):
         problem = unreadable
         if problem is None:
-            value, expire = values
+            value, expire, written_kind = values
             try:
-                kind, normalised = dnc_entry(value, rules.default_region)
+                kind, normalised = dnc_entry(value, rules.default_region, kind=written_kind)
                 expires = entry_expiry(expire, rules.tm_create)
                 expiry = None if expires is None else written(expires)
             except InvalidArgument as error:

@@ -34,7 +34,7 @@ BLOCK_LIMIT = MAX_RECORD_CHARS + 2 * CHUNK_BYTES
 ROW_FIELDS = ("name", "detail", "data") + tuple(f"destination_{n}" for n in range(5))
 DESTINATION_COLUMNS = ROW_FIELDS[3:]
 # The columns an import reads (of a target, of a do-not-call entry): each may appear once.
-READ_COLUMNS = frozenset((*ROW_FIELDS, "timezone", "value", "tm_expire"))
+READ_COLUMNS = frozenset((*ROW_FIELDS, "timezone", "value", "tm_expire", "type"))
 MALFORMED = "INVALID_IMPORT_FILE"
 # CSV field separators recognised from the header, in order of preference.
 DELIMITERS = (",", ";", "\t")

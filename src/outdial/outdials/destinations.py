@@ -15,7 +15,7 @@ from phonenumbers import phonenumberutil as _pnu
 from outdial.errors import InvalidArgument
 from outdial.outdials.casefold import fold
 from outdial.timestamps import parse_timestamp, written
-from outdial.validation import Refused, decode_json, key_text, text_problem
+from outdial.validation import Refused, decode_json, key_text, text_problem, value_text
 
 DESTINATION_TYPES = ("tel", "sip", "email")
 # How many destinations a target has (destination_0..4). Defined here, not with the tables, so
@@ -469,13 +469,28 @@ def dnc_value(address: dict[str, Any]) -> str:
 
 
 def dnc_entry(value: Any, default_region: str | None = None,
-              field: str = "value") -> tuple[str, str]:
+              field: str = "value", kind: Any = None) -> tuple[str, str]:
     """(type, normalised value) of a do-not-call entry as written: a bare value ('+1 212 555
     0123', a national number with default_region, 'sip:…', '…@…') or an address object, read
     by the rules of an imported destination, so an entry is refused for what a destination
-    would be."""
+    would be. `kind` (the entry's `type`, as an export writes it beside the value) says what a
+    bare value is, where its form would not: `+15559876543@example.com` is an email address."""
     if isinstance(value, str) and not value.strip():
         raise InvalidArgument(field, "must not be empty")
+    if kind is not None and not (isinstance(kind, str) and not kind.strip()):
+        if not isinstance(kind, str) or kind.strip() not in DESTINATION_TYPES:
+            raise InvalidArgument("type", f"{value_text(kind)} is not a destination type (one of: "
+                                          f"{', '.join(DESTINATION_TYPES)}), or leave it empty")
+        if isinstance(value, str):
+            try:
+                return dnc_entry({"type": kind.strip(), "target": value}, default_region, field)
+            except InvalidArgument as error:
+                if error.field == f"{field}.target":  # named as they wrote it: a string
+                    raise InvalidArgument(field, error.problem) from None
+                raise
+        if isinstance(value, dict) and value.get("type") != kind.strip():
+            raise InvalidArgument("type", f"{value_text(kind)} is not the value's type "
+                                          f"{value_text(value.get('type'))}")
     if not isinstance(value, (str, dict)):
         # A number written without quotes (NDJSON, JSON) is no phone number: its leading
         # zeros and its `+` are gone.
