@@ -368,3 +368,31 @@ async def test_a_client_that_disconnects_mid_upload_fails_the_job_at_once_leavin
     # The server is fine: the next import of the same outdial lands.
     job = (await upload(api, outdial, "destination_0\n+15559876543\n", CSV)).json()
     assert (job["status"], job["rows_imported"]) == ("done", 1)
+
+
+# -- the outdial or list deleted while its import runs ------------------------------------------
+
+@pytest.mark.parametrize("kind", ["outdial", "dnclist"])
+async def test_an_import_whose_outdial_or_list_is_deleted_meanwhile_writes_nothing(
+    api: Api, kind: str,
+) -> None:
+    if kind == "outdial":
+        subject = await new_outdial(api)
+        base, head, reason = f"/v1.0/outdials/{subject}", "destination_0\n", "OUTDIAL_DELETED"
+    else:
+        subject = (await api.post("/v1.0/dnclists", json={"name": "opted out"})).json()["id"]
+        base, head, reason = f"/v1.0/dnclists/{subject}", "value\n", "DNCLIST_DELETED"
+    stalled = StalledUpload(head + numbers(10), numbers(10, 10))
+    posting = asyncio.create_task(api.post(f"{base}/imports", content=stalled,
+                                           headers={"Content-Type": CSV}))
+    await asyncio.wait_for(stalled.sent.wait(), 10)
+
+    assert (await api.delete(base)).status_code == 200
+    stalled.release.set()
+
+    error = assert_error(await posting, 409, reason)
+    assert "deleted while the file was imported" in error["message"]
+    jobs = (await api.get(f"{base}/imports")).json()["result"]
+    assert [(job["status"], job["rows_imported"]) for job in jobs] == [("failed", 0)]
+    listed = f"{base}/targets" if kind == "outdial" else f"{base}/entries"
+    assert (await api.get(listed)).json()["result"] == []

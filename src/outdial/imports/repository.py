@@ -36,7 +36,15 @@ from outdial.imports.checking import (
     decode_targets,
     dedupe_key,
 )
-from outdial.models import DncEntry, ImportJob, ImportRowError, ImportRowTarget, OutdialTarget
+from outdial.models import (
+    DncEntry,
+    Dnclist,
+    ImportJob,
+    ImportRowError,
+    ImportRowTarget,
+    Outdial,
+    OutdialTarget,
+)
 from outdial.strategy import dnc
 
 RowError = tuple[int, str, str]
@@ -181,6 +189,16 @@ class ImportRepository:
             ImportRowTarget.import_id == import_id, ImportRowTarget.row > after
         ).order_by(ImportRowTarget.row).limit(size)
         return list((await self.session.scalars(query)).all())
+
+
+async def subject_deleted(connection: AsyncConnection, kind: str, subject_id: uuid.UUID) -> bool:
+    """In the sink's transaction, before the job is marked done: whether the outdial (or list)
+    the rows go into was deleted while they were checked. Its row is share-locked until the
+    commit: a deletion that comes now waits for these rows, one that came first is seen."""
+    table = Dnclist.__table__ if kind == DNC_ENTRIES else Outdial.__table__
+    deleted = await connection.scalar(
+        select(table.c.tm_delete).where(table.c.id == subject_id).with_for_update(read=True))
+    return deleted is not None
 
 
 async def mark_done(

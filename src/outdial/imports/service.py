@@ -47,6 +47,7 @@ from outdial.imports.repository import (
     ImportRepository,
     mark_done,
     sink_for,
+    subject_deleted,
 )
 from outdial.models import ImportJob
 from outdial.models.imports import JOB_ERRORS_SHOWN
@@ -282,6 +283,11 @@ class ImportRunner:
             now = self.clock.now()
 
             async def finish(connection: AsyncConnection) -> bool:
+                if await subject_deleted(connection, kind, into):
+                    raise FailedPrecondition(
+                        f"{_named(kind, into)} was deleted while the file was imported; "
+                        "nothing was written",
+                        "DNCLIST_DELETED" if kind == DNC_ENTRIES else "OUTDIAL_DELETED")
                 return await mark_done(connection, job.id, tally.counts(), tally.errors, now)
 
             if not await sink.commit(finish):
