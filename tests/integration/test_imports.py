@@ -154,6 +154,21 @@ async def test_dedupe_skips_rows_already_there_or_earlier_in_the_file(api: Api) 
     assert (job["rows_imported"], job["rows_duplicate"]) == (4, 0)
 
 
+async def test_dedupe_reads_addresses_as_do_not_call_lists_do(api: Api) -> None:
+    # Case-folded, `sips:` and a bare user@host read as `sip:`: one person, however written.
+    outdial = await new_outdial(api)
+    await upload(api, outdial, "destination_0\nJörg@Example.com\n", CSV)
+    body = ("name,destination_0\n"
+            "a,JÖRG@example.com\nb,Bob@Example.com\nc,bob@example.com\n"
+            "d,sip:Bob@Example.com\ne,sips:bob@example.com\n"
+            'f,"{""type"": ""sip"", ""target"": ""BOB@example.com""}"\n'
+            "g,sip:alice@example.com\n")
+    job = (await upload(api, outdial, body, CSV, dedupe="true")).json()
+    assert (job["rows_total"], job["rows_imported"], job["rows_duplicate"]) == (7, 3, 4), job
+    names = sorted(t["name"] for t in await all_targets(api, outdial) if t["name"])
+    assert names == ["b", "d", "g"]
+
+
 async def test_mapping_gives_the_target_of_each_imported_row(api: Api) -> None:
     outdial = await new_outdial(api)
     body = "name,destination_0\nr1,+15559876543\nbad,+1\nr3,+12125550123\n"

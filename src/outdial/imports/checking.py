@@ -30,6 +30,7 @@ from outdial.outdials.destinations import (
     UNKNOWN_DESTINATION,
     address_forms,
     dnc_entry,
+    dnc_value,
     entry_expiry,
     national_e164,
     tel_problem,
@@ -95,10 +96,11 @@ class CheckedChunk:
 
 def dedupe_key(address: dict[str, str]) -> Any:
     """What makes two first destinations the same: an E.164 number as an int (compact in a
-    set of a million), any other target as type and text."""
+    set of a million), any other target as its type and the value a do-not-call list keys it
+    on (case-folded; `sips:` and a bare user@host read as `sip:`)."""
     if address["type"] == "tel":
         return int(address["target"][1:])
-    return f"{address['type']}:{address['target']}"
+    return f"{address['type']}:{dnc_value(address)}"
 
 
 def new_ids(chunk: Chunk, rules: RowRules, count: int) -> list[str]:
