@@ -296,3 +296,41 @@ async def test_imported_targets_get_the_zone_key_the_api_gives(api: Api, app: An
         "Asia/Tokyo",
     ])
     assert "America/Denver America/North_Dakota/Center" in keys
+
+
+async def test_a_quote_inside_an_unquoted_field_is_text_across_chunks(api: Api) -> None:
+    # As the csv module reads it: a quote opens a quoted field only at the field's start. The
+    # file is cut into chunks of whole records; a quote counted as an opening one would cut
+    # them inside a record (or never), and a valid file would be refused.
+    outdial = await new_outdial(api)
+    rows = ['name,destination_0', 'Tom 6" tall,+15550000000']
+    rows += [f'"q{i}\nwith ""quotes""",+1556{i:07d}' for i in range(16000)]
+    rows += [f"r{i},+1555{i:07d}" for i in range(1, 4000)]
+    body = "\n".join(rows) + "\n"
+    assert len(body) > 2 * 256 * 1024  # several chunks
+    job = (await upload(api, outdial, body, CSV)).json()
+    assert (job["status"], job["rows_total"], job["rows_imported"]) == ("done", 20000, 20000), job
+    names = {t["name"] for t in await all_targets(api, outdial)}
+    assert {'Tom 6" tall', 'q0\nwith "quotes"', 'q15999\nwith "quotes"', "r3999"} <= names
+
+
+@pytest.mark.parametrize("content_type, body", [
+    (CSV, b"name,destination_0\rA,+15559876543\rB,+15559876544\r"),
+    (NDJSON, b'{"destination_0":"+15559876543"}\r{"destination_0":"+15559876544"}\r'),
+])
+async def test_a_file_whose_lines_end_with_cr_alone_is_refused_saying_so(
+    api: Api, content_type: str, body: bytes
+) -> None:
+    outdial = await new_outdial(api)
+    error = assert_error(await upload(api, outdial, body, content_type), 400, "INVALID_IMPORT_FILE")
+    assert "carriage return alone" in error["message"] and "LF or CRLF" in error["message"]
+    assert await all_targets(api, outdial) == []
+
+
+async def test_crlf_and_doubled_cr_line_ends_are_read(api: Api) -> None:
+    outdial = await new_outdial(api)
+    job = (await upload(api, outdial, b'{"destination_0":"+15559876543"}\r\r\n'
+                                      b'{"destination_0":"+15559876544"}\r\n', NDJSON)).json()
+    assert (job["rows_imported"], job["rows_rejected"]) == (2, 0), job
+    job = (await upload(api, outdial, b"destination_0\r\n+15559876545\r\n", CSV)).json()
+    assert job["rows_imported"] == 1, job

@@ -41,6 +41,12 @@ DELIMITERS = (",", ";", "\t")
 SEND_THE_FILE = ("send the file itself: curl --data-binary @FILE -H 'Content-Type: text/csv' "
                  "(or application/x-ndjson, application/json); curl -d strips its line breaks")
 _BOM = codecs.BOM_UTF8
+# A carriage return with more than white space after it on its line: the line ends of old Mac
+# files (a CR before another CR or a newline is the white space of a CRLF file made twice).
+_LONE_CR = re.compile("\r[ \t]*[^\\s]")
+_LONE_CR_BYTES = re.compile(b"\r[ \t]*[^\\s]")
+CR_ALONE = ("the file's lines end with a carriage return alone (CR, as old Mac files do); save "
+            "it with LF or CRLF line ends")
 
 
 @dataclass
@@ -142,16 +148,28 @@ async def _blocks(stream: AsyncIterator[bytes], record_end: Any) -> AsyncIterato
         yield carry, position
 
 
-def _csv_record_end(data: bytes) -> int:
-    """After the last newline that ends a CSV record: RFC 4180 doubles quotes inside quoted
-    fields, so a record ends where the count of quotes so far is even."""
+def _csv_record_end(data: bytes, delimiter: str = ",") -> int:
+    """After the last newline that ends a CSV record. Without a quote, the last newline. With
+    quotes, the records are read as the checking workers read them (csv, strict): a quote
+    opens a quoted field only at a field's start, so one inside an unquoted field (`Tom 6"
+    tall`) is text, not the start of a field that a newline may be in."""
     cut = data.rfind(b"\n") + 1
-    quotes = data.count(b'"', 0, cut)
-    while cut and quotes % 2:
-        previous = data.rfind(b"\n", 0, cut - 1) + 1
-        quotes -= data.count(b'"', previous, cut)
-        cut = previous
-    return cut
+    if b'"' not in data[:cut]:
+        return cut
+    lines = data[:cut].split(b"\n")[:-1]
+    ends = [0]  # the byte position after each line
+    for line in lines:
+        ends.append(ends[-1] + len(line) + 1)
+    reader = csv.reader((line.decode(errors="replace") + "\n" for line in lines),
+                        delimiter=delimiter, strict=True)
+    whole = 0  # lines read in whole records
+    try:
+        for _ in reader:
+            whole = reader.line_num
+    except csv.Error as error:
+        if "unexpected end of data" not in str(error):
+            return cut  # a malformed record: its checker names its row
+    return ends[whole]  # the last record's quoted field goes on past the block
 
 
 def _line_end(data: bytes) -> int:
@@ -163,7 +181,13 @@ def _line_end(data: bytes) -> int:
 async def _csv_chunks(stream: AsyncIterator[bytes], required: tuple[str, ...]) -> AsyncIterator[Chunk]:
     header: list[str] | None = None
     delimiter = ","
-    async for block, position in _blocks(stream, _csv_record_end):
+
+    def record_end(data: bytes) -> int:
+        # Quotes open fields after the separator the header uses (the first block: read
+        # from its first line, as _take_header will).
+        return _csv_record_end(data, delimiter if header is not None else _sniffed(data, required))
+
+    async for block, position in _blocks(stream, record_end):
         if position == 0 and block.startswith(_BOM):
             block, position = block[len(_BOM):], len(_BOM)
         if header is None:
@@ -171,6 +195,15 @@ async def _csv_chunks(stream: AsyncIterator[bytes], required: tuple[str, ...]) -
             block, position = block[rows_at:], position + rows_at
         if block:
             yield Chunk("csv", block, header, position, delimiter)
+
+
+def _sniffed(data: bytes, required: tuple[str, ...]) -> str:
+    """The separator of the CSV whose first bytes are `data`, told from its first line."""
+    first = data.lstrip(b"\r\n").split(b"\n", 1)[0].decode(errors="replace")
+    try:
+        return _csv_header(first, required)[1]
+    except InvalidArgument:
+        return ","
 
 
 def _take_header(block: bytes, position: int,
@@ -204,6 +237,8 @@ def _take_header(block: bytes, position: int,
 def _csv_header(line: str, required: tuple[str, ...] = DESTINATION_COLUMNS) -> tuple[list[str], str]:
     """The header's column names (trimmed, lower case) and its separator: a comma, or else the
     first of `;` and tab that makes it name a destination column."""
+    if _LONE_CR.search(line):
+        raise malformed(0, CR_ALONE)
     headers = {}
     for delimiter in DELIMITERS:
         try:
@@ -250,9 +285,20 @@ def _checked_header(header: list[str], delimiter: str,
 # -- NDJSON -----------------------------------------------------------------------------------
 
 async def _ndjson_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
-    """Lines are handed on undecoded: the checking workers split and decode them."""
+    """Lines are handed on undecoded: the checking workers split and decode them. JSON has no
+    raw carriage return but as white space, so one not followed by a newline ends a line."""
     async for block, position in _blocks(stream, _line_end):
+        if _LONE_CR_BYTES.search(block) and _is_utf8(block):  # (else: "not UTF-8" says more)
+            raise malformed(0, CR_ALONE)
         yield Chunk("ndjson", block, None, position)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 # -- JSON array -------------------------------------------------------------------------------
