@@ -1,5 +1,7 @@
 """Login, the three credential paths, expiry, access keys and permissions (api.md §2)."""
 
+import uuid
+
 import pytest
 
 from outdial.clock import FakeClock
@@ -174,6 +176,14 @@ async def test_an_access_key_is_refused_once_its_agent_is_deleted(
     # The admin's own credentials are untouched, and the key list no longer shows the dead keys.
     assert (await api.get("/v1.0/outdials")).status_code == 200
     assert (await api.get("/v1.0/accesskeys")).json()["result"] == []
+    # Its name stays with it, and saying so beats "taken" by nobody to be seen.
+    from outdial.auth.service import Permission
+    from outdial.errors import AlreadyExists
+
+    async with app.state.database.transaction() as session:  # type: ignore[attr-defined]
+        with pytest.raises(AlreadyExists, match="belonged to an agent that was deleted"):
+            await AuthService(session, clock).create_agent(
+                uuid.UUID(me), "key-maker", "a-new-password", Permission.MANAGER)
 
 
 async def test_an_access_key_acts_with_its_agents_permission_of_the_moment(

@@ -82,6 +82,11 @@ class AuthRepository:
             select(Agent).where(Agent.username == username, Agent.tm_delete.is_(None))
         )
 
+    async def username_of_deleted_agent(self, username: str) -> bool:
+        return await self.session.scalar(
+            select(Agent.id).where(Agent.username == username, Agent.tm_delete.is_not(None))
+        ) is not None
+
     async def find_access_key(self, token_hash: str) -> AccessKey | None:
         return await self.session.scalar(select(AccessKey).where(AccessKey.token_hash == token_hash))
 

@@ -151,6 +151,11 @@ class AuthService:
             raise InvalidArgument("password", "must be at least 8 characters long")
         if await self.repo.find_agent(username) is not None:
             raise AlreadyExists(f"username {username!r} is taken", "AGENT_ALREADY_EXISTS")
+        if await self.repo.username_of_deleted_agent(username):
+            raise AlreadyExists(
+                f"username {username!r} belonged to an agent that was deleted; a deleted "
+                "agent keeps its name: choose another",
+                "AGENT_ALREADY_EXISTS")
         agent = Agent(
             id=uuid.uuid4(), customer_id=customer_id, username=username,
             password_hash=credentials.hash_password(password), permission=permission.value,
