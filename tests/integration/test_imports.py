@@ -334,3 +334,28 @@ async def test_crlf_and_doubled_cr_line_ends_are_read(api: Api) -> None:
     assert (job["rows_imported"], job["rows_rejected"]) == (2, 0), job
     job = (await upload(api, outdial, b"destination_0\r\n+15559876545\r\n", CSV)).json()
     assert job["rows_imported"] == 1, job
+
+
+@pytest.mark.parametrize("content_type", [CSV, NDJSON])
+async def test_a_record_over_4_mib_refuses_the_file_naming_where_it_starts(
+    api: Api, content_type: str
+) -> None:
+    outdial = await new_outdial(api)
+    huge = "x" * (5 * 1024 * 1024)
+    body = (f"destination_0,data\n+15559876543,small\n+15559876544,{huge}\n" if content_type == CSV
+            else '{"destination_0": "+15559876543"}\n'
+                 f'{{"destination_0": "+15559876544", "data": "{huge}"}}\n')
+    error = assert_error(await upload(api, outdial, body, content_type), 400, "INVALID_IMPORT_FILE")
+    start = body.index("+15559876544") - (0 if content_type == CSV else len('{"destination_0": "'))
+    assert f"at byte {start} is longer than 4194304 bytes (4 MiB)" in error["message"], error
+    assert await all_targets(api, outdial) == []
+
+
+async def test_a_csv_cell_over_the_api_limit_is_a_rejected_row_naming_its_field(api: Api) -> None:
+    # Longer than the csv module's own default limit (131,072) too: read, then refused by ours.
+    outdial = await new_outdial(api)
+    body = f"destination_0,data\n+15559876543,small\n+15559876544,{'x' * 200_000}\n"
+    job = (await upload(api, outdial, body, CSV)).json()
+    assert (job["status"], job["rows_imported"], job["rows_rejected"]) == ("done", 1, 1), job
+    assert job["errors"] == [{"row": 2, "field": "data",
+                              "message": "is 200000 characters long; at most 65536 are accepted"}]

@@ -31,6 +31,9 @@ MAX_RECORD_CHARS = 4 * 1024 * 1024
 # The most a block of CSV or NDJSON records can hold: a record cannot be longer than
 # MAX_RECORD_CHARS, so one ends within it.
 BLOCK_LIMIT = MAX_RECORD_CHARS + 2 * CHUNK_BYTES
+# The csv module refuses a field over 131,072 characters by default: the whole file would be
+# refused for one long cell, which the API's limits reject as one row naming its field.
+csv.field_size_limit(BLOCK_LIMIT)
 ROW_FIELDS = ("name", "detail", "data") + tuple(f"destination_{n}" for n in range(5))
 DESTINATION_COLUMNS = ROW_FIELDS[3:]
 # The columns an import reads (of a target, of a do-not-call entry): each may appear once.
@@ -138,8 +141,9 @@ async def _blocks(stream: AsyncIterator[bytes], record_end: Any) -> AsyncIterato
             cut = record_end(carry[start:start + BLOCK_LIMIT])
             if cut == 0:
                 if len(carry) - start > MAX_RECORD_CHARS:
-                    raise malformed(0, f"the record at byte {position} is longer than "
-                                       f"{MAX_RECORD_CHARS} bytes (or a quoted field is never closed)")
+                    raise malformed(0, f"the record (a row or line) at byte {position} is longer "
+                                       f"than {MAX_RECORD_CHARS} bytes (4 MiB), or a quoted field "
+                                       "is never closed; keep each record under 4 MiB")
                 break
             yield carry[start:start + cut], position
             start, position = start + cut, position + cut
