@@ -71,6 +71,23 @@ async def test_create_campaign_with_every_field(api: Api) -> None:
     assert (campaign["concurrency"], campaign["dial_rate"]) == (1000, 1)
 
 
+async def test_a_field_sent_as_null_on_create_takes_its_default(api: Api) -> None:
+    # As PUT keeps a field sent as null: a client sending every field, the unset ones null.
+    outplan, outdial = await new_outplan(api), await new_outdial(api)
+    nulls = {name: None for name in ("type", "name", "detail", "service_level", "end_handle",
+                                     "actions", "queue_id", "next_campaign_id", "concurrency",
+                                     "dial_rate", "calling_window", "priority", "dnclist_ids")}
+    response = await api.post("/v1.0/campaigns", json={
+        **nulls, "outplan_id": outplan["id"], "outdial_id": outdial["id"]})
+    assert response.status_code == 200, response.text
+    campaign = response.json()
+    assert (campaign["type"], campaign["name"], campaign["end_handle"], campaign["priority"]) == (
+        "call", "", "stop", "due_first")
+    assert (campaign["concurrency"], campaign["dial_rate"], campaign["service_level"]) == (10, 10, 0)
+    assert (campaign["actions"], campaign["dnclist_ids"], campaign["calling_window"]) == ([], [], None)
+    assert campaign["queue_id"] == NIL and campaign["next_campaign_id"] == NIL
+
+
 async def test_campaign_refuses_bad_fields(api: Api) -> None:
     outplan, outdial = await new_outplan(api), await new_outdial(api)
     base = {"outplan_id": outplan["id"], "outdial_id": outdial["id"]}

@@ -3,7 +3,7 @@
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from outdial.models import Campaign, Campaigncall, Outplan
 from outdial.outdials.schemas import Address, AddressOut
@@ -180,6 +180,15 @@ class CampaignCreate(ResourceInfo):
         None, description=CALLING_WINDOW, examples=[_WINDOW_EXAMPLE])
     priority: str = Field("due_first", description=PRIORITY)
     dnclist_ids: list[Id] = Field(default_factory=list, description=DNCLIST_IDS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_left_out(cls, data: Any) -> Any:
+        """A field sent as null takes its default, as if left out: a client that sends every
+        field, the unset ones null, creates what PUT would keep (PUT keeps a null field)."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 class CampaignUpdate(Body):
