@@ -64,6 +64,28 @@ async def test_message_accepted_after_data_is_answered_with_its_id(relay: Relay)
     assert received.message["Message-ID"] == outcome.message_id and outcome.message_id
 
 
+async def test_an_internationalised_domain_is_sent_in_its_ascii_form(relay: Relay) -> None:
+    outcome = await dial_once(relay, attempt_to("Bob@Bücher.de"))
+
+    assert outcome.kind is OutcomeKind.ANSWERED, outcome
+    [received] = relay.handler.received
+    assert received.recipients == ["Bob@xn--bcher-kva.de"]
+    assert "Bob@xn--bcher-kva.de" in received.message["To"]
+
+
+async def test_a_non_ascii_local_part_is_an_invalid_destination_saying_why(relay: Relay) -> None:
+    outcome = await dial_once(relay, attempt_to("jörg@example.de"))
+
+    assert outcome.kind is OutcomeKind.INVALID_DESTINATION
+    assert outcome.smtp_reply is not None and "non-ASCII local part" in outcome.smtp_reply
+    assert "SMTPUTF8" in outcome.smtp_reply
+    assert relay.handler.received == []
+    # The sender's is the channel's to fix: a failed attempt, retried once it is.
+    sender = {"type": "email", "target": "jürgen@example.com", "target_name": ""}
+    outcome = await dial_once(relay, attempt_to("alice@example.org", source=sender))
+    assert outcome.kind is OutcomeKind.FAILED and "the sender" in (outcome.smtp_reply or "")
+
+
 async def test_templated_subject_and_body_arrive_as_written(relay: Relay) -> None:
     await dial_once(relay)
 

@@ -99,6 +99,22 @@ async def test_dial_timeout_is_enforced_on_a_dialer_that_hangs(database, clock) 
     assert call.tm_end == started + dt.timedelta(seconds=5)
 
 
+async def test_an_email_the_relay_did_not_take_in_time_fails_saying_so(database, clock) -> None:
+    email = {"type": "email", "target": "alice@example.org", "target_name": "", "name": "",
+             "detail": ""}
+    scenario = await make_campaign(database, clock, targets=[[email]], dial_timeout=5000)
+    engine = make_engine(database, HangingDialer(), clock, lease_seconds=60)
+    assert await engine.step() == 1
+
+    await advance(clock, 5)
+    await engine.wait_dials()
+    await engine.record()
+
+    [call] = await scenario.calls()
+    assert (call.status, call.result, call.outcome) == ("done", "fail", "failed")
+    assert call.smtp_reply == "the relay did not take the recipient within dial_timeout (5000 ms)"
+
+
 async def test_an_answer_stops_the_dial_timeout(database, clock) -> None:
     scenario = await make_campaign(database, clock, targets=[[A]], dial_timeout=5000)
     hang_up = asyncio.Event()

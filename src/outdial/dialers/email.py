@@ -22,6 +22,7 @@ from email.utils import formataddr, formatdate, make_msgid
 from typing import Any
 
 import aiosmtplib
+import httpx
 from aiosmtplib import SMTPRecipientRefused, SMTPResponseException
 
 from outdial.channels.schemas import SmtpSettings
@@ -41,6 +42,7 @@ from outdial.dialers.templates import (
     looks_like_html,
     render,
 )
+from outdial.urls import ascii_host
 
 log = logging.getLogger("outdial.dialers.email")
 
@@ -74,6 +76,32 @@ class Composed:
     message_id: str
     sender: str
     recipient: str
+
+
+class AddressNotSendable(Exception):
+    """An address SMTP cannot carry as Outdial sends: a local part that is not ASCII."""
+
+    def __init__(self, role: str, problem: str) -> None:
+        super().__init__(problem)
+        self.role = role
+
+
+def smtp_address(address: str, role: str) -> str:
+    """The address as SMTP carries it: its domain in ASCII (IDNA 2008, as every host name
+    here: bücher.de is xn--bcher-kva.de). A non-ASCII local part would need SMTPUTF8, which
+    Outdial does not send with: AddressNotSendable, saying so (`role`: sender, recipient)."""
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise AddressNotSendable(role,
+            f"the {role} {address} has a non-ASCII local part, which only SMTPUTF8 can carry "
+            "and Outdial does not send with it")
+    if not domain.isascii():
+        try:
+            domain = ascii_host(httpx.URL(f"http://{domain}/"))
+        except httpx.InvalidURL:
+            raise AddressNotSendable(role, f"the {role} {address} has a domain that is no host "
+                                           "name") from None
+    return f"{local}@{domain}"
 
 
 def compose_message(attempt: Attempt, settings: SmtpSettings) -> Composed:
@@ -114,14 +142,15 @@ def compose_message(attempt: Attempt, settings: SmtpSettings) -> Composed:
         message = MIMEMultipart("alternative", _subparts=[
             message, MIMEText(html_body, "html", "utf-8"),
         ])
+    sender = smtp_address(sender, "sender")
+    recipient = smtp_address(destination["target"], "recipient")
     message_id = make_msgid(domain=sender.rpartition("@")[2] or None)
     message["From"] = formataddr((sender_name, sender), charset="utf-8")
-    message["To"] = formataddr((destination.get("target_name", ""), destination["target"]),
-                               charset="utf-8")
+    message["To"] = formataddr((destination.get("target_name", ""), recipient), charset="utf-8")
     message["Subject"] = Header(subject, "utf-8").encode() if not subject.isascii() else subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id
-    return Composed(message.as_bytes(), message_id, sender, destination["target"])
+    return Composed(message.as_bytes(), message_id, sender, recipient)
 
 
 class SmtpPool:
@@ -219,7 +248,14 @@ class EmailDialer(Dialer):
                 f"an SMTP channel sends email, not to {attempt.destination.get('type')!r} "
                 "destinations"
             )
-        composed = compose_message(attempt, self.settings)
+        try:
+            composed = compose_message(attempt, self.settings)
+        except AddressNotSendable as error:
+            # Never sendable as it is written: the recipient's is a permanent outcome; the
+            # sender's is the channel's (or the outplan's source) to fix, and retried.
+            kind = (OutcomeKind.INVALID_DESTINATION if error.role == "recipient"
+                    else OutcomeKind.FAILED)
+            return Outcome(kind, smtp_reply=str(error))
         for last_try in (False, True):
             try:
                 smtp, reused = await self.pool.acquire()

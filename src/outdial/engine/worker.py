@@ -310,7 +310,7 @@ class Engine:
             else:
                 dial.cancel()
                 await asyncio.wait({dial})
-                outcome = Outcome(OutcomeKind.NO_ANSWER, ring_ms=claimed.dial_timeout)
+                outcome = _not_in_time(claimed)
         except asyncio.CancelledError:
             dial.cancel()
             if self._releasing:  # shutting down: hung up, and written down as such
@@ -451,3 +451,12 @@ def log_failure(what: str, error: Exception) -> None:
         log.warning("%s: the database is busy (%s)", what, reason)
     else:
         log.error("%s failed", what, exc_info=error)
+
+
+def _not_in_time(claimed: Claimed) -> Outcome:
+    """An attempt dial_timeout ended: a call nobody answered; an email the relay did not take
+    (no recipient accepted in time: a relay not reached, never `no_answer`)."""
+    if claimed.destination.get("type") == "email":
+        return Outcome(OutcomeKind.FAILED, smtp_reply="the relay did not take the recipient "
+                       f"within dial_timeout ({claimed.dial_timeout} ms)")
+    return Outcome(OutcomeKind.NO_ANSWER, ring_ms=claimed.dial_timeout)
