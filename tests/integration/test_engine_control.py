@@ -99,6 +99,27 @@ async def test_dial_timeout_is_enforced_on_a_dialer_that_hangs(database, clock) 
     assert call.tm_end == started + dt.timedelta(seconds=5)
 
 
+async def test_a_dialer_stopped_at_dial_timeout_may_tell_what_the_attempt_was(database, clock) -> None:
+    # The SIP dialer does: a trunk that has not said a word by then is `unreachable`.
+    async def silent_trunk(_: Attempt) -> Outcome:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return Outcome(OutcomeKind.UNREACHABLE, detail="no response from the trunk")
+        raise AssertionError("unreachable")
+
+    scenario = await make_campaign(database, clock, targets=[[A]], dial_timeout=5000)
+    engine = make_engine(database, MockDialer(silent_trunk), clock, lease_seconds=60)
+    assert await engine.step() == 1
+
+    await advance(clock, 5)
+    await engine.wait_dials()
+    await engine.record()
+
+    [call] = await scenario.calls()
+    assert (call.status, call.result, call.outcome) == ("done", "fail", "unreachable")
+
+
 async def test_an_email_the_relay_did_not_take_in_time_fails_saying_so(database, clock) -> None:
     email = {"type": "email", "target": "alice@example.org", "target_name": "", "name": "",
              "detail": ""}

@@ -87,3 +87,34 @@ async def test_refused_tcp_connection_is_a_channel_failure() -> None:
         await dialer.aclose()
     assert outcome.kind is OutcomeKind.FAILED
     assert "cannot connect over TCP" in outcome.detail
+
+
+async def test_a_trunk_silent_until_the_engines_dial_timeout_is_unreachable() -> None:
+    # The engine stops an attempt at dial_timeout by cancelling it; Timer B (32 s) has not
+    # run out by then. A trunk that has not said a word is not reached: not `no_answer`.
+    loop = asyncio.get_running_loop()
+    arrived = asyncio.Event()
+
+    class Silent(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            received.append(data)
+            arrived.set()
+
+    received: list[bytes] = []
+    port = free_port()
+    peer, _ = await loop.create_datagram_endpoint(Silent, local_addr=("127.0.0.1", port))
+    dialer = SipDialer(SipTrunk(host="127.0.0.1", port=port))
+    attempt, _ = make_attempt(dial_timeout=120_000)
+    try:
+        dialing = asyncio.ensure_future(dialer.dial(attempt))
+        await asyncio.wait_for(arrived.wait(), 10)  # the INVITE is out
+        dialing.cancel()  # what the engine does at dial_timeout
+        await asyncio.wait({dialing})
+    finally:
+        await dialer.aclose()
+        peer.close()
+    assert not dialing.cancelled()
+    outcome = dialing.result()
+    assert outcome.kind is OutcomeKind.UNREACHABLE
+    assert outcome.detail == "no response from the trunk within dial_timeout"
+    assert {parse(data).method for data in received} == {"INVITE"}  # no CANCEL

@@ -256,7 +256,16 @@ class SipDialer(Dialer):
                 sdp=offer.encode(),
                 dial_timeout=attempt.dial_timeout / 1000,
             )
-            result = await call.setup()
+            try:
+                result = await call.setup()
+            except asyncio.CancelledError:
+                if call.unheard:
+                    # Stopped at dial_timeout (the engine's) before the trunk said a word:
+                    # not reached, whatever Timer B would have said later. No CANCEL: RFC 3261
+                    # sends one only after a provisional response.
+                    return Outcome(OutcomeKind.UNREACHABLE,
+                                   detail="no response from the trunk within dial_timeout")
+                raise
             if result.kind is not Setup.ANSWERED:
                 return self._unanswered(call, result)
             attempt.answered()

@@ -310,7 +310,10 @@ class Engine:
             else:
                 dial.cancel()
                 await asyncio.wait({dial})
-                outcome = _not_in_time(claimed)
+                # A dialer may tell what its attempt was when stopped (a trunk that never
+                # answered is `unreachable`); else the attempt simply was not answered in time.
+                told = not dial.cancelled() and dial.exception() is None
+                outcome = dial.result() if told else _not_in_time(claimed)
         except asyncio.CancelledError:
             dial.cancel()
             if self._releasing:  # shutting down: hung up, and written down as such

@@ -116,6 +116,11 @@ class Call:
             self.abandon()
             raise
 
+    @property
+    def unheard(self) -> bool:
+        """Nothing has come back from the trunk yet: not even a 100 Trying."""
+        return not self._provisional and not self._result.done()
+
     def abandon(self) -> None:
         """Stop the call whatever its state: CANCEL while it rings, BYE once answered."""
         if not self._result.done():
