@@ -46,8 +46,7 @@ SEND_THE_FILE = ("send the file itself: curl --data-binary @FILE -H 'Content-Typ
 _BOM = codecs.BOM_UTF8
 # A carriage return with more than white space after it on its line: the line ends of old Mac
 # files (a CR before another CR or a newline is the white space of a CRLF file made twice).
-_LONE_CR = re.compile("\r[ \t]*[^\\s]")
-_LONE_CR_BYTES = re.compile(b"\r[ \t]*[^\\s]")
+_LONE_CR = re.compile(b"\r[ \t]*[^\\s]")
 CR_ALONE = ("the file's lines end with a carriage return alone (CR, as old Mac files do); save "
             "it with LF or CRLF line ends")
 
@@ -241,7 +240,7 @@ def _take_header(block: bytes, position: int,
 def _csv_header(line: str, required: tuple[str, ...] = DESTINATION_COLUMNS) -> tuple[list[str], str]:
     """The header's column names (trimmed, lower case) and its separator: a comma, or else the
     first of `;` and tab that makes it name a destination column."""
-    if _LONE_CR.search(line):
+    if _LONE_CR.search(line.encode()):
         raise malformed(0, CR_ALONE)
     headers = {}
     for delimiter in DELIMITERS:
@@ -292,7 +291,7 @@ async def _ndjson_chunks(stream: AsyncIterator[bytes]) -> AsyncIterator[Chunk]:
     """Lines are handed on undecoded: the checking workers split and decode them. JSON has no
     raw carriage return but as white space, so one not followed by a newline ends a line."""
     async for block, position in _blocks(stream, _line_end):
-        if _LONE_CR_BYTES.search(block) and _is_utf8(block):  # (else: "not UTF-8" says more)
+        if _LONE_CR.search(block) and _is_utf8(block):  # (else: "not UTF-8" says more)
             raise malformed(0, CR_ALONE)
         yield Chunk("ndjson", block, None, position)
 
