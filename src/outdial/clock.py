@@ -40,8 +40,18 @@ class FakeClock:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((deadline, future))
-        await future
+        sleeper = (deadline, future)
+        self._sleepers.append(sleeper)
+        try:
+            await future
+        finally:
+            if sleeper in self._sleepers:  # cancelled before its time: no longer asleep
+                self._sleepers.remove(sleeper)
+
+    def deadlines(self) -> list[dt.datetime]:
+        """When each task asleep on this clock wakes: tests move the clock once the code they
+        drive has reached the wait they mean, not while it is still on its way there."""
+        return sorted(deadline for deadline, _ in self._sleepers)
 
     def advance(self, seconds: float = 0.0, *, ms: float = 0.0) -> None:
         self._now += dt.timedelta(seconds=seconds, milliseconds=ms)

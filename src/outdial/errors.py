@@ -7,6 +7,7 @@
     ├── NotFound             missing, or another tenant's         (NOT_FOUND)
     ├── AlreadyExists        a unique thing already there         (ALREADY_EXISTS)
     ├── FailedPrecondition   the resource's state forbids it      (FAILED_PRECONDITION)
+    ├── ResourceExhausted    a limit of the caller's is reached   (RESOURCE_EXHAUSTED)
     └── Unavailable          busy now, retry shortly              (UNAVAILABLE)
 """
 
@@ -54,6 +55,11 @@ class AlreadyExists(OutdialError):
 class FailedPrecondition(OutdialError):
     status = "FAILED_PRECONDITION"
     default_reason = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(OutdialError):
+    status = "RESOURCE_EXHAUSTED"
+    default_reason = "RESOURCE_EXHAUSTED"
 
 
 class Unavailable(OutdialError):

@@ -51,6 +51,11 @@ ATTEMPTS_REAPED = Counter(
 ATTEMPTS_IN_FLIGHT = Gauge(
     "outdial_attempts_in_flight", "Attempts this process is dialing now.",
 )
+CLOCK_OFFSET = Gauge(
+    "outdial_engine_clock_offset_seconds",
+    "How far this machine's clock was ahead of the database server's (negative: behind) when "
+    "the engine last compared them (PostgreSQL only).",
+)
 CLAIM_SECONDS = Histogram(
     "outdial_claim_duration_seconds",
     "How long one campaign's claim transaction took (lock, count, claim targets, commit).",

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     engine_max_in_flight: int = Field(default=10000, gt=0)
     # On SIGTERM, how long in-flight attempts may run on before they are ended as `canceled`.
     engine_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    # PostgreSQL: how far this machine's clock may be from the database server's before its
+    # processes stop taking work over by lease (attempts, webhook runs, imports; 0: not checked).
+    max_clock_offset_seconds: float = Field(default=5.0, ge=0)
 
     # -- events ----------------------------------------------------------------------------------
     # Events older than this are pruned by the engines (the workers, or serve's own).
@@ -77,6 +80,11 @@ class Settings(BaseSettings):
     # often it sends a comment line when there are none (proxies drop silent connections).
     events_poll_seconds: float = Field(default=0.5, gt=0)
     events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    # A live stream whose client reads nothing for this long is closed (the client resumes).
+    events_stall_seconds: float = Field(default=30.0, gt=0)
+    # Live streams one customer may hold open on one server process: each looks at the
+    # database every events_poll_seconds.
+    events_streams_per_customer: int = Field(default=20, ge=1)
 
     # -- the simulated dialer: outcome weights (normalized), durations, and a seed ----------
     sim_seed: int | None = None
@@ -104,6 +112,8 @@ class Settings(BaseSettings):
     # Connect to private, loopback, link-local and multicast addresses too (a receiver on the
     # same machine or network); off, such addresses are refused at create and at delivery.
     webhooks_allow_private_networks: bool = False
+    # The same for the audio files of `play` actions (a campaign's author chooses the URLs).
+    play_allow_private_networks: bool = False
     # One request's whole time (resolve, connect, send, answer); past it, the attempt failed.
     webhooks_timeout_seconds: float = Field(default=10.0, gt=0)
     # Retries back off exponentially with jitter from this first delay, each delay at most
@@ -130,6 +140,24 @@ class Settings(BaseSettings):
     # UDP ports for RTP, one even port a call (RTCP is not used); open them in the firewall.
     rtp_port_min: int = Field(default=10000, ge=1024, le=65534)
     rtp_port_max: int = Field(default=20000, ge=1024, le=65535)
+
+    @model_validator(mode="after")
+    def _clock_offset_within_the_leases(self) -> "Settings":
+        # A process renews its leases every third of one and hangs up (gives up) what it
+        # could not renew with a third left: a peer ahead by less than that third never takes
+        # over live work (each process allows for its own clock being behind).
+        leases = {"OUTDIAL_ENGINE_LEASE_SECONDS": self.engine_lease_seconds,
+                  "OUTDIAL_WEBHOOKS_LEASE_SECONDS": self.webhooks_lease_seconds,
+                  "OUTDIAL_IMPORT_LEASE_SECONDS": self.import_lease_seconds}
+        name, shortest = min(leases.items(), key=lambda item: item[1])
+        # Compared on PostgreSQL only: SQLite's processes share one machine's clock.
+        checked = self.max_clock_offset_seconds > 0 and self.database_url.startswith("postgres")
+        if checked and self.max_clock_offset_seconds >= shortest / 3:
+            raise ValueError(
+                f"OUTDIAL_MAX_CLOCK_OFFSET_SECONDS ({self.max_clock_offset_seconds:g}) must be "
+                f"under a third of {name} ({shortest:g}): a clock ahead by more would take over "
+                "work its owner still holds; lower it (0 turns the check off)")
+        return self
 
     @model_validator(mode="after")
     def _rtp_port_range(self) -> "Settings":

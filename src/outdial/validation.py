@@ -44,6 +44,18 @@ def _unencodable(value: str) -> str | None:
     return None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line_problem(value: str) -> str | None:
+    """Why `value` cannot be a display name in an email header (From, To), or None: a line
+    break would end the header there, and any other control character has no place in one."""
+    if found := _CONTROL.search(value):
+        return (f"must be one line: no line break or other control character "
+                f"(U+{ord(found.group()):04X})")
+    return None
+
+
 def text_problem(field: str, value: str) -> str | None:
     """Why the text `value` of field `field` cannot be stored, or None when it can."""
     if unencodable := _unencodable(value):

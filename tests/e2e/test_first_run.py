@@ -194,6 +194,8 @@ def test_a_postgres_database_not_encoded_utf8_is_one_line_and_nothing_written(
     ("postgresql://me:s3cret@db:notaport/outdial", "port is not a number"),
     ("mysql://me@db/outdial", "SQLite or PostgreSQL"),
     ("postgresql://postgres@127.0.0.1:5432", "names no database"),
+    ("postgresql//me:s3cret@db/outdial", "cannot be read"),  # the ':' forgotten
+    ("postgresql://me:pa@s3cret@db/outdial", "%40"),  # an '@' of the password not escaped
 ])
 def test_a_malformed_database_url_is_one_line_and_hides_the_password(
     tmp_path: Path, url: str, expected: str
@@ -234,6 +236,21 @@ def test_a_bad_setting_is_named_with_its_variable(tmp_path: Path) -> None:
 
     assert_one_line_error(outdial("db", "upgrade", env=env, cwd=tmp_path),
                           "OUTDIAL_TOKEN_LIFETIME_SECONDS", "a week")
+
+
+def test_settings_that_disagree_are_named_and_no_secret_is_echoed(tmp_path: Path) -> None:
+    # Checked before any connection: no server needs to be there.
+    env = clean_environment(OUTDIAL_ENGINE_LEASE_SECONDS="6",
+                            OUTDIAL_DATABASE_URL="postgresql://outdial@127.0.0.1:9/outdial",
+                            OUTDIAL_SECRET_KEY="a-signing-key-nobody-may-read-0123456789")
+
+    said = assert_one_line_error(
+        outdial("db", "upgrade", env=env, cwd=tmp_path), "OUTDIAL_MAX_CLOCK_OFFSET_SECONDS (5)",
+        "under a third of OUTDIAL_ENGINE_LEASE_SECONDS (6)")
+    assert "nobody-may-read" not in said and said.startswith("error: OUTDIAL_MAX_CLOCK")
+    # SQLite compares no clocks: the same leases are fine there.
+    on_sqlite = {**env, "OUTDIAL_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/outdial.db"}
+    assert outdial("db", "upgrade", env=on_sqlite, cwd=tmp_path).returncode == 0
 
 
 # --- every server-side command says which database it used ----------------------------------------
@@ -402,3 +419,71 @@ def test_agent_delete_ends_its_access(tenant: tuple[dict[str, str], str, Path]) 
         assert connection.execute(
             "SELECT tm_delete IS NOT NULL FROM agents WHERE username = 'leaver'").fetchone() == (1,)
     assert again.returncode == 1 and "no agent is named 'leaver'" in again.stderr
+
+
+def test_agent_password_changes_it_and_says_what_it_ends(
+    tenant: tuple[dict[str, str], str, Path]
+) -> None:
+    env, customer, database = tenant
+    assert outdial("agent", "create", "--customer", customer, "--username", "rotator",
+                   "--password-stdin", env=env, stdin="rotator-pw-1\n").returncode == 0
+
+    changed = outdial("agent", "password", "rotator", "--password-stdin", env=env,
+                      stdin="rotator-pw-2\n")
+    too_short = outdial("agent", "password", "rotator", "--password-stdin", env=env,
+                        stdin="short\n")
+    nobody = outdial("agent", "password", "nobody", "--password-stdin", env=env,
+                     stdin="long-enough-1\n")
+
+    assert changed.returncode == 0, changed.stderr
+    assert "login tokens it was issued no longer work" in changed.stderr
+    assert PasswordHasher().verify(stored_hash(database, "rotator"), "rotator-pw-2")
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT token_generation FROM agents "
+                                  "WHERE username = 'rotator'").fetchone() == (1,)
+    for result, said in [(too_short, "error: password: must be at least 8 characters long"),
+                         (nobody, "error: no agent is named 'nobody'")]:
+        # After the line naming the database, one line says what is wrong.
+        assert result.returncode == 1 and result.stderr.splitlines()[1:] == [said], result.stderr
+    assert PasswordHasher().verify(stored_hash(database, "rotator"), "rotator-pw-2")
+
+
+def test_agent_names_are_printed_as_written_not_as_markup(
+    tenant: tuple[dict[str, str], str, Path]
+) -> None:
+    env, customer, database = tenant
+    name = "x[/] [bold]y"  # markup to a terminal library, a name to us
+    created = outdial("agent", "create", "--customer", customer, "--username", name,
+                      "--password-stdin", env=env, stdin="markup-pw-1\n")
+    changed = outdial("agent", "password", name, "--password-stdin", env=env,
+                      stdin="markup-pw-2\n")
+    deleted = outdial("agent", "delete", name, env=env)
+
+    assert created.returncode == 0, created.stderr
+    assert changed.returncode == 0, changed.stderr
+    assert f"changed the password of agent {name} (" in changed.stderr
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"deleted agent {name} (" in deleted.stderr
+
+
+def test_a_password_piped_in_another_encoding_is_one_line(
+    tenant: tuple[dict[str, str], str, Path]
+) -> None:
+    env, customer, database = tenant
+    assert outdial("agent", "create", "--customer", customer, "--username", "latin",
+                   "--password-stdin", env=env, stdin="latin-pw-1\n").returncode == 0
+
+    result = subprocess.run(  # "pässwort1" in Latin-1: not UTF-8
+        [OUTDIAL, "agent", "password", "latin", "--password-stdin"], env=env,
+        input="pässwort1\n".encode("latin-1"), capture_output=True, timeout=120, check=False,
+        start_new_session=True)
+
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    (line,) = [line for line in stderr.splitlines() if line.strip()]
+    assert line.startswith("error: Invalid value for password: not UTF-8 text;"), stderr
+    assert "(iconv -t UTF-8)" in line
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT token_generation FROM agents "
+                                  "WHERE username = 'latin'").fetchone() == (0,)
+    assert PasswordHasher().verify(stored_hash(database, "latin"), "latin-pw-1")

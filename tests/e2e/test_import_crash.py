@@ -52,7 +52,8 @@ class Server:
                     "OUTDIAL_ADMIN_PASSWORD": ADMIN["password"],
                     "OUTDIAL_SECRET_KEY": "e2e-signing-key-that-is-long-enough-for-hs256",
                     # Short, so that a killed server's job is failed within the test.
-                    "OUTDIAL_IMPORT_LEASE_SECONDS": str(LEASE_SECONDS)}
+                    "OUTDIAL_IMPORT_LEASE_SECONDS": str(LEASE_SECONDS),
+                    "OUTDIAL_MAX_CLOCK_OFFSET_SECONDS": str(LEASE_SECONDS / 4)}
         self.log = open(tmp_path / "server.log", "ab")  # noqa: SIM115
         self.process: subprocess.Popen[bytes] | None = None
 

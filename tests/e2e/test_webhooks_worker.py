@@ -76,6 +76,7 @@ async def test_killed_worker_delivery_is_sent_after_its_lease_once_more(
         "OUTDIAL_CHANNEL_SECRET_KEY": CHANNEL_KEY,
         "OUTDIAL_WEBHOOKS_ALLOW_PRIVATE_NETWORKS": "true",
         "OUTDIAL_WEBHOOKS_LEASE_SECONDS": str(LEASE_SECONDS),
+        "OUTDIAL_MAX_CLOCK_OFFSET_SECONDS": str(LEASE_SECONDS / 4),
         "OUTDIAL_WEBHOOKS_POLL_SECONDS": "0.05",
     }
     with open(tmp_path / "worker.log", "wb") as log:

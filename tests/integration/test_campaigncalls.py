@@ -20,6 +20,7 @@ CAMPAIGNCALL_FIELDS = [
     "source", "destination", "destination_index", "try_count", "tm_create", "tm_update",
     "tm_delete", "outcome", "tm_end", "channel_id", "channel_type", "sip_code", "sip_reason",
     "hangup_by", "digits", "smtp_code", "smtp_reply", "message_id",
+    "outcome_detail",
 ]
 NEVER = "9999-01-01 00:00:00.000000"
 

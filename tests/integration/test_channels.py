@@ -263,6 +263,31 @@ async def test_channel_in_use_by_a_running_campaign_cannot_be_deleted(api: Api) 
      "actions.0.option.content", "template syntax error"),
     ([{"type": "email_send", "option": {"subject": "Hi"}}], "actions.0.option.content",
      "must not be empty"),
+    # What would make rendering take the server's time or memory: refused, said what.
+    ([{"type": "email_send", "option": {"subject": "Hi", "content": (
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}")}}],
+     "actions.0.option.content", "{% for %} is not supported in message templates"),
+    ([{"type": "email_send", "option": {"subject": "{{ 'x' * 200000000 }}", "content": "x"}}],
+     "actions.0.option.subject", "* is not supported"),
+    ([{"type": "email_send", "option": {"subject": "Hi", "content": "{{ lipsum(10**8) }}"}}],
+     "actions.0.option.content", "a call () is not supported"),
+    ([{"type": "email_send", "option": {"subject": "Hi", "content": "{{ name|center(10**9) }}"}}],
+     "actions.0.option.content", "the filter 'center' is not supported"),
+    ([{"type": "email_send", "option": {"subject": "Hi", "content": "{{ name.__class__ }}"}}],
+     "actions.0.option.content", "an attribute (.) is not supported"),
+    ([{"type": "email_send", "option": {"subject": "Hi", "content": "{{ name|safe }}"}}],
+     "actions.0.option.content", "the filter 'safe' is not supported"),
+    ([{"type": "email_send", "option": {"subject": "Hi", "content": "{{ name is nosuchtest }}"}}],
+     "actions.0.option.content", "the test 'nosuchtest' is not supported"),
+    # A message of many copies of a field: bounded by the uses of placeholders, and before
+    # any parse by the length of the template and of its tags.
+    ([{"type": "email_send", "option": {"subject": "Hi", "content": (
+        "{{ data" + "~data" * 400 + " }}")}}],
+     "actions.0.option.content", "uses its placeholders 401 times; at most 200"),
+    ([{"type": "email_send", "option": {"subject": "Hi", "content": (
+        "{{ data" + "~data" * 13000 + " }}")}}],
+     "actions.0.option.content", "tags hold 65010 characters; at most 8192"),
+
     ([{"type": "email_send", "option": {"subject": 1, "content": "x"}}],
      "actions.0.option.subject", "must be a string"),
 ])
@@ -309,3 +334,30 @@ async def test_check_of_a_password_the_key_cannot_read_says_so(api: Api, app: An
         row.password_encrypted = SecretBox("another key").encrypt("x")
     answer = (await api.post(f"/v1.0/channels/{channel['id']}/check")).json()
     assert answer["ok"] is False and "OUTDIAL_CHANNEL_SECRET_KEY" in answer["detail"]
+
+
+async def test_a_check_never_takes_the_fixed_local_port_calls_hold(
+    api: Api, tmp_path: Path
+) -> None:
+    """The trunk's local_port is the engines' (their calls and registration hold it): a check
+    talks from a port of its own, so it works while the port is in use and takes nothing
+    from the calls."""
+    import socket
+
+    from tests.sip.sipp import free_port
+
+    local = free_port()
+    engines_port = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # as a dialer holds it
+    engines_port.bind(("0.0.0.0", local))
+    try:
+        async with Sipp("options.xml", tmp_path) as sipp:
+            trunk = await create(api, {"type": "sip", "settings": {
+                "host": "127.0.0.1", "port": sipp.port, "local_port": local,
+                "public_port": local}})
+            answer = (await api.post(f"/v1.0/channels/{trunk['id']}/check")).json()
+            assert await sipp.finished() == 0, sipp.explain()
+    finally:
+        engines_port.close()
+    assert answer == {"ok": True, "detail": "OPTIONS answered 200 OK"}
+    options = sipp.messages()
+    assert f":{local};" not in options and f":{local}>" not in options  # announced its own

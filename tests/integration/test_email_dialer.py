@@ -5,8 +5,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from outdial.channels.schemas import SmtpSettings, parse_settings
-from outdial.dialers import Attempt, Outcome, OutcomeKind
+from outdial.dialers import Attempt, DialerError, Outcome, OutcomeKind
 from outdial.dialers.email import EmailDialer
 from tests.smtp_support import Relay, start_relay
 
@@ -113,6 +115,62 @@ async def test_html_content_goes_out_with_a_text_part_and_escaped_placeholders(
     markup = message.get_body(("html",)).get_content()
     assert text == "Hello <Bob & Co>\n\nSee you\n"
     assert "<b>&lt;Bob &amp; Co&gt;</b>" in markup
+
+
+async def test_what_a_template_may_use_renders(relay: Relay) -> None:
+    action = {"type": "email_send", "option": {
+        "subject": "{{ name|upper }}{% if detail in ('gold member', 'platinum') %} (gold)"
+                   "{% endif %}{{ '!'|truncate(length=4, end='') }}",
+        "content": "{{ target_name|default('customer')|title ~ ', ' ~ data|truncate(4, True, '', 0) }}"
+                   "{% if not outdial_data %}-{% elif data|length > 3 %}+{% else %}?{% endif %}"}}
+    outcome = await dial_once(relay, attempt_to("alice@example.org", actions=[action]))
+
+    assert outcome.kind is OutcomeKind.ANSWERED
+    message = relay.handler.received[0].message
+    assert message["Subject"] == "ALICE (gold)!"
+    assert message.get_content() == "Alice Liddell, A-10+"
+
+
+async def test_a_template_that_fails_on_one_targets_data_says_why(relay: Relay) -> None:
+    """It saved fine ({{ data|int + 1 }} is a sum), but this target's data is no number: the
+    attempt fails, and the reason is said (it is kept on the campaigncall)."""
+    action = {"type": "email_send", "option": {"subject": "Hi", "content": "{{ data|int + 'x' }}"}}
+    with pytest.raises(DialerError, match="the message template failed: unsupported operand"):
+        await dial_once(relay, attempt_to("alice@example.org", actions=[action]))
+    assert relay.handler.received == []  # the engine records it failed, with these words
+
+
+async def test_a_message_past_its_bound_is_not_built(relay: Relay) -> None:
+    """Two hundred uses of a 65,536-character field would make a 13 MB message: rendering
+    stops past 1 MiB, and the attempt fails saying so."""
+    action = {"type": "email_send", "option": {"subject": "Hi", "content": "{{ data }}" * 100}}
+    with pytest.raises(DialerError, match="the message would be longer than 1048576 characters"):
+        await dial_once(relay, attempt_to("alice@example.org", actions=[action],
+                                          target_data="x" * 65536))
+    assert relay.handler.received == []
+
+
+async def test_a_display_name_stored_with_a_line_break_stays_in_its_header(relay: Relay) -> None:
+    """The API refuses a line break in a display name; one stored before it did is made one
+    line, so that it cannot end the header (and put To, Subject or a Bcc: into the body)."""
+    attempt = attempt_to("alice@example.org")
+    attempt = Attempt(**{**attempt.__dict__, "destination": email_to(
+        "alice@example.org", "Ann\r\nBcc: evil@example.net")})
+    stored = parse_settings("smtp", relay.channel_settings())
+    assert isinstance(stored, SmtpSettings)
+    dialer = EmailDialer(stored.model_copy(update={"from_name": "Ops Team\nSales"}),
+                         relay.channel_settings()["password"])
+    try:
+        outcome = await dialer.dial(attempt)
+    finally:
+        await dialer.aclose()
+
+    assert outcome.kind is OutcomeKind.ANSWERED
+    [received] = relay.handler.received
+    assert received.message["To"] == '"Ann Bcc: evil@example.net" <alice@example.org>'
+    assert received.message["From"] == "Ops Team Sales <campaigns@example.com>"
+    assert received.message["Subject"] == "Hello Alice, about the spring offer"
+    assert received.recipients == ["alice@example.org"]
 
 
 async def test_sender_is_the_outplans_source_when_it_is_an_email(relay: Relay) -> None:

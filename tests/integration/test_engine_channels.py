@@ -3,6 +3,7 @@ destination type, channels pace across campaigns and workers, and email campaign
 end to end against a real relay."""
 
 import asyncio
+import dataclasses
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from outdial.models.base import NIL_UUID
 from tests.engine_support import (
     HangingDialer,
     Scenario,
+    eventually,
     make_campaign,
     run_round,
     scripted_dialer,
@@ -184,6 +186,42 @@ async def test_a_channels_dialer_is_built_once_and_rebuilt_when_the_channel_chan
     await run_round(engine)
     assert [c.revision for c in builders["built"]] == [1, 2]
     assert builders["built"][1].settings.max_calls == 5
+
+
+async def test_why_an_attempt_ended_is_kept_readable_and_bounded(
+    database: Database, clock: FakeClock
+) -> None:
+    """A trunk chooses its reason phrase and the Contact of its redirect: a NUL (which
+    PostgreSQL cannot store), other controls, a lone surrogate or any length must not keep
+    the outcome from being written, nor be read back otherwise than said here."""
+    scenario = await make_campaign(database, clock, targets=[[tel("+15550000001")]])
+    await add_channel(scenario, "sip", SIP_SETTINGS, slot="sip_channel_id")
+    contact = "<sip:elsewhere@example.net>" + "x" * 5000
+    trunk = MockDialer(lambda _: Outcome(
+        OutcomeKind.FAILED, sip_code=302, sip_reason="Moved\x00Temporarily\r\n\ud800",
+        detail=f"redirected to {contact} (not followed)"))
+    await run_round(engine_with(database, clock, builders_of(sip=trunk)))
+
+    [call] = await scenario.calls()
+    assert call.outcome == "failed" and call.sip_code == 302
+    assert call.sip_reason == "Moved Temporarily  ?"
+    assert call.outcome_detail.startswith("redirected to <sip:elsewhere@example.net>xxx")
+    assert len(call.outcome_detail) == repo.REPORT_CHARS
+
+
+async def test_an_attempt_reaped_after_its_engine_died_says_so(
+    database: Database, clock: FakeClock
+) -> None:
+    scenario = await make_campaign(database, clock, targets=[[tel("+15550000001")]])
+    dead = Engine(database, HangingDialer(), clock, EngineConfig(lease_seconds=5))
+    assert await dead.step() == 1
+    clock.advance(10)
+    reaper = Engine(database, scripted_dialer(), clock, EngineConfig())
+    assert await reaper.reap_if_due() == 1
+    for task in dead._tasks.values():  # the dead engine's dial, never to be written down
+        task.cancel()
+    [call] = await scenario.calls()
+    assert call.outcome == "failed" and "its lease ran out" in call.outcome_detail
 
 
 async def calls_in_flight(database: Database, channel_id: uuid.UUID) -> int:
@@ -359,8 +397,277 @@ async def test_a_replaced_dialer_is_closed_once_its_last_attempt_ends(
         async with dialers.use(channel_id, 2) as second:
             assert second is not first and not made[0].closed  # still in use by a call
         assert not made[1].closed
-    assert made[0].closed and not made[1].closed
+    await eventually(lambda: made[0].closed)  # closed in a task of its own, once unused
+    assert not made[1].closed
     async with dialers.use(channel_id, 2) as again:
         assert again is made[1] and len(made) == 2
     await dialers.aclose()
     assert made[1].closed
+
+
+async def test_the_last_attempt_on_a_replaced_dialer_ends_without_waiting_for_its_close(
+    database: Database, clock: FakeClock
+) -> None:
+    """Closing a replaced SIP dialer may take the registrar's time (an un-REGISTER). The last
+    attempt on it is not kept waiting meanwhile: its dial_timeout would otherwise replace the
+    outcome it had (busy, a wrong number) with no_answer."""
+    scenario = await make_campaign(database, clock)
+    channel_id = await add_channel(scenario, "sip", SIP_SETTINGS)
+    let_close = asyncio.Event()
+
+    class SlowToClose(ClosingDialer):
+        async def aclose(self) -> None:
+            await let_close.wait()
+            self.closed = True
+
+    made: list[SlowToClose] = []
+
+    def build(config: ChannelConfig, clock: Clock) -> Dialer:
+        made.append(SlowToClose())
+        return made[-1]
+
+    dialers = ChannelDialers(database, BOX, clock, {"sip": build})
+
+    async def last_attempt_on_the_old_settings() -> None:
+        async with dialers.use(channel_id, 1):
+            await scenario.update(Channel, channel_id, revision=2)
+            async with dialers.use(channel_id, 2):
+                pass
+
+    ended = asyncio.ensure_future(last_attempt_on_the_old_settings())
+    await eventually(ended.done)
+    await ended
+    assert not made[0].closed  # still closing, apart from the attempt
+    let_close.set()
+    await dialers.aclose()  # waits for every closing under way
+    assert made[0].closed and made[1].closed
+
+
+async def test_a_trunk_on_a_fixed_local_port_edited_mid_call_waits_for_the_port(
+    database: Database, clock: FakeClock, tmp_path
+) -> None:
+    """A SIP channel bound to a fixed local_port is edited while a call talks: the old
+    settings' dialer keeps the port until that call ends. Calls on the new settings wait for
+    it (and go out with them) instead of failing to bind; one stopped while it waits fails,
+    saying why."""
+    from outdial.channels.dialing import sip_trunk
+    from outdial.dialers.sip import SipDialer
+    from tests.sip.attempts import make_attempt
+    from tests.sip.sipp import Sipp, free_port
+
+    scenario = await make_campaign(database, clock)
+    async with Sipp("answer.xml", tmp_path, calls=2) as sipp:
+        settings = {**SIP_SETTINGS, "port": sipp.port, "local_port": free_port(),
+                    "caller_id": "+14155550100"}
+        channel_id = await add_channel(scenario, "sip", settings)
+        dialers = ChannelDialers(database, BOX, clock,
+                                 {"sip": lambda config, clock: SipDialer(sip_trunk(config))})
+        talking = asyncio.Event()
+        first, _ = make_attempt(actions=[{"type": "sleep", "option": {"duration": 1500}}])
+        first = dataclasses.replace(first, answered=talking.set)
+
+        async def call(attempt, revision: int) -> Outcome:
+            async with dialers.use(channel_id, revision) as dialer:
+                return await dialer.dial(attempt)
+
+        on_old = asyncio.ensure_future(call(first, 1))
+        await asyncio.wait_for(talking.wait(), 10)
+        await scenario.update(Channel, channel_id, revision=2,
+                              settings={**settings, "caller_id": "+14155550199"})
+        stopped, _ = make_attempt()
+        waiting = asyncio.ensure_future(call(stopped, 2))
+        for _ in range(1000):  # until the new settings' dialer is built and held by it
+            held = dialers._held.get(channel_id)
+            if held is not None and held.revision == 2 and held.users == 1:
+                break  # from there, the attempt runs into the wait with no pause between
+            await asyncio.sleep(0.01)
+        waiting.cancel()  # its dial_timeout, as the engine stops it
+        told = await waiting
+        assert told.kind is OutcomeKind.FAILED and "still held" in told.detail
+        second, second_answered = make_attempt()
+        on_new = asyncio.ensure_future(call(second, 2))
+        old_outcome = await asyncio.wait_for(on_old, 20)
+        new_outcome = await asyncio.wait_for(on_new, 20)
+        await dialers.aclose()
+        assert await sipp.finished() == 0, sipp.explain()
+    assert old_outcome.kind is OutcomeKind.ANSWERED and old_outcome.talk_ms >= 1400
+    assert new_outcome.kind is OutcomeKind.ANSWERED and second_answered
+    invites = [block for block in sipp.messages().split("\n\n") if block.lstrip().startswith(
+        "INVITE ") or "\nINVITE " in block]
+    froms = " ".join(invites)
+    assert "+14155550100" in froms and "+14155550199" in froms
+
+
+async def test_every_edit_while_the_port_is_held_waits_for_its_holder(
+    database: Database, clock: FakeClock
+) -> None:
+    """Edited twice while a call on the first settings holds the fixed port: the third
+    settings' dialer waits for that first one too, not only for the second (which never
+    bound it)."""
+    from outdial.channels.dialing import sip_trunk
+    from outdial.dialers.sip import SipDialer
+    from tests.sip.sipp import free_port
+
+    scenario = await make_campaign(database, clock)
+    settings = {**SIP_SETTINGS, "port": free_port(), "local_port": free_port()}
+    channel_id = await add_channel(scenario, "sip", settings)
+    dialers = ChannelDialers(database, BOX, clock,
+                             {"sip": lambda config, clock: SipDialer(sip_trunk(config))})
+    talking, hang_up = asyncio.Event(), asyncio.Event()
+
+    async def call_on_the_first_settings() -> None:
+        async with dialers.use(channel_id, 1) as first:
+            await first.start()  # the port is bound
+            talking.set()
+            await hang_up.wait()
+
+    call = asyncio.ensure_future(call_on_the_first_settings())
+    await asyncio.wait_for(talking.wait(), 10)
+    for revision in (2, 3):
+        await scenario.update(Channel, channel_id, revision=revision,
+                              settings={**settings, "caller_id": f"+1415555010{revision}"})
+        async with dialers.use(channel_id, revision) as dialer:
+            assert isinstance(dialer, SipDialer)
+            assert dialer.port_held_by_predecessor, revision
+    hang_up.set()
+    await asyncio.wait_for(call, 10)
+    async with dialers.use(channel_id, 3) as third:
+        assert isinstance(third, SipDialer) and not third.port_held_by_predecessor
+        await third.start()  # the port is free: it binds
+    await dialers.aclose()
+
+
+async def test_an_idle_replaced_dialer_is_waited_for_while_it_unregisters(
+    database: Database, clock: FakeClock, tmp_path
+) -> None:
+    """A channel edited while no call runs: its old dialer closes at once, but unregistering
+    takes the registrar's time, with the fixed port still bound. Attempts on the new settings
+    in the meantime wait for it, instead of failing to bind."""
+    from outdial.channels.dialing import sip_trunk
+    from outdial.dialers.sip import SipDialer
+    from tests.sip.sipp import Sipp, free_port
+
+    async with Sipp("register_slow_unregister.xml", tmp_path) as sipp:
+        scenario = await make_campaign(database, clock)
+        settings = {**SIP_SETTINGS, "port": sipp.port, "local_port": free_port(),
+                    "register": True}
+        channel_id = await add_channel(scenario, "sip", settings)
+        dialers = ChannelDialers(database, BOX, clock,
+                                 {"sip": lambda config, clock: SipDialer(sip_trunk(config))})
+        try:
+            async with dialers.use(channel_id, 1) as first:
+                await asyncio.wait_for(first.start(), 10)  # registered, the port bound
+            await scenario.update(Channel, channel_id, revision=2,
+                                  settings={**settings, "register": False})
+
+            async def attempt() -> None:
+                async with dialers.use(channel_id, 2) as dialer:
+                    await asyncio.wait_for(dialer.start(), 10)  # binds the fixed port
+
+            await asyncio.gather(attempt(), attempt())
+        finally:
+            await dialers.aclose()
+        assert await sipp.finished() == 0, sipp.explain()
+
+
+def port_is_bound(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+async def test_a_replaced_dialer_stopped_while_it_registers_lets_its_port_go(
+    database: Database, clock: FakeClock
+) -> None:
+    """The old settings' dialer bound the fixed port and waits for a registrar that does not
+    answer; its attempt is stopped (dial_timeout). Closing it stops its registration too, so
+    the port goes to the new settings' dialer instead of staying bound for good."""
+    import socket
+
+    from outdial.channels.dialing import sip_trunk
+    from outdial.dialers.sip import SipDialer
+    from tests.sip.sipp import free_port
+
+    registrar = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # reads, never answers
+    registrar.bind(("127.0.0.1", 0))
+    registrar.setblocking(False)
+    scenario = await make_campaign(database, clock)
+    local = free_port()
+    settings = {**SIP_SETTINGS, "port": registrar.getsockname()[1], "local_port": local,
+                "register": True}
+    channel_id = await add_channel(scenario, "sip", settings)
+    dialers = ChannelDialers(database, BOX, clock,
+                             {"sip": lambda config, clock: SipDialer(sip_trunk(config))})
+
+    async def start(revision: int) -> None:
+        async with dialers.use(channel_id, revision) as dialer:
+            await dialer.start()
+
+    try:
+        old = asyncio.ensure_future(start(1))
+        register = await asyncio.wait_for(
+            asyncio.get_running_loop().sock_recv(registrar, 65535), 10)
+        assert register.startswith(b"REGISTER ")  # sent from the bound fixed port
+        await scenario.update(Channel, channel_id, revision=2,
+                              settings={**settings, "register": False})
+        new = asyncio.ensure_future(start(2))  # waits for the old dialer's port
+        for _ in range(1000):  # until the new dialer is built and follows the old one
+            held = dialers._held.get(channel_id)
+            if held is not None and held.revision == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert not new.done()
+        old.cancel()  # its dial_timeout
+        await asyncio.gather(old, return_exceptions=True)
+        await asyncio.wait_for(new, 10)  # bound the port: no "Address already in use"
+    finally:
+        await dialers.aclose()
+        registrar.close()
+    assert not port_is_bound(local)
+
+
+async def test_an_attempt_stopped_while_the_old_dialer_unregisters_does_not_keep_the_port(
+    database: Database, clock: FakeClock, tmp_path
+) -> None:
+    """The first attempt on new settings closes the idle old dialer, which takes the
+    registrar's time to unregister; the attempt is stopped meanwhile. The closing goes on,
+    and lets the port go: later attempts bind it."""
+    from outdial.channels.dialing import sip_trunk
+    from outdial.dialers.sip import SipDialer
+    from tests.sip.sipp import Sipp, free_port
+
+    async with Sipp("register_slow_unregister.xml", tmp_path) as sipp:
+        scenario = await make_campaign(database, clock)
+        local = free_port()
+        settings = {**SIP_SETTINGS, "port": sipp.port, "local_port": local, "register": True}
+        channel_id = await add_channel(scenario, "sip", settings)
+        dialers = ChannelDialers(database, BOX, clock,
+                                 {"sip": lambda config, clock: SipDialer(sip_trunk(config))})
+
+        async def start(revision: int) -> None:
+            async with dialers.use(channel_id, revision) as dialer:
+                await asyncio.wait_for(dialer.start(), 10)
+
+        try:
+            await start(1)  # registered, the port bound
+            await scenario.update(Channel, channel_id, revision=2,
+                                  settings={**settings, "register": False})
+            stopped = asyncio.ensure_future(start(2))
+            for _ in range(1000):  # until the old dialer is closing (unregistering)
+                held = dialers._held.get(channel_id)
+                if held is not None and held.revision == 2:
+                    break
+                await asyncio.sleep(0.01)
+            stopped.cancel()  # its dial_timeout
+            await asyncio.gather(stopped, return_exceptions=True)
+            await start(2)  # waits for the closing, then binds
+            await start(2)
+        finally:
+            await dialers.aclose()
+        assert await sipp.finished() == 0, sipp.explain()
+    assert not port_is_bound(local)

@@ -1,7 +1,10 @@
 """engine.md §2: pacing, dial_timeout, leases, stop/stopping, end_handle, failures, shutdown."""
 
 import asyncio
+import contextlib
 import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -283,6 +286,67 @@ async def test_a_worker_that_cannot_renew_hangs_up_before_another_may_take_over(
     assert (call.status, call.outcome) == ("done", "failed")
 
 
+@contextlib.asynccontextmanager
+async def heartbeats_on_a_silent_network(engine: Any, monkeypatch: Any) -> AsyncIterator[None]:
+    """The engine's heartbeat task running while the database never answers a renewal (no
+    error, no answer: a network gone silent); stopped, and the renewal let go, at the end."""
+    silent = asyncio.Event()
+
+    async def no_answer(*_: object, **__: object) -> set:
+        await silent.wait()
+        return set()
+
+    monkeypatch.setattr(repository, "renew_leases", no_answer)
+    stop = asyncio.Event()
+    beats = asyncio.create_task(engine._heartbeats(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        silent.set()
+        await beats
+
+
+async def test_a_renewal_that_never_answers_is_given_up_and_the_call_hung_up_in_time(
+    database, clock, monkeypatch, caplog
+) -> None:
+    """The network to the database goes silent under a renewal (no error, no answer): the
+    renewal is given up at its timeout, and the call is hung up before its lease can end for
+    another worker — not kept going while that one dials the person again."""
+    scenario = await make_campaign(database, clock, targets=[[A]], dial_timeout=600000)
+    cut_off = make_engine(database, HangingDialer(), clock, lease_seconds=30,
+                          renewal_timeout=0.05)
+    await cut_off.step()
+    [call] = await scenario.calls()
+    async with heartbeats_on_a_silent_network(cut_off, monkeypatch):
+        while cut_off.in_flight:
+            assert clock.now() < call.tm_lease_expire  # no other worker could take it yet
+            # The call's dial_timeout, and the heartbeat's next look.
+            await eventually(lambda: len(clock.deadlines()) == 2 or not cut_off.in_flight)
+            if cut_off.in_flight:
+                clock.advance((clock.deadlines()[0] - clock.now()).total_seconds())
+        given_up = [r for r in caplog.records if "no answer within" in r.getMessage()]
+        assert given_up  # the renewal was tried, and given up at its timeout
+    await cut_off.wait_dials()
+
+
+async def test_a_worker_woken_past_its_leases_hangs_up_before_it_tries_to_renew(
+    database, clock, monkeypatch
+) -> None:
+    """Frozen (SIGSTOP, a starved machine) past its leases: another worker may have taken the
+    attempts over already, so on waking the calls end at once — not after a renewal that may
+    take its whole timeout."""
+    await make_campaign(database, clock, targets=[[A]], dial_timeout=600000)
+    frozen = make_engine(database, HangingDialer(), clock, lease_seconds=6,
+                         renewal_timeout=600)  # were it waited for, eventually() would fail
+    await frozen.step()
+    async with heartbeats_on_a_silent_network(frozen, monkeypatch):
+        await eventually(lambda: len(clock.deadlines()) == 2)  # the heartbeat's first look
+        clock.advance(8)  # woken 2 s past the leases
+        await eventually(lambda: frozen.in_flight == 0)
+    await frozen.wait_dials()
+
+
 # -- stop, stopping, end_handle ------------------------------------------------------------------
 
 
@@ -456,16 +520,16 @@ async def test_shutdown_cancels_attempts_still_running_after_the_grace_period(
         max_try_counts=(2, 0, 0, 0, 0),
         dial_timeout=600000,
     )
-    engine = make_engine(database, HangingDialer(), clock, shutdown_grace_seconds=10)
+    # The grace period differs from every other wait of the engine (heartbeats: 10 s), so
+    # its deadline tells when the engine has reached it.
+    engine = make_engine(database, HangingDialer(), clock, shutdown_grace_seconds=7)
     stop = asyncio.Event()
     running = asyncio.create_task(engine.run(stop))
     await eventually(lambda: engine.in_flight == 1)
     stop.set()
-    for _ in range(500):  # the engine reaches its grace-period wait after its current round
-        await advance(clock, 10)
-        if running.done():
-            break
-        await asyncio.sleep(0.01)
+    grace_ends = clock.now() + dt.timedelta(seconds=7)
+    await eventually(lambda: grace_ends in clock.deadlines())
+    clock.advance(7)
     await asyncio.wait_for(running, 5)
     [call] = await scenario.calls()
     assert (call.status, call.result, call.outcome) == ("done", "fail", "canceled")

@@ -22,7 +22,7 @@ LOOK_TIMEOUT = 10.0
 async def _sleeping(clock: FakeClock, request: asyncio.Task[Any], sleepers: int) -> None:
     """Until the stream has finished its look and sleeps on the clock again (or has ended)."""
     async with asyncio.timeout(LOOK_TIMEOUT):
-        while not request.done() and len(clock._sleepers) < sleepers:
+        while not request.done() and len(clock.deadlines()) < sleepers:
             await asyncio.sleep(0.001)
 
 
@@ -32,7 +32,7 @@ class Stream:
     def __init__(self, api: Api, app: Any, clock: FakeClock, credential: str) -> None:
         self.app, self.clock = app, clock
         self.poll = app.state.settings.events_poll_seconds
-        self.sleepers = len(clock._sleepers) + 1  # the app's own, and the stream's
+        self.sleepers = len(clock.deadlines()) + 1  # the app's own, and the stream's
         self.request = asyncio.create_task(api.get("/v1.0/events/stream", token=credential))
 
     async def start(self) -> None:

@@ -2,6 +2,7 @@
 new ones, a chunk whose process died is checked again, and an import that cannot be checked
 fails whole, with a clear error."""
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,32 @@ async def test_rows_no_process_can_check_fail_the_import_whole(
     assert [job["status"] for job in jobs] == ["failed"]
     monkeypatch.setattr(service, "check_chunk", check_chunk)
     assert (await upload(api, outdial, rows(4), CSV)).json()["rows_imported"] == 4
+
+
+async def test_two_imports_whose_pool_breaks_at_once_both_finish(
+    api: Api, app: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Both imports' chunks wait on the one checking process when it dies: both see the pool
+    broken. The first to notice replaces it; the other must not shut the new one down under
+    it (nor make a third), and both retry their chunk on it."""
+    monkeypatch.setenv(MARK, str(tmp_path / "mark"))
+    monkeypatch.setattr(service, "check_chunk", dies_once)
+    pools: list[Any] = []
+
+    class CountedPool(service.ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    monkeypatch.setattr(service, "ProcessPoolExecutor", CountedPool)
+    first, second = await new_outdial(api), await new_outdial(api)
+
+    responses = await asyncio.gather(upload(api, first, rows(4), CSV),
+                                     upload(api, second, rows(6), CSV))
+
+    assert (tmp_path / "mark").read_text() == "died"
+    assert [r.json()["status"] for r in responses] == ["done", "done"], responses[1].text
+    assert [r.json()["rows_imported"] for r in responses] == [4, 6]
+    assert (len(await all_targets(api, first)), len(await all_targets(api, second))) == (4, 6)
+    assert len(pools) == 2 and app.state.imports._pool is pools[1]  # one replacement
+    assert len(pools[1]._processes) == 1

@@ -78,7 +78,8 @@ def files():
 
 @pytest.fixture
 async def sources(tmp_path: Path):
-    made = AudioSources(cache_dir=tmp_path / "audio")
+    # The files below are served on loopback, which `play` refuses unless allowed.
+    made = AudioSources(cache_dir=tmp_path / "audio", allow_private_networks=True)
     yield made
     await made.aclose()
 
@@ -186,13 +187,13 @@ async def test_files_are_decoded_to_8_khz_mono(files: Files, sources: AudioSourc
 async def test_a_file_is_fetched_once(files: Files, tmp_path: Path) -> None:
     files.bodies["/message.wav"] = (200, wav_file(0.5, rate=16000, channels=1))
     url = files.url("/message.wav")
-    first = AudioSources(cache_dir=tmp_path / "audio")
+    first = AudioSources(cache_dir=tmp_path / "audio", allow_private_networks=True)
     try:
         clips = await asyncio.gather(*(first.play(url) for _ in range(20)))
         assert len({id(c) for c in clips}) == 1
     finally:
         await first.aclose()
-    second = AudioSources(cache_dir=tmp_path / "audio")
+    second = AudioSources(cache_dir=tmp_path / "audio", allow_private_networks=True)
     try:
         assert (await second.play(url)).pcm == clips[0].pcm
     finally:
@@ -204,7 +205,8 @@ async def test_bad_files_say_what_is_wrong(files: Files, tmp_path: Path) -> None
     files.bodies["/text.wav"] = (200, b"<html>this is not audio</html>")
     files.bodies["/huge.wav"] = (200, wav_file(1.0))
     files.bodies["/error.wav"] = (500, b"oops")
-    sources = AudioSources(cache_dir=tmp_path / "audio", max_download_bytes=100_000)
+    sources = AudioSources(cache_dir=tmp_path / "audio", max_download_bytes=100_000,
+                           allow_private_networks=True)
     try:
         with pytest.raises(AudioError, match="answered HTTP 404"):
             await sources.play(files.url("/missing.wav"))
@@ -221,6 +223,29 @@ async def test_bad_files_say_what_is_wrong(files: Files, tmp_path: Path) -> None
         assert (await sources.play(files.url("/missing.wav"))).duration_ms == 100
     finally:
         await sources.aclose()
+
+
+async def test_a_play_url_on_the_servers_own_networks_is_refused(
+    files: Files, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A campaign's author chooses the URLs a worker fetches: by default only public addresses
+    are reached, checked at each connection (a name is resolved and judged by what it
+    resolves to), so a campaign cannot probe the server's own networks."""
+    files.bodies["/hello.wav"] = (200, wav_file(0.2))
+    # A proxy from the environment is not used: the guard could not see where it connects.
+    monkeypatch.setenv("HTTP_PROXY", files.url("/"))
+    sources = AudioSources(cache_dir=tmp_path / "audio")
+    try:
+        with pytest.raises(AudioError, match="127.0.0.1 is a loopback address; "
+                                             "OUTDIAL_PLAY_ALLOW_PRIVATE_NETWORKS=true allows it"):
+            await sources.play(files.url("/hello.wav"))
+        with pytest.raises(AudioError, match="localhost resolves to .* loopback address"):
+            await sources.play(files.url("/hello.wav").replace("127.0.0.1", "localhost"))
+        with pytest.raises(AudioError, match="169.254.169.254 is a link-local address"):
+            await sources.play("http://169.254.169.254/latest/meta-data/")
+    finally:
+        await sources.aclose()
+    assert files.hits == {}
 
 
 def test_the_cache_drops_the_least_recently_used_past_its_bound(tmp_path: Path) -> None:

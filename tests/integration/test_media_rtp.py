@@ -170,14 +170,34 @@ async def test_a_stall_sends_a_bounded_catch_up_then_skips(session: RtpSession, 
 
 async def test_symmetric_rtp_latches_to_the_first_sender(session: RtpSession, peers) -> None:
     announced, actual = await peers(), await peers()  # the SDP's address, the NAT's real one
+    session.start(answer_to(announced))
     actual.send([rtp_packet(0, 1, 0, b"\xff" * 160)], session.local_port)
     await until(lambda: session.stats.packets_received == 1)
-    session.start(answer_to(announced))
+    sent_before = len(announced.packets)  # the SDP's address, until the first packet came
     await until(lambda: len(actual.packets) >= 5)
-    announced.send(key_press(5, 800, 10), session.local_port)  # not the latched peer: ignored
+    other = await peers()
+    other.send(key_press(5, 800, 10), session.local_port)  # not the latched peer: ignored
     actual.send(key_press(7, 1600, 20), session.local_port)
     assert await asyncio.wait_for(session.next_digit(), 5) == "7"
-    assert announced.packets == []
+    assert len(announced.packets) == sent_before and other.packets == []
+
+
+async def test_early_media_from_elsewhere_does_not_decide_where_rtp_goes(
+    session: RtpSession, peers
+) -> None:
+    """RFC 3960: early media may come from another fork than the one that answers. It rings,
+    then the answer names another address: RTP goes there, and the answerer's keys are heard."""
+    early, answerer = await peers(), await peers()
+    early.send([rtp_packet(0, n, 160 * n, b"\xff" * 160) for n in range(5)], session.local_port)
+    await asyncio.sleep(0.05)  # the ringing: its packets arrive before the answer
+    session.start(answer_to(answerer))
+    early.send([rtp_packet(0, 9, 1440, b"\xff" * 160)], session.local_port)  # a straggler
+    answerer.send(key_press(3, 1600, 20), session.local_port)
+    assert await asyncio.wait_for(session.next_digit(), 5) == "3"
+    await until(lambda: len(answerer.packets) >= 5)
+    count = len(early.packets)
+    await until(lambda: len(answerer.packets) >= 10)
+    assert len(early.packets) == count  # the answer's own address settled it
 
 
 async def test_digits_pressed_during_a_beep_wait_for_digits_receive(

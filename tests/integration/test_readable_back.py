@@ -265,3 +265,36 @@ async def test_csv_json_cells_json_cannot_read_are_rejected_rows(api: Api) -> No
     assert errors[2][0] == "destination_0" and "5000 characters" in errors[2][1]
     assert errors[3][0] == "destination_0.name" and "NUL" in errors[3][1]
     assert [t["name"] for t in await all_targets(api, outdial)] == ["fine"]
+
+
+async def test_a_display_name_with_a_line_break_is_refused_by_the_api_and_imports(
+    api: Api,
+) -> None:
+    """target_name is an email's display name (To, From): a line break would end the header
+    inside it. One rule for the API and imports; a target's own name and detail may hold
+    several lines."""
+    outdial = (await new_outdial(api))["id"]
+    address = {"type": "email", "target": "ann@example.com", "target_name": "Ann\r\nBcc: x@y.z"}
+    response = await api.post(f"/v1.0/outdials/{outdial}/targets",
+                              json={"destination_0": address})
+    error = assert_error(response, 400, "INVALID_ARGUMENT")
+    assert error["message"] == ("destination_0.target_name: must be one line: no line break "
+                                "or other control character (U+000D)")
+    response = await api.post("/v1.0/outplans", json={"source": {**address,
+                                                                 "target_name": "Sales\nTeam"}})
+    assert "source.target_name: must be one line" in assert_error(
+        response, 400, "INVALID_ARGUMENT")["message"]
+    response = await api.post("/v1.0/channels", json={"type": "smtp", "name": "relay", "settings": {
+        "host": "127.0.0.1", "from_address": "news@example.com", "from_name": "Ops\tTeam"}})
+    assert "from_name" in response.text and "must be one line" in response.text
+    assert response.status_code == 400
+
+    lines = [json.dumps({"destination_0": address}).encode(),
+             json.dumps({"name": "two\nlines", "destination_0": {
+                 **address, "target_name": "Ann Smith"}}).encode()]
+    job = (await upload(api, outdial, b"\n".join(lines) + b"\n", NDJSON)).json()
+    assert (job["rows_imported"], job["rows_rejected"]) == (1, 1)
+    assert rejected(job)[1] == ("destination_0.target_name", "must be one line: no line break "
+                                "or other control character (U+000D)")
+    [target] = await all_targets(api, outdial)
+    assert target["name"] == "two\nlines" and target["destination_0"]["target_name"] == "Ann Smith"

@@ -108,7 +108,7 @@ async def test_a_writer_waits_no_longer_than_the_lock_timeout(
         await _write(databases[1], "late", [])
     took = time.perf_counter() - started
     assert busy_reason(raised.value) is not None  # answered as a 503 by the API
-    assert PATIENCE * 0.8 < took < PATIENCE + 1
+    assert took > PATIENCE * 0.8  # it waited its turn, up to the lock timeout
     release.set()
     await holder
     # The writer that gave up holds nothing: the next one goes straight in.
@@ -128,9 +128,8 @@ async def test_a_session_without_a_transaction_does_not_block_a_writer(
             # A hot route's read: one statement, no transaction.
             await reader.connection(execution_options=databases[0].no_transaction)
             assert (await reader.execute(text("SELECT 1"))).scalar() == 1
-            started = time.perf_counter()
+            # Held up by either session, the write would fail at the lock timeout.
             await _write(databases[1], "imported", [])
-            assert time.perf_counter() - started < PATIENCE
             assert opened_only.in_transaction() is False
     assert await _names(databases[0]) == ["imported"]
 
@@ -142,11 +141,11 @@ async def test_a_second_writer_in_the_task_holding_the_writer_fails_at_once(
     once (a 503 in the API), and the first transaction carries on."""
     async with databases[0].transaction() as outer:
         await outer.execute(insert(ServerSecret).values(name="outer", value="v"))
-        started = time.perf_counter()
         with pytest.raises(exc.OperationalError) as raised:
             await _write(databases[1], "inner", [])
-        assert time.perf_counter() - started < PATIENCE / 2
         assert busy_reason(raised.value) is not None
+        # Not "past the lock timeout": it did not wait.
+        assert "this task already holds the database's writer" in str(raised.value.orig)
     assert await _names(databases[0]) == ["outer"]
 
 
@@ -157,9 +156,7 @@ async def test_a_transaction_that_fails_gives_its_place_up(
         async with databases[0].transaction() as session:
             await session.execute(insert(ServerSecret).values(name="twice", value="v"))
             await session.execute(insert(ServerSecret).values(name="twice", value="v"))
-    started = time.perf_counter()
-    await _write(databases[1], "after", [])
-    assert time.perf_counter() - started < PATIENCE
+    await _write(databases[1], "after", [])  # held up, it would fail at the lock timeout
     assert await _names(databases[0]) == ["after"]
 
 
@@ -210,16 +207,13 @@ async def test_a_write_alone_commits_with_its_statement_and_reads_take_no_turn(
         assert queue.holder is None  # the turn was given up with the COMMIT
         async with databases[1].transaction() as other:  # holds the writer's turn meanwhile
             await other.execute(text("SELECT 1"))
-            started = time.perf_counter()
+            # A read waiting for the writer's turn would fail at the lock timeout.
             assert (await session.execute(select(ServerSecret.name))).scalars().all() == ["alone"]
-            assert time.perf_counter() - started < PATIENCE / 2
         # A failed write gives its turn up and leaves nothing behind.
         with pytest.raises(exc.IntegrityError):
             await session.execute(insert(ServerSecret).values(name="alone", value="again"))
         await session.rollback()
-    started = time.perf_counter()
-    await _write(databases[1], "after", [])
-    assert time.perf_counter() - started < PATIENCE
+    await _write(databases[1], "after", [])  # held up, it would fail at the lock timeout
     assert await _names(databases[0]) == ["after", "alone"]
 
 

@@ -503,7 +503,6 @@ async def test_a_claim_never_waits_for_another_customer_s_pruning(database, cloc
     """Customer Y's claim, held open, has pruned the old contacts; customer X's claim, which
     would prune the same rows, skips them instead of waiting for Y's transaction to end."""
     import asyncio
-    import time
 
     if database.is_sqlite:
         pytest.skip("SQLite has one writer at a time: two claims never overlap there")
@@ -526,15 +525,14 @@ async def test_a_claim_never_waits_for_another_customer_s_pruning(database, cloc
 
     held = asyncio.create_task(y_claim())
     await y_pruned.wait()
-    started = time.monotonic()
     try:
+        # y's transaction stays open until this claim ends: had the claim waited for a lock y
+        # holds, it would have failed at the engine's lock_timeout instead of claiming.
         claimed = await _turn(x, "x")
     finally:
         x_done.set()
         await held
     assert len(claimed) == 1
-    # The engine's lock_timeout is 3 s: the claim did not wait for it.
-    assert time.monotonic() - started < 2
 
 
 async def test_a_campaign_runs_an_outdial_only_when_they_name_each_other(database, clock) -> None:

@@ -577,30 +577,64 @@ async def test_a_run_of_new_events_is_written_once_as_it_arrives_and_its_lease_l
     assert len(ids) == 8 and ids == sorted(set(ids))
 
 
+async def spaced_run_of_three(
+    database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
+) -> tuple[uuid.UUID, Deliverer]:
+    """An endpoint whose runs are spaced by 1 s, after its first run (three events) arrived:
+    its task now waits on the clock for the spacing."""
+    webhook_id = await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
+    await add_events(database, customer_id, *["campaign_updated"] * 3)
+    deliverer = Deliverer(database, clock, BOX,
+                          DeliveryConfig(allow_private_networks=True, run_spacing_seconds=1.0))
+    assert await deliverer.step() == 1
+    for _ in range(2000):
+        if clock.deadlines() and len(receiver.received) == 3:
+            break
+        await asyncio.sleep(0.005)
+    return webhook_id, deliverer
+
+
+async def idle_moving_the_clock(deliverer: Deliverer, clock: FakeClock) -> None:
+    """Bounded: until no endpoint is sent to, moving the clock past each run's spacing."""
+    for _ in range(2000):
+        if not deliverer.busy_endpoints:
+            return
+        if clock.deadlines():
+            clock.advance(1.0)
+        await asyncio.sleep(0.005)
+
+
+async def test_an_endpoint_task_claims_no_next_run_once_the_clock_is_found_off(
+    database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
+) -> None:
+    """The follow-up claim of a running endpoint task obeys the clock guard as step() does:
+    its run is written down, the next one waits for a process whose clock agrees."""
+    webhook_id, deliverer = await spaced_run_of_three(database, clock, receiver, customer_id)
+    await add_events(database, customer_id, *["campaign_updated"] * 4)
+    deliverer.clock_guard.problem = "this machine's clock is off"  # as step() found it
+    clock.advance(1.0)
+    await asyncio.wait_for(deliverer.wait_idle(), 10)  # a next run would wait for its spacing
+    assert len(receiver.received) == 3 and not deliverer.busy_endpoints
+    assert [d.status for d in await deliveries(database, webhook_id)] == ["delivered"] * 3
+
+    deliverer.clock_guard.problem = None
+    clock.advance(1.0)  # past the endpoint's spacing
+    assert await deliverer.step() == 1  # the events the task did not take, for any process
+    await idle_moving_the_clock(deliverer, clock)  # each run, once it is spaced
+    assert len(receiver.received) == 7
+
+
 async def test_an_endpoints_next_short_run_waits_for_the_spacing_and_takes_what_came(
     database: Database, clock: FakeClock, receiver: Receiver, customer_id: uuid.UUID
 ) -> None:
     """While events keep coming, an endpoint's runs are spaced: the next is claimed once the
     spacing has passed since the last (on the clock), with every event that came meanwhile,
     by the same task, in order, each delivery written once."""
-    webhook_id = await add_webhook(database, customer_id, receiver.url, generate_secret(), clock)
-    await add_events(database, customer_id, *["campaign_updated"] * 3)
-    deliverer = Deliverer(database, clock, BOX,
-                          DeliveryConfig(allow_private_networks=True, run_spacing_seconds=1.0))
-    assert await deliverer.step() == 1
-    for _ in range(2000):  # until the run arrived and the endpoint's task waits on the clock
-        if clock._sleepers and len(receiver.received) == 3:
-            break
-        await asyncio.sleep(0.005)
+    webhook_id, deliverer = await spaced_run_of_three(database, clock, receiver, customer_id)
     await add_events(database, customer_id, *["campaign_updated"] * 4)
     assert len(receiver.received) == 3 and deliverer.busy_endpoints == 1
     clock.advance(1.0)
-    for _ in range(2000):  # the next run (and the write of the last, once it is spaced)
-        if not deliverer.busy_endpoints:
-            break
-        if clock._sleepers:
-            clock.advance(1.0)
-        await asyncio.sleep(0.005)
+    await idle_moving_the_clock(deliverer, clock)  # each run, once it is spaced
     assert not deliverer.busy_endpoints  # no other round: the same task claimed the next run
     log = await deliveries(database, webhook_id)
     assert [(d.status, d.attempts) for d in log] == [("delivered", 1)] * 7

@@ -168,6 +168,54 @@ async def test_callee_hanging_up_first_is_recorded(transport: str, sipp_dir: Pat
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_the_call_ends_when_our_bye_leaves_answered_or_not(
+    transport: str, sipp_dir: Path
+) -> None:
+    """RFC 3261 §15.1.1: the session (and its media) ends as the BYE is sent. A callee that
+    never answers it must not keep the call, its RTP and the trunk's slot for 64*T1."""
+    attempt, _ = make_attempt(actions=[{"type": "sleep", "option": {"duration": 300}}])
+    async with Sipp("bye_unanswered.xml", sipp_dir, transport=transport) as sipp:
+        dialer = SipDialer(dialer_for(sipp, transport).trunk, timer_config=TimerConfig(t1=0.1))
+        try:
+            started = time.monotonic()
+            outcome = await asyncio.wait_for(dialer.dial(attempt), 30)
+            took = time.monotonic() - started
+            assert [k[1] for k in dialer.ua.transactions] == ["BYE"]  # still waiting, apart
+        finally:
+            await dialer.aclose()  # waits for the BYE's Timer F (6.4 s here) at most
+        assert await sipp.finished() == 0, sipp.explain()
+    assert outcome.kind is OutcomeKind.ANSWERED and outcome.hangup_by is HangupBy.US
+    assert 250 <= outcome.talk_ms < 1500 and took < 3  # not 300 ms + Timer F (6.4 s)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_trunk_gone_while_ringing_leaves_no_invite_behind(
+    transport: str, sipp_dir: Path
+) -> None:
+    """The trunk rang, then went away. Over TCP the CANCEL cannot be sent: the link is gone,
+    so the attempt fails at once. Over UDP the CANCEL goes unanswered: the INVITE is given up
+    64*T1 later (§9.1). Either way its transaction is forgotten, not kept for ever."""
+    attempt, _ = make_attempt(dial_timeout=800)
+    async with Sipp("ring_then_gone.xml", sipp_dir, transport=transport) as sipp:
+        dialer = SipDialer(dialer_for(sipp, transport).trunk, timer_config=TimerConfig(t1=0.02))
+        try:
+            started = time.monotonic()
+            outcome = await asyncio.wait_for(dialer.dial(attempt), 30)
+            took = time.monotonic() - started
+            assert await sipp.finished() == 0, sipp.explain()
+            await asyncio.sleep(0)
+            assert [k[1] for k in dialer.ua.transactions if k[1] == "INVITE"] == []
+        finally:
+            await dialer.aclose()
+    if transport == "tcp":
+        assert outcome.kind is OutcomeKind.FAILED and "cannot send the CANCEL" in outcome.detail
+        assert took < 2.5
+    else:
+        assert outcome.kind is OutcomeKind.NO_ANSWER and outcome.detail == "canceled at dial_timeout"
+        assert took < 0.8 + 1.28 + 1.5  # dial_timeout, then 64*T1 after the CANCEL
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_401_answered_with_the_right_digest(transport: str, sipp_dir: Path) -> None:
     attempt, _ = make_attempt()
     fill = {"username": USERNAME, "password": PASSWORD}

@@ -167,3 +167,11 @@ def test_a_message_on_stderr_is_one_line_however_long_and_never_markup(
     assert written.getvalue().splitlines() == [
         f"logged in to http://127.0.0.1:8080 as admin; saved in {path}",
         "failed: [Errno 111] Connect call failed [/bold]"]
+
+
+def test_names_that_look_like_markup_are_printed_as_written(screen: Console) -> None:
+    name = "[b]x[/]"  # short enough for the list's name column
+    item = target("+15559876543", name, "a@example.com")
+    for table in (output.list_table("target", [item]), output.item_table(item),
+                  output.flat_table({"by_name": {name: 1}})):
+        assert whole_on_one_line(printed(screen, table), name)

@@ -2,6 +2,7 @@
 other by h11 from the same bytes, whatever pieces they arrive in."""
 
 import asyncio
+import ipaddress
 from typing import Any
 
 import h11
@@ -72,7 +73,7 @@ async def answers(pieces: list[bytes], count: int, *,
     (the reader gets one at a time), then the end of the connection (with `end`); an
     exception stops the reading and is noted by its name."""
     reader = asyncio.StreamReader()
-    connection = _Connection(sending.ipaddress.ip_address("127.0.0.1"), reader,
+    connection = _Connection(ipaddress.ip_address("127.0.0.1"), reader,
                              Writer())  # type: ignore[arg-type]
     sender = Sender(SystemClock(), 5.0, allow_private=True)
     found: list[int | str] = []

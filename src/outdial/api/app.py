@@ -1,6 +1,7 @@
 """The application factory: settings in, a ready ASGI app out."""
 
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -129,6 +130,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.clock = clock
     app.state.stopping = False  # set by `outdial serve` on SIGTERM (cli/server.py)
+    app.state.streams = Counter()  # open live event streams, per customer (routes/events.py)
     app.state.credentials = CredentialCache()
 
     # The hot routes first: the framework tries an app's routes in order, and matches each

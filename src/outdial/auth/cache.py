@@ -29,6 +29,8 @@ class Credential:
     # access key's tm_expire.
     token_exp: float | None = None
     key_expire: dt.datetime | None = None
+    # A login token's generation: refused once its agent's token generation has moved past it.
+    token_generation: int = 0
 
     def expired(self, now: dt.datetime) -> bool:
         if self.key_expire is not None:

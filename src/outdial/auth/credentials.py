@@ -6,6 +6,7 @@ import hashlib
 import math
 import secrets
 import uuid
+from dataclasses import dataclass
 
 import jwt
 from argon2 import PasswordHasher
@@ -20,6 +21,8 @@ def _dummy_hash() -> str:
     password. Made on first need: hashing at import would slow every process that loads this."""
     return _hasher.hash(secrets.token_urlsafe(16))
 ACCESS_KEY_PREFIX = "odk_"
+# The largest token generation a column of either database holds (a 32-bit integer).
+MAX_TOKEN_GENERATION = 2**31 - 1
 JWT_ALGORITHM = "HS256"
 
 
@@ -34,23 +37,28 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-def issue_login_token(agent_id: uuid.UUID, secret: str, now: dt.datetime, lifetime_s: int) -> str:
+def issue_login_token(
+    agent_id: uuid.UUID, generation: int, secret: str, now: dt.datetime, lifetime_s: int
+) -> str:
     claims = {
         "sub": str(agent_id),
+        "gen": generation,
         "iat": int(now.replace(tzinfo=dt.UTC).timestamp()),
         "exp": int(now.replace(tzinfo=dt.UTC).timestamp()) + lifetime_s,
     }
     return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
-def read_login_token(token: str, secret: str, now: dt.datetime) -> uuid.UUID | None:
-    """The agent id a valid, unexpired token names; None for anything else."""
-    claims = read_login_claims(token, secret, now)
-    return claims[0] if claims else None
+@dataclass(frozen=True)
+class LoginClaims:
+    agent_id: uuid.UUID
+    exp: float  # POSIX seconds
+    # The agent's token generation when issued (0: a token from before generations).
+    generation: int
 
 
-def read_login_claims(token: str, secret: str, now: dt.datetime) -> tuple[uuid.UUID, float] | None:
-    """The agent id and expiry (POSIX seconds) of a valid, unexpired token; None for anything else."""
+def read_login_claims(token: str, secret: str, now: dt.datetime) -> LoginClaims | None:
+    """The claims of a valid, unexpired token; None for anything else."""
     try:
         # Expiry is checked against the injected clock below, not the wall clock inside PyJWT.
         claims = jwt.decode(
@@ -59,7 +67,12 @@ def read_login_claims(token: str, secret: str, now: dt.datetime) -> tuple[uuid.U
         )
         if not _is_finite_number(claims["exp"]) or claims["exp"] <= now.replace(tzinfo=dt.UTC).timestamp():
             return None
-        return uuid.UUID(claims["sub"]), float(claims["exp"])
+        generation = claims.get("gen", 0)
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            return None
+        if not 0 <= generation <= MAX_TOKEN_GENERATION:
+            return None
+        return LoginClaims(uuid.UUID(claims["sub"]), float(claims["exp"]), generation)
     except (jwt.InvalidTokenError, ValueError, TypeError):
         return None
 

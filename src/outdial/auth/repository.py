@@ -38,7 +38,8 @@ class CallerCheck:
 _TOKEN_PERMISSION = (
     select(_AGENTS.c.permission)
     .where(_AGENTS.c.id == bindparam("caller_agent_id"),
-           _AGENTS.c.customer_id == bindparam("caller_customer_id"), _AGENTS.c.tm_delete.is_(None))
+           _AGENTS.c.customer_id == bindparam("caller_customer_id"), _AGENTS.c.tm_delete.is_(None),
+           _AGENTS.c.token_generation == bindparam("caller_token_generation"))
     .scalar_subquery()
 )
 _ACCESS_KEY_PERMISSION = (
@@ -52,8 +53,9 @@ _CHECKS = {expression: select(expression.label("permission"))
 
 def live_permission(credential: Credential) -> CallerCheck:
     if credential.access_key_id is None:
-        return CallerCheck(_TOKEN_PERMISSION, {"caller_agent_id": credential.agent_id,
-                                               "caller_customer_id": credential.customer_id})
+        return CallerCheck(_TOKEN_PERMISSION, {
+            "caller_agent_id": credential.agent_id, "caller_customer_id": credential.customer_id,
+            "caller_token_generation": credential.token_generation})
     return CallerCheck(_ACCESS_KEY_PERMISSION, {"caller_key_id": credential.access_key_id})
 
 
@@ -90,11 +92,13 @@ class AuthRepository:
     async def find_access_key(self, token_hash: str) -> AccessKey | None:
         return await self.session.scalar(select(AccessKey).where(AccessKey.token_hash == token_hash))
 
-    async def live_agent(self, agent_id: uuid.UUID) -> Row | None:
-        """A login token's agent, unless deleted: (customer_id, permission)."""
+    async def live_agent(self, agent_id: uuid.UUID, token_generation: int) -> Row | None:
+        """A login token's agent, unless deleted or its password changed since the token was
+        issued: (customer_id, permission)."""
         return (await self.session.execute(
             select(_AGENTS.c.customer_id, _AGENTS.c.permission)
-            .where(_AGENTS.c.id == agent_id, _AGENTS.c.tm_delete.is_(None))
+            .where(_AGENTS.c.id == agent_id, _AGENTS.c.tm_delete.is_(None),
+                   _AGENTS.c.token_generation == token_generation)
         )).one_or_none()
 
     async def live_access_key(self, token_hash: str) -> Row | None:

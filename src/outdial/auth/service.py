@@ -23,6 +23,7 @@ from outdial.errors import (
     Unauthenticated,
 )
 from outdial.models import AccessKey, Agent, Customer, ServerSecret
+from outdial.validation import text_problem
 
 JWT_SECRET_NAME = "jwt_signing_key"
 MAX_ACCESS_KEY_LIFETIME_S = 100 * 365 * 24 * 3600
@@ -66,6 +67,18 @@ def confirm(
                      access_key_id=credential.access_key_id)
 
 
+# One answer whatever the reason: a refused token tells nothing of its agent.
+TOKEN_REFUSED = ("the token is invalid or has expired (or its agent was deleted, or changed "
+                 "password since): log in again")
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise InvalidArgument("password", "must be at least 8 characters long")
+    if problem := text_problem("password", password):  # NUL, a lone surrogate, too long
+        raise InvalidArgument("password", problem)
+
+
 def known_credential(cache: CredentialCache, token: str, now: dt.datetime) -> Credential | None:
     """The credential this process has proven the token to be, None if not known; refused
     once expired."""
@@ -78,7 +91,7 @@ def known_credential(cache: CredentialCache, token: str, now: dt.datetime) -> Cr
 
 def _refusal(credential: Credential) -> str:
     if credential.access_key_id is None:
-        return "the token is invalid or has expired"
+        return TOKEN_REFUSED
     return "the access key is invalid, expired or deleted, or its agent has been deleted"
 
 
@@ -147,8 +160,7 @@ class AuthService:
             raise NotFound(f"customer {customer_id} does not exist", "CUSTOMER_NOT_FOUND")
         if not username.strip():
             raise InvalidArgument("username", "must not be empty")
-        if len(password) < 8:
-            raise InvalidArgument("password", "must be at least 8 characters long")
+        _check_password(password)
         if await self.repo.find_agent(username) is not None:
             raise AlreadyExists(f"username {username!r} is taken", "AGENT_ALREADY_EXISTS")
         if await self.repo.username_of_deleted_agent(username):
@@ -179,6 +191,20 @@ class AuthService:
         await self.repo.delete_access_keys_of(agent.id, agent.tm_delete)
         return agent
 
+    async def change_password(self, username: str, password: str) -> Agent:
+        """Set an agent's password; every login token issued before is refused from now on
+        (its access keys, credentials of their own, keep working)."""
+        _check_password(password)
+        agent = await self.repo.find_agent(username)
+        if agent is None:
+            raise NotFound(f"no agent is named {username!r}", "AGENT_NOT_FOUND")
+        agent.password_hash = credentials.hash_password(password)
+        # Raised in the UPDATE itself: two changes at once both count.
+        agent.token_generation = Agent.token_generation + 1  # type: ignore[assignment]
+        agent.tm_update = self.clock.now()
+        await self.repo.flush()
+        return agent
+
     # -- credentials -------------------------------------------------------------------------
 
     async def login(self, username: str, password: str, secret: str, lifetime_s: int) -> str:
@@ -186,7 +212,8 @@ class AuthService:
         if not credentials.verify_password(agent.password_hash if agent else None, password):
             raise Unauthenticated("wrong username or password")
         assert agent is not None
-        return credentials.issue_login_token(agent.id, secret, self.clock.now(), lifetime_s)
+        return credentials.issue_login_token(
+            agent.id, agent.token_generation, secret, self.clock.now(), lifetime_s)
 
     async def authenticate(
         self, token: str, secret: str, cache: CredentialCache | None = None
@@ -214,10 +241,12 @@ class AuthService:
             return credential, None
         if credentials.looks_like_jwt(token):
             claims = credentials.read_login_claims(token, secret, now)
-            agent = await self.repo.live_agent(claims[0]) if claims else None
+            agent = (await self.repo.live_agent(claims.agent_id, claims.generation)
+                     if claims else None)
             if claims is None or agent is None:
-                raise Unauthenticated("the token is invalid or has expired")
-            credential = Credential(agent.customer_id, claims[0], None, token_exp=claims[1])
+                raise Unauthenticated(TOKEN_REFUSED)
+            credential = Credential(agent.customer_id, claims.agent_id, None,
+                                    token_exp=claims.exp, token_generation=claims.generation)
             permission = agent.permission
         else:
             key = await self.repo.live_access_key(credentials.access_key_digest(token))

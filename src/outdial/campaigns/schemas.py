@@ -311,6 +311,9 @@ class CampaigncallOut(BaseModel):
     smtp_code: int = Field(description="the relay's last reply code; 0: none came")
     smtp_reply: str = Field(description="the relay's last reply, or why it was not reached")
     message_id: str = Field(description="the Message-ID of the email the relay took")
+    outcome_detail: str = Field(
+        description="why it ended as it did, when the channel said: a redirect's target, "
+                    "refused credentials, a connection that was gone, an engine that stopped")
 
     @classmethod
     def of(cls, row: Campaigncall) -> "CampaigncallOut":
@@ -329,4 +332,5 @@ class CampaigncallOut(BaseModel):
             channel_id=row.channel_id, channel_type=row.channel_type, sip_code=row.sip_code,
             sip_reason=row.sip_reason, hangup_by=row.hangup_by, digits=row.digits,
             smtp_code=row.smtp_code, smtp_reply=row.smtp_reply, message_id=row.message_id,
+            outcome_detail=row.outcome_detail,
         )

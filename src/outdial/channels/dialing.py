@@ -2,10 +2,13 @@
 
 An engine builds one dialer per channel on first use and keeps it (an SMTP pool, a SIP stack)
 until the channel changes: each attempt is claimed with the channel's `revision`, and a newer
-revision replaces the dialer; the old one is closed once its last attempt has ended.
+revision replaces the dialer; the old one is closed once its last attempt has ended. A SIP
+dialer bound to a fixed local port waits for its predecessor on that port to close.
 """
 
 import asyncio
+import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -30,6 +33,7 @@ from outdial.errors import InvalidArgument
 from outdial.models import Channel
 from outdial.settings import Settings
 
+log = logging.getLogger("outdial.channels")
 
 @dataclass(frozen=True)
 class ChannelConfig:
@@ -101,6 +105,17 @@ def sip_trunk(config: ChannelConfig, rtp_ports: tuple[int, int] | None = None) -
     return SipTrunk.from_settings(values)
 
 
+def for_a_check(config: ChannelConfig) -> ChannelConfig:
+    """The channel as a check talks through it: a SIP trunk's fixed local_port belongs to the
+    engines' dialers (their calls and registration hold it), so a check binds a free port of
+    its own and announces that one (Via's rport brings the answers back through a NAT)."""
+    settings = config.settings
+    if isinstance(settings, SipSettings) and settings.local_port:
+        own = settings.model_copy(update={"local_port": 0, "public_port": None})
+        return dataclasses.replace(config, settings=own)
+    return config
+
+
 def build_sip(config: ChannelConfig, clock: Clock) -> Dialer:
     return SipDialer(sip_trunk(config))
 
@@ -114,7 +129,8 @@ BUILDERS: dict[str, DialerBuilder] = {
 def server_builders(settings: Settings) -> dict[str, DialerBuilder]:
     """The builders of a server: SIP calls take their RTP ports from the server's range."""
     ports = (settings.rtp_port_min, settings.rtp_port_max)
-    return {**BUILDERS, "sip": lambda config, clock: SipDialer(sip_trunk(config, ports))}
+    return {**BUILDERS, "sip": lambda config, clock: SipDialer(
+        sip_trunk(config, ports), allow_private_audio=settings.play_allow_private_networks)}
 
 
 def build_channel_dialer(
@@ -129,6 +145,25 @@ class _Held:
     dialer: Dialer
     users: int = 0
     retired: bool = False
+    # Set once the dialer has really closed (its port let go): its successor binds then.
+    closed: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+    _closing: "asyncio.Task[None] | None" = None
+
+    def close(self) -> "asyncio.Task[None]":
+        """Close the dialer, once: every caller gets the same task (ChannelDialers._close)."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close())
+        return self._closing
+
+    async def _close(self) -> None:
+        try:
+            await self.dialer.aclose()
+        except Exception:  # whoever waited may be gone (stopped): said here, once
+            log.exception("closing the dialer of a replaced channel revision failed")
+        finally:
+            if not self.closed.done():
+                self.closed.set_result(None)
 
 
 class ChannelDialers:
@@ -143,7 +178,10 @@ class ChannelDialers:
         self.clock = clock
         self.builders = builders or BUILDERS
         self._held: dict[uuid.UUID, _Held] = {}
+        # Replaced dialers still in use by their attempts, per channel, until they close.
+        self._retiring: dict[uuid.UUID, list[_Held]] = {}
         self._lock = asyncio.Lock()  # one build at a time: never two dialers for a channel
+        self._closings: set[asyncio.Task[None]] = set()  # dialers closing, for aclose to wait
 
     @asynccontextmanager
     async def use(self, channel_id: uuid.UUID, revision: int) -> AsyncIterator[Dialer]:
@@ -158,7 +196,19 @@ class ChannelDialers:
         finally:
             held.users -= 1
             if held.retired and held.users == 0:
-                await held.dialer.aclose()
+                # Not awaited: the attempt's outcome is told now (an un-REGISTER may take the
+                # registrar's time); a successor on the same port waits for `held.closed`.
+                self._close(held)
+
+    def _close(self, held: _Held) -> "asyncio.Task[None]":
+        """Close `held`'s dialer (once) in a task of its own, tracked until done (aclose waits
+        for it): nothing can stop it half-way, so the dialer's port is let go, and
+        `held.closed` tells a successor when it may bind."""
+        task = held.close()
+        if not task.done():
+            self._closings.add(task)
+            task.add_done_callback(self._closings.discard)
+        return task
 
     async def _rebuild(self, channel_id: uuid.UUID, revision: int) -> _Held:
         """The channel's current dialer, held once for the caller (taken under the lock, so
@@ -184,10 +234,25 @@ class ChannelDialers:
                 fresh = _Held(max(row.revision, revision), dialer)
             fresh.users = 1
             self._held[channel_id] = fresh
-        if held is not None:
-            held.retired = True
-            if held.users == 0:
-                await held.dialer.aclose()
+            if held is not None:
+                held.retired = True
+                if held.users > 0:
+                    retiring = self._retiring.setdefault(channel_id, [])
+                    retiring.append(held)
+                    held.closed.add_done_callback(lambda _, h=held: retiring.remove(h))
+            # The dialers it replaces until they have closed: the one replaced now (closed
+            # below if idle, which takes a while for a trunk it un-registers from) and those
+            # whose calls are still in progress (whichever edit replaced them, the last or one
+            # before). The new dialer may need what they hold.
+            replaced = list(self._retiring.get(channel_id, ()))
+            if held is not None and held.users == 0:
+                replaced.append(held)
+            for predecessor in replaced:
+                fresh.dialer.follow(predecessor.dialer, predecessor.closed)
+        if held is not None and held.users == 0:
+            # Not awaited: nothing can stop it half-way, and the new dialer follows its
+            # `closed` (SipDialer waits for it before binding the same port).
+            self._close(held)
         return fresh
 
     async def aclose(self) -> None:
@@ -195,4 +260,7 @@ class ChannelDialers:
         for each in held:
             each.retired = True
             if each.users == 0:
-                await each.dialer.aclose()
+                self._close(each)
+        if self._closings:
+            await asyncio.wait(set(self._closings))
+

@@ -12,6 +12,7 @@ from outdial.models import Channel
 from outdial.outdials.destinations import email_problem, sip_problem, tel_problem
 from outdial.schemas import CUSTOMER_ID, DETAIL, ID, NAME, TM_CREATE, TM_DELETE, TM_UPDATE, Body
 from outdial.timestamps import format_timestamp
+from outdial.validation import one_line_problem
 
 CHANNEL_TYPES = ("sip", "smtp", "simulated")
 # Which of an outplan's channels dials which destination type.
@@ -116,6 +117,13 @@ class SmtpSettings(_Settings):
     @classmethod
     def _from_address(cls, value: str) -> str:
         if problem := email_problem(value):
+            raise ValueError(problem)
+        return value
+
+    @field_validator("from_name")
+    @classmethod
+    def _from_name(cls, value: str) -> str:
+        if problem := one_line_problem(value):
             raise ValueError(problem)
         return value
 

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.auth.service import Principal
-from outdial.channels.dialing import build_channel_dialer, channel_config
+from outdial.channels.dialing import build_channel_dialer, channel_config, for_a_check
 from outdial.channels.repository import ChannelRepository
 from outdial.channels.schemas import (
-    ChannelCheckOut,
     CHANNEL_TYPES,
+    ChannelCheckOut,
     ChannelCreate,
     ChannelSettings,
     ChannelUpdate,
@@ -21,9 +21,9 @@ from outdial.channels.secrets import SecretBox, SecretUnreadable
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest
 from outdial.dialers.base import CheckResult
+from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
 from outdial.events import catalogue
 from outdial.events.outbox import emit
-from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
 from outdial.models import Channel
 from outdial.models.base import NIL_UUID
 
@@ -156,7 +156,7 @@ class ChannelService:
         except SecretUnreadable as error:
             return CheckResult(False, str(error))
         await self.session.rollback()  # nothing to write: end the transaction before the I/O
-        dialer = build_channel_dialer(config, self.clock)
+        dialer = build_channel_dialer(for_a_check(config), self.clock)
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
                 return await dialer.check()

@@ -30,7 +30,7 @@ app.add_typer(customer_app, name="customer")
 app.add_typer(agent_app, name="agent")
 resources.register(app)
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)  # it quotes usernames
 T = TypeVar("T")
 
 
@@ -44,12 +44,15 @@ def load_settings() -> "Settings":
         return Settings()
     except ValidationError as error:
         first = error.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else ""
-        variable = f"OUTDIAL_{name.upper()}" if name else "a setting"
+        if not first["loc"]:
+            # A rule across settings names them itself; its input is every setting given,
+            # secrets included: never echoed.
+            fail(str(first["msg"]).removeprefix("Value error, "))
+        name = str(first["loc"][0])
         # A secret's value is never echoed, even a wrong one.
         secret = any(word in name for word in ("password", "secret", "url"))
         shown = "" if secret else f" (got {first.get('input')!r})"
-        fail(f"{variable}: {first['msg']}{shown}")
+        fail(f"OUTDIAL_{name.upper()}: {first['msg']}{shown}")
 
 
 def say_database(url: str) -> None:
@@ -180,9 +183,21 @@ PASSWORD_VARIABLE = "OUTDIAL_AGENT_PASSWORD"
 
 
 def read_new_password(option: str | None, from_stdin: bool) -> str:
-    """The new agent's password: from stdin (--password-stdin), --password (kept for old
-    scripts, with a warning: it lands in shell history and the process list), the
-    OUTDIAL_AGENT_PASSWORD variable, or asked twice without echo in a terminal."""
+    """The new agent's password, as UTF-8 text (see _password_from)."""
+    password = _password_from(option, from_stdin)
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:  # bytes of another encoding, kept by Python as lone surrogates
+        raise typer.BadParameter(
+            "not UTF-8 text; type it in a UTF-8 terminal, or convert what you pipe in "
+            "(iconv -t UTF-8)", param_hint="password") from None
+    return password
+
+
+def _password_from(option: str | None, from_stdin: bool) -> str:
+    """From stdin (--password-stdin), --password (kept for old scripts, with a warning: it
+    lands in shell history and the process list), the OUTDIAL_AGENT_PASSWORD variable, or
+    asked twice without echo in a terminal."""
     if option is not None and from_stdin:
         raise typer.BadParameter("give the password one way: --password-stdin or --password")
     if from_stdin:
@@ -247,6 +262,28 @@ def agent_delete(username: Annotated[str, typer.Argument(help="the agent's usern
 
     err.print(f"deleted agent {username} ({_run_with_database(work)}); its tokens and access keys "
               "no longer work")
+
+
+@agent_app.command("password")
+def agent_password(
+    username: Annotated[str, typer.Argument(help="the agent's username")],
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the new password from the first line of stdin")] = False,
+) -> None:
+    """Change an agent's password: the login tokens it was issued are refused from now on (its
+    access keys keep working). The password is asked for twice when run in a terminal, else
+    read from stdin (--password-stdin) or OUTDIAL_AGENT_PASSWORD."""
+    from outdial.auth.service import AuthService
+    from outdial.clock import SystemClock
+
+    secret = read_new_password(None, password_stdin)
+
+    async def work(database: "Database") -> uuid.UUID:
+        async with database.transaction() as session:
+            return (await AuthService(session, SystemClock()).change_password(username, secret)).id
+
+    err.print(f"changed the password of agent {username} ({_run_with_database(work)}); the "
+              "login tokens it was issued no longer work, its access keys still do")
 
 
 def run() -> None:

@@ -17,10 +17,12 @@ from rich.text import Text
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 NEVER = "9999-01-01 00:00:00.000000"
 
-console = Console(highlight=False)
+# Never markup: what is printed quotes names and messages anyone could have written ("x[/]").
+# Table cells are Text for the same reason, whatever console prints them.
+console = Console(highlight=False, markup=False)
 if not console.is_terminal and "COLUMNS" not in os.environ:
     # Piped tables are read by people in logs and pagers, not an 80-column screen; scripts use --json.
-    console = Console(highlight=False, width=160)
+    console = Console(highlight=False, markup=False, width=160)
 # Messages, one line each however long: the terminal wraps them, a pipe or a log keeps them
 # whole (a script may grep the path `login` saved to). Never markup: they quote the server.
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
@@ -298,7 +300,7 @@ def list_table(kind: str, items: list[dict[str, Any]], title: str | None = None,
     for column in columns:
         table.add_column(column.header, no_wrap=column.whole and whole, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))
     return table
 
 
@@ -308,7 +310,7 @@ def item_table(item: dict[str, Any], title: str | None = None) -> Table:
     table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
     for key, value in item.items():
-        table.add_row(key, cell(key, value))
+        table.add_row(Text(key), Text(cell(key, value)))
     return table
 
 
@@ -323,7 +325,7 @@ def flat_table(value: dict[str, Any], title: str | None = None) -> Table:
             for key, child in node.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), child)
         else:
-            table.add_row(prefix, cell(prefix.rsplit(".", 1)[-1], node))
+            table.add_row(Text(prefix), Text(cell(prefix.rsplit(".", 1)[-1], node)))
 
     walk("", value)
     return table

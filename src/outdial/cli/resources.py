@@ -1084,8 +1084,8 @@ def _print_import(job: dict[str, Any], show_errors: int, as_json: bool) -> None:
         for header in ("row", "field", "message"):
             table.add_column(header, overflow="fold")
         for error in errors[:show_errors]:
-            table.add_row(str(error.get("row", "")), str(error.get("field", "")),
-                          str(error.get("message", "")))
+            # Text: a message quotes the rejected value, which may look like markup.
+            table.add_row(*(Text(str(error.get(key, ""))) for key in ("row", "field", "message")))
         console.print(table)
 
 
@@ -1121,8 +1121,9 @@ def imports_list(outdial: HolderOutdialOpt = None, dnclist: HolderDnclistOpt = N
     for header in ("id", "status", "total", "imported", "rejected", "duplicate", "created"):
         table.add_column(header, no_wrap=header in ("id", "created"))
     for job in jobs:
-        table.add_row(str(job["id"]), str(job["status"]), *(str(job.get(f"rows_{key}", "")) for key in (
-            "total", "imported", "rejected", "duplicate")), stamp(job.get("tm_create")))
+        table.add_row(*map(Text, (str(job["id"]), str(job["status"]), *(
+            str(job.get(f"rows_{key}", "")) for key in ("total", "imported", "rejected", "duplicate")
+        ), stamp(job.get("tm_create")))))
     console.print(table)
 
 

@@ -2,7 +2,15 @@
 
 from sqlalchemy import ColumnElement, literal_column
 
-from outdial.db.engine import Database, Limits, busy_reason, is_sqlite, normalize_url
+from outdial.db.engine import (
+    Database,
+    DatabaseUnreachable,
+    Limits,
+    busy_reason,
+    is_sqlite,
+    log_failure,
+    normalize_url,
+)
 
 
 def index_value(value: str) -> ColumnElement[str]:
@@ -14,4 +22,13 @@ def index_value(value: str) -> ColumnElement[str]:
     return literal_column(f"'{value}'")
 
 
-__all__ = ["Database", "Limits", "busy_reason", "index_value", "is_sqlite", "normalize_url"]
+__all__ = [
+    "Database",
+    "DatabaseUnreachable",
+    "Limits",
+    "busy_reason",
+    "index_value",
+    "is_sqlite",
+    "log_failure",
+    "normalize_url",
+]

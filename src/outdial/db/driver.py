@@ -128,13 +128,23 @@ async def driver_connection(database: Database) -> AsyncIterator[DriverConnectio
     """A connection of the database's pool (waiting at most its pool timeout), given back after
     the block."""
     pool = database.engine.sync_engine.pool
+    dbapi_error = database.engine.dialect.loaded_dbapi.Error
     # The pool's waits and events are written for SQLAlchemy's greenlet; the statements are not.
-    fairy = await greenlet_spawn(pool.connect)
+    try:
+        fairy = await greenlet_spawn(pool.connect)
+    except dbapi_error as error:
+        # A new connection the server refused (no slot free, starting up): raised as a
+        # session's connect raises it, where busy_reason reads its SQLSTATE.
+        raise exc.DBAPIError.instance(None, None, error, dbapi_error) from error
     try:
         yield DriverConnection(fairy.driver_connection, database.engine.dialect, database.is_sqlite)
     except BaseException as error:
         if not database.is_sqlite and fairy.driver_connection.is_closed():
             fairy.invalidate(error if isinstance(error, Exception) else None)
+            if isinstance(error, exc.DBAPIError):
+                # As a session says a connection lost under a statement: busy_reason reads it
+                # as "lost", a 503 to retry, not a bug.
+                error.connection_invalidated = True
         raise
     finally:
         await greenlet_spawn(fairy.close)

@@ -2,7 +2,11 @@
 and the bounds on every wait (pool checkout, locks, statements, a hung client's transaction)."""
 
 import asyncio
+import errno
+import logging
 import os
+import re
+import socket
 import sqlite3
 import weakref
 from collections.abc import AsyncIterator
@@ -12,13 +16,13 @@ from typing import Any
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.util import await_only
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 
 from outdial.db import sqlite as one_trip
 from outdial.settings import Settings
@@ -38,7 +42,15 @@ _BUSY_SQLSTATES = {
     "55P03": "a lock it needs was held elsewhere past the lock timeout",
     "57014": "a statement ran past the statement timeout",
     "40P01": "it deadlocked with another request",
+    # A new connection the server turned away for now.
+    "53300": "the database server had no connection slot free",
+    "57P03": "the database server was starting up or shutting down",
 }
+
+
+class DatabaseUnreachable(Exception):
+    """A new connection to the database server was refused or not answered in time: for the
+    client, a 503 to retry like the other bounded waits (busy_reason), not a broken request."""
 
 
 def normalize_url(url: str) -> str:
@@ -62,17 +74,20 @@ class Limits:
     statement_timeout: float | None = 30.0
     # Only for engine sessions: an API transaction may legitimately idle while an upload streams.
     idle_in_transaction_timeout: float | None = None
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS
 
     @classmethod
     def for_api(cls, settings: Settings) -> "Limits":
-        return cls(settings.db_pool_timeout_seconds, settings.db_lock_timeout_seconds,
-                   settings.db_statement_timeout_seconds)
+        return cls(pool_timeout=settings.db_pool_timeout_seconds,
+                   lock_timeout=settings.db_lock_timeout_seconds,
+                   statement_timeout=settings.db_statement_timeout_seconds)
 
     @classmethod
     def for_engine(cls, settings: Settings) -> "Limits":
-        return cls(settings.db_pool_timeout_seconds, settings.db_lock_timeout_seconds,
-                   settings.db_statement_timeout_seconds,
-                   settings.engine_idle_in_transaction_seconds)
+        return cls(pool_timeout=settings.db_pool_timeout_seconds,
+                   lock_timeout=settings.db_lock_timeout_seconds,
+                   statement_timeout=settings.db_statement_timeout_seconds,
+                   idle_in_transaction_timeout=settings.engine_idle_in_transaction_seconds)
 
     def postgres_settings(self) -> dict[str, str]:
         """Server settings of every connection, in ms (0 is PostgreSQL's "no limit")."""
@@ -93,6 +108,8 @@ def busy_reason(error: BaseException) -> str | None:
     """
     if isinstance(error, exc.TimeoutError):
         return "no database connection came free in time"
+    if isinstance(error, DatabaseUnreachable):
+        return f"the database server could not be reached: {error}"
     if isinstance(error, exc.DBAPIError):
         if error.connection_invalidated:
             # The server went away under a statement; the pool has dropped its connections.
@@ -104,6 +121,15 @@ def busy_reason(error: BaseException) -> str | None:
         if isinstance(original, sqlite3.OperationalError) and "locked" in str(original):
             return "another writer held the database past the lock timeout"
     return None
+
+
+def log_failure(log: logging.Logger, what: str, error: BaseException) -> None:
+    """A database that stayed busy past a bounded wait (or could not be reached) is one line,
+    said again at each retry; anything else, a traceback."""
+    if (reason := busy_reason(error)) is not None:
+        log.warning("%s: the database is busy (%s)", what, reason)
+    else:
+        log.error("%s failed", what, exc_info=error)
 
 
 # Execution option of a connection that runs single statements outside any transaction: no
@@ -272,6 +298,46 @@ def _configure_postgres(engine: AsyncEngine) -> None:
         if dbapi_connection.driver_connection.is_closed():
             raise exc.DisconnectionError("the server closed this connection")
 
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def on_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # The driver raises a refused or unanswered connection as the socket's own OSError
+        # (TimeoutError after connect_timeout), which would read as a bug (500); a server that
+        # answers with an error (a full server: 53300) is a DBAPIError already.
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as error:
+            if not _unreachable(error):  # TLS refused or unverified: set up otherwise
+                raise
+            raise DatabaseUnreachable(str(error) or "no answer within the connect timeout") \
+                from error
+
+
+# What says that the server is not there now, rather than set up wrong: refused, reset, no
+# route, no answer, its name not resolved.
+_UNREACHABLE_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN}
+
+
+# As parts of asyncio's "Multiple exceptions" (EADDRNOTAVAIL: ::1 where IPv6 is off).
+_NOT_THERE_ERRNOS = _UNREACHABLE_ERRNOS | {
+    errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ETIMEDOUT,
+    errno.EADDRNOTAVAIL}
+
+
+def _unreachable(error: OSError) -> bool:
+    if isinstance(error, socket.gaierror):
+        # The name was known when the server started (its first connection, before serving):
+        # not known now is a server gone, as a stopped container's name is.
+        return True
+    if error.errno is None and str(error).startswith("Multiple exceptions: "):
+        # asyncio's answer for a host name of several addresses (localhost: ::1 and
+        # 127.0.0.1) that all failed differently; only their texts are kept.
+        parts = re.split(r", (?=\[)", str(error).removeprefix("Multiple exceptions: "))
+        codes = [re.match(r"\[Errno (\d+)\]", part) for part in parts]
+        return all(code is not None and int(code[1]) in _NOT_THERE_ERRNOS for code in codes)
+    return (isinstance(error, ConnectionRefusedError | ConnectionResetError
+                       | ConnectionAbortedError | TimeoutError)
+            or error.errno in _UNREACHABLE_ERRNOS)
+
 
 class Database:
     """One engine and its session factory; the request or job boundary owns each transaction.
@@ -306,7 +372,7 @@ class Database:
             options.update(
                 pool_size=pool_size, max_overflow=overflow,
                 connect_args={
-                    "timeout": CONNECT_TIMEOUT_SECONDS,
+                    "timeout": self.limits.connect_timeout,
                     "server_settings": {
                         **self.limits.postgres_settings(),
                         "application_name": f"{role} {os.getpid()}",

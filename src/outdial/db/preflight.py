@@ -25,8 +25,13 @@ class DatabaseUnusable(OutdialError):
 
 
 def _masked(raw: str) -> str:
-    """A URL that could not be parsed, shown without what looks like its password."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", raw)
+    """A URL that could not be parsed, shown without everything up to its last `@` (a user
+    and a password, however mistyped) but its scheme."""
+    if "@" not in raw:
+        return raw
+    head, _, tail = raw.rpartition("@")
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:?/*", head)
+    return f"{scheme.group(0) if scheme else ''}***@{tail}"
 
 
 def parse_database_url(raw: str) -> URL:
@@ -39,6 +44,11 @@ def parse_database_url(raw: str) -> URL:
         raise DatabaseUnusable(
             f"OUTDIAL_DATABASE_URL {_masked(raw)!r} cannot be read ({why}); write {EXAMPLES}"
         ) from None
+    if "@" in (url.host or ""):
+        # A password holding a bare `@`: what was read as the host carries the password's end.
+        raise DatabaseUnusable(
+            "OUTDIAL_DATABASE_URL holds more than one '@' before its host: write an '@' of the "
+            "user or password as %40")
     if url.drivername not in _SUPPORTED_DRIVERS:
         raise DatabaseUnusable(
             f"OUTDIAL_DATABASE_URL names a {url.get_backend_name()!r} database; Outdial runs on "

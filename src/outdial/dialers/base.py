@@ -15,6 +15,7 @@ Exceptions a dialer may raise (anything else counts as `failed` too, and is logg
 """
 
 import abc
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,6 +128,11 @@ class Dialer(abc.ABC):
     async def check(self) -> CheckResult:
         """Try the channel now (connect, authenticate) without placing an attempt."""
         return CheckResult(True, "nothing to check: this channel has no peer")
+
+    def follow(self, predecessor: "Dialer", closed: asyncio.Future[None]) -> None:
+        """This dialer replaces `predecessor` (its channel was edited) while attempts of the
+        latter still run; `closed` is done once they have ended and it has closed. A dialer
+        that needs something the predecessor holds meanwhile (a fixed local port) waits."""
 
     async def aclose(self) -> None:
         """Release the channel's resources."""

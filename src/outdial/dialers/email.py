@@ -145,8 +145,11 @@ def compose_message(attempt: Attempt, settings: SmtpSettings) -> Composed:
     sender = smtp_address(sender, "sender")
     recipient = smtp_address(destination["target"], "recipient")
     message_id = make_msgid(domain=sender.rpartition("@")[2] or None)
-    message["From"] = formataddr((sender_name, sender), charset="utf-8")
-    message["To"] = formataddr((destination.get("target_name", ""), recipient), charset="utf-8")
+    # Display names are one line (the API refuses others; one stored before that rule is
+    # made one here): a line break would end the header inside the name.
+    message["From"] = formataddr((" ".join(sender_name.split()), sender), charset="utf-8")
+    message["To"] = formataddr((" ".join(str(destination.get("target_name", "")).split()),
+                                recipient), charset="utf-8")
     message["Subject"] = Header(subject, "utf-8").encode() if not subject.isascii() else subject
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = message_id

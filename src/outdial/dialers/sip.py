@@ -138,12 +138,14 @@ class SipDialer(Dialer):
         timers: Timers | None = None,
         timer_config: TimerConfig | None = None,
         tls_context: ssl.SSLContext | None = None,
+        allow_private_audio: bool = False,
     ) -> None:
         trunk.check()
         self.trunk = trunk
         self.media = media
         self._own_sources = media and sources is None
-        self.sources = AudioSources() if self._own_sources else sources
+        self.sources = (AudioSources(allow_private_networks=allow_private_audio)
+                        if self._own_sources else sources)
         if trunk.transport == "tls" and tls_context is None:
             tls_context = ssl.create_default_context()
             if not trunk.tls_verify:
@@ -166,6 +168,40 @@ class SipDialer(Dialer):
             timers,
         )
         self._started: asyncio.Task | None = None
+        # When the dialers this one replaced, which hold the same fixed local port for their
+        # calls in progress, have closed: its calls wait for them (see follow).
+        self._port_holders: list[asyncio.Future[None]] = []
+
+    @property
+    def fixed_bind(self) -> tuple[str, int] | None:
+        """The fixed local port this dialer binds (by transport), or None for any free one."""
+        if not self.trunk.local_port:
+            return None
+        return ("udp" if self.trunk.transport == "udp" else "tcp", self.trunk.local_port)
+
+    def follow(self, predecessor: Dialer, closed: "asyncio.Future[None]") -> None:
+        """Bind only once every replaced dialer holding the same fixed local port has closed
+        (a channel edited, once or more, while calls of its earlier settings talk)."""
+        if (isinstance(predecessor, SipDialer) and self.fixed_bind is not None
+                and predecessor.fixed_bind == self.fixed_bind):
+            self._port_holders.append(closed)
+
+    @property
+    def port_held_by_predecessor(self) -> bool:
+        return not all(closed.done() for closed in self._port_holders)
+
+    async def _predecessor_gone(self) -> Outcome | None:
+        """None once the port is ours; an outcome if the attempt was stopped (dial_timeout)
+        while the replaced dialers' calls still held it."""
+        if not self.port_held_by_predecessor:
+            return None
+        try:
+            await asyncio.shield(asyncio.gather(*self._port_holders))
+        except asyncio.CancelledError:
+            return Outcome(OutcomeKind.FAILED, detail=(
+                f"local_port {self.trunk.local_port} was still held by the calls of the "
+                "channel's previous settings"))
+        return None
 
     async def start(self) -> None:
         """Open the transport (and register, when the trunk wants it). Called by the first dial."""
@@ -179,15 +215,27 @@ class SipDialer(Dialer):
             raise DialerUnavailable(f"SIP trunk {self.trunk.host}: {error}") from None
 
     async def _start(self) -> None:
+        # The replaced dialers holding this one's fixed port close first (a check of the
+        # channel, too, may come while they do); dial() says so if stopped meanwhile.
+        if self._port_holders:  # asyncio.wait: a start stopped here leaves those futures be
+            await asyncio.wait(self._port_holders)
         await self.ua.start()
         if self.trunk.register:
             await self.ua.register(self.trunk.register_expires)
 
     async def aclose(self) -> None:
-        if self._started is not None and self._started.done() and not self._started.exception():
-            await self.ua.close()
-        if self._own_sources and self.sources is not None:
-            await self.sources.aclose()
+        started, self._started = self._started, None
+        try:
+            if started is not None:
+                if not started.done():
+                    # Still binding or registering (a registrar slow to answer): stopped, so
+                    # that the port it bound goes with the rest, not to a start nobody awaits.
+                    started.cancel()
+                    await asyncio.gather(started, return_exceptions=True)
+                await self.ua.close()  # un-registers only what was registered
+        finally:
+            if self._own_sources and self.sources is not None:
+                await self.sources.aclose()
 
     async def check(self) -> CheckResult:
         """An OPTIONS to the trunk: whether it answered, and what."""
@@ -238,6 +286,8 @@ class SipDialer(Dialer):
     async def dial(self, attempt: Attempt) -> Outcome:
         uri = self.request_uri(attempt.destination)
         caller = self.from_uri(attempt.source)
+        if (stopped := await self._predecessor_gone()) is not None:
+            return stopped
         await self.start()
         host = self.ua.announced[0]
         session = None

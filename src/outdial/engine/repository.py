@@ -661,6 +661,29 @@ async def record_outcomes(
     return mine
 
 
+async def end_stalled_sessions(
+    session: AsyncSession, application_names: Sequence[str], stalled_seconds: float
+) -> int:
+    """PostgreSQL only: end the sessions of stopped workers that wait mid-message for the rest of
+    it (`active`, ClientRead): a worker stopped while sending leaves its session there, with
+    its locks, and no server timeout applies (idle_in_transaction_session_timeout covers a
+    session between statements only). A live worker's session waits so between the parts of
+    one exchange, never for longer than its longest statement may run. Only the sessions of
+    our own role: another's would need a privilege we do not ask for. Returns how many."""
+    ended = await session.scalar(_END_STALLED, {
+        "names": [f"{name} %" for name in application_names], "stalled": stalled_seconds})
+    return int(ended or 0)
+
+
+_END_STALLED = text(
+    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND usename = current_user "
+    "AND pid <> pg_backend_pid() AND application_name LIKE ANY (CAST(:names AS text[])) "
+    "AND state = 'active' AND wait_event = 'ClientRead' "
+    "AND state_change < clock_timestamp() - make_interval(secs => :stalled)"
+)
+
+
 async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUNK) -> list[Closing]:
     """Close attempts whose lease ran out (their worker died) as `failed`, freeing their
     targets; returns them."""
@@ -674,8 +697,10 @@ async def reap_expired(session: AsyncSession, now: dt.datetime, most: int = CHUN
             .with_for_update(skip_locked=True)
         )
     ).all()
+    reaped = Outcome(OutcomeKind.FAILED, detail=(
+        "its engine stopped before the attempt ended (its lease ran out)"))
     closings = [
-        Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now,
+        Closing(r.id, r.outdial_target_id, OutcomeKind.FAILED, now, report=reaped,
                 destination_index=r.destination_index, channel_type=r.channel_type)
         for r in rows
     ]
@@ -884,24 +909,39 @@ async def renew_leases(
     return set(rows)
 
 
-# What a channel says about an attempt, written on its campaigncall under the same names.
+# What a channel says about an attempt, written on its campaigncall under the same names
+# (its `detail` as outcome_detail).
 REPORTED = ("sip_code", "sip_reason", "hangup_by", "digits", "smtp_code", "smtp_reply",
-            "message_id")
-
-
+            "message_id", "outcome_detail")
+_OUTCOME_FIELD = {"outcome_detail": "detail"}
 NUMERIC_REPORTS = ("sip_code", "smtp_code")
 # A new attempt's report: nothing said yet.
 NOTHING_REPORTED = {name: 0 if name in NUMERIC_REPORTS else "" for name in REPORTED}
+# The most of one text a campaigncall keeps: a trunk or relay chooses these words, and its
+# reason phrase or Contact may be of any length.
+REPORT_CHARS = 1000
+# C0 controls (tab aside), DEL and C1 controls: PostgreSQL stores no NUL, and none belongs in
+# a reply.
+_CONTROLS = dict.fromkeys([*range(0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)], " ")
+
+
+def reported_text(text: str) -> str:
+    """A channel's words as a campaigncall keeps them: readable back on every database (no
+    NUL or other control character, no lone surrogate), and at most REPORT_CHARS long."""
+    clean = text.translate(_CONTROLS)[:REPORT_CHARS]
+    return clean.encode("utf-8", "replace").decode("utf-8")
 
 
 def _reported(report: Outcome) -> dict[str, Any]:
     """The report's fields as columns: what the channel did not say is 0 or ""."""
     values: dict[str, Any] = {}
     for name in REPORTED:
-        value = getattr(report, name)
+        value = getattr(report, _OUTCOME_FIELD.get(name, name))
         if value is None:
             value = 0 if name in NUMERIC_REPORTS else ""
-        values[f"b_{name}"] = value.value if isinstance(value, Enum) else value
+        if isinstance(value, Enum):
+            value = value.value
+        values[f"b_{name}"] = reported_text(value) if isinstance(value, str) else value
     return values
 
 

@@ -10,7 +10,7 @@ from outdial.channels.secrets import CHANNEL_KEY_NAME, SecretBox
 from outdial.clock import Clock, SystemClock
 from outdial.db import Database, Limits
 from outdial.dialers import build_dialer
-from outdial.engine.worker import Engine, EngineConfig, first_of
+from outdial.engine.worker import ENGINE_ROLE, WEBHOOKS_ROLE, Engine, EngineConfig, first_of
 from outdial.migrations import upgrade_database
 from outdial.settings import Settings
 from outdial.webhooks.delivery import Deliverer, DeliveryConfig
@@ -62,14 +62,14 @@ def engine_database(settings: Settings) -> Database:
     PostgreSQL a server that ends a session left idle inside a transaction, so a hung worker
     (stopped, swapped out, deadlocked in Python) cannot hold a campaign's lock for ever."""
     return Database(settings.database_url, pool_size=4, limits=Limits.for_engine(settings),
-                    role="outdial engine")
+                    role=ENGINE_ROLE)
 
 
 def webhook_deliverer(settings: Settings, clock: Clock, secrets: SecretBox) -> Deliverer:
     """The webhook deliverer of an engine's process, on connections of its own: waiting on a
     receiver or on its own writes never takes a connection the dialing needs."""
     database = Database(settings.database_url, pool_size=2, limits=Limits.for_engine(settings),
-                        role="outdial webhooks")
+                        role=WEBHOOKS_ROLE)
     return Deliverer(database, clock, secrets, DeliveryConfig.from_settings(settings))
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from outdial import metrics
 from outdial.channels.dialing import ChannelDialers
 from outdial.clock import Clock
-from outdial.db import Database, busy_reason
+from outdial.clock_check import ClockGuard
+from outdial.db import Database, busy_reason, log_failure
 from outdial.dialers.base import (
     Attempt,
     Dialer,
@@ -36,6 +37,11 @@ from outdial.timestamps import TimeFormat, use_time_format
 
 log = logging.getLogger("outdial.engine")
 
+# The application_name of an engine process's sessions (with its pid): its dialing's, and its
+# webhook deliverer's.
+ENGINE_ROLE = "outdial engine"
+WEBHOOKS_ROLE = "outdial webhooks"
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -50,6 +56,15 @@ class EngineConfig:
     events_retention_seconds: float = 7 * 24 * 3600
     events_prune_batch: int = 1000
     events_prune_seconds: float = 60.0
+    # How far this machine's clock may be from the database server's before the engine stops
+    # claiming and taking over attempts (0: not checked), and how often it is compared.
+    max_clock_offset_seconds: float = 0.0
+    clock_check_seconds: float = 10.0
+    # A worker's session waiting this long mid-message for the rest of it is a stopped
+    # worker's (the longest a statement may run): it is ended, freeing its locks.
+    stalled_session_seconds: float = 30.0
+    # How long a renewal of the leases may take (None: half a heartbeat).
+    renewal_timeout: float | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "EngineConfig":
@@ -63,12 +78,26 @@ class EngineConfig:
             events_retention_seconds=settings.events_retention_seconds,
             events_prune_batch=settings.events_prune_batch,
             events_prune_seconds=settings.events_prune_seconds,
+            max_clock_offset_seconds=settings.max_clock_offset_seconds,
+            stalled_session_seconds=settings.db_statement_timeout_seconds,
         )
 
     @property
     def heartbeat_seconds(self) -> float:
         # Three chances to renew before a lease runs out.
         return self.lease_seconds / 3
+
+    @property
+    def renewal_timeout_seconds(self) -> float:
+        # A renewal on a network gone silent ends here, so that hang_up_unrenewed still runs.
+        return self.renewal_timeout or self.heartbeat_seconds / 2
+
+    @property
+    def lease_check_seconds(self) -> float:
+        # How often the heartbeat task wakes: it renews when a renewal is due (or the last one
+        # failed), and hangs up the calls whose lease is about to end for the others. A call
+        # is hung up only that close to its end, not after one failed renewal.
+        return self.heartbeat_seconds / 10
 
 
 def new_worker_id() -> str:
@@ -109,6 +138,10 @@ class Engine:
         self._next_reap: dt.datetime | None = None
         self._next_prune: dt.datetime | None = None
         self._releasing = False
+        self.clock_guard = ClockGuard(
+            database, clock, self.config.max_clock_offset_seconds, every=self.config.clock_check_seconds,
+            who=f"engine {self.worker_id}", withholds="not claiming or taking over attempts",
+            log=log)
 
     @property
     def in_flight(self) -> int:
@@ -128,6 +161,8 @@ class Engine:
         Returns how many attempts were started.
         """
         await self.record()
+        if not await self.clock_guard.agrees():
+            return 0
         await self.reap_if_due()
         await self.prune_if_due()
         async with self.database.transaction() as session:
@@ -149,7 +184,7 @@ class Engine:
                     )
             except Exception as error:  # noqa: BLE001 - logged, never lost
                 # One campaign's trouble must not hold up the others.
-                log_failure(f"claiming for campaign {campaign_id}", error)
+                log_failure(log, f"claiming for campaign {campaign_id}", error)
                 continue
             metrics.CLAIM_SECONDS.observe(time.perf_counter() - began)
             for attempt in claimed:
@@ -200,6 +235,14 @@ class Engine:
                 break
         if reaped:
             log.warning("closed %d attempts whose worker stopped renewing their lease", reaped)
+        if self.database.is_sqlite:
+            return reaped  # no server sessions: a stopped writer is the README's SQLite case
+        async with self.database.transaction() as session:
+            ended = await repo.end_stalled_sessions(
+                session, (ENGINE_ROLE, WEBHOOKS_ROLE), self.config.stalled_session_seconds)
+        if ended:
+            log.warning("ended %d database sessions of stopped workers, stalled mid-message "
+                        "(their locks are free again)", ended)
         return reaped
 
     async def prune_if_due(self) -> int:
@@ -221,9 +264,12 @@ class Engine:
 
     async def heartbeat(self) -> None:
         """Renew this worker's leases; hang up attempts whose lease was taken over meanwhile."""
+        # A clock stepped back since the last comparison would write leases that already
+        # ended for the others: compared first, so hang_up_unrenewed knows how far behind.
+        await self.clock_guard.agrees()
         # Only attempts claimed before the renewal began can be judged by its answer.
         known = set(self._tasks)
-        now = self.clock.now()
+        now = self.clock_guard.now()
         async with self.database.transaction() as session:
             held = await repo.renew_leases(session, self.worker_id, now, self.config.lease_seconds)
         for campaigncall_id in known & held:
@@ -233,16 +279,33 @@ class Engine:
         for campaigncall_id in known - held:
             self._hang_up(campaigncall_id, "lost the lease of attempt %s; hanging up")
 
-    def hang_up_unrenewed(self) -> None:
-        """Hang up the attempts whose lease may run out before the next renewal is tried: one
-        this worker cannot renew (the database unreachable, the pool busy) is reaped by another
-        worker once its lease has passed, and its target dialed again; the call must not still
-        be going on then."""
-        cutoff = self.clock.now() + dt.timedelta(seconds=self.config.heartbeat_seconds)
+    def hang_up_unrenewed(self, next_renewed_within: float | None = None) -> None:
+        """Hang up the attempts whose lease may run out, for some other worker, before the
+        next renewal can have ended (`next_renewed_within` s from now; by default a heartbeat
+        and a renewal's timeout): one this worker cannot renew (the database unreachable, the
+        pool busy) is reaped by another worker once its lease has passed, and its target
+        dialed again; the call must not still be going on then. For the others a lease ends
+        sooner by as much as this clock is behind the server's, and as another's may be
+        ahead of it."""
+        if next_renewed_within is None:
+            next_renewed_within = (self.config.heartbeat_seconds
+                                   + self.config.renewal_timeout_seconds)
+        cutoff = self._lease_cutoff(next_renewed_within)
         for campaigncall_id, until in list(self._leased_until.items()):
             if until <= cutoff:
                 self._hang_up(campaigncall_id,
                               "could not renew the lease of attempt %s in time; hanging up")
+
+    def _lease_cutoff(self, seconds: float) -> dt.datetime:
+        """A lease ending before this may have ended, for another worker, `seconds` from now:
+        it ends sooner for the others by as much as this clock is behind the server's, and as
+        another's may be ahead of it."""
+        return self.clock_guard.now() + dt.timedelta(
+            seconds=seconds + self.clock_guard.behind + self.clock_guard.peers_ahead)
+
+    def _lease_ends_within(self, seconds: float) -> bool:
+        cutoff = self._lease_cutoff(seconds)
+        return any(until <= cutoff for until in self._leased_until.values())
 
     def _hang_up(self, campaigncall_id: uuid.UUID, message: str) -> None:
         task = self._tasks.get(campaigncall_id)
@@ -339,7 +402,12 @@ class Engine:
         except DialerError as error:
             log.info("attempt %s: %s", attempt.campaigncall_id, error)
             return Outcome(error.outcome, detail=str(error))
-        except Exception:
+        except Exception as error:
+            if (reason := busy_reason(error)) is not None:  # reading the channel's settings
+                log.warning("attempt %s: the database is busy (%s)", attempt.campaigncall_id,
+                            reason)
+                return Outcome(OutcomeKind.FAILED, detail=f"the channel's settings could not "
+                               f"be read: the database is busy ({reason})")
             # A broken dialer fails this attempt only, never the campaign.
             log.exception("attempt %s: the dialer failed", attempt.campaigncall_id)
             return Outcome(OutcomeKind.FAILED, detail="the dialer failed")
@@ -378,7 +446,7 @@ class Engine:
                 try:
                     started = await self.step()
                 except Exception as error:  # noqa: BLE001 - logged, never lost
-                    log_failure("an engine round (retrying)", error)
+                    log_failure(log, "an engine round (retrying)", error)
                     started = 0
                 if started == 0:
                     await first_of(
@@ -393,8 +461,8 @@ class Engine:
             await asyncio.gather(*helpers, return_exceptions=True)
             try:
                 await self.record()
-            except Exception:
-                log.exception("could not record the last outcomes; their leases will expire")
+            except Exception as error:  # noqa: BLE001 - logged; the leases bring them back
+                log_failure(log, "recording the last outcomes (their leases will expire)", error)
             log.info("engine %s stopped", self.worker_id)
 
     async def _drain(self) -> None:
@@ -420,20 +488,37 @@ class Engine:
             try:
                 await self.record()
             except Exception as error:  # noqa: BLE001 - logged, never lost
-                log_failure("recording outcomes (retrying)", error)
+                log_failure(log, "recording outcomes (retrying)", error)
                 await first_of(self.clock.sleep(self.config.poll_seconds), stop.wait())
                 self._ended.set()
 
     async def _heartbeats(self, stop: asyncio.Event) -> None:
+        """Look at the leases every tick. A call is hung up when its lease may end, for
+        another worker, before the next look has ended (a tick, and a renewal's timeout);
+        renewals come every heartbeat and whenever a lease nears twice that, so a worker that
+        renews is never that close, and one that cannot is, in time."""
+        tick, limit = self.config.lease_check_seconds, self.config.renewal_timeout_seconds
+        loop = asyncio.get_running_loop()
+        # Monotonic: a clock stepped back must not put the renewal (and its clock check) off.
+        due, failed = loop.time() + self.config.heartbeat_seconds, False
         while True:
-            await first_of(self.clock.sleep(self.config.heartbeat_seconds), stop.wait())
+            await first_of(self.clock.sleep(tick), stop.wait())
             if stop.is_set():
                 return
-            try:
-                await self.heartbeat()
-            except Exception as error:  # noqa: BLE001 - logged, never lost
-                log_failure("renewing leases", error)
-            self.hang_up_unrenewed()
+            # Woken late (a process frozen, a loop starved): what may have ended meanwhile
+            # is hung up before a renewal is tried, which may take its whole timeout.
+            self.hang_up_unrenewed(tick + limit)
+            if failed or loop.time() >= due or self._lease_ends_within(2 * (tick + limit)):
+                failed = True  # until one succeeds: tried again at every tick
+                try:
+                    async with asyncio.timeout(limit):
+                        await self.heartbeat()
+                    failed, due = False, loop.time() + self.config.heartbeat_seconds
+                except TimeoutError:
+                    log.warning("renewing leases: no answer within %g s (retrying)", limit)
+                except Exception as error:  # noqa: BLE001 - logged, never lost
+                    log_failure(log, "renewing leases (retrying)", error)
+                self.hang_up_unrenewed(tick + limit)
 
 
 async def first_of(*waits: Any) -> None:
@@ -448,12 +533,6 @@ async def first_of(*waits: Any) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def log_failure(what: str, error: Exception) -> None:
-    """A database that stayed busy past a bounded wait is one line; anything else, a traceback."""
-    if (reason := busy_reason(error)) is not None:
-        log.warning("%s: the database is busy (%s)", what, reason)
-    else:
-        log.error("%s failed", what, exc_info=error)
 
 
 def _not_in_time(claimed: Claimed) -> Outcome:

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from outdial import metrics
 from outdial.auth.service import Principal
 from outdial.clock import Clock
-from outdial.db import Database, Limits
+from outdial.clock_check import ClockGuard
+from outdial.db import Database, Limits, log_failure
 from outdial.db.driver import refused_row
 from outdial.db.paging import Page, PageRequest
 from outdial.errors import (
@@ -112,8 +113,9 @@ def import_database(settings: Settings) -> Database:
     """Connections of the import jobs' own. Their steps wait for a lock as long as a lease: on
     SQLite another import's final write holds the single writer for seconds, which an API
     request waits for only OUTDIAL_DB_LOCK_TIMEOUT_SECONDS."""
-    limits = Limits(settings.db_pool_timeout_seconds, settings.import_lease_seconds,
-                    settings.db_statement_timeout_seconds)
+    limits = Limits(pool_timeout=settings.db_pool_timeout_seconds,
+                    lock_timeout=settings.import_lease_seconds,
+                    statement_timeout=settings.db_statement_timeout_seconds)
     return Database(settings.database_url, limits=limits, role="outdial imports")
 
 
@@ -135,12 +137,19 @@ class ImportRunner:
         self._reaper: asyncio.Task[None] | None = None
         # Set when a deduping job of this server ends: its outdial's waiters look again at once.
         self._turn_freed = asyncio.Event()
+        self.clock_guard = ClockGuard(
+            self.database, clock, settings.max_clock_offset_seconds, who=f"imports {self.owner}",
+            withholds="not failing the import jobs of other servers", log=log)
 
     async def start(self) -> None:
         """Fail the jobs whose owner stopped renewing their lease, now and from time to time."""
         with use_time_format(self.time_format):
-            await fail_expired_imports(self.database, self.clock, self.owner)
+            await self._fail_expired()
         self._reaper = asyncio.create_task(self._reap_forever())
+
+    async def _fail_expired(self) -> None:
+        if await self.clock_guard.agrees():
+            await fail_expired_imports(self.database, self.clock, self.owner)
 
     async def _reap_forever(self) -> None:
         with use_time_format(self.time_format):  # the failed jobs' events, as the API writes
@@ -150,9 +159,9 @@ class ImportRunner:
         while True:
             await self.clock.sleep(self.lease_seconds)
             try:
-                await fail_expired_imports(self.database, self.clock, self.owner)
-            except Exception:
-                log.exception("could not fail the import jobs whose lease expired")
+                await self._fail_expired()
+            except Exception as error:  # noqa: BLE001 - tried again after a lease
+                log_failure(log, "failing the import jobs whose lease expired", error)
 
     def _check(self, chunk: Chunk, rules: RowRules) -> Awaitable[CheckedChunk]:
         """The chunk's check, started now (in file order) on a checking process."""
@@ -323,9 +332,10 @@ class ImportRunner:
         while True:
             await self.clock.sleep(self.lease_seconds / 3)
             try:
+                await self.clock_guard.agrees()  # a clock off renews on the server's time
                 async with self.database.transaction() as session:
                     held = await ImportRepository(session).renew_lease(
-                        job_id, self.owner, self.clock.now(), self.lease_seconds)
+                        job_id, self.owner, self.clock_guard.now(), self.lease_seconds)
             except Exception as error:  # noqa: BLE001 - tried again at the next beat
                 log.warning("could not renew the lease of import %s: %s", job_id, error)
                 continue
@@ -344,9 +354,12 @@ class ImportRunner:
             self._turn_freed.clear()
             holder: uuid.UUID | str | None
             try:
+                # Whether the holder's lease has ended is read on the server's time: a clock
+                # far ahead would take a live import's turn, and both would add one number.
+                await self.clock_guard.agrees()
                 async with self.database.transaction() as session:
                     holder = await ImportRepository(session).take_dedupe_turn(
-                        job.id, into, self.clock.now(), self.database.is_sqlite, kind)
+                        job.id, into, self.clock_guard.now(), self.database.is_sqlite, kind)
             except OperationalError:
                 # The database is busy past its lock wait, as it is on SQLite while another
                 # import writes its rows: that import still holds the turn.

@@ -15,6 +15,7 @@ import miniaudio
 
 from outdial.media.errors import AudioError
 from outdial.media.rtp import Clip
+from outdial.netguard import guarded_transport
 
 SAMPLE_RATE = 8000
 MAX_CLIP_SECONDS = 600  # longer audio is refused: every play must end
@@ -114,6 +115,7 @@ class AudioSources:
         max_download_bytes: int = 64 * 1024**2,
         espeak: str = "espeak-ng",
         speech_timeout: float = 30.0,
+        allow_private_networks: bool = False,
     ) -> None:
         self.cache = AudioCache(cache_dir or default_cache_dir(), cache_max_bytes)
         self._memory: OrderedDict[str, Clip] = OrderedDict()
@@ -121,8 +123,14 @@ class AudioSources:
         self._memory_max_bytes = memory_max_bytes
         self._making: dict[str, asyncio.Future[Clip]] = {}
         self._owns_http = http is None
+        # A campaign's author chooses the URLs: they reach public addresses only (a redirect's
+        # too), unless the server allows its own networks. No proxy from the environment then:
+        # where a proxy connects to cannot be checked.
         self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0), follow_redirects=True, max_redirects=5
+            timeout=httpx.Timeout(10.0), follow_redirects=True, max_redirects=5,
+            transport=None if allow_private_networks else guarded_transport(
+                "OUTDIAL_PLAY_ALLOW_PRIVATE_NETWORKS"),
+            trust_env=allow_private_networks,
         )
         self._fetch_timeout = fetch_timeout
         self._max_download_bytes = max_download_bytes

@@ -122,7 +122,9 @@ class RtpSession(asyncio.DatagramProtocol):
     """One call's RTP stream, bound to a local UDP port; open with `await RtpSession.open(...)`.
 
     Symmetric RTP: we send from the port we receive on, and send to the source of the first packet
-    received (the callee's real address behind NAT) rather than to the SDP's address. Packets leave
+    received after the answer (the callee's real address behind NAT) rather than to the SDP's
+    address; a packet from the SDP's own address settles it. Packets received while the call
+    rang (early media, perhaps from another fork, RFC 3960) decide nothing. Packets leave
     on a timeline fixed at `start`: packet n is due at start + n × 20 ms on the loop's monotonic
     clock, so lateness never accumulates. Silence is sent whenever nothing plays, keeping RTP
     flowing (and NAT bindings open) for the whole call.
@@ -135,6 +137,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.DatagramTransport | None = None
         self._remote: tuple[str, int] | None = None
+        self._answered: tuple[str, int] | None = None  # the answer's SDP address
         self._latched = False
         self._codec = "PCMU"
         self._payload_type = 0
@@ -183,11 +186,12 @@ class RtpSession(asyncio.DatagramProtocol):
         )
 
     def start(self, answer: SdpAnswer) -> None:
-        """Begin sending to the answer's address (unless already latched) in its codec."""
+        """Begin sending to the answer's address in its codec, until a packet says where the
+        callee really is."""
         if self.closed:
             raise CallEnded("the RTP session is closed")
-        if not self._latched:
-            self._remote = (answer.address, answer.port)
+        self._remote = self._answered = (answer.address, answer.port)
+        self._latched = False
         self._codec = answer.codec
         self._payload_type = answer.payload_type
         self._event_payload_type = answer.telephone_event
@@ -310,10 +314,14 @@ class RtpSession(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) < 12 or data[0] >> 6 != 2:
             return  # not RTP version 2
-        if not self._latched:
+        source = (addr[0], addr[1])
+        if self._answered is None:
+            return  # early media: not the answer's, and nothing plays before it
+        if source == self._answered or not self._latched:
+            # The answer's own address settles it; else the first sender after the answer.
             self._latched = True
-            self._remote = (addr[0], addr[1])
-        elif (addr[0], addr[1]) != self._remote:
+            self._remote = source
+        elif source != self._remote:
             return  # only the latched peer is heard
         self.stats.packets_received += 1
         if data[1] & 0x7F != self._event_payload_type:

@@ -30,6 +30,8 @@ class Agent(Base):
     username: Mapped[str] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str]
     permission: Mapped[str] = mapped_column(String(16))
+    # Carried by its login tokens; a password change raises it, refusing every earlier token.
+    token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     tm_create: Mapped[dt.datetime]
     tm_update: Mapped[dt.datetime | None]
     tm_delete: Mapped[dt.datetime | None]

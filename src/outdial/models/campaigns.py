@@ -114,6 +114,7 @@ class Campaigncall(Base):
     smtp_code: Mapped[int] = mapped_column(default=0)  # the relay's last reply code; 0: none
     smtp_reply: Mapped[str] = mapped_column(default="")  # its text, or why no reply came
     message_id: Mapped[str] = mapped_column(default="")  # Message-ID of the email sent
+    outcome_detail: Mapped[str] = mapped_column(default="")  # why it ended so, if said
     # Internal: the engine process holding the attempt, and until when its claim is good.
     worker_id: Mapped[str] = mapped_column(String(64), default="")
     tm_lease_expire: Mapped[dt.datetime | None]

@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from outdial.clock import Clock
-from outdial.db import Database
+from outdial.db import Database, log_failure
 from outdial.models import CountCompaction, OutdialTargetCount, OutdialTargetCountChange
 from outdial.models.outdials import COUNT_KEY, DESTINATION_SLOTS
 
@@ -156,7 +156,7 @@ class Compactor:
         while True:
             try:
                 await self.round()
-            except Exception:  # noqa: BLE001 - a failed round is retried after the interval
-                log.exception("folding count changes failed; retrying")
+            except Exception as error:  # noqa: BLE001 - retried after the interval
+                log_failure(log, "folding count changes (retrying)", error)
             await asyncio.sleep(INTERVAL_SECONDS)
 

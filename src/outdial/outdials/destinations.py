@@ -15,7 +15,14 @@ from phonenumbers import phonenumberutil as _pnu
 from outdial.errors import InvalidArgument
 from outdial.outdials.casefold import fold
 from outdial.timestamps import parse_timestamp, written
-from outdial.validation import Refused, decode_json, key_text, text_problem, value_text
+from outdial.validation import (
+    Refused,
+    decode_json,
+    key_text,
+    one_line_problem,
+    text_problem,
+    value_text,
+)
 
 DESTINATION_TYPES = ("tel", "sip", "email")
 # How many destinations a target has (destination_0..4). Defined here, not with the tables, so
@@ -316,6 +323,8 @@ def validate_address(
             raise InvalidArgument(f"{field}.{key}", "must be a string")
         if problem := text_problem(key, item):
             raise InvalidArgument(f"{field}.{key}", problem)
+        if key == "target_name" and (problem := one_line_problem(item)):
+            raise InvalidArgument(f"{field}.{key}", problem)  # an email's display name
         address[key] = item
     kind, target = address["type"], address["target"]
     if kind not in DESTINATION_TYPES:

@@ -9,7 +9,7 @@ from enum import Enum
 
 from outdial.sip.message import Message, address_uri, new_tag
 from outdial.sip.timers import Handle
-from outdial.sip.transaction import TIMEOUT, Event
+from outdial.sip.transaction import TIMEOUT, ClientTransaction, Event
 from outdial.sip.transport import Link, TransportError
 from outdial.sip.ua import SipTimeout, UserAgent, new_call_id
 
@@ -95,6 +95,7 @@ class Call:
         self._ack: bytes | None = None
         self._ack_link: Link | None = None
         self._handles: list[Handle] = []
+        self._transaction: ClientTransaction | None = None  # the INVITE's
         self._result: asyncio.Future[SetupResult] = asyncio.get_running_loop().create_future()
         self._bye_task: asyncio.Task | None = None
 
@@ -109,7 +110,7 @@ class Call:
         self.ua.calls[self.call_id] = self
         if self.dial_timeout is not None:
             self._handles.append(self.timers.call_later(self.dial_timeout, self._give_up))
-        self.ua.send_request(self.invite, self._link, self._on_invite_event)
+        self._transaction = self.ua.send_request(self.invite, self._link, self._on_invite_event)
         try:
             return await asyncio.shield(self._result)
         except asyncio.CancelledError:
@@ -152,11 +153,20 @@ class Call:
         cancel.add("CSeq", f"{invite.cseq[0]} CANCEL")
         cancel.add("User-Agent", self.ua.config.user_agent)
         assert self._link is not None
-        self.ua.send_request(cancel, self._link, lambda event: None)
+        self.ua.send_request(cancel, self._link, self._on_cancel_event)
+        if self._result.done():  # the CANCEL could not be sent
+            return
         # No final response within 64*T1 of the CANCEL: the INVITE is over for us (§9.1).
         self._handles.append(
             self.timers.call_later(self.ua.config.timers.b, lambda: self._decide(Setup.TIMEOUT))
         )
+
+    def _on_cancel_event(self, event: Event) -> None:
+        """The CANCEL's own answer says nothing of the call (the INVITE's 487 does), but a
+        CANCEL that cannot be sent means the link to the trunk is gone: no final response
+        can come back on it, so the attempt ends now, not 64*T1 later."""
+        if isinstance(event, TransportError):
+            self._decide(Setup.TRANSPORT_ERROR, error=f"cannot send the CANCEL: {event}")
 
     def _on_invite_event(self, event: Event) -> None:
         if self._result.done() and not (isinstance(event, Message) and event.status < 300):
@@ -189,7 +199,7 @@ class Call:
                 self.invite = retry
                 self.cseq = retry.cseq[0]
                 assert self._link is not None
-                self.ua.send_request(retry, self._link, self._on_invite_event)
+                self._transaction = self.ua.send_request(retry, self._link, self._on_invite_event)
                 return
             self._decide(Setup.FINAL, response)
         else:
@@ -261,6 +271,8 @@ class Call:
                 kind, response, self._cancel_wanted, self._cancel_sent, error=error
             )
         )
+        if kind in (Setup.TIMEOUT, Setup.TRANSPORT_ERROR) and self._transaction is not None:
+            self._transaction.destroy()  # it may still wait for a final response (§9.1)
         if kind is not Setup.ANSWERED and self.answered_at is None:
             self.ended_at = self.timers.time()
             self.ended.set()
@@ -298,7 +310,9 @@ class Call:
         return await self.ua.link_for()
 
     async def hangup(self) -> None:
-        """BYE, and wait for its answer (bounded by Timer F). Idempotent."""
+        """BYE. The call ends as the BYE leaves (§15.1.1: media stops then, whether or not the
+        callee ever answers it); its answer is awaited in the background, bounded by Timer F.
+        Idempotent."""
         if self.answered_at is None or self.ended.is_set():
             return
         if self._bye_task is None:
@@ -308,13 +322,20 @@ class Call:
     async def _bye(self) -> None:
         self.hangup_by = self.hangup_by or "us"
         try:
-            response = await self.ua.request(self._in_dialog("BYE"), await self._next_hop())
+            link = await self._next_hop()
+            self.ua.spawn(self._bye_answered(self._in_dialog("BYE"), link))
+        except TransportError as error:
+            log.info("call %s: no way to send the BYE: %s", self.call_id, error)
+        finally:
+            self._end()
+
+    async def _bye_answered(self, bye: Message, link: Link) -> None:
+        try:
+            response = await self.ua.request(bye, link)
             if response.status >= 300:
                 log.info("call %s: BYE answered %s", self.call_id, response)
         except (SipTimeout, TransportError) as error:
             log.info("call %s: BYE got no answer: %s", self.call_id, error)
-        finally:
-            self._end()
 
     def _end(self) -> None:
         if self.ended.is_set():

@@ -101,6 +101,11 @@ class ClientTransaction:
     def on_response(self, response: Message) -> None:
         raise NotImplementedError
 
+    def destroy(self) -> None:
+        """Its owner gave up on it without a final response (an INVITE cancelled that got none
+        within 64*T1 of the CANCEL, §9.1): forget it, timers and all."""
+        self._terminate()
+
 
 class InviteClientTransaction(ClientTransaction):
     """RFC 3261 §17.1.1 (figure 5)."""

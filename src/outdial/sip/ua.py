@@ -128,13 +128,15 @@ class UserAgent:
         )
 
     async def close(self) -> None:
-        if self.registration is not None:
-            await self.registration.stop()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=self.config.timers.b)
-        for task in list(self.tasks):
-            task.cancel()
-        self.transport.close()
+        try:
+            if self.registration is not None:
+                await self.registration.stop()
+            if self.tasks:
+                await asyncio.wait(self.tasks, timeout=self.config.timers.b)
+        finally:  # stopped or not, the port is let go: a successor binds it
+            for task in list(self.tasks):
+                task.cancel()
+            self.transport.close()
 
     def spawn(self, coroutine) -> asyncio.Task:
         task = asyncio.ensure_future(coroutine)

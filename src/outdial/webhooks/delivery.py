@@ -22,9 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from outdial import metrics
 from outdial.channels.secrets import SecretBox, SecretUnreadable
 from outdial.clock import Clock
-from outdial.db import Database
+from outdial.clock_check import ClockGuard
+from outdial.db import Database, log_failure
 # The engine's helpers: one way to race waits and to log a failed round.
-from outdial.engine.worker import first_of, log_failure, new_worker_id
+from outdial.engine.worker import first_of, new_worker_id
 from outdial.events import catalogue
 from outdial.events.outbox import emit
 from outdial.settings import Settings
@@ -68,6 +69,8 @@ class DeliveryConfig:
     retention_seconds: float = 7 * 24 * 3600.0
     allow_private_networks: bool = False
     run_spacing_seconds: float = 0.0  # RUN_SPACING_SECONDS in a running process
+    # How far this machine's clock may be from the database server's (0: not checked).
+    max_clock_offset_seconds: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DeliveryConfig":
@@ -84,6 +87,7 @@ class DeliveryConfig:
             retention_seconds=settings.webhooks_delivery_retention_seconds,
             allow_private_networks=settings.webhooks_allow_private_networks,
             run_spacing_seconds=RUN_SPACING_SECONDS,
+            max_clock_offset_seconds=settings.max_clock_offset_seconds,
         )
 
     def retry_delay(self, attempts: int, rng: random.Random) -> float:
@@ -149,6 +153,10 @@ class Deliverer:
         self._freed = asyncio.Event()
         self._next_prune: dt.datetime | None = None
         self._stopping = False  # no endpoint task claims another run once set
+        self.clock_guard = ClockGuard(
+            database, clock, self.config.max_clock_offset_seconds,
+            who=f"webhook deliverer {self.worker_id}",
+            withholds="not claiming deliveries or taking over other processes' runs", log=log)
 
     @property
     def busy_endpoints(self) -> int:
@@ -161,6 +169,8 @@ class Deliverer:
         many endpoints were claimed."""
         # The events of a webhook with nothing waiting go straight into its next claimed run.
         await self.fan_out(waiting=True)
+        if not await self.clock_guard.agrees():
+            return 0
         await self.prune_if_due()
         room = self.config.concurrency - len(self._tasks)
         if room <= 0:
@@ -217,9 +227,12 @@ class Deliverer:
                 return pruned
 
     async def heartbeat(self) -> None:
+        # A clock stepped back would write leases already over for the others (its runs sent
+        # again, out of order): compared first, and renewed on the server's time while off.
+        await self.clock_guard.agrees()
         async with self.database.transaction() as session:
             await repo.renew_leases(
-                session, self.worker_id, self.clock.now(), self.config.lease_seconds
+                session, self.worker_id, self.clock_guard.now(), self.config.lease_seconds
             )
 
     async def aclose(self) -> None:
@@ -273,16 +286,20 @@ class Deliverer:
                     # The whole run arrived: a fresh run's cursor passes its last event read.
                     kept = await self._write_arrived(session, claim, arrived,
                                                      up_to=claim.read_up_to)
-                    if kept and not self._stopping:
+                    if kept and not self._stopping and self.clock_guard.problem is None:
                         # Its new events, if nothing else waits, become the next run.
                         following = await repo.claim(
                             session, claim.webhook_id, owner=self.worker_id, now=self.clock.now(),
                             lease_seconds=self.config.lease_seconds, most=most,
                         )
+                    elif kept and self.clock_guard.problem is not None:
+                        # A clock found off (step's comparison) takes no next run: the
+                        # endpoint is let go at once, for a process whose clock agrees.
+                        await repo.release(session, self.worker_id, claim.webhook_id)
                 self._count_arrived(arrived)
                 claim, claimed_at = following, self.clock.now()
         except Exception as error:  # noqa: BLE001 - logged; the lease brings the run back
-            log_failure(f"delivering to webhook {webhook_id}", error)
+            log_failure(log, f"delivering to webhook {webhook_id}", error)
             try:
                 async with self.database.transaction() as session:
                     await repo.release(session, self.worker_id, webhook_id)
@@ -478,7 +495,7 @@ class Deliverer:
                 try:
                     started = await self.step()
                 except Exception as error:  # noqa: BLE001 - logged, never lost
-                    log_failure("a webhook round (retrying)", error)
+                    log_failure(log, "a webhook round (retrying)", error)
                     started = 0
                 if started == 0:
                     await first_of(stop.wait(), self._freed.wait(),
@@ -510,7 +527,12 @@ class Deliverer:
         while True:
             await self.clock.sleep(self.config.lease_seconds / 3)
             try:
-                await self.heartbeat()
+                # Bounded: a renewal on a network gone silent is tried again at the next beat.
+                async with asyncio.timeout(self.config.lease_seconds / 6):
+                    await self.heartbeat()
+            except TimeoutError:
+                log.warning("renewing webhook leases: no answer within %g s",
+                            self.config.lease_seconds / 6)
             except Exception as error:  # noqa: BLE001 - logged, never lost
-                log_failure("renewing webhook leases", error)
+                log_failure(log, "renewing webhook leases", error)
 

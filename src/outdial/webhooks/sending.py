@@ -15,7 +15,6 @@ the receiver's time to answer, not one round trip per message.
 import asyncio
 import datetime as dt
 import functools
-import ipaddress
 import logging
 import re
 import socket
@@ -29,101 +28,16 @@ import h11
 import httpx
 
 from outdial.clock import Clock
+from outdial.netguard import AddressRefused, IPAddress, Unresolved, checked_address
 from outdial.urls import ascii_host
 
 log = logging.getLogger(__name__)
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_RESPONSE_BYTES = 64 * 1024  # read of an answer, then the connection is dropped
 MAX_HOSTS = 64  # receiver hosts whose idle connections are kept
 MAX_IDLE_PER_HOST = 2
 READ_CHUNK = 64 * 1024
 USER_AGENT = "outdial-webhooks"
 QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
-
-
-class AddressRefused(Exception):
-    """The receiver's host is, or resolves to, an address the guard refuses."""
-
-
-class Unresolved(AddressRefused):
-    """The receiver's host does not resolve (now)."""
-
-
-def address_problem(address: IPAddress) -> str | None:
-    """Why the guard refuses to connect to `address`, or None when it is a public one."""
-    if isinstance(address, ipaddress.IPv6Address) and (inside := _ipv4_inside(address)):
-        problem = address_problem(inside)  # judged as the IPv4 address it reaches
-        return f"{address} reaches {inside}: {problem}" if problem else None
-    for kind, found in (
-        ("an unspecified", address.is_unspecified), ("a loopback", address.is_loopback),
-        ("a link-local", address.is_link_local), ("a multicast", address.is_multicast),
-        ("a private", address.is_private),
-    ):
-        if found:
-            return f"{address} is {kind} address"
-    # Shared (CGNAT), reserved, documentation ranges …; IPv6's reserved and site-local ones,
-    # which Python 3.11 still counts as global.
-    if not address.is_global or (isinstance(address, ipaddress.IPv6Address) and (
-            address.is_reserved or address.is_site_local)):
-        return f"{address} is not a public address"
-    return None
-
-
-# IPv6 ranges that carry an IPv4 address a network may route to: IPv4-mapped (::ffff:0:0/96),
-# IPv4-compatible (::/96, deprecated), NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and 6to4
-# (2002::/16). The IPv4 address inside is judged as itself.
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-_COMPATIBLE = ipaddress.ip_network("::/96")
-
-
-def _ipv4_inside(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address in _COMPATIBLE and int(address) > 1:  # not :: nor ::1, judged as themselves
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    if any(address in network for network in _NAT64):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
-
-
-async def resolve(host: str, port: int) -> list[IPAddress]:
-    """The addresses `host` names, in the resolver's order (an IP literal is itself)."""
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    try:
-        found = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
-    except OSError as error:
-        raise Unresolved(f"{host} does not resolve ({error.strerror or error})") from None
-    except UnicodeError as error:  # a name the resolver cannot encode (a label too long)
-        raise Unresolved(f"{host} does not resolve ({error})") from None
-    addresses: list[IPAddress] = []
-    for *_, sockaddr in found:
-        address = ipaddress.ip_address(str(sockaddr[0]).partition("%")[0])
-        if address not in addresses:
-            addresses.append(address)
-    return addresses
-
-
-async def checked_address(host: str, port: int, allow_private: bool) -> IPAddress:
-    """The address to connect to for `host`: the first it resolves to, once every one of them
-    passed the guard (AddressRefused otherwise)."""
-    addresses = await resolve(host, port)
-    if not addresses:
-        raise Unresolved(f"{host} resolves to no address")
-    if not allow_private:
-        for address in addresses:
-            if problem := address_problem(address):
-                where = "" if str(address) == host else f"{host} resolves to {address}: "
-                raise AddressRefused(
-                    f"{where}{problem}; OUTDIAL_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=true allows it"
-                )
-    return addresses[0]
 
 
 @functools.cache
@@ -332,7 +246,7 @@ class Sender:
         except (h11.ProtocolError, OSError) as error:
             outcomes.append(Sent(0, elapsed(), f"{type(error).__name__}: {error}".rstrip(": "),
                                  "unreachable"))
-        except Exception as error:  # noqa: BLE001 - a failed attempt, retried after its backoff
+        except Exception as error:
             # Whatever else went wrong (a URL stored before its host was checked …) is this
             # attempt's failure, written down and counted like any: never a claim released at
             # once and taken again, round after round.

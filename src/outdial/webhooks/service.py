@@ -5,7 +5,6 @@ import asyncio
 import json
 import uuid
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,20 +13,16 @@ from outdial.channels.secrets import SecretBox, SecretUnreadable
 from outdial.clock import Clock
 from outdial.db.paging import Page, PageRequest, fetch_page
 from outdial.errors import FailedPrecondition, InvalidArgument, NotFound
-from outdial.events.catalogue import EVENT_TYPES, webhook as webhook_payload
+from outdial.events.catalogue import EVENT_TYPES
+from outdial.events.catalogue import webhook as webhook_payload
 from outdial.models import Webhook, WebhookDelivery
+from outdial.netguard import AddressRefused, Unresolved, checked_address
 from outdial.settings import Settings
 from outdial.timestamps import format_timestamp
 from outdial.urls import ascii_host, parse_http_url
 from outdial.webhooks import repository as repo
 from outdial.webhooks.schemas import WEBHOOK_STATUSES, WebhookCreate, WebhookUpdate
-from outdial.webhooks.sending import (
-    AddressRefused,
-    Message,
-    Sender,
-    Unresolved,
-    checked_address,
-)
+from outdial.webhooks.sending import Message, Sender
 from outdial.webhooks.signing import Signer, generate_secret, secret_problem, signed_headers
 
 RESOLVE_TIMEOUT_S = 5.0  # looking the URL's host up when a webhook is created or changed

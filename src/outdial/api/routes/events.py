@@ -4,6 +4,7 @@ Both read the database, not this process's memory: behind several API processes 
 them serves every event, and a client resumes on any of them after the last id it saw.
 """
 
+import asyncio
 import datetime as dt
 import json
 import logging
@@ -20,7 +21,13 @@ from outdial.api.deps import Ctx, credential
 from outdial.auth.service import AuthService
 from outdial.db import busy_reason
 from outdial.db.paging import MAX_PAGE_SIZE, PageRequest
-from outdial.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from outdial.engine.worker import first_of
+from outdial.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+)
 from outdial.events.catalogue import EVENT_TYPES
 from outdial.events.outbox import event_json, read_events
 
@@ -125,10 +132,22 @@ async def stream_events(
               else parse_after(after, "after"))
     wanted = parse_types(types)
     customer_id = ctx.principal.customer_id
+    state = request.app.state
+    most = state.settings.events_streams_per_customer
+    if state.streams[customer_id] >= most:
+        raise ResourceExhausted(
+            f"{most} live event streams of this customer are open on this server already "
+            "(OUTDIAL_EVENTS_STREAMS_PER_CUSTOMER): close one, or read GET /v1.0/events page "
+            "by page", "TOO_MANY_STREAMS")
+    # Counted from here (no wait between the test and this): released when the response ends.
+    state.streams[customer_id] += 1
     # The request's session was only for the credential: the stream reads in sessions of its
     # own, one short transaction a look.
-    await ctx.session.close()
-    state = request.app.state
+    try:
+        await ctx.session.close()
+    except BaseException:
+        _release(state, customer_id)
+        raise
     settings, clock, database = state.settings, state.clock, state.read_database
 
     async def events() -> AsyncIterator[str]:
@@ -166,10 +185,70 @@ async def stream_events(
                 quiet_since = now
             await clock.sleep(settings.events_poll_seconds)
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream",
+    return EventStream(
+        events(), state, release=lambda: _release(state, customer_id),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def _release(state: State, customer_id: Any) -> None:
+    state.streams[customer_id] -= 1
+    if state.streams[customer_id] <= 0:
+        del state.streams[customer_id]
+
+
+class _Stalled(Exception):
+    pass
+
+
+class EventStream(StreamingResponse):
+    """A stream whose every write is bounded: a client that has read nothing for
+    `events_stall_seconds` (its connection's buffers full) is let go, and so is every such
+    client as soon as the server shuts down. A write waits on the client, not on the loop:
+    without a bound, one stalled reader holds its page of events in memory for ever and keeps
+    a graceful shutdown from ending."""
+
+    def __init__(self, content: AsyncIterator[str], state: State, release: Any,
+                 **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.state = state
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()  # however it ended: the client gone, stalled, the server stopping
+
+    async def stream_response(self, send: Any) -> None:
+        try:
+            await super().stream_response(self._bounded(send))
+        except _Stalled as stalled:
+            log.info("event stream: %s; it is closed", stalled)
+
+    def _bounded(self, send: Any) -> Any:
+        state, settings = self.state, self.state.settings
+
+        async def bounded(message: Any) -> None:
+            sending = asyncio.ensure_future(send(message))
+            for _ in range(3):  # a client that reads: the write is taken at once
+                if sending.done():
+                    return sending.result()
+                await asyncio.sleep(0)
+            waited = 0.0
+            while True:
+                await first_of(asyncio.shield(sending), state.clock.sleep(settings.events_poll_seconds))
+                if sending.done():
+                    return sending.result()
+                waited += settings.events_poll_seconds
+                if state.stopping or waited >= settings.events_stall_seconds:
+                    sending.cancel()
+                    raise _Stalled("the server is stopping and the client reads nothing"
+                                   if state.stopping else
+                                   f"the client read nothing for {waited:.0f} s")
+
+        return bounded
 
 
 async def why_refused(session: AsyncSession, secret: str, state: State) -> str | None:
