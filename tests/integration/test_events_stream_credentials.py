@@ -3,7 +3,7 @@ longer holds: a key deleted or expired, a login token expired, an agent deleted.
 app's fake clock; the test moves it on and waits only for the stream to reach its next look."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -16,14 +16,41 @@ from tests.integration.campaign_setup import new_outdial, new_target
 
 # A look of the stream takes a few statements; this bounds how long one may take on a loaded
 # machine before the test gives up.
-LOOK_TIMEOUT = 10.0
+LOOK_TIMEOUT = 30.0
 
 
 async def _sleeping(clock: FakeClock, request: asyncio.Task[Any], sleepers: int) -> None:
     """Until the stream has finished its look and sleeps on the clock again (or has ended)."""
-    async with asyncio.timeout(LOOK_TIMEOUT):
-        while not request.done() and len(clock.deadlines()) < sleepers:
-            await asyncio.sleep(0.001)
+    try:
+        async with asyncio.timeout(LOOK_TIMEOUT):
+            while not request.done() and len(clock.deadlines()) < sleepers:
+                await asyncio.sleep(0.001)
+    except TimeoutError:
+        raise AssertionError(f"the stream's look did not end within {LOOK_TIMEOUT:g} s; "
+                             f"{len(clock.deadlines())} of {sleepers} asleep on the clock; "
+                             f"the app's tasks were at:\n{_app_stacks()}") from None
+
+
+def _app_stacks() -> str:
+    """Where each task running the app's code waits: what a look that never ends is stuck on."""
+    stacks = []
+    for task in asyncio.all_tasks():
+        lines = [f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+                 for frame in _awaited_frames(task.get_coro())]
+        if any("/outdial/" in line for line in lines):
+            stacks.append("\n".join(lines))
+    return "\n\n".join(stacks) or "(none)"
+
+
+def _awaited_frames(awaitable: Any) -> list[Any]:
+    """The frames of a suspended coroutine and of what it awaits, outermost first."""
+    frames = []
+    while awaitable is not None:
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        awaitable = getattr(awaitable, "cr_await", None) or getattr(awaitable, "ag_await", None)
+    return frames
 
 
 class Stream:
@@ -34,6 +61,12 @@ class Stream:
         self.poll = app.state.settings.events_poll_seconds
         self.sleepers = len(clock.deadlines()) + 1  # the app's own, and the stream's
         self.request = asyncio.create_task(api.get("/v1.0/events/stream", token=credential))
+
+    async def close(self) -> None:
+        """Cancel a request still open, as a test that failed part way leaves it: its
+        connection goes back to the pool before the app is stopped."""
+        self.request.cancel()
+        await asyncio.gather(self.request, return_exceptions=True)
 
     async def start(self) -> None:
         await _sleeping(self.clock, self.request, self.sleepers)
@@ -60,16 +93,32 @@ class Stream:
         return response.text
 
 
+@pytest.fixture
+async def open_stream(api: Api, app: Any, clock: FakeClock) -> AsyncIterator[Callable[[str], Stream]]:
+    """GET /v1.0/events/stream with a credential, the request cancelled at the test's end."""
+    opened: list[Stream] = []
+
+    def open_with(credential: str) -> Stream:
+        opened.append(Stream(api, app, clock, credential))
+        return opened[-1]
+
+    yield open_with
+    for stream in opened:
+        await stream.close()
+
+
 async def _access_key(api: Api, expire: int = 3600) -> dict[str, Any]:
     response = await api.post("/v1.0/accesskeys", json={"name": "stream", "expire": expire})
     assert response.status_code == 200, response.text
     return response.json()
 
 
-async def test_a_live_credential_keeps_its_stream_open(api: Api, app: Any, clock: FakeClock) -> None:
+async def test_a_live_credential_keeps_its_stream_open(
+    api: Api, app: Any, open_stream: Callable[[str], Stream],
+) -> None:
     heartbeat = app.state.settings.events_heartbeat_seconds
     key = await _access_key(api)
-    stream = Stream(api, app, clock, key["token"])
+    stream = open_stream(key["token"])
     await stream.start()
     assert await stream.run_for(3 * heartbeat) == pytest.approx(3 * heartbeat)
     assert not stream.request.done()  # checked three times, and still allowed
@@ -93,7 +142,7 @@ async def _delete_agent(api: Api, app: Any, clock: FakeClock, key: dict[str, Any
 
 @pytest.mark.parametrize("revoke", [_delete_key, _delete_agent], ids=["key deleted", "agent deleted"])
 async def test_a_revoked_credential_stops_receiving_within_a_heartbeat_period(
-    api: Api, app: Any, clock: FakeClock,
+    api: Api, app: Any, clock: FakeClock, open_stream: Callable[[str], Stream],
     revoke: Callable[[Api, Any, FakeClock, dict[str, Any]], Awaitable[None]],
 ) -> None:
     heartbeat = app.state.settings.events_heartbeat_seconds
@@ -102,7 +151,7 @@ async def test_a_revoked_credential_stops_receiving_within_a_heartbeat_period(
     streamer = Api(api.http, await add_agent(app, clock, outdial["customer_id"], "streamer",
                                              "manager"))
     key = await _access_key(streamer)
-    stream = Stream(api, app, clock, key["token"])
+    stream = open_stream(key["token"])
     await stream.start()
     # Part way through a period: the next check is due at most a period from now.
     await stream.run_for(heartbeat / 3)
@@ -122,12 +171,12 @@ async def test_a_revoked_credential_stops_receiving_within_a_heartbeat_period(
 
 
 async def test_an_expiring_credential_ends_its_stream_once_expired(
-    api: Api, app: Any, clock: FakeClock,
+    api: Api, app: Any, open_stream: Callable[[str], Stream],
 ) -> None:
     heartbeat = app.state.settings.events_heartbeat_seconds
     lifetime = app.state.settings.token_lifetime_seconds
     key = await _access_key(api, expire=int(4 * heartbeat))
-    by_key = Stream(api, app, clock, key["token"])
+    by_key = open_stream(key["token"])
     await by_key.start()
     # Up to its expiry the key is good; it ends within a period past it.
     took = await by_key.run_for(10 * heartbeat)
@@ -136,7 +185,7 @@ async def test_an_expiring_credential_ends_its_stream_once_expired(
     assert "credential refused: the access key" in await by_key.body()
 
     token = await api.login(ADMIN_USERNAME, ADMIN_PASSWORD)
-    by_token = Stream(api, app, clock, token)
+    by_token = open_stream(token)
     await by_token.start()
     await by_token.leap(lifetime - heartbeat)  # checked at that look, and still good
     await by_token.run_for(heartbeat / 2)
