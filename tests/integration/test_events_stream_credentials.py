@@ -3,6 +3,7 @@ longer holds: a key deleted or expired, a login token expired, an agent deleted.
 app's fake clock; the test moves it on and waits only for the stream to reach its next look."""
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,15 +20,19 @@ from tests.integration.campaign_setup import new_outdial, new_target
 LOOK_TIMEOUT = 30.0
 
 
-async def _sleeping(clock: FakeClock, request: asyncio.Task[Any], sleepers: int) -> None:
-    """Until the stream has finished its look and sleeps on the clock again (or has ended)."""
+async def _sleeping(clock: FakeClock, request: asyncio.Task[Any], poll: float) -> None:
+    """Until the stream has finished its look and sleeps on the clock again (or has ended).
+    The stream is the one sleeper a poll period from now: the app's own (the import reaper's)
+    wake at times of their own, and may be awake or asleep as the stream looks, so a count of
+    sleepers would not tell."""
+    wakes = clock.now() + dt.timedelta(seconds=poll)
     try:
         async with asyncio.timeout(LOOK_TIMEOUT):
-            while not request.done() and len(clock.deadlines()) < sleepers:
+            while not request.done() and wakes not in clock.deadlines():
                 await asyncio.sleep(0.001)
     except TimeoutError:
         raise AssertionError(f"the stream's look did not end within {LOOK_TIMEOUT:g} s; "
-                             f"{len(clock.deadlines())} of {sleepers} asleep on the clock; "
+                             f"asleep on the clock until {clock.deadlines()}; "
                              f"the app's tasks were at:\n{_app_stacks()}") from None
 
 
@@ -59,7 +64,6 @@ class Stream:
     def __init__(self, api: Api, app: Any, clock: FakeClock, credential: str) -> None:
         self.app, self.clock = app, clock
         self.poll = app.state.settings.events_poll_seconds
-        self.sleepers = len(clock.deadlines()) + 1  # the app's own, and the stream's
         self.request = asyncio.create_task(api.get("/v1.0/events/stream", token=credential))
 
     async def close(self) -> None:
@@ -69,13 +73,13 @@ class Stream:
         await asyncio.gather(self.request, return_exceptions=True)
 
     async def start(self) -> None:
-        await _sleeping(self.clock, self.request, self.sleepers)
+        await _sleeping(self.clock, self.request, self.poll)
         assert not self.request.done(), self.request.result().text
 
     async def leap(self, seconds: float) -> None:
         """Move the clock on at once: the stream makes one look, however far it went."""
         self.clock.advance(seconds)
-        await _sleeping(self.clock, self.request, self.sleepers)
+        await _sleeping(self.clock, self.request, self.poll)
 
     async def run_for(self, seconds: float) -> float:
         """Move the clock on by up to `seconds`, a poll period a step; the seconds it took for
@@ -84,7 +88,7 @@ class Stream:
         while moved < seconds and not self.request.done():
             self.clock.advance(self.poll)
             moved += self.poll
-            await _sleeping(self.clock, self.request, self.sleepers)
+            await _sleeping(self.clock, self.request, self.poll)
         return moved
 
     async def body(self) -> str:
