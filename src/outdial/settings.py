@@ -7,6 +7,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from outdial.timestamps import TimeFormat
 
+# The longest wait PostgreSQL takes for lock_timeout, statement_timeout and
+# idle_in_transaction_session_timeout (2^31 - 1 ms, about 24.8 days): a longer one would be
+# refused by the server at every connection, so it is refused here, at start-up.
+LONGEST_SERVER_WAIT = 2_147_483.647
+
 
 class Settings(BaseSettings):
     """Everything a process needs to know; built once at start-up and passed down."""
@@ -29,7 +34,7 @@ class Settings(BaseSettings):
     # Processes that check imported rows; 0 checks them in the serving process.
     import_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0)
     # An import job's lease: renewed while it runs; a job whose lease ran out is declared failed.
-    import_lease_seconds: float = Field(default=30.0, gt=0)
+    import_lease_seconds: float = Field(default=30.0, gt=0, le=LONGEST_SERVER_WAIT)
     # How long a deduping import waits for another deduping import into the same outdial to end.
     import_dedupe_wait_seconds: float = Field(default=300.0, ge=0)
     # Rejected rows kept in a job's full report (…/errors); further ones are only counted.
@@ -45,12 +50,12 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
     # How long a statement waits for a lock: a row lock on PostgreSQL (lock_timeout), the
     # database's write lock on SQLite (busy_timeout).
-    db_lock_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_lock_timeout_seconds: float = Field(default=3.0, gt=0, le=LONGEST_SERVER_WAIT)
     # Longest statement (PostgreSQL statement_timeout), for the API's and the engine's sessions.
-    db_statement_timeout_seconds: float = Field(default=30.0, gt=0)
+    db_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=LONGEST_SERVER_WAIT)
     # PostgreSQL: an engine session idle inside a transaction this long (its process hangs) is
     # ended by the server, so the locks it held are freed for the other workers.
-    engine_idle_in_transaction_seconds: float = Field(default=10.0, gt=0)
+    engine_idle_in_transaction_seconds: float = Field(default=10.0, gt=0, le=LONGEST_SERVER_WAIT)
 
     # -- the dialing engine ------------------------------------------------------------------
     # `outdial serve` runs the engine beside the API unless this is off (then run `outdial worker`).

@@ -238,6 +238,19 @@ def test_a_bad_setting_is_named_with_its_variable(tmp_path: Path) -> None:
                           "OUTDIAL_TOKEN_LIFETIME_SECONDS", "a week")
 
 
+@pytest.mark.parametrize("variable", [
+    "OUTDIAL_DB_LOCK_TIMEOUT_SECONDS", "OUTDIAL_DB_STATEMENT_TIMEOUT_SECONDS",
+    "OUTDIAL_ENGINE_IDLE_IN_TRANSACTION_SECONDS", "OUTDIAL_IMPORT_LEASE_SECONDS"])
+def test_a_wait_longer_than_the_server_takes_is_named_with_its_bound(
+    tmp_path: Path, variable: str
+) -> None:
+    # PostgreSQL takes these waits in ms up to 2^31 - 1: a longer one would fail every
+    # connection, so it is refused before any (on SQLite too: one rule for both).
+    assert_one_line_error(outdial("db", "upgrade", env=clean_environment(**{variable: "2147484"}),
+                                  cwd=tmp_path),
+                          variable, "less than or equal to 2147483.647")
+
+
 def test_settings_that_disagree_are_named_and_no_secret_is_echoed(tmp_path: Path) -> None:
     # Checked before any connection: no server needs to be there.
     env = clean_environment(OUTDIAL_ENGINE_LEASE_SECONDS="6",
@@ -451,7 +464,7 @@ def test_agent_password_changes_it_and_says_what_it_ends(
 def test_agent_names_are_printed_as_written_not_as_markup(
     tenant: tuple[dict[str, str], str, Path]
 ) -> None:
-    env, customer, database = tenant
+    env, customer, _ = tenant
     name = "x[/] [bold]y"  # markup to a terminal library, a name to us
     created = outdial("agent", "create", "--customer", customer, "--username", name,
                       "--password-stdin", env=env, stdin="markup-pw-1\n")

@@ -19,7 +19,8 @@ from outdial.api import create_app
 from outdial.clock import FakeClock
 from outdial.db import Database, DatabaseUnreachable, Limits, busy_reason, log_failure
 from outdial.db.driver import driver_connection
-from outdial.settings import Settings
+from outdial.imports.service import import_database
+from outdial.settings import LONGEST_SERVER_WAIT, Settings
 from tests.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, Api, assert_error
 from tests.integration.campaign_setup import new_campaign
 
@@ -397,3 +398,20 @@ async def test_an_engines_sessions_carry_the_engines_limits(postgres_url: str) -
     finally:
         await database.dispose()
     assert shown == ["7s", "11s", "2s"]
+
+
+async def test_the_longest_waits_the_settings_take_are_taken_by_the_server(postgres_url: str) -> None:
+    """The settings' bound is the server's own: at it, every connection is still accepted (a
+    wait one past it is refused at start-up, tests/e2e/test_first_run.py)."""
+    longest = Settings(
+        database_url=postgres_url, engine_idle_in_transaction_seconds=LONGEST_SERVER_WAIT,
+        db_statement_timeout_seconds=LONGEST_SERVER_WAIT, db_lock_timeout_seconds=LONGEST_SERVER_WAIT,
+        import_lease_seconds=LONGEST_SERVER_WAIT)
+    for database in (Database(postgres_url, limits=Limits.for_engine(longest)),
+                     import_database(longest)):
+        try:
+            async with database.transaction() as session:
+                shown = (await session.execute(text("SHOW lock_timeout"))).scalar()
+        finally:
+            await database.dispose()
+        assert shown == "2147483647ms"

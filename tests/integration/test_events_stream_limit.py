@@ -10,12 +10,17 @@ import pytest
 from outdial.clock import FakeClock
 from outdial.settings import Settings
 from tests.conftest import Api, assert_error
-from tests.integration.test_events_stream_credentials import Stream, _access_key
+from tests.integration.test_events_stream_credentials import (
+    LOOK_TIMEOUT,
+    Stream,
+    _access_key,
+    quiet_app,
+)
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"events_streams_per_customer": 2})
+    return quiet_app(settings).model_copy(update={"events_streams_per_customer": 2})
 
 
 async def test_a_customers_streams_are_bounded_and_an_ended_one_frees_its_place(
@@ -27,13 +32,14 @@ async def test_a_customers_streams_are_bounded_and_an_ended_one_frees_its_place(
     second = Stream(api, app, clock, key)
     await second.start()
 
-    refused = await api.get("/v1.0/events/stream", token=key)
+    # Bounded: were it let in, it would stream until the test's end.
+    refused = await asyncio.wait_for(api.get("/v1.0/events/stream", token=key), LOOK_TIMEOUT)
     error = assert_error(refused, 429, "TOO_MANY_STREAMS")
     assert "OUTDIAL_EVENTS_STREAMS_PER_CUSTOMER" in error["message"]
     assert app.state.streams[first_customer(app)] == 2
 
     first.request.cancel()  # the client went away
-    await asyncio.gather(first.request, return_exceptions=True)
+    await asyncio.wait_for(asyncio.gather(first.request, return_exceptions=True), LOOK_TIMEOUT)
     assert app.state.streams[first_customer(app)] == 1
     third = Stream(api, app, clock, key)
     await third.start()
