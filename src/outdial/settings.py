@@ -11,6 +11,9 @@ from outdial.timestamps import TimeFormat
 # idle_in_transaction_session_timeout (2^31 - 1 ms, about 24.8 days): a longer one would be
 # refused by the server at every connection, so it is refused here, at start-up.
 LONGEST_SERVER_WAIT = 2_147_483.647
+# The longest of every other duration: a hundred years. Times are worked out from them
+# (now + a lease, now - a retention), which a year outside 1..9999 cannot be.
+LONGEST_DURATION = 100 * 365 * 24 * 3600
 
 
 class Settings(BaseSettings):
@@ -25,7 +28,7 @@ class Settings(BaseSettings):
     # Encrypts channel passwords at rest. When unset, a key is generated once and kept in the
     # database (like secret_key); set it to keep the key apart from the data it protects.
     channel_secret_key: str | None = None
-    token_lifetime_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    token_lifetime_seconds: int = Field(default=7 * 24 * 3600, gt=0, le=LONGEST_DURATION)
     admin_username: str | None = None
     admin_password: str | None = None
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
@@ -36,7 +39,7 @@ class Settings(BaseSettings):
     # An import job's lease: renewed while it runs; a job whose lease ran out is declared failed.
     import_lease_seconds: float = Field(default=30.0, gt=0, le=LONGEST_SERVER_WAIT)
     # How long a deduping import waits for another deduping import into the same outdial to end.
-    import_dedupe_wait_seconds: float = Field(default=300.0, ge=0)
+    import_dedupe_wait_seconds: float = Field(default=300.0, ge=0, le=LONGEST_DURATION)
     # Rejected rows kept in a job's full report (…/errors); further ones are only counted.
     import_error_rows: int = Field(default=100_000, ge=0)
     log_level: str = "info"
@@ -47,7 +50,7 @@ class Settings(BaseSettings):
     # -- waiting on the database: every wait is bounded, and a request that runs out of patience
     # answers 503 SERVICE_UNAVAILABLE (with Retry-After) instead of hanging --------------------
     # How long a request waits for a free connection of its pool.
-    db_pool_timeout_seconds: float = Field(default=3.0, gt=0)
+    db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=LONGEST_DURATION)
     # How long a statement waits for a lock: a row lock on PostgreSQL (lock_timeout), the
     # database's write lock on SQLite (busy_timeout).
     db_lock_timeout_seconds: float = Field(default=3.0, gt=0, le=LONGEST_SERVER_WAIT)
@@ -62,31 +65,31 @@ class Settings(BaseSettings):
     engine_in_process: bool = True
     dialer: str = "simulated"
     # How long a claim stays good without a heartbeat; a dead worker's attempts come back after it.
-    engine_lease_seconds: float = Field(default=30.0, gt=0)
+    engine_lease_seconds: float = Field(default=30.0, gt=0, le=LONGEST_DURATION)
     # How often an idle engine looks for work (it looks again at once after finding some).
-    engine_poll_seconds: float = Field(default=0.2, gt=0)
+    engine_poll_seconds: float = Field(default=0.2, gt=0, le=LONGEST_DURATION)
     # Most targets claimed per campaign in one claim transaction.
     engine_claim_batch: int = Field(default=200, gt=0)
     # Most attempts one engine process holds in flight, over all campaigns.
     engine_max_in_flight: int = Field(default=10000, gt=0)
     # On SIGTERM, how long in-flight attempts may run on before they are ended as `canceled`.
-    engine_shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    engine_shutdown_grace_seconds: float = Field(default=30.0, ge=0, le=LONGEST_DURATION)
     # PostgreSQL: how far this machine's clock may be from the database server's before its
     # processes stop taking work over by lease (attempts, webhook runs, imports; 0: not checked).
-    max_clock_offset_seconds: float = Field(default=5.0, ge=0)
+    max_clock_offset_seconds: float = Field(default=5.0, ge=0, le=LONGEST_DURATION)
 
     # -- events ----------------------------------------------------------------------------------
     # Events older than this are pruned by the engines (the workers, or serve's own).
-    events_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0)
+    events_retention_seconds: float = Field(default=7 * 24 * 3600, gt=0, le=LONGEST_DURATION)
     # Most events deleted by one prune transaction, and how often an engine prunes.
     events_prune_batch: int = Field(default=1000, gt=0)
-    events_prune_seconds: float = Field(default=60.0, gt=0)
+    events_prune_seconds: float = Field(default=60.0, gt=0, le=LONGEST_DURATION)
     # The event stream (GET /v1.0/events/stream): how often it looks for new events, and how
     # often it sends a comment line when there are none (proxies drop silent connections).
-    events_poll_seconds: float = Field(default=0.5, gt=0)
-    events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    events_poll_seconds: float = Field(default=0.5, gt=0, le=LONGEST_DURATION)
+    events_heartbeat_seconds: float = Field(default=15.0, gt=0, le=LONGEST_DURATION)
     # A live stream whose client reads nothing for this long is closed (the client resumes).
-    events_stall_seconds: float = Field(default=30.0, gt=0)
+    events_stall_seconds: float = Field(default=30.0, gt=0, le=LONGEST_DURATION)
     # Live streams one customer may hold open on one server process: each looks at the
     # database every events_poll_seconds.
     events_streams_per_customer: int = Field(default=20, ge=1)
@@ -120,12 +123,12 @@ class Settings(BaseSettings):
     # The same for the audio files of `play` actions (a campaign's author chooses the URLs).
     play_allow_private_networks: bool = False
     # One request's whole time (resolve, connect, send, answer); past it, the attempt failed.
-    webhooks_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=LONGEST_DURATION)
     # Retries back off exponentially with jitter from this first delay, each delay at most
     # webhooks_retry_max_delay_seconds, until webhooks_retry_window_seconds after the event.
-    webhooks_retry_first_delay_seconds: float = Field(default=30.0, gt=0)
-    webhooks_retry_max_delay_seconds: float = Field(default=4 * 3600.0, gt=0)
-    webhooks_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0)
+    webhooks_retry_first_delay_seconds: float = Field(default=30.0, gt=0, le=LONGEST_DURATION)
+    webhooks_retry_max_delay_seconds: float = Field(default=4 * 3600.0, gt=0, le=LONGEST_DURATION)
+    webhooks_retry_window_seconds: float = Field(default=24 * 3600.0, gt=0, le=LONGEST_DURATION)
     # Failed attempts in a row (over all of a webhook's deliveries) that disable the webhook.
     webhooks_disable_after_failures: int = Field(default=15, gt=0)
     # Endpoints one process delivers to at once (each over one connection at a time).
@@ -135,11 +138,12 @@ class Settings(BaseSettings):
     webhooks_claim_batch: int = Field(default=100, gt=0)
     # A claim's lease, renewed while the process lives; a dead process's deliveries are sent
     # again by another once it runs out.
-    webhooks_lease_seconds: float = Field(default=30.0, gt=0)
+    webhooks_lease_seconds: float = Field(default=30.0, gt=0, le=LONGEST_DURATION)
     # How often an idle process looks for new events and due deliveries.
-    webhooks_poll_seconds: float = Field(default=0.2, gt=0)
+    webhooks_poll_seconds: float = Field(default=0.2, gt=0, le=LONGEST_DURATION)
     # Delivered and failed deliveries are kept this long, then pruned in batches.
-    webhooks_delivery_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    webhooks_delivery_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0,
+                                                       le=LONGEST_DURATION)
 
     # -- media of real calls -------------------------------------------------------------------
     # UDP ports for RTP, one even port a call (RTCP is not used); open them in the firewall.

@@ -238,17 +238,21 @@ def test_a_bad_setting_is_named_with_its_variable(tmp_path: Path) -> None:
                           "OUTDIAL_TOKEN_LIFETIME_SECONDS", "a week")
 
 
-@pytest.mark.parametrize("variable", [
-    "OUTDIAL_DB_LOCK_TIMEOUT_SECONDS", "OUTDIAL_DB_STATEMENT_TIMEOUT_SECONDS",
-    "OUTDIAL_ENGINE_IDLE_IN_TRANSACTION_SECONDS", "OUTDIAL_IMPORT_LEASE_SECONDS"])
-def test_a_wait_longer_than_the_server_takes_is_named_with_its_bound(
-    tmp_path: Path, variable: str
+@pytest.mark.parametrize(("variable", "value", "bound"), [
+    *((name, "2147484", "2147483.647") for name in (
+        "OUTDIAL_DB_LOCK_TIMEOUT_SECONDS", "OUTDIAL_DB_STATEMENT_TIMEOUT_SECONDS",
+        "OUTDIAL_ENGINE_IDLE_IN_TRANSACTION_SECONDS", "OUTDIAL_IMPORT_LEASE_SECONDS")),
+    ("OUTDIAL_EVENTS_RETENTION_SECONDS", "inf", "3153600000"),
+    ("OUTDIAL_TOKEN_LIFETIME_SECONDS", "3153600001", "3153600000"),
+])
+def test_a_duration_longer_than_can_be_worked_with_is_named_with_its_bound(
+    tmp_path: Path, variable: str, value: str, bound: str
 ) -> None:
-    # PostgreSQL takes these waits in ms up to 2^31 - 1: a longer one would fail every
-    # connection, so it is refused before any (on SQLite too: one rule for both).
-    assert_one_line_error(outdial("db", "upgrade", env=clean_environment(**{variable: "2147484"}),
+    # PostgreSQL takes its waits in ms up to 2^31 - 1, and no time is computed from a duration
+    # past a hundred years: such a value would fail every connection, or every prune, later.
+    assert_one_line_error(outdial("db", "upgrade", env=clean_environment(**{variable: value}),
                                   cwd=tmp_path),
-                          variable, "less than or equal to 2147483.647")
+                          variable, f"less than or equal to {bound}")
 
 
 def test_settings_that_disagree_are_named_and_no_secret_is_echoed(tmp_path: Path) -> None:
