@@ -87,6 +87,9 @@ def settings(database_url: str) -> Settings:
         database_url=database_url, admin_username=ADMIN_USERNAME, admin_password=ADMIN_PASSWORD,
         secret_key="test-signing-key-that-is-long-enough-for-hs256",
         engine_in_process=False,  # a test that wants the engine runs one itself
+        # A loaded test machine has been seen to stall a local connect past the default 10 s;
+        # a minute is what asyncpg itself waits. The bound is tested in test_bounded_waits.py.
+        db_connect_timeout_seconds=60,
     )
 
 

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # answers 503 SERVICE_UNAVAILABLE (with Retry-After) instead of hanging --------------------
     # How long a request waits for a free connection of its pool.
     db_pool_timeout_seconds: float = Field(default=3.0, gt=0, le=LONGEST_DURATION)
+    # How long opening a connection to PostgreSQL may take before the server counts as
+    # unreachable (503): a server that does not answer at all.
+    db_connect_timeout_seconds: float = Field(default=10.0, gt=0, le=LONGEST_DURATION)
     # How long a statement waits for a lock: a row lock on PostgreSQL (lock_timeout), the
     # database's write lock on SQLite (busy_timeout).
     db_lock_timeout_seconds: float = Field(default=3.0, gt=0, le=LONGEST_SERVER_WAIT)

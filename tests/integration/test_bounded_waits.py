@@ -254,16 +254,23 @@ async def test_a_connection_the_server_does_not_answer_ends_at_the_connect_timeo
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     port = silent.getsockname()[1]
-    database = Database(make_url(postgres_url).set(port=port).render_as_string(hide_password=False),
-                        limits=Limits(connect_timeout=0.2))
+    url = make_url(postgres_url).set(port=port).render_as_string(hide_password=False)
+    # OUTDIAL_DB_CONNECT_TIMEOUT_SECONDS, as the API's, the engine's and the imports' take it.
+    settings = Settings(database_url=url, db_connect_timeout_seconds=0.2)
     try:
-        with pytest.raises(DatabaseUnreachable) as raised:
-            async with database.transaction() as session:
-                await answered(session.execute(text("SELECT 1")))
-        assert busy_reason(raised.value) == (
-            "the database server could not be reached: no answer within the connect timeout")
+        for database in (Database(url, limits=Limits.for_api(settings)),
+                         Database(url, limits=Limits.for_engine(settings)),
+                         import_database(settings)):
+            try:
+                with pytest.raises(DatabaseUnreachable) as raised:
+                    async with database.transaction() as session:  # not the default 10 s
+                        await answered(session.execute(text("SELECT 1")), within=5)
+                assert busy_reason(raised.value) == (
+                    "the database server could not be reached: no answer within the connect "
+                    "timeout")
+            finally:
+                await database.dispose()
     finally:
-        await database.dispose()
         silent.close()
 
 

@@ -31,7 +31,8 @@ from outdial.settings import Settings
 MMAP_BYTES = 1 << 30
 # SQLite: connections of a pool in all, at least (SQLAlchemy's default: 5 kept, 10 more).
 SQLITE_POOL_AT_LEAST = 15
-# Opening a connection to a server that does not answer gives up after this.
+# Opening a connection to a server that does not answer gives up after this (the default of
+# OUTDIAL_DB_CONNECT_TIMEOUT_SECONDS, which processes' limits take).
 CONNECT_TIMEOUT_SECONDS = 10.0
 # /health answers within this, whatever the database does.
 PROBE_TIMEOUT_SECONDS = 1.0
@@ -80,14 +81,16 @@ class Limits:
     def for_api(cls, settings: Settings) -> "Limits":
         return cls(pool_timeout=settings.db_pool_timeout_seconds,
                    lock_timeout=settings.db_lock_timeout_seconds,
-                   statement_timeout=settings.db_statement_timeout_seconds)
+                   statement_timeout=settings.db_statement_timeout_seconds,
+                   connect_timeout=settings.db_connect_timeout_seconds)
 
     @classmethod
     def for_engine(cls, settings: Settings) -> "Limits":
         return cls(pool_timeout=settings.db_pool_timeout_seconds,
                    lock_timeout=settings.db_lock_timeout_seconds,
                    statement_timeout=settings.db_statement_timeout_seconds,
-                   idle_in_transaction_timeout=settings.engine_idle_in_transaction_seconds)
+                   idle_in_transaction_timeout=settings.engine_idle_in_transaction_seconds,
+                   connect_timeout=settings.db_connect_timeout_seconds)
 
     def postgres_settings(self) -> dict[str, str]:
         """Server settings of every connection, in ms (0 is PostgreSQL's "no limit")."""

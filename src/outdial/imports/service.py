@@ -115,7 +115,8 @@ def import_database(settings: Settings) -> Database:
     request waits for only OUTDIAL_DB_LOCK_TIMEOUT_SECONDS."""
     limits = Limits(pool_timeout=settings.db_pool_timeout_seconds,
                     lock_timeout=settings.import_lease_seconds,
-                    statement_timeout=settings.db_statement_timeout_seconds)
+                    statement_timeout=settings.db_statement_timeout_seconds,
+                    connect_timeout=settings.db_connect_timeout_seconds)
     return Database(settings.database_url, limits=limits, role="outdial imports")
 
 
