@@ -11,7 +11,7 @@ import sqlite3
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import event, exc, text
@@ -86,11 +86,8 @@ class Limits:
 
     @classmethod
     def for_engine(cls, settings: Settings) -> "Limits":
-        return cls(pool_timeout=settings.db_pool_timeout_seconds,
-                   lock_timeout=settings.db_lock_timeout_seconds,
-                   statement_timeout=settings.db_statement_timeout_seconds,
-                   idle_in_transaction_timeout=settings.engine_idle_in_transaction_seconds,
-                   connect_timeout=settings.db_connect_timeout_seconds)
+        return replace(cls.for_api(settings),
+                       idle_in_transaction_timeout=settings.engine_idle_in_transaction_seconds)
 
     def postgres_settings(self) -> dict[str, str]:
         """Server settings of every connection, in ms (0 is PostgreSQL's "no limit")."""

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import phonenumbers
@@ -113,10 +113,7 @@ def import_database(settings: Settings) -> Database:
     """Connections of the import jobs' own. Their steps wait for a lock as long as a lease: on
     SQLite another import's final write holds the single writer for seconds, which an API
     request waits for only OUTDIAL_DB_LOCK_TIMEOUT_SECONDS."""
-    limits = Limits(pool_timeout=settings.db_pool_timeout_seconds,
-                    lock_timeout=settings.import_lease_seconds,
-                    statement_timeout=settings.db_statement_timeout_seconds,
-                    connect_timeout=settings.db_connect_timeout_seconds)
+    limits = replace(Limits.for_api(settings), lock_timeout=settings.import_lease_seconds)
     return Database(settings.database_url, limits=limits, role="outdial imports")
 
 
